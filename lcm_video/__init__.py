@@ -1,0 +1,31 @@
+"""lcm_video: fast, flicker-free video synthesis with Latent Consistency Models.
+
+>>> import lcm_video
+>>> lcm_video.stylize("clip.mp4", "out.mp4", "watercolor painting", model="tiny")  # doctest: +SKIP
+
+Heavy imports (torch, diffusers) are deferred until a name below is first used, so ``lcm-video --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "StylizeConfig": ".config",
+    "UserError": ".errors",
+    "PRESETS": ".models",
+    "Models": ".models",
+    "load_models": ".models",
+    "RenderResult": ".stylize",
+    "stylize": ".stylize",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module 'lcm_video' has no attribute {name!r}")

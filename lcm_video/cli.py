@@ -1,0 +1,136 @@
+"""The ``lcm-video`` command: a thin layer that parses options into a config and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from typing import Any
+
+from .errors import UserError
+
+PROG = "lcm-video"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_stylize(sub) -> None:
+    p = sub.add_parser(
+        "stylize",
+        help="restyle a video with a prompt (same length, fps and audio)",
+        description="Restyle INPUT into OUTPUT with a 4-step LCM, shared noise and latent blending.",
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("input", help="source video file")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4, .mkv, .mov, .webm)")
+    p.add_argument("-p", "--prompt", help="what the video should look like")
+    p.add_argument("--config", help="YAML file of options (keys as below with _ for -); flags given here win")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="preset (see `lcm-video models`), hub id, diffusers dir or .safetensors file")
+    g.add_argument("--lora", action="append", metavar="ID_OR_PATH[:SCALE]", help="LoRA to fuse; repeatable")
+    g.add_argument("--vae", help="VAE override: hub id or directory (AutoencoderKL, or taesd for speed)")
+    g.add_argument("--device", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
+    g.add_argument("--dtype", help="auto (float16 on GPU, float32 on CPU), float32, float16, bfloat16")
+    g = p.add_argument_group("sampling")
+    g.add_argument("--steps", type=int, help="denoising steps per frame, run exactly (default 4)")
+    g.add_argument("--strength", type=float, help="how far from the source, in (0, 1] (default 0.5)")
+    g.add_argument("--guidance", type=float, help="guidance scale (default from the model preset)")
+    g.add_argument("--negative-prompt", help="what to avoid (classifier-free guidance models at --guidance > 1)")
+    g.add_argument("--seed", type=int, help="random seed (default 0)")
+    g.add_argument("--shared-noise", type=float, help="0..1, share of noise common to all frames (default 1)")
+    g.add_argument("--blend", type=float, help="0..1, latent blending toward the previous frame (default 0.2)")
+    g.add_argument("--renoise", choices=["fresh", "initial"], help="re-noise with a new ε per step, or the first")
+    g.add_argument("--window", type=int, help="frames per UNet batch (default 8); memory grows with it")
+    g = p.add_argument_group("frames")
+    g.add_argument("--width", type=int, help="output width, multiple of 8 (default: source, longer side <= 768)")
+    g.add_argument("--height", type=int, help="output height, multiple of 8 (one alone keeps the aspect)")
+    g.add_argument("--start", type=float, help="start time in seconds (default 0)")
+    g.add_argument("--end", type=float, help="end time in seconds (default: end of video)")
+    g.add_argument("--max-frames", type=int, help="render at most this many frames")
+    g.add_argument("--fps", help="output frame rate, e.g. 12 or 30000/1001 (default: the source's, exact)")
+    g = p.add_argument_group("output")
+    g.add_argument("--crf", type=int, help="quality, lower is better (default 18)")
+    g.add_argument("--codec", help="ffmpeg video encoder (default libx264)")
+    g.add_argument("--preset", help="x264/x265 speed preset (default medium)")
+    g.add_argument("--no-audio", dest="audio", action="store_false", help="drop the source's audio")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Fast, flicker-free video synthesis with Latent Consistency Models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_stylize(sub)
+    sub.add_parser("models", help="list model presets")
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (deprecation notes, optional-dependency hints) is not for the user of a CLI."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("diffusers").setLevel(logging.ERROR)
+
+
+def _options(ns: argparse.Namespace, skip: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in vars(ns).items() if k not in skip}
+
+
+def _run_stylize(ns: argparse.Namespace) -> int:
+    from .config import StylizeConfig, load_yaml, merge
+    from .stylize import stylize
+
+    layers, sources = [], []
+    if "config" in ns:
+        layers.append(load_yaml(ns.config))
+        sources.append(ns.config)
+    layers.append(_options(ns, ("command", "input", "output", "config")))
+    sources.append("command-line options")
+    cfg = merge(StylizeConfig, *layers, sources=tuple(sources))
+    if "prompt" not in vars(ns) and not any("prompt" in layer for layer in layers[:-1]):
+        raise UserError("no prompt: give -p/--prompt TEXT (or prompt: in the --config file)")
+    from diffusers.utils import logging as dlog
+
+    (dlog.disable_progress_bar if cfg.quiet else dlog.enable_progress_bar)()
+    res = stylize(ns.input, ns.output, config=cfg)
+    if not cfg.quiet:
+        fps = f"{res.fps.numerator}/{res.fps.denominator}" if res.fps.denominator != 1 else str(res.fps.numerator)
+        rate = res.frames / res.seconds if res.seconds > 0 else 0.0
+        print(
+            f"wrote {res.output} ({res.frames} frames, {res.size[0]}x{res.size[1]}, {fps} fps) "
+            f"in {res.seconds:.1f} s, {rate:.2f} frames/s",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _run_models() -> int:
+    from .models import PRESETS
+
+    for p in PRESETS.values():
+        print(f"{p.name:20s} {p.base:45s} {p.about}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    _quiet_libraries()
+    try:
+        if ns.command == "stylize":
+            return _run_stylize(ns)
+        if ns.command == "models":
+            return _run_models()
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 1

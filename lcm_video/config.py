@@ -1,0 +1,249 @@
+"""Typed, frozen settings for a render, loaded from YAML and the command line and validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+RENOISE = ("fresh", "initial")
+
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    """Every option of ``lcm-video stylize``; YAML keys and keyword arguments use these names.
+
+    ``None`` means "derive it": ``guidance`` from the model preset, ``width``/``height`` from the source (aspect kept,
+    longer side at most 768, multiples of 8), ``end`` the end of the video, ``fps`` the source's exact rate.
+    """
+
+    prompt: str = ""
+    model: str = "lcm-dreamshaper-v7"
+    lora: tuple[str, ...] = ()
+    vae: str | None = None
+    steps: int = 4
+    strength: float = 0.5
+    guidance: float | None = None
+    negative_prompt: str = ""
+    seed: int = 0
+    width: int | None = None
+    height: int | None = None
+    start: float = 0.0
+    end: float | None = None
+    max_frames: int | None = None
+    fps: Fraction | None = None
+    shared_noise: float = 1.0
+    blend: float = 0.2
+    renoise: str = "fresh"
+    window: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    crf: int = 18
+    codec: str = "libx264"
+    preset: str = "medium"
+    audio: bool = True
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def replace(self, **changes: Any) -> StylizeConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def option_names(cls: type = StylizeConfig) -> list[str]:
+    return [f.name for f in fields(cls) if f.name != "extra"]
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of a config key: ``max_frames`` → ``--max-frames``."""
+    return "--" + name.replace("_", "-")
+
+
+def parse_fps(value: Any) -> Fraction:
+    """``30``, ``29.97``, ``"30000/1001"`` → an exact positive Fraction.
+
+    A decimal within 0.005 of an NTSC rate (N·1000/1001) means that rate, as it does to every video tool: 29.97 is
+    30000/1001, not 2997/100.
+    """
+    try:
+        frac = Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"--fps {value!r} is not a number; give e.g. 24, 29.97 or 30000/1001") from None
+    if frac <= 0:
+        raise UserError(f"--fps must be positive, got {value}; give e.g. 24 or 30000/1001")
+    if frac.denominator != 1 and "/" not in str(value):
+        ntsc = Fraction(round(frac * Fraction(1001, 1000)) * 1000, 1001)
+        if abs(frac - ntsc) < Fraction(5, 1000):
+            return ntsc
+    return frac
+
+
+def _coerce(name: str, value: Any, kind: str) -> Any:
+    """Turn a YAML / keyword value into the field's type, or raise a one-line UserError naming the option."""
+    opt = flag(name)
+    if value is None:
+        return None
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(value)
+            if not math.isfinite(out):
+                raise ValueError
+            return out
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "yes", "1", "on"):
+                return True
+            if str(value).lower() in ("false", "no", "0", "off"):
+                return False
+            raise ValueError
+        if kind == "str":
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+        if kind == "strs":
+            if isinstance(value, str):
+                return (value,)
+            if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+                return tuple(str(v) for v in value)
+            raise ValueError
+        if kind == "fps":
+            return parse_fps(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{opt} expects {_KIND_WORDS[kind]}, got {value!r}") from None
+    raise AssertionError(kind)
+
+
+_KIND_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "strs": "a list of text values",
+    "fps": "a frame rate such as 24 or 30000/1001",
+}
+
+
+def _kind_of(f: dataclasses.Field) -> str:
+    t = str(f.type)
+    if "tuple" in t:
+        return "strs"
+    if "Fraction" in t:
+        return "fps"
+    if t.startswith("bool"):
+        return "bool"
+    if t.startswith("int"):
+        return "int"
+    if t.startswith("float"):
+        return "float"
+    return "str"
+
+
+def make_config(cls: type = StylizeConfig, values: dict[str, Any] | None = None, source: str = "options"):
+    """Build a config from a flat mapping, refusing unknown keys and coercing types.
+
+    Keys may use ``-`` or ``_``. ``source`` names where the values came from, for the error message.
+    """
+    values = dict(values or {})
+    by_name = {f.name: f for f in fields(cls) if f.name != "extra"}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in by_name:
+            valid = ", ".join(sorted(by_name))
+            raise UserError(f"unknown key {key!r} in {source}; valid keys: {valid}")
+        kwargs[name] = _coerce(name, value, _kind_of(by_name[name]))
+    return cls(**kwargs)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader; any Python object tag is refused."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {str(p)!r} not found; check the path given to --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"config file {str(p)!r} is not plain YAML{line}: {problem}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {str(p)!r} is not UTF-8 text") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {str(p)!r} must hold a mapping of option: value, not {type(data).__name__}")
+    return data
+
+
+def merge(cls: type, *layers: dict[str, Any], sources: tuple[str, ...] = ()):
+    """Later layers win; each layer is validated for unknown keys with its own source name."""
+    merged: dict[str, Any] = {}
+    for i, layer in enumerate(layers):
+        src = sources[i] if i < len(sources) else "options"
+        make_config(cls, layer, src)  # unknown keys and types are reported against the layer that has them
+        merged.update({str(k).replace("-", "_"): v for k, v in layer.items()})
+    return make_config(cls, merged)
+
+
+def _check_range(name: str, value: float | None, lo: float, hi: float, lo_open=False, hint: str = "") -> None:
+    if value is None:
+        return
+    bad = value < lo or value > hi or (lo_open and value == lo)
+    if bad:
+        lo_b = "(" if lo_open else "["
+        raise UserError(f"{flag(name)} must be in {lo_b}{lo:g}, {hi:g}], got {value:g}{hint}")
+
+
+def validate(cfg: StylizeConfig) -> StylizeConfig:
+    """Check every value; raise a UserError naming the option and the fix. Returns ``cfg`` for chaining."""
+    if cfg.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {cfg.steps}; LCM models work best with 2-8")
+    if cfg.steps > 50:
+        raise UserError(f"--steps {cfg.steps} is more than the LCM schedule's 50 points; use 1-8")
+    _check_range("strength", cfg.strength, 0.0, 1.0, lo_open=True, hint="; 0.3-0.7 keeps the source's layout")
+    if cfg.guidance is not None and cfg.guidance < 0:
+        raise UserError(f"--guidance must be >= 0, got {cfg.guidance:g}")
+    if cfg.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {cfg.seed}")
+    for name in ("width", "height"):
+        v = getattr(cfg, name)
+        if v is not None and (v < 8 or v % 8):
+            lo, hi = max(8, v // 8 * 8), max(8, (v + 7) // 8 * 8)
+            raise UserError(f"{flag(name)} must be a positive multiple of 8, got {v}; try {lo} or {hi}")
+    if cfg.start < 0:
+        raise UserError(f"--start must be >= 0 seconds, got {cfg.start:g}")
+    if cfg.end is not None and cfg.end <= cfg.start:
+        raise UserError(f"--end ({cfg.end:g} s) must be after --start ({cfg.start:g} s)")
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise UserError(f"--max-frames must be at least 1, got {cfg.max_frames}")
+    _check_range("shared_noise", cfg.shared_noise, 0.0, 1.0)
+    _check_range("blend", cfg.blend, 0.0, 1.0, hint="; 0 turns blending off, 0.1-0.5 is typical")
+    if cfg.renoise not in RENOISE:
+        raise UserError(f"--renoise must be one of {', '.join(RENOISE)}, got {cfg.renoise!r}")
+    if cfg.window < 1:
+        raise UserError(f"--window must be at least 1 frame, got {cfg.window}")
+    if cfg.device not in DEVICES and not cfg.device.startswith(("cuda:", "mps:")):
+        raise UserError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {cfg.device!r}")
+    if cfg.dtype not in DTYPES:
+        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+    if not 0 <= cfg.crf <= 63:
+        raise UserError(f"--crf must be in [0, 63] (lower is better quality; 18 is near lossless), got {cfg.crf}")
+    if not cfg.model:
+        raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")
+    return cfg

@@ -1,0 +1,127 @@
+"""Which frames to render, at what times, in which windows. Pure Python: no torch, no I/O.
+
+The same plan drives video-to-video, text-to-video and resume: every later stage keys its work (noise, blending
+state, output order) on the *output* frame index that the plan assigns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Window:
+    """Output frames ``[start, stop)`` rendered together; the first ``overlap`` are shared with the previous window."""
+
+    start: int
+    stop: int
+    overlap: int = 0
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def indices(self) -> range:
+        return range(self.start, self.stop)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """The output frames: ``sources[i]`` is the source frame shown at output frame ``i``, at ``times[i]`` seconds.
+
+    ``fps`` is the exact output rate and ``start`` the source time (seconds) of output frame 0, so the rendered
+    range of the source (for audio) is ``[start, start + len / fps)``.
+    """
+
+    sources: tuple[int, ...]
+    fps: Fraction
+    start: Fraction
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @property
+    def duration(self) -> Fraction:
+        return len(self.sources) / self.fps
+
+    @property
+    def times(self) -> tuple[Fraction, ...]:
+        return tuple(self.start + Fraction(i) / self.fps for i in range(len(self)))
+
+    @classmethod
+    def for_video(
+        cls,
+        n_frames: int,
+        fps: Fraction,
+        *,
+        start: float = 0.0,
+        end: float | None = None,
+        target_fps: Fraction | None = None,
+        max_frames: int | None = None,
+    ) -> FramePlan:
+        """Plan the frames of a source of ``n_frames`` at exact rate ``fps``.
+
+        Without ``target_fps`` every source frame whose timestamp lies in ``[start, end)`` is kept. With it, output
+        frame ``j`` shows the source frame on screen at ``start + j / target_fps`` (drop or repeat, no blending).
+        """
+        if n_frames < 1:
+            raise UserError("the video has no frames; check the file plays in a video player")
+        duration = Fraction(n_frames) / fps
+        t0 = Fraction(start).limit_denominator(1_000_000)
+        t1 = duration if end is None else min(Fraction(end).limit_denominator(1_000_000), duration)
+        if t0 >= duration:
+            raise UserError(f"--start {float(t0):g} s is past the end of the video ({float(duration):.3f} s)")
+        if target_fps is None:
+            first = math.ceil(t0 * fps)
+            last = math.ceil(t1 * fps)  # exclusive: frames whose timestamp is before t1
+            sources = list(range(first, min(last, n_frames)))
+            out_fps, out_start = fps, Fraction(first) / fps
+        else:
+            count = math.ceil((t1 - t0) * target_fps)
+            # Floor of the frame on screen at each output time; exact rational arithmetic keeps this stable.
+            sources = [min(n_frames - 1, math.floor((t0 + Fraction(j) / target_fps) * fps)) for j in range(count)]
+            out_fps, out_start = target_fps, t0
+        if max_frames is not None:
+            sources = sources[:max_frames]
+        if not sources:
+            raise UserError(
+                f"no frames fall between --start {float(t0):g} s and --end {float(t1):g} s; widen the range"
+            )
+        return cls(tuple(sources), out_fps, out_start)
+
+    @classmethod
+    def for_clip(cls, n_frames: int, fps: Fraction) -> FramePlan:
+        """Plan for text-to-video: ``n_frames`` new frames, no source."""
+        if n_frames < 1:
+            raise UserError(f"--frames must be at least 1, got {n_frames}")
+        return cls(tuple(range(n_frames)), fps, Fraction(0))
+
+    def windows(self, size: int, overlap: int = 0) -> Iterator[Window]:
+        """Cut the output frames into windows of at most ``size``, each sharing ``overlap`` frames with the last.
+
+        The last window is shifted back (sharing more) rather than left short, so every window but a clip shorter
+        than ``size`` has exactly ``size`` frames: motion modules behave best at their trained length.
+        """
+        if size < 1:
+            raise ValueError("window size must be >= 1")
+        if not 0 <= overlap < size:
+            raise ValueError("overlap must be in [0, size)")
+        n = len(self)
+        if overlap == 0:
+            for s in range(0, n, size):
+                yield Window(s, min(n, s + size), 0)
+            return
+        s, prev_stop = 0, 0
+        while True:
+            stop = min(n, s + size)
+            start = max(0, stop - size)
+            yield Window(start, stop, prev_stop - start if prev_stop else 0)
+            if stop == n:
+                return
+            prev_stop = stop
+            s = stop - overlap

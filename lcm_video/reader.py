@@ -1,0 +1,129 @@
+"""Streaming frame reader over decord: only the frames a window needs are decoded, already resized."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+MAX_DEFAULT_SIDE = 768
+
+
+def _decord():
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)  # libav's own messages would garble the progress bar
+    return decord
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source video is: decodable frame count, exact frame rate, and frame size in pixels."""
+
+    path: Path
+    frames: int
+    fps: Fraction
+    width: int
+    height: int
+
+    @property
+    def duration(self) -> Fraction:
+        return self.frames / self.fps
+
+
+def exact_fps(fps: float) -> Fraction:
+    """decord's average fps (a float of the stream's rational rate) → that rational: 29.97002997 → 30000/1001."""
+    frac = Fraction(fps).limit_denominator(1001)
+    return frac if abs(float(frac) - fps) < 1e-6 * fps else Fraction(fps).limit_denominator(100000)
+
+
+def check_input(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"input {str(p)!r} does not exist; check the path")
+    if p.is_dir():
+        raise UserError(f"input {str(p)!r} is a directory; give a video file")
+    if p.stat().st_size == 0:
+        raise UserError(f"input {str(p)!r} is empty (0 bytes); give a video file")
+    return p
+
+
+def _open(path: Path, **kwargs):
+    decord = _decord()
+    try:
+        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=0, **kwargs)
+    except (RuntimeError, decord.DECORDError) as exc:
+        msg = str(exc)
+        if "cannot find video stream" in msg:
+            raise UserError(f"input {str(path)!r} has no video stream (audio only?); give a video file") from None
+        raise UserError(
+            f"cannot decode {str(path)!r}: not a video, or truncated/corrupt; check it plays, or re-encode it "
+            "with ffmpeg"
+        ) from None
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, exact fps and size of a video; a UserError if it cannot be decoded."""
+    p = check_input(path)
+    vr = _open(p)
+    n = len(vr)
+    fps = vr.get_avg_fps()
+    if n < 1 or not fps or not math.isfinite(fps) or fps <= 0:
+        raise UserError(f"input {str(p)!r} has no decodable video frames; check it plays, or re-encode it")
+    try:
+        h, w = vr[0].shape[:2]
+    except Exception:
+        raise UserError(f"cannot decode the first frame of {str(p)!r}: the file is corrupt") from None
+    return VideoInfo(p, n, exact_fps(fps), int(w), int(h))
+
+
+def output_size(info: VideoInfo, width: int | None, height: int | None) -> tuple[int, int]:
+    """(width, height), multiples of 8: as given; one given → the other from the source aspect; none → the source
+    size with the longer side capped at 768."""
+    aspect = info.width / info.height
+    if width and height:
+        return width, height
+    if width:
+        return width, max(8, round(width / aspect / 8) * 8)
+    if height:
+        return max(8, round(height * aspect / 8) * 8), height
+    scale = min(1.0, MAX_DEFAULT_SIDE / max(info.width, info.height))
+    return max(8, int(info.width * scale) // 8 * 8), max(8, int(info.height * scale) // 8 * 8)
+
+
+class FrameReader:
+    """Reads source frames by index, scaled to cover ``size`` and centre-cropped to it.
+
+    ``read(indices)`` → uint8 (f, h, w, 3). decord scales while decoding, so a 4K source never sits in memory at 4K.
+    """
+
+    def __init__(self, info: VideoInfo, size: tuple[int, int]):
+        self.info, self.size = info, size
+        w, h = size
+        scale = max(w / info.width, h / info.height)
+        self._cover = (max(w, round(info.width * scale)), max(h, round(info.height * scale)))
+        self._vr = _open(info.path, width=self._cover[0], height=self._cover[1])
+
+    def read(self, indices: list[int] | range) -> torch.Tensor:
+        decord = _decord()
+        try:
+            batch = self._vr.get_batch(list(indices)).asnumpy()
+        except (RuntimeError, decord.DECORDError):
+            raise UserError(
+                f"cannot decode frames {indices[0]}-{indices[-1]} of {str(self.info.path)!r}: the file is truncated "
+                "or corrupt; re-encode it with ffmpeg or use --end to stop before the damage"
+            ) from None
+        cw, ch = self._cover
+        w, h = self.size
+        x0, y0 = (cw - w) // 2, (ch - h) // 2
+        return torch.from_numpy(np.ascontiguousarray(batch[:, y0 : y0 + h, x0 : x0 + w]))
+
+    def close(self) -> None:
+        self._vr = None

@@ -1,0 +1,119 @@
+"""The multistep LCM sampler as a plain loop over tensors, with its noise given as input.
+
+The constants (timesteps, ᾱ_t, the consistency boundary scalings c_skip / c_out) come from diffusers' own
+``LCMScheduler``; only the loop is ours, because ``LCMScheduler.step`` draws its re-noise from a generator per call,
+which can neither be shared between frames nor made independent of how a video is cut into windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from diffusers import LCMScheduler
+
+from .errors import UserError
+
+Denoiser = Callable[[torch.Tensor, int], torch.Tensor]
+"""``denoiser(x, t) -> model output``: x (f, c, h, w) float32 noisy latents at integer timestep t; output same shape."""
+
+Blend = Callable[[torch.Tensor, int], torch.Tensor]
+"""``blend(x0, step) -> x0``: (f, c, h, w) float32 denoised latents of one window at sampler step ``step``."""
+
+
+@dataclass(frozen=True)
+class LCMSchedule:
+    """Per-step constants of an LCM run, computed once.
+
+    All lists have one entry per step. ``next_*`` are the re-noise coefficients toward the following timestep (unused
+    after the last step).
+    """
+
+    timesteps: tuple[int, ...]
+    sqrt_alpha: tuple[float, ...]
+    sqrt_one_minus_alpha: tuple[float, ...]
+    c_skip: tuple[float, ...]
+    c_out: tuple[float, ...]
+    prediction_type: str
+    clip_sample: float | None
+
+    def __len__(self) -> int:
+        return len(self.timesteps)
+
+    @classmethod
+    def from_scheduler(cls, scheduler: LCMScheduler, steps: int, strength: float = 1.0) -> LCMSchedule:
+        """The timesteps diffusers' LCM pipelines run for ``steps`` at ``strength``: always exactly ``steps`` of them.
+
+        At strength 0.5 and 4 steps these are [499, 379, 259, 139].
+        """
+        if scheduler.config.get("thresholding", False):
+            raise UserError("the model's scheduler asks for dynamic thresholding, which lcm_video does not support")
+        probe = LCMScheduler.from_config(scheduler.config)
+        try:
+            probe.set_timesteps(steps, strength=strength)
+        except ValueError:
+            origin = int(probe.config.original_inference_steps * strength)
+            need = steps / probe.config.original_inference_steps
+            raise UserError(
+                f"--steps {steps} needs more of the schedule than --strength {strength:g} leaves ({origin} points); "
+                f"raise --strength to at least {need:.2f} or lower --steps"
+            ) from None
+        ts = [int(t) for t in probe.timesteps]
+        acp = probe.alphas_cumprod.double()
+        sa = [float(acp[t].sqrt()) for t in ts]
+        s1 = [float((1 - acp[t]).sqrt()) for t in ts]
+        scal = [probe.get_scalings_for_boundary_condition_discrete(t) for t in ts]
+        clip = probe.config.clip_sample_range if probe.config.clip_sample else None
+        return cls(
+            tuple(ts),
+            tuple(sa),
+            tuple(s1),
+            tuple(float(c[0]) for c in scal),
+            tuple(float(c[1]) for c in scal),
+            probe.config.prediction_type,
+            clip,
+        )
+
+    def add_noise(self, x: torch.Tensor, eps: torch.Tensor, step: int = 0) -> torch.Tensor:
+        """Forward diffusion of clean latents ``x`` to the timestep of ``step``: √ᾱ·x + √(1-ᾱ)·ε."""
+        return self.sqrt_alpha[step] * x + self.sqrt_one_minus_alpha[step] * eps
+
+    def denoise(self, model_out: torch.Tensor, x: torch.Tensor, step: int) -> torch.Tensor:
+        """The consistency function: c_out·x̂0 + c_skip·x, with x̂0 from the model's prediction type."""
+        a, s = self.sqrt_alpha[step], self.sqrt_one_minus_alpha[step]
+        if self.prediction_type == "epsilon":
+            x0 = (x - s * model_out) / a
+        elif self.prediction_type == "v_prediction":
+            x0 = a * x - s * model_out
+        elif self.prediction_type == "sample":
+            x0 = model_out
+        else:
+            raise UserError(f"unsupported scheduler prediction_type {self.prediction_type!r}")
+        if self.clip_sample is not None:
+            x0 = x0.clamp(-self.clip_sample, self.clip_sample)
+        return self.c_out[step] * x0 + self.c_skip[step] * x
+
+
+def sample(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    schedule: LCMSchedule,
+    noise: Sequence[torch.Tensor],
+    blend: Blend | None = None,
+) -> torch.Tensor:
+    """Multistep latent consistency sampling (Luo et al. 2023, Algorithm 3) with optional latent blending.
+
+    x: (f, c, h, w) float32 latents already noised to ``schedule.timesteps[0]``; ``noise[k]`` (same shape) is the ε
+    that re-noises the step-(k-1) estimate to timestep k, for k = 1 … len(schedule)-1 (``noise[0]`` is the caller's
+    initial ε and is not read here). Returns the final x0 estimate, (f, c, h, w) float32.
+    """
+    n = len(schedule)
+    for i, t in enumerate(schedule.timesteps):
+        x0 = schedule.denoise(denoiser(x, t), x, i)
+        if blend is not None:
+            x0 = blend(x0, i)
+        if i == n - 1:
+            return x0
+        x = schedule.add_noise(x0, noise[i + 1], i + 1)
+    raise AssertionError("empty schedule")

@@ -1,0 +1,50 @@
+"""Pixels ↔ latents through the pipeline's VAE (``AutoencoderKL``) or TAESD (``AutoencoderTiny``), in chunks."""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+
+
+def to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (f, h, w, 3) → float32 (f, 3, h, w) in [-1, 1]."""
+    return rearrange(frames, "f h w c -> f c h w").float().div(127.5).sub(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float (f, 3, h, w) in [-1, 1] → uint8 (f, h, w, 3) on the CPU, rounded as diffusers' postprocess does."""
+    x = (images.float() / 2 + 0.5).clamp(0, 1).mul(255).round().to(torch.uint8)
+    return rearrange(x, "f c h w -> f h w c").cpu()
+
+
+class LatentCodec:
+    """Encode frames to scaled latents and back, ``chunk`` frames per VAE call to bound activation memory.
+
+    Encoding takes the posterior mean (no sampling noise), so a static source gives identical latents per frame.
+    """
+
+    def __init__(self, vae, chunk: int = 8):
+        self.vae, self.chunk = vae, max(1, chunk)
+        self.scale = float(vae.config.scaling_factor)
+        self.shift = float(vae.config.get("shift_factor") or 0.0)
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """float (f, 3, h, w) in [-1, 1] → float32 latents (f, c, h/8, w/8), scaled for the UNet."""
+        dev, dt = self.vae.device, self.vae.dtype
+        out = []
+        for part in images.split(self.chunk):
+            enc = self.vae.encode(part.to(dev, dt))
+            lat = enc.latent_dist.mode() if hasattr(enc, "latent_dist") else enc.latents
+            out.append((lat.float() - self.shift) * self.scale)
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """float32 scaled latents (f, c, h/8, w/8) → float32 images (f, 3, h, w) in about [-1, 1]."""
+        dev, dt = self.vae.device, self.vae.dtype
+        out = []
+        for part in latents.split(self.chunk):
+            img = self.vae.decode((part / self.scale + self.shift).to(dev, dt), return_dict=False)[0]
+            out.append(img.float())
+        return torch.cat(out)

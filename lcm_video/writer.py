@@ -1,0 +1,168 @@
+"""Frames out through the ffmpeg binary that imageio-ffmpeg ships: a raw RGB pipe, exact fps, audio muxed back,
+written under a temporary name in the output's folder and renamed into place only when complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+
+from .errors import UserError
+
+MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".avi": "avi"}
+CONTAINERS = set(MUXERS)
+
+
+def ffmpeg_exe() -> str:
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@lru_cache(maxsize=1)
+def encoders() -> frozenset[str]:
+    """Names of the video and audio encoders this ffmpeg build has."""
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    names = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
+            names.add(parts[1])
+    return frozenset(names)
+
+
+def check_output(output: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = (), codec: str = "libx264"):
+    """Refuse outputs that would overwrite an input, have no folder, or a container ffmpeg cannot write here."""
+    out = Path(output)
+    if out.suffix.lower() not in CONTAINERS:
+        raise UserError(f"output {str(out)!r} needs a video extension: one of {', '.join(sorted(CONTAINERS))}")
+    if out.is_dir():
+        raise UserError(f"output {str(out)!r} is a directory; give a file name such as out.mp4")
+    parent = out.resolve().parent
+    if not parent.is_dir():
+        raise UserError(f"output folder {str(parent)!r} does not exist; create it first")
+    for src in inputs:
+        same = Path(src).resolve() == out.resolve() or (out.exists() and os.path.samefile(src, out))
+        if same:
+            raise UserError(f"output {str(out)!r} is the input; choose another output path")
+    if codec not in encoders():
+        raise UserError(f"--codec {codec!r} is not an encoder of this ffmpeg; try libx264, libx265 or libvpx-vp9")
+    if out.suffix.lower() == ".webm" and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"):
+        raise UserError(f"--codec {codec} cannot go in .webm; use --codec libvpx-vp9 or an .mp4 output")
+    return out
+
+
+class VideoWriter:
+    """Streams uint8 (f, h, w, 3) RGB frames to ffmpeg.
+
+    ``audio_from``: a file whose first audio stream, from ``audio_start`` seconds for ``audio_duration`` seconds (the
+    video's duration), is muxed in; a file without audio gives a silent video. Use as a context manager and call
+    ``close()`` at the end: that renames the temporary file to ``path``; an exception removes it instead and leaves
+    ``path`` untouched.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        size: tuple[int, int],
+        fps: Fraction,
+        *,
+        codec: str = "libx264",
+        crf: int = 18,
+        preset: str = "medium",
+        audio_from: str | os.PathLike | None = None,
+        audio_start: float = 0.0,
+        audio_duration: float | None = None,
+    ):
+        self.path = Path(path)
+        self.size, self.fps = size, Fraction(fps)
+        self.frames = 0
+        fd, tmp = tempfile.mkstemp(dir=self.path.resolve().parent, prefix=f".{self.path.stem}.", suffix=".partial")
+        os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would leak into the final file
+        self.tmp = Path(tmp)
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - ffmpeg's stderr, closed in close()/abort()
+        w, h = size
+        rate = f"{self.fps.numerator}/{self.fps.denominator}"
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-nostdin"]
+        cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", rate, "-i", "pipe:0"]
+        if audio_from is not None:
+            cmd += ["-ss", f"{audio_start:.6f}"]
+            if audio_duration is not None:
+                cmd += ["-t", f"{audio_duration:.6f}"]
+            cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?"]
+            cmd += ["-c:a", "libopus" if self.path.suffix.lower() == ".webm" else "aac", "-b:a", "160k"]
+        cmd += ["-c:v", codec, "-pix_fmt", "yuv420p", "-r", rate]
+        if codec in ("libx264", "libx265"):
+            cmd += ["-crf", str(crf), "-preset", preset]
+        elif codec.startswith("libvpx"):
+            cmd += ["-crf", str(crf), "-b:v", "0"]
+        if self.path.suffix.lower() in (".mp4", ".mov"):
+            cmd += ["-movflags", "+faststart"]
+        self._cmd = cmd
+        self._proc: subprocess.Popen | None = None
+
+    def _start(self) -> None:
+        cmd = [*self._cmd, "-f", MUXERS[self.path.suffix.lower()], str(self.tmp)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def _ffmpeg_error(self) -> str:
+        self._log.seek(0)
+        lines = [ln for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1].strip() if lines else "ffmpeg exited with an error"
+
+    def write(self, frames: torch.Tensor | np.ndarray) -> None:
+        """Append uint8 (f, h, w, 3) RGB frames."""
+        arr = frames.numpy() if isinstance(frames, torch.Tensor) else frames
+        w, h = self.size
+        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (h, w, 3):
+            raise ValueError(f"expected uint8 (f, {h}, {w}, 3) frames, got {arr.dtype} {arr.shape}")
+        if self._proc is None:
+            self._start()
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(arr).tobytes())
+        except (BrokenPipeError, OSError):
+            self._proc.wait()
+            raise UserError(f"ffmpeg stopped while writing {str(self.path)!r}: {self._ffmpeg_error()}") from None
+        self.frames += arr.shape[0]
+
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns the output path."""
+        if self._proc is None:
+            self.abort()
+            raise UserError("no frames were rendered, so no video was written")
+        self._proc.stdin.close()
+        code = self._proc.wait()
+        if code != 0:
+            err = self._ffmpeg_error()
+            self.abort()
+            raise UserError(f"ffmpeg could not write {str(self.path)!r}: {err}")
+        os.replace(self.tmp, self.path)
+        self._log.close()
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and delete the temporary file; the output path is never touched."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc is not None and self._proc.stdin and not self._proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+        self.tmp.unlink(missing_ok=True)
+        self._log.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()

@@ -147,7 +147,7 @@ def tiny_components(seed: int = 0, guidance_embedding: bool = True) -> dict:
         "vae": vae,
         "text_encoder": text_encoder,
         "tokenizer": tiny_tokenizer(),
-        "scheduler": LCMScheduler(),
+        "scheduler": LCMScheduler(steps_offset=1),  # 1 is what SD pipelines expect; LCM timesteps ignore it
     }
 
 

@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import torch
 from diffusers import LCMScheduler
 from tqdm.auto import tqdm
 
@@ -61,6 +62,36 @@ def check_guidance(models: Models, cfg: StylizeConfig, guidance: float) -> None:
         raise UserError(f"--negative-prompt has no effect at --guidance {guidance:g}; raise --guidance to 1.5-2")
 
 
+class Stylizer:
+    """The per-render state of video-to-video, fed one window of source frames at a time.
+
+    ``__call__(frames, indices)``: uint8 (f, h, w, 3) source frames that are output frames ``indices`` (consecutive,
+    following the previous call) → uint8 (f, h, w, 3) stylised frames. The only state carried between calls is the
+    blending state (the last frame's x0 at each step); noise is keyed on the output index.
+    """
+
+    def __init__(self, models: Models, cfg: StylizeConfig):
+        guidance = models.default_guidance if cfg.guidance is None else cfg.guidance
+        check_guidance(models, cfg, guidance)
+        self.cfg = cfg
+        self.schedule = LCMSchedule.from_scheduler(models.scheduler, cfg.steps, cfg.strength)
+        cond, uncond, tcond = models.text_conditioning(cfg.prompt, cfg.negative_prompt, guidance)
+        self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=cfg.window)
+        self.codec = LatentCodec(models.vae, chunk=cfg.window)
+        self.blender = LatentBlender(cfg.blend)
+        self.noise: FrameNoise | None = None
+
+    def __call__(self, frames: torch.Tensor, indices: range | list[int]) -> torch.Tensor:
+        latents = self.codec.encode(to_unit(frames))  # (f, 4, h/8, w/8) float32
+        if self.noise is None:
+            self.noise = FrameNoise(self.cfg.seed, tuple(latents.shape[1:]), self.cfg.shared_noise, self.cfg.renoise)
+        eps = self.noise.window(indices, latents.device)
+        x = self.schedule.add_noise(latents, eps[0])
+        x0 = sample(self.denoiser, x, self.schedule, eps, blend=self.blender)
+        self.blender.end_window()
+        return to_uint8(self.codec.decode(x0))
+
+
 def stylize(
     input: str | os.PathLike,
     output: str | os.PathLike,
@@ -87,18 +118,8 @@ def stylize(
     size = output_size(info, cfg.width, cfg.height)
     if models is None:
         models = load_models(cfg.model, cfg.lora, cfg.vae, cfg.device, cfg.dtype)
-    guidance = models.default_guidance if cfg.guidance is None else cfg.guidance
-    check_guidance(models, cfg, guidance)
-
-    schedule = LCMSchedule.from_scheduler(models.scheduler, cfg.steps, cfg.strength)
-    cond, uncond, tcond = models.text_conditioning(cfg.prompt, cfg.negative_prompt, guidance)
-    denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond)
-    codec = LatentCodec(models.vae, chunk=cfg.window)
-    blender = LatentBlender(cfg.blend)
-    noise: FrameNoise | None = None
+    stylizer = Stylizer(models, cfg)
     reader = FrameReader(info, size)
-
-    bar = tqdm(total=len(plan), unit="frame", desc="stylize", file=sys.stderr, disable=cfg.quiet, dynamic_ncols=True)
     writer = VideoWriter(
         out,
         size,
@@ -110,18 +131,13 @@ def stylize(
         audio_start=float(plan.start),
         audio_duration=float(plan.duration),
     )
+    bar = tqdm(total=len(plan), unit="frame", desc="stylize", file=sys.stderr, disable=cfg.quiet, dynamic_ncols=True)
     with writer, bar:
         for win in plan.windows(cfg.window):
             frames = reader.read([plan.sources[i] for i in win.indices])  # uint8 (f, h, w, 3)
-            latents = codec.encode(to_unit(frames))  # (f, 4, h/8, w/8)
-            if noise is None:
-                noise = FrameNoise(cfg.seed, tuple(latents.shape[1:]), cfg.shared_noise, cfg.renoise)
-            eps = noise.window(win.indices, latents.device)
-            x = schedule.add_noise(latents, eps[0])
-            x0 = sample(denoiser, x, schedule, eps, blend=blender)
-            blender.end_window()
-            writer.write(to_uint8(codec.decode(x0)))
+            writer.write(stylizer(frames, win.indices))
             bar.update(len(win))
         writer.close()
     reader.close()
-    return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, denoiser.calls)
+    calls = stylizer.denoiser.calls
+    return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, calls)

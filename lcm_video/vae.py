@@ -5,10 +5,13 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
+from .denoiser import pad_batch
+
 
 def to_unit(frames: torch.Tensor) -> torch.Tensor:
     """uint8 (f, h, w, 3) → float32 (f, 3, h, w) in [-1, 1]."""
-    return rearrange(frames, "f h w c -> f c h w").float().div(127.5).sub(1.0)
+    # contiguous: a permuted view is channels_last in memory, and convolutions round differently per layout
+    return rearrange(frames, "f h w c -> f c h w").float().div(127.5).sub(1.0).contiguous()
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -21,6 +24,7 @@ class LatentCodec:
     """Encode frames to scaled latents and back, ``chunk`` frames per VAE call to bound activation memory.
 
     Encoding takes the posterior mean (no sampling noise), so a static source gives identical latents per frame.
+    Every VAE call sees exactly ``chunk`` frames (a short tail is padded), for the reason given in ``UNetDenoiser``.
     """
 
     def __init__(self, vae, chunk: int = 8):
@@ -34,9 +38,9 @@ class LatentCodec:
         dev, dt = self.vae.device, self.vae.dtype
         out = []
         for part in images.split(self.chunk):
-            enc = self.vae.encode(part.to(dev, dt))
+            enc = self.vae.encode(pad_batch(part, self.chunk).to(dev, dt))
             lat = enc.latent_dist.mode() if hasattr(enc, "latent_dist") else enc.latents
-            out.append((lat.float() - self.shift) * self.scale)
+            out.append((lat[: len(part)].float() - self.shift) * self.scale)
         return torch.cat(out)
 
     @torch.inference_mode()
@@ -45,6 +49,7 @@ class LatentCodec:
         dev, dt = self.vae.device, self.vae.dtype
         out = []
         for part in latents.split(self.chunk):
-            img = self.vae.decode((part / self.scale + self.shift).to(dev, dt), return_dict=False)[0]
-            out.append(img.float())
+            lat = pad_batch(part / self.scale + self.shift, self.chunk)
+            img = self.vae.decode(lat.to(dev, dt), return_dict=False)[0]
+            out.append(img[: len(part)].float())
         return torch.cat(out)

@@ -1,0 +1,97 @@
+"""Shared fixtures: tiny models (random weights, CPU, seconds) and small synthetic videos made with ffmpeg."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+
+import imageio_ffmpeg  # noqa: E402
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_video(
+    path: Path,
+    source: str = "testsrc2",
+    size: str = "64x48",
+    rate: str = "30000/1001",
+    seconds: float = 1.0,
+    audio: bool = True,
+    lossless: bool = True,
+) -> Path:
+    """An ffmpeg test-source clip; lossless by default so decoded frames equal what was encoded."""
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y"]
+    cmd += ["-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}:duration={seconds}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:beep_factor=4:duration={seconds}"]
+        cmd += ["-c:a", "aac", "-b:a", "64k", "-shortest"]
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    cmd += ["-qp", "0"] if lossless else ["-crf", "23"]
+    cmd += [str(path)]
+    subprocess.run(cmd, check=True)
+    return path
+
+
+def read_frames(path: Path) -> np.ndarray:
+    """All frames of a (small) video as uint8 (f, h, w, 3), through decord."""
+    import decord
+
+    vr = decord.VideoReader(str(path))
+    return vr.get_batch(list(range(len(vr)))).asnumpy()
+
+
+def stream_info(path: Path) -> dict:
+    """Frame count and exact fps (decord), and audio duration in seconds (decoded by ffmpeg; None if no audio)."""
+    import decord
+
+    from lcm_video.reader import exact_fps
+
+    vr = decord.VideoReader(str(path))
+    info = {"frames": len(vr), "fps": exact_fps(vr.get_avg_fps())}
+    res = subprocess.run(
+        [FFMPEG, "-hide_banner", "-i", str(path), "-map", "0:a:0", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    times = re.findall(r"time=(\d+):(\d+):([\d.]+)", res.stderr)
+    info["audio_seconds"] = None
+    if res.returncode == 0 and times:
+        h, m, s = times[-1]
+        info["audio_seconds"] = int(h) * 3600 + int(m) * 60 + float(s)
+    return info
+
+
+def read_audio(path: Path, rate: int = 8000, start: float = 0.0, duration: float | None = None) -> np.ndarray:
+    """Mono float32 PCM of a file's audio."""
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-ss", f"{start}", "-i", str(path)]
+    if duration is not None:
+        cmd += ["-t", f"{duration}"]
+    cmd += ["-map", "0:a:0", "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"]
+    return np.frombuffer(subprocess.run(cmd, check=True, capture_output=True).stdout, dtype=np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_models():
+    from lcm_video.models import load_models
+
+    return load_models("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("videos")
+    return {
+        "moving": make_video(d / "moving.mp4"),
+        "static": make_video(d / "static.mp4", source="smptebars", audio=False),
+        "ntsc": make_video(d / "ntsc.mp4", seconds=2.0, lossless=False),
+    }

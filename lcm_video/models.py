@@ -75,6 +75,13 @@ VAE_ALIASES = {"taesd": "madebyollin/taesd"}
 DEFAULT_MODEL = "lcm-dreamshaper-v7"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_FILE = (".safetensors", ".ckpt", ".pt", ".bin")
+
+
+def _check_exists_if_file(option: str, source: str) -> None:
+    """A name ending in a weights extension is a file path, never a hub id: say so if it is missing."""
+    if source.endswith(_WEIGHT_FILE) and not Path(source).exists():
+        raise UserError(f"{option} file {source!r} does not exist; check the path")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -230,9 +237,10 @@ def _is_pipeline_dir(path: Path) -> bool:
 def _load_base(source: str, dtype: torch.dtype) -> StableDiffusionImg2ImgPipeline:
     common = {"safety_checker": None, "requires_safety_checker": False, "feature_extractor": None}
     path = Path(source)
+    _check_exists_if_file("--model", source)
     with _explain_load_errors("model", source):
         if path.is_file():
-            if path.suffix not in (".safetensors", ".ckpt", ".pt", ".bin"):
+            if path.suffix not in _WEIGHT_FILE:
                 raise UserError(f"--model {source!r} is a file but not a .safetensors/.ckpt checkpoint")
             return StableDiffusionImg2ImgPipeline.from_single_file(str(path), dtype=dtype, **common)
         if path.is_dir() and not _is_pipeline_dir(path):
@@ -370,6 +378,7 @@ def _apply_loras(pipe: StableDiffusionImg2ImgPipeline, specs: list[str]) -> None
         src, scale = parse_lora(spec)
         name = f"lora{i}"
         path = Path(src)
+        _check_exists_if_file("--lora", src)
         with _explain_load_errors("LoRA", src):
             if not path.exists() and not _HUB_ID.match(src):
                 raise UserError(f"--lora {src!r} is not an existing file or directory, or a hub id like org/name")

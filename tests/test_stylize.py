@@ -1,0 +1,138 @@
+"""End to end through the library and the CLI: same video back (frames, exact fps, audio in sync), atomic output,
+progress, text embeddings once, device and dtype choice."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+import lcm_video
+from lcm_video import cli
+from lcm_video.models import load_models, pick_device, pick_dtype
+from lcm_video.stylize import Stylizer, stylize
+from lcm_video.writer import VideoWriter
+
+from .conftest import read_audio, stream_info
+
+NTSC = Fraction(30000, 1001)
+
+
+def test_same_video_back_frames_exact_fps_and_audio(tiny_models, videos, tmp_path):
+    out = tmp_path / "out.mp4"
+    res = stylize(videos["ntsc"], out, "watercolor", models=tiny_models, quiet=True)
+    src, got = stream_info(videos["ntsc"]), stream_info(out)
+    assert got["frames"] == src["frames"] == res.frames
+    assert got["fps"] == NTSC == res.fps
+    video_seconds = got["frames"] / NTSC
+    assert abs(got["audio_seconds"] - video_seconds) <= 1 / NTSC
+    assert res.size == (64, 48)
+
+
+def _lag_seconds(a: np.ndarray, b: np.ndarray, rate: int) -> float:
+    """Lag of b against a from the cross-correlation of their 5 ms amplitude envelopes."""
+
+    def env(x):
+        n = len(x) // (rate // 200)
+        return np.abs(x[: n * (rate // 200)]).reshape(n, -1).mean(1)
+
+    ea, eb = env(a) - env(a).mean(), env(b) - env(b).mean()
+    corr = np.correlate(eb, ea, mode="full")
+    return (corr.argmax() - (len(ea) - 1)) / 200
+
+
+def test_audio_of_the_rendered_range_is_in_sync(tiny_models, videos, tmp_path):
+    out = tmp_path / "range.mp4"
+    res = stylize(videos["ntsc"], out, "x", models=tiny_models, start=0.5, end=1.6, quiet=True)
+    assert res.frames == math.ceil(1.6 * NTSC) - math.ceil(0.5 * NTSC)
+    start = math.ceil(0.5 * NTSC) / NTSC  # the first frame's timestamp
+    ref = read_audio(videos["ntsc"], start=float(start), duration=float(res.frames / NTSC))
+    got = read_audio(out)
+    assert abs(len(got) - len(ref)) <= 8000 / NTSC  # durations agree within a frame
+    assert abs(_lag_seconds(ref, got, 8000)) <= 1 / 30  # the beep at 1.0 s lands where it was
+
+
+def test_target_fps_resamples_and_no_audio_drops_the_track(tiny_models, videos, tmp_path):
+    out = tmp_path / "12fps.mkv"
+    res = stylize(videos["ntsc"], out, "x", models=tiny_models, fps="12", audio=False, quiet=True)
+    got = stream_info(out)
+    assert got["fps"] == 12 and got["frames"] == res.frames == math.ceil(Fraction(59, 1) / NTSC * 12)
+    assert got["audio_seconds"] is None
+
+
+def test_output_appears_only_when_complete(tiny_models, videos, tmp_path, monkeypatch):
+    out = tmp_path / "atomic.mp4"
+    seen = []
+    original = VideoWriter.write
+
+    def spy(self, frames):
+        seen.append((out.exists(), self.tmp.exists()))
+        original(self, frames)
+
+    monkeypatch.setattr(VideoWriter, "write", spy)
+    stylize(videos["moving"], out, "x", models=tiny_models, window=8, quiet=True)
+    assert seen and all(not final and tmp for final, tmp in seen)
+    assert out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["atomic.mp4"]
+
+
+def test_a_failure_mid_render_leaves_nothing_behind(tiny_models, videos, tmp_path, monkeypatch):
+    out = tmp_path / "fail.mp4"
+    calls = []
+    original = Stylizer.__call__
+
+    def flaky(self, frames, indices):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash in the second window")
+        return original(self, frames, indices)
+
+    monkeypatch.setattr(Stylizer, "__call__", flaky)
+    with pytest.raises(RuntimeError, match="simulated"):
+        stylize(videos["moving"], out, "x", models=tiny_models, window=8, quiet=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_bar_shows_frames_rate_and_eta_and_quiet_silences_it(videos, tmp_path, capsys):
+    assert (
+        cli.main(["stylize", str(videos["moving"]), "-o", str(tmp_path / "a.mp4"), "-p", "x", "--model", "tiny"]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "stylize:" in err and "frame/s" in err and "<" in err  # tqdm: "n/N [elapsed<eta, rate frame/s]"
+    assert "29/29" in err and "wrote" in err
+    argv = ["stylize", str(videos["moving"]), "-o", str(tmp_path / "b.mp4"), "-p", "x", "--model", "tiny", "-q"]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_text_embeddings_are_computed_once_per_prompt(videos, tmp_path):
+    models = load_models("tiny", device="cpu")
+    calls = []
+    models.pipe.text_encoder.register_forward_hook(lambda *a: calls.append(1))
+    stylize(videos["moving"], tmp_path / "a.mp4", "one prompt", models=models, window=4, quiet=True)  # 8 windows
+    assert len(calls) == 1
+    stylize(videos["moving"], tmp_path / "b.mp4", "one prompt", models=models, window=4, quiet=True)
+    assert len(calls) == 1  # cached across renders with the same models
+    models_cfg = load_models("tiny-lora", device="cpu")
+    calls.clear()
+    models_cfg.pipe.text_encoder.register_forward_hook(lambda *a: calls.append(1))
+    stylize(videos["moving"], tmp_path / "c.mp4", "p", models=models_cfg, guidance=2.0, quiet=True)
+    assert len(calls) == 2  # prompt and negative (empty) prompt, once each
+
+
+def test_device_and_dtype_choice(monkeypatch):
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else pick_device("auto").type)
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    assert pick_dtype("auto", torch.device("cuda")) == torch.float16
+    assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(lcm_video.UserError, match="float16 is not supported on the CPU"):
+        pick_dtype("float16", torch.device("cpu"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device("auto").type == "cpu"
+    with pytest.raises(lcm_video.UserError, match="no CUDA GPU"):
+        pick_device("cuda")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -55,10 +57,25 @@ def check_input(path: str | os.PathLike) -> Path:
     return p
 
 
+@contextmanager
+def _silence_stderr_fd():
+    """decord's C++ logger writes to file descriptor 2 whatever its level; a user error must stay one line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _open(path: Path, **kwargs):
     decord = _decord()
     try:
-        return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=0, **kwargs)
+        with _silence_stderr_fd():
+            return decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=0, **kwargs)
     except (RuntimeError, decord.DECORDError) as exc:
         msg = str(exc)
         if "cannot find video stream" in msg:
@@ -114,7 +131,8 @@ class FrameReader:
     def read(self, indices: list[int] | range) -> torch.Tensor:
         decord = _decord()
         try:
-            batch = self._vr.get_batch(list(indices)).asnumpy()
+            with _silence_stderr_fd():
+                batch = self._vr.get_batch(list(indices)).asnumpy()
         except (RuntimeError, decord.DECORDError):
             raise UserError(
                 f"cannot decode frames {indices[0]}-{indices[-1]} of {str(self.info.path)!r}: the file is truncated "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -52,14 +52,13 @@ class StylizeConfig:
     preset: str = "medium"
     audio: bool = True
     quiet: bool = False
-    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def replace(self, **changes: Any) -> StylizeConfig:
         return dataclasses.replace(self, **changes)
 
 
 def option_names(cls: type = StylizeConfig) -> list[str]:
-    return [f.name for f in fields(cls) if f.name != "extra"]
+    return [f.name for f in fields(cls)]
 
 
 def flag(name: str) -> str:
@@ -159,7 +158,7 @@ def make_config(cls: type = StylizeConfig, values: dict[str, Any] | None = None,
     Keys may use ``-`` or ``_``. ``source`` names where the values came from, for the error message.
     """
     values = dict(values or {})
-    by_name = {f.name: f for f in fields(cls) if f.name != "extra"}
+    by_name = {f.name: f for f in fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         name = str(key).replace("-", "_")

@@ -42,7 +42,7 @@ class RenderResult:
 
 def resolve_config(config: StylizeConfig | None, prompt: str | None, options: dict[str, Any]) -> StylizeConfig:
     """Merge a config object, a prompt and keyword options (later wins) into one validated config."""
-    values = {} if config is None else {f.name: getattr(config, f.name) for f in fields(config) if f.name != "extra"}
+    values = {} if config is None else {f.name: getattr(config, f.name) for f in fields(config)}
     if prompt is not None:
         values["prompt"] = prompt
     values.update(options)
@@ -67,17 +67,19 @@ class Stylizer:
 
     ``__call__(frames, indices)``: uint8 (f, h, w, 3) source frames that are output frames ``indices`` (consecutive,
     following the previous call) → uint8 (f, h, w, 3) stylised frames. The only state carried between calls is the
-    blending state (the last frame's x0 at each step); noise is keyed on the output index.
+    blending state (the last frame's x0 at each step); noise is keyed on the output index. ``batch`` (default
+    ``cfg.window``) is the fixed UNet/VAE batch shape; pass the clip length when it is shorter than a window.
     """
 
-    def __init__(self, models: Models, cfg: StylizeConfig):
+    def __init__(self, models: Models, cfg: StylizeConfig, batch: int | None = None):
         guidance = models.default_guidance if cfg.guidance is None else cfg.guidance
         check_guidance(models, cfg, guidance)
         self.cfg = cfg
         self.schedule = LCMSchedule.from_scheduler(models.scheduler, cfg.steps, cfg.strength)
         cond, uncond, tcond = models.text_conditioning(cfg.prompt, cfg.negative_prompt, guidance)
-        self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=cfg.window)
-        self.codec = LatentCodec(models.vae, chunk=cfg.window)
+        batch = batch or cfg.window
+        self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
+        self.codec = LatentCodec(models.vae, chunk=batch)
         self.blender = LatentBlender(cfg.blend)
         self.noise: FrameNoise | None = None
 
@@ -118,7 +120,7 @@ def stylize(
     size = output_size(info, cfg.width, cfg.height)
     if models is None:
         models = load_models(cfg.model, cfg.lora, cfg.vae, cfg.device, cfg.dtype)
-    stylizer = Stylizer(models, cfg)
+    stylizer = Stylizer(models, cfg, batch=min(cfg.window, len(plan)))
     reader = FrameReader(info, size)
     writer = VideoWriter(
         out,

@@ -1,46 +1,77 @@
-"""Latent blending: pull each frame's x0 estimate toward its predecessor's at the same step.
+"""Temporal state between frames and windows: overlap fusion and latent blending of x0 estimates, at every step.
 
-The state carried from one window to the next is the blended x0 of the last frame at each step (steps × c × h × w),
-so the result does not depend on the window size.
+Windows are rendered one after another. The state carried from a window to the next is the previous window's x0 at
+each step (steps × window × c × h × w), so memory depends on the window and never on the video's length.
 """
 
 from __future__ import annotations
 
 import torch
 
+FUSE_MODES = ("flat", "linear", "pyramid")
 
-class LatentBlender:
-    """``x0[f] ← (1-β)·x0[f] + β·x0[f-1]`` applied in frame order, where ``x0[f-1]`` is already blended.
 
-    Call once per sampler step with the window's x0 (f, c, h, w) float32, in step order; then ``end_window()``
-    before the next window. ``reset()`` forgets the carried state (a cold start).
+def _pyramid(pos: int, size: int) -> float:
+    """Weight of position ``pos`` in a window of ``size``: highest in the middle, lowest at the edges."""
+    return float(min(pos + 1, size - pos))
+
+
+class TemporalBlender:
+    """Per step, for one window of output frames ``frames`` (consecutive indices):
+
+    1. **overlap fusion**: a frame the previous window also rendered gets ``x0 ← (1-w)·x0_prev + w·x0`` with ``w`` the
+       current window's weight (``flat`` 1/2, ``linear`` rising across the overlap, ``pyramid`` by each window's
+       distance to its edge);
+    2. **latent blending**: every other frame, in order, ``x0[f] ← (1-β)·x0[f] + β·x0[f-1]``, where ``x0[f-1]`` is
+       already final (from this window, or from the previous one at the window's first frame).
+
+    Call with x0 (f, c, h, w) float32 once per step in step order, then ``end_window()``. With no overlap and β = 0
+    this is the identity.
     """
 
-    def __init__(self, beta: float):
-        self.beta = float(beta)
-        self._carry: dict[int, torch.Tensor] = {}  # step → blended x0 of the previous window's last frame
-        self._next: dict[int, torch.Tensor] = {}
+    def __init__(self, beta: float = 0.0, fuse: str = "linear"):
+        if fuse not in FUSE_MODES:
+            raise ValueError(f"fuse must be one of {FUSE_MODES}")
+        self.beta, self.fuse = float(beta), fuse
+        self._prev: dict[int, dict[int, torch.Tensor]] = {}  # step → {frame: final x0} of the previous window
+        self._prev_frames: range | None = None
+        self._cur: dict[int, dict[int, torch.Tensor]] = {}
+        self._cur_frames: range | None = None
 
     def reset(self) -> None:
-        self._carry.clear()
-        self._next.clear()
+        """Forget all carried state (a cold start)."""
+        self._prev, self._cur, self._prev_frames, self._cur_frames = {}, {}, None, None
 
-    def __call__(self, x0: torch.Tensor, step: int) -> torch.Tensor:
-        if self.beta <= 0.0:
-            return x0
-        frames = list(x0.unbind(0))
-        prev = self._carry.get(step)
-        for f in range(len(frames)):
-            if prev is not None:
-                frames[f] = torch.lerp(frames[f], prev, self.beta)
-            prev = frames[f]
-        self._next[step] = prev.detach().clone()
-        return torch.stack(frames)
+    def _weight(self, frame: int, j: int, n_overlap: int, size: int) -> float:
+        if self.fuse == "flat":
+            return 0.5
+        if self.fuse == "linear":
+            return (j + 1) / (n_overlap + 1)
+        prev = self._prev_frames
+        wp = _pyramid(frame - prev.start, len(prev))
+        wc = _pyramid(j, size)
+        return wc / (wc + wp)
+
+    def __call__(self, x0: torch.Tensor, step: int, frames: range) -> torch.Tensor:
+        if len(frames) != x0.shape[0]:
+            raise ValueError("one index per frame of x0 expected")
+        prev = self._prev.get(step, {})
+        out = list(x0.unbind(0))
+        shared = [j for j, f in enumerate(frames) if f in prev]
+        for j in shared:
+            out[j] = torch.lerp(prev[frames[j]], out[j], self._weight(frames[j], j, len(shared), len(frames)))
+        if self.beta > 0.0:
+            for j, f in enumerate(frames):
+                if f in prev:
+                    continue  # already pulled toward the previous window, which was blended
+                before = out[j - 1] if j > 0 else prev.get(f - 1)
+                if before is not None:
+                    out[j] = torch.lerp(out[j], before, self.beta)
+        self._cur[step] = {f: t.detach() for f, t in zip(frames, out, strict=True)}
+        self._cur_frames = frames
+        return torch.stack(out)
 
     def end_window(self) -> None:
-        """Commit this window's last-frame x0 as the predecessor of the next window's first frame."""
-        self._carry, self._next = self._next, {}
-
-    def state(self) -> dict[int, torch.Tensor]:
-        """The carried per-step x0 of the last rendered frame (for tests and resume)."""
-        return dict(self._carry)
+        """Commit this window's x0 as the previous window of the next."""
+        self._prev, self._prev_frames = self._cur, self._cur_frames
+        self._cur, self._cur_frames = {}, None

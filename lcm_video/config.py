@@ -16,6 +16,7 @@ from .errors import UserError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 RENOISE = ("fresh", "initial")
+FUSE = ("flat", "linear", "pyramid")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class StylizeConfig:
 
     ``None`` means "derive it": ``guidance`` from the model preset, ``width``/``height`` from the source (aspect kept,
     longer side at most 768, multiples of 8), ``end`` the end of the video, ``fps`` the source's exact rate.
+    ``motion_adapter`` switches to motion-aware windows of ``context`` frames (default 16) sharing ``overlap``
+    (default 4), fused with ``fuse`` weights; without it those three do not apply.
     """
 
     prompt: str = ""
@@ -45,6 +48,10 @@ class StylizeConfig:
     blend: float = 0.2
     renoise: str = "fresh"
     window: int = 8
+    motion_adapter: str | None = None
+    context: int | None = None
+    overlap: int | None = None
+    fuse: str = "linear"
     device: str = "auto"
     dtype: str = "auto"
     crf: int = 18
@@ -54,6 +61,47 @@ class StylizeConfig:
     quiet: bool = False
 
     def replace(self, **changes: Any) -> StylizeConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Every option of ``lcm-video generate``.
+
+    ``None`` means "derive it": ``model`` from the motion preset (the tiny model for ``motion_adapter: tiny``),
+    ``motion_adapter`` ``tiny`` for tiny models else ``animatelcm``, ``guidance`` from the presets, ``width``/
+    ``height`` 512 (64 for tiny models), ``context`` 16 (the motion module's training length).
+    ``prompt_at``: ``"FRAME=TEXT"`` keyframes; the prompt of frame 0 is ``prompt`` unless a key sets it.
+    """
+
+    prompt: str = ""
+    model: str | None = None
+    motion_adapter: str | None = None
+    lora: tuple[str, ...] = ()
+    vae: str | None = None
+    frames: int = 16
+    fps: Fraction = Fraction(8)
+    width: int | None = None
+    height: int | None = None
+    steps: int = 4
+    guidance: float | None = None
+    negative_prompt: str = ""
+    seed: int = 0
+    context: int | None = None
+    overlap: int = 4
+    fuse: str = "linear"
+    shared_noise: float = 0.0
+    blend: float = 0.0
+    renoise: str = "fresh"
+    prompt_at: tuple[str, ...] = ()
+    device: str = "auto"
+    dtype: str = "auto"
+    crf: int = 18
+    codec: str = "libx264"
+    preset: str = "medium"
+    quiet: bool = False
+
+    def replace(self, **changes: Any) -> GenerateConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -200,6 +248,23 @@ def merge(cls: type, *layers: dict[str, Any], sources: tuple[str, ...] = ()):
     return make_config(cls, merged)
 
 
+def parse_prompt_at(specs: tuple[str, ...], frames: int, prompt: str) -> dict[int, str]:
+    """``("0=a fox", "24=a fox at night")`` → {0: ..., 24: ...}; frame 0 defaults to ``prompt``."""
+    keys: dict[int, str] = {}
+    for spec in specs:
+        head, sep, text = spec.partition("=")
+        if not sep or not head.strip().isdigit() or not text.strip():
+            raise UserError(f"--prompt-at {spec!r} must be FRAME=TEXT with a frame number, e.g. 24='a fox at night'")
+        frame = int(head)
+        if frame >= frames:
+            raise UserError(f"--prompt-at {spec!r}: frame {frame} is past the clip's last frame ({frames - 1})")
+        if frame in keys:
+            raise UserError(f"--prompt-at gives frame {frame} twice; give each frame once")
+        keys[frame] = text.strip()
+    keys.setdefault(0, prompt)
+    return dict(sorted(keys.items()))
+
+
 def _check_range(name: str, value: float | None, lo: float, hi: float, lo_open=False, hint: str = "") -> None:
     if value is None:
         return
@@ -209,13 +274,12 @@ def _check_range(name: str, value: float | None, lo: float, hi: float, lo_open=F
         raise UserError(f"{flag(name)} must be in {lo_b}{lo:g}, {hi:g}], got {value:g}{hint}")
 
 
-def validate(cfg: StylizeConfig) -> StylizeConfig:
-    """Check every value; raise a UserError naming the option and the fix. Returns ``cfg`` for chaining."""
+def _validate_common(cfg) -> None:
+    """Checks for the options stylize and generate share."""
     if cfg.steps < 1:
         raise UserError(f"--steps must be at least 1, got {cfg.steps}; LCM models work best with 2-8")
     if cfg.steps > 50:
         raise UserError(f"--steps {cfg.steps} is more than the LCM schedule's 50 points; use 1-8")
-    _check_range("strength", cfg.strength, 0.0, 1.0, lo_open=True, hint="; 0.3-0.7 keeps the source's layout")
     if cfg.guidance is not None and cfg.guidance < 0:
         raise UserError(f"--guidance must be >= 0, got {cfg.guidance:g}")
     if cfg.seed < 0:
@@ -225,24 +289,53 @@ def validate(cfg: StylizeConfig) -> StylizeConfig:
         if v is not None and (v < 8 or v % 8):
             lo, hi = max(8, v // 8 * 8), max(8, (v + 7) // 8 * 8)
             raise UserError(f"{flag(name)} must be a positive multiple of 8, got {v}; try {lo} or {hi}")
-    if cfg.start < 0:
-        raise UserError(f"--start must be >= 0 seconds, got {cfg.start:g}")
-    if cfg.end is not None and cfg.end <= cfg.start:
-        raise UserError(f"--end ({cfg.end:g} s) must be after --start ({cfg.start:g} s)")
-    if cfg.max_frames is not None and cfg.max_frames < 1:
-        raise UserError(f"--max-frames must be at least 1, got {cfg.max_frames}")
     _check_range("shared_noise", cfg.shared_noise, 0.0, 1.0)
     _check_range("blend", cfg.blend, 0.0, 1.0, hint="; 0 turns blending off, 0.1-0.5 is typical")
     if cfg.renoise not in RENOISE:
         raise UserError(f"--renoise must be one of {', '.join(RENOISE)}, got {cfg.renoise!r}")
-    if cfg.window < 1:
-        raise UserError(f"--window must be at least 1 frame, got {cfg.window}")
+    if cfg.fuse not in FUSE:
+        raise UserError(f"--fuse must be one of {', '.join(FUSE)}, got {cfg.fuse!r}")
+    if cfg.context is not None and cfg.context < 2:
+        raise UserError(f"--context must be at least 2 frames, got {cfg.context}; motion modules are trained on 16")
+    if cfg.overlap is not None and cfg.overlap < 0:
+        raise UserError(f"--overlap must be >= 0, got {cfg.overlap}")
+    if cfg.overlap is not None and cfg.context is not None and cfg.overlap >= cfg.context:
+        raise UserError(f"--overlap ({cfg.overlap}) must be smaller than --context ({cfg.context})")
     if cfg.device not in DEVICES and not cfg.device.startswith(("cuda:", "mps:")):
         raise UserError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {cfg.device!r}")
     if cfg.dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
     if not 0 <= cfg.crf <= 63:
         raise UserError(f"--crf must be in [0, 63] (lower is better quality; 18 is near lossless), got {cfg.crf}")
-    if not cfg.model:
+    if cfg.model is not None and not cfg.model:
         raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")
+
+
+def validate(cfg: StylizeConfig) -> StylizeConfig:
+    """Check every stylize value; raise a UserError naming the option and the fix. Returns ``cfg``."""
+    _validate_common(cfg)
+    _check_range("strength", cfg.strength, 0.0, 1.0, lo_open=True, hint="; 0.3-0.7 keeps the source's layout")
+    if cfg.start < 0:
+        raise UserError(f"--start must be >= 0 seconds, got {cfg.start:g}")
+    if cfg.end is not None and cfg.end <= cfg.start:
+        raise UserError(f"--end ({cfg.end:g} s) must be after --start ({cfg.start:g} s)")
+    if cfg.max_frames is not None and cfg.max_frames < 1:
+        raise UserError(f"--max-frames must be at least 1, got {cfg.max_frames}")
+    if cfg.window < 1:
+        raise UserError(f"--window must be at least 1 frame, got {cfg.window}")
+    if cfg.motion_adapter is None:
+        for name in ("context", "overlap"):
+            if getattr(cfg, name) is not None:
+                raise UserError(f"{flag(name)} applies to motion-aware stylise only; add --motion-adapter or drop it")
+    return cfg
+
+
+def validate_generate(cfg: GenerateConfig) -> GenerateConfig:
+    """Check every generate value; raise a UserError naming the option and the fix. Returns ``cfg``."""
+    _validate_common(cfg)
+    if cfg.frames < 1:
+        raise UserError(f"--frames must be at least 1, got {cfg.frames}")
+    if cfg.frames > 100_000:
+        raise UserError(f"--frames {cfg.frames} is more than 100000; render in parts")
+    parse_prompt_at(cfg.prompt_at, cfg.frames, cfg.prompt)
     return cfg

@@ -1,58 +1,42 @@
 """Adapters that turn a diffusers UNet into ``denoiser(x, t) -> model output`` for the sampler.
 
-They hide everything the loop should not see: text embeddings, guidance (a w-embedding for LCM checkpoints, or
-classifier-free guidance for LCM-LoRA models at guidance > 1), dtype and layout.
+They hide everything the loop should not see: text embeddings (one prompt, or keyframed prompts interpolated per
+frame), guidance (a w-embedding for LCM checkpoints, or classifier-free guidance for LCM-LoRA-style models at
+guidance > 1), dtype, and layout (frames as a batch for a 2D UNet, as a clip for a motion UNet).
 """
 
 from __future__ import annotations
 
 import torch
+from einops import rearrange
 
 
-class UNetDenoiser:
-    """Frames as a batch through a 2D ``UNet2DConditionModel``.
+class PromptSchedule:
+    """Text states per output frame: keyframes ``{frame: (1, L, D)}`` linearly interpolated in between, held
+    constant before the first key and after the last. ``__call__(frames)`` → (f, L, D)."""
 
-    cond / uncond: (1, L, D) text states; uncond given → classifier-free guidance ``u + g·(c - u)`` in one UNet batch
-    of 2f. timestep_cond: (1, E) LCM w-embedding or None. ``__call__``: x (f, c, h, w) float32 → (f, c, h, w) float32.
+    def __init__(self, keys: dict[int, torch.Tensor]):
+        if not keys:
+            raise ValueError("at least one prompt keyframe is needed")
+        self.frames = sorted(keys)
+        self.keys = keys
 
-    ``batch``: a short window is padded to this many frames (the pad is dropped from the output). BLAS kernels round
-    differently for different batch sizes (~1e-6), so one fixed shape makes identical inputs give bit-identical
-    outputs wherever they fall in the video; the cost is the tail window's padding, once per video.
-    """
-
-    def __init__(
-        self,
-        unet,
-        cond: torch.Tensor,
-        uncond: torch.Tensor | None = None,
-        guidance: float = 1.0,
-        timestep_cond: torch.Tensor | None = None,
-        batch: int | None = None,
-    ):
-        self.unet, self.cond, self.uncond, self.guidance, self.tcond = unet, cond, uncond, guidance, timestep_cond
-        self.batch = batch
-        self.dtype = unet.dtype
-        self.calls = 0  # UNet forward passes, for tests of "steps are steps"
-
-    @torch.inference_mode()
-    def __call__(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        n = x.shape[0]
-        x = pad_batch(x, self.batch)
-        f = x.shape[0]
-        xin = x.to(self.dtype)
-        states = self.cond.expand(f, -1, -1)
-        if self.uncond is not None:
-            xin = torch.cat([xin, xin])
-            states = torch.cat([self.uncond.expand(f, -1, -1), states])
-        tcond = None if self.tcond is None else self.tcond.expand(xin.shape[0], -1)
-        timestep = torch.tensor(t, device=x.device)
-        out = self.unet(xin, timestep, encoder_hidden_states=states, timestep_cond=tcond, return_dict=False)[0]
-        self.calls += 1
-        out = out.float()
-        if self.uncond is not None:
-            u, c = out.chunk(2)
-            out = u + self.guidance * (c - u)
-        return out[:n]
+    def __call__(self, frames: range | list[int]) -> torch.Tensor:
+        if len(self.frames) == 1:
+            return self.keys[self.frames[0]].expand(len(frames), -1, -1)
+        out = []
+        for f in frames:
+            if f <= self.frames[0]:
+                out.append(self.keys[self.frames[0]][0])
+                continue
+            if f >= self.frames[-1]:
+                out.append(self.keys[self.frames[-1]][0])
+                continue
+            hi = next(k for k in self.frames if k >= f)
+            lo = max(k for k in self.frames if k <= f)
+            w = 0.0 if hi == lo else (f - lo) / (hi - lo)
+            out.append(torch.lerp(self.keys[lo][0], self.keys[hi][0], w))
+        return torch.stack(out)
 
 
 def pad_batch(x: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -60,3 +44,65 @@ def pad_batch(x: torch.Tensor, size: int | None) -> torch.Tensor:
     if size is None or x.shape[0] >= size:
         return x
     return torch.cat([x, x[-1:].expand(size - x.shape[0], *x.shape[1:])])
+
+
+class UNetDenoiser:
+    """A ``UNet2DConditionModel`` (frames as a batch) or ``UNetMotionModel`` (frames as one clip) as a denoiser.
+
+    ``__call__(x, t, frames)``: x (f, c, h, w) float32 latents of output frames ``frames`` at integer timestep t →
+    model output (f, c, h, w) float32. cond / uncond: ``PromptSchedule``s giving (f, L, D) text states; uncond given →
+    classifier-free guidance ``u + g·(c - u)`` in one UNet batch. timestep_cond: (1, E) LCM w-embedding or None; it is
+    passed to the motion UNet too, which diffusers' AnimateDiff pipelines never do.
+
+    ``batch`` (2D UNet only): a short window is padded to this many frames and the pad dropped. BLAS kernels round
+    differently for different batch sizes (~1e-6), so one fixed shape makes identical inputs give bit-identical
+    outputs wherever they fall in the video. A motion UNet is never padded: pad frames would join its temporal
+    attention.
+    """
+
+    def __init__(
+        self,
+        unet,
+        cond: PromptSchedule,
+        uncond: PromptSchedule | None = None,
+        guidance: float = 1.0,
+        timestep_cond: torch.Tensor | None = None,
+        batch: int | None = None,
+    ):
+        self.unet, self.cond, self.uncond, self.guidance, self.tcond = unet, cond, uncond, guidance, timestep_cond
+        self.motion = type(unet).__name__ == "UNetMotionModel"
+        self.batch = None if self.motion else batch
+        self.dtype = unet.dtype
+        self.calls = 0  # UNet forward passes, for tests of "steps are steps"
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor, t: int, frames: range | list[int]) -> torch.Tensor:
+        n = x.shape[0]
+        x = pad_batch(x, self.batch)
+        frames = list(frames) + [frames[-1]] * (x.shape[0] - n)
+        states = self.cond(frames)
+        xs = [x]
+        if self.uncond is not None:
+            states = torch.cat([self.uncond(frames), states])
+            xs = [x, x]
+        dev = self.unet.device
+        if self.motion:
+            sample = torch.stack([rearrange(v, "f c h w -> c f h w") for v in xs])  # (b, c, f, h, w)
+        else:
+            sample = torch.cat(xs)  # (b·f, c, h, w)
+        tcond = None if self.tcond is None else self.tcond.expand(sample.shape[0], -1)
+        out = self.unet(
+            sample.to(dev, self.dtype),
+            torch.tensor(t, device=dev),
+            encoder_hidden_states=states.to(dev, self.dtype),
+            timestep_cond=tcond,
+            return_dict=False,
+        )[0]
+        self.calls += 1
+        out = out.float()
+        if self.motion:
+            out = rearrange(out, "b c f h w -> (b f) c h w")
+        if self.uncond is not None:
+            u, c = out.chunk(2)
+            out = u + self.guidance * (c - u)
+        return out[:n]

@@ -16,14 +16,17 @@ from pathlib import Path
 
 import torch
 from diffusers import (
+    AnimateDiffPipeline,
     AutoencoderKL,
     AutoencoderTiny,
     LCMScheduler,
+    MotionAdapter,
     StableDiffusionImg2ImgPipeline,
     UNet2DConditionModel,
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from .denoiser import PromptSchedule
 from .errors import UserError
 
 
@@ -69,6 +72,47 @@ PRESETS: dict[str, ModelPreset] = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class MotionPreset:
+    """A named motion module recipe: the adapter, the LoRAs it needs, scheduler overrides, and a base model that
+    suits it when ``--model`` is not given."""
+
+    name: str
+    adapter: str
+    about: str
+    base: str
+    lora: tuple[str, ...] = ()
+    scheduler: tuple[tuple[str, object], ...] = ()
+    guidance: float | None = None
+
+
+MOTION_PRESETS: dict[str, MotionPreset] = {
+    p.name: p
+    for p in (
+        MotionPreset(
+            "animatelcm",
+            "wangfuyun/AnimateLCM",
+            "AnimateLCM motion module with its LCM LoRA (0.8); linear beta schedule",
+            base="emilianJR/epiCRealism",
+            lora=("wangfuyun/AnimateLCM/AnimateLCM_sd15_t2v_lora.safetensors:0.8",),
+            scheduler=(("beta_schedule", "linear"),),
+            guidance=1.5,
+        ),
+        MotionPreset(
+            "animatediff-v1-5-2",
+            "guoyww/animatediff-motion-adapter-v1-5-2",
+            "AnimateDiff v1-5-2 motion adapter with LCM-LoRA",
+            base="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            lora=("latent-consistency/lcm-lora-sdv1-5",),
+            guidance=1.5,
+        ),
+        MotionPreset("tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny"),
+    )
+}
+DEFAULT_MOTION = "animatelcm"
+TRAINED_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-frame clips
 
 VAE_ALIASES = {"taesd": "madebyollin/taesd"}
 
@@ -170,6 +214,21 @@ def tiny_taesd(seed: int = 0) -> AutoencoderTiny:
             latent_channels=4,
         )
     return vae.eval()
+
+
+def tiny_motion_adapter(seed: int = 0) -> MotionAdapter:
+    """A random-weight ``MotionAdapter`` that fits ``tiny_components``' UNet (32/64 channels, 1 layer per block)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        adapter = MotionAdapter(
+            block_out_channels=(32, 64),
+            motion_layers_per_block=1,
+            motion_num_attention_heads=2,
+            motion_norm_num_groups=8,
+            motion_max_seq_length=32,
+            use_motion_mid_block=False,
+        )
+    return adapter.eval()
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -286,15 +345,40 @@ def parse_lora(spec: str) -> tuple[str, float]:
     return spec, 1.0
 
 
+def load_motion_adapter(source: str, dtype: torch.dtype) -> MotionAdapter:
+    """A ``MotionAdapter`` from a motion preset name, hub id, diffusers directory or single checkpoint file."""
+    preset = MOTION_PRESETS.get(source)
+    if preset is not None and preset.adapter == "builtin:tiny":
+        return tiny_motion_adapter().to(dtype=dtype)
+    source = preset.adapter if preset else source
+    path = Path(source)
+    _check_exists_if_file("--motion-adapter", source)
+    with _explain_load_errors("motion adapter", source):
+        if path.is_file():
+            return MotionAdapter.from_single_file(str(path), dtype=dtype).eval()
+        if not path.exists() and not _HUB_ID.match(source):
+            names = ", ".join(MOTION_PRESETS)
+            raise UserError(
+                f"--motion-adapter {source!r} is not a preset ({names}), an existing path, or a hub id like org/name"
+            )
+        return MotionAdapter.from_pretrained(source, dtype=dtype).eval()
+
+
 @dataclass
 class Models:
-    """Loaded weights on one device, reused across renders. ``pipe`` holds unet, vae, text_encoder, tokenizer."""
+    """Loaded weights on one device, reused across renders.
 
-    pipe: StableDiffusionImg2ImgPipeline
+    ``pipe`` is a diffusers pipeline used as a container (unet, vae, text_encoder, tokenizer, scheduler): a
+    ``StableDiffusionImg2ImgPipeline``, or an ``AnimateDiffPipeline`` whose unet is a ``UNetMotionModel`` when a
+    motion adapter is loaded (``max_context`` is then the adapter's longest clip).
+    """
+
+    pipe: StableDiffusionImg2ImgPipeline | AnimateDiffPipeline
     device: torch.device
     dtype: torch.dtype
     default_guidance: float
     name: str
+    max_context: int | None = None
     _text_cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -310,30 +394,42 @@ class Models:
         return self.pipe.scheduler
 
     @property
+    def motion(self) -> bool:
+        return self.max_context is not None
+
+    @property
     def uses_guidance_embedding(self) -> bool:
         return self.pipe.unet.config.get("time_cond_proj_dim") is not None
 
-    def text_conditioning(self, prompt: str, negative_prompt: str, guidance: float):
-        """(cond, uncond | None, timestep_cond | None) for one prompt, computed once and cached.
-
-        cond/uncond: (1, 77, D) in the model dtype; uncond only where classifier-free guidance runs
-        (a UNet without a w-embedding and guidance > 1); timestep_cond: (1, E) w-embedding of ``guidance - 1``.
-        """
-        key = (prompt, negative_prompt, guidance)
+    def _encode(self, prompt: str, negative_prompt: str, cfg: bool):
+        key = (prompt, negative_prompt, cfg)
         if key not in self._text_cache:
-            cfg = guidance > 1.0 and not self.uses_guidance_embedding
             with torch.inference_mode():
                 cond, uncond = self.pipe.encode_prompt(
                     prompt, self.device, 1, cfg, negative_prompt=negative_prompt or None
                 )
-                tcond = None
-                if self.uses_guidance_embedding:
-                    w = torch.tensor([guidance - 1.0])
-                    dim = self.pipe.unet.config.time_cond_proj_dim
-                    tcond = self.pipe.get_guidance_scale_embedding(w, embedding_dim=dim)
-                    tcond = tcond.to(self.device, self.dtype)
-            self._text_cache[key] = (cond, uncond if cfg else None, tcond)
+            self._text_cache[key] = (cond, uncond if cfg else None)
         return self._text_cache[key]
+
+    def text_conditioning(self, prompts: str | dict[int, str], negative_prompt: str, guidance: float):
+        """(cond, uncond | None, timestep_cond | None) for a prompt or keyframed prompts ``{frame: text}``.
+
+        cond / uncond: ``PromptSchedule``s of (1, 77, D) states in the model dtype, each prompt encoded once and
+        cached; uncond only where classifier-free guidance runs (a UNet without a w-embedding and guidance > 1).
+        timestep_cond: (1, E) w-embedding of ``guidance - 1`` for LCM checkpoints.
+        """
+        keys = {0: prompts} if isinstance(prompts, str) else dict(prompts)
+        cfg = guidance > 1.0 and not self.uses_guidance_embedding
+        encoded = {f: self._encode(p, negative_prompt, cfg) for f, p in keys.items()}
+        cond = PromptSchedule({f: e[0] for f, e in encoded.items()})
+        uncond = PromptSchedule({f: e[1] for f, e in encoded.items()}) if cfg else None
+        tcond = None
+        if self.uses_guidance_embedding:
+            dim = self.pipe.unet.config.time_cond_proj_dim
+            # diffusers' own embedding function; it lives on the SD pipelines but uses nothing of the instance.
+            emb = StableDiffusionImg2ImgPipeline.get_guidance_scale_embedding
+            tcond = emb(self.pipe, torch.tensor([guidance - 1.0]), embedding_dim=dim).to(self.device, self.dtype)
+        return cond, uncond, tcond
 
 
 def load_models(
@@ -342,17 +438,21 @@ def load_models(
     vae: str | None = None,
     device: str = "auto",
     dtype: str = "auto",
+    motion_adapter: str | None = None,
 ) -> Models:
-    """Load (or build, for ``tiny*``) a model with its LoRAs and VAE override, moved to the device.
+    """Load (or build, for ``tiny*``) a model with its LoRAs, VAE override and motion adapter, on the device.
 
     ``model``: preset name, hub id, local diffusers directory, or single checkpoint file.
-    ``lora``: ``"id_or_path[:scale]"`` entries, fused into the UNet and text encoder.
+    ``lora``: ``"id_or_path[:scale]"`` entries (``org/repo/file.safetensors`` picks a file of a hub repo), fused.
     ``vae``: hub id or directory of an ``AutoencoderKL``/``AutoencoderTiny`` (``taesd`` is an alias).
+    ``motion_adapter``: motion preset (``animatelcm``, ``animatediff-v1-5-2``, ``tiny``), hub id, directory or file;
+    the UNet becomes a ``UNetMotionModel`` and the preset's LoRAs and scheduler settings apply.
     """
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     preset = PRESETS.get(model)
-    loras = [*(preset.lora if preset else ()), *lora]
+    mpreset = MOTION_PRESETS.get(motion_adapter) if motion_adapter else None
+    loras = [*(preset.lora if preset else ()), *(mpreset.lora if mpreset else ()), *lora]
     vae = vae or (preset.vae if preset else None)
     if preset and preset.base.startswith("builtin:"):
         comps = tiny_components(guidance_embedding=preset.base == "builtin:tiny")
@@ -361,29 +461,66 @@ def load_models(
         )
     else:
         pipe = _load_base(preset.base if preset else model, dt)
-    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    sched_overrides = dict(mpreset.scheduler) if mpreset else {}
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config, **sched_overrides)
+    max_context = None
+    if motion_adapter:
+        adapter = load_motion_adapter(motion_adapter, dt)
+        pipe = _with_motion(pipe, adapter, model, motion_adapter)
+        max_context = int(adapter.config.motion_max_seq_length)
     if loras:
         _apply_loras(pipe, loras)
     if vae is not None:
         pipe.vae = load_vae(vae, dt)
     pipe.to(dev, dt)
     pipe.set_progress_bar_config(disable=True)
-    guidance = preset.guidance if preset else (8.0 if pipe.unet.config.get("time_cond_proj_dim") else 1.0)
-    return Models(pipe, dev, dt, guidance, model)
+    if preset:
+        guidance = preset.guidance
+    elif pipe.unet.config.get("time_cond_proj_dim"):
+        guidance = 8.0  # LCM checkpoints' usual w
+    else:
+        guidance = mpreset.guidance if mpreset and mpreset.guidance else 1.0
+    return Models(pipe, dev, dt, guidance, model, max_context)
 
 
-def _apply_loras(pipe: StableDiffusionImg2ImgPipeline, specs: list[str]) -> None:
+def _with_motion(pipe, adapter: MotionAdapter, model: str, adapter_name: str) -> AnimateDiffPipeline:
+    """Rebuild ``pipe`` as an ``AnimateDiffPipeline``: diffusers turns the 2D UNet into a ``UNetMotionModel``."""
+    try:
+        return AnimateDiffPipeline(
+            vae=pipe.vae,
+            text_encoder=pipe.text_encoder,
+            tokenizer=pipe.tokenizer,
+            unet=pipe.unet,
+            motion_adapter=adapter,
+            scheduler=pipe.scheduler,
+        )
+    except (ValueError, RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(
+            f"motion adapter {adapter_name!r} does not fit model {model!r} ({first}); use an SD1.5-family model "
+            "with an SD1.5 motion adapter (e.g. --motion-adapter animatelcm)"
+        ) from None
+
+
+_HUB_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]+)/(.+\.(?:safetensors|bin|ckpt|pt))$")
+
+
+def _apply_loras(pipe, specs: list[str]) -> None:
     names, scales = [], []
     for i, spec in enumerate(specs):
         src, scale = parse_lora(spec)
         name = f"lora{i}"
         path = Path(src)
-        _check_exists_if_file("--lora", src)
+        hub_file = None if path.exists() else _HUB_FILE.match(src)
+        if hub_file is None:
+            _check_exists_if_file("--lora", src)
         with _explain_load_errors("LoRA", src):
-            if not path.exists() and not _HUB_ID.match(src):
-                raise UserError(f"--lora {src!r} is not an existing file or directory, or a hub id like org/name")
-            if path.is_file():
+            if hub_file is not None:
+                pipe.load_lora_weights(hub_file.group(1), weight_name=hub_file.group(2), adapter_name=name)
+            elif path.is_file():
                 pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+            elif not path.exists() and not _HUB_ID.match(src):
+                raise UserError(f"--lora {src!r} is not an existing file or directory, or a hub id like org/name")
             else:
                 pipe.load_lora_weights(src, adapter_name=name)
         names.append(name)

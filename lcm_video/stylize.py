@@ -15,7 +15,7 @@ import torch
 from diffusers import LCMScheduler
 from tqdm.auto import tqdm
 
-from .blend import LatentBlender
+from .blend import TemporalBlender
 from .config import StylizeConfig, make_config, validate
 from .denoiser import UNetDenoiser
 from .errors import UserError
@@ -80,18 +80,30 @@ class Stylizer:
         batch = batch or cfg.window
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
         self.codec = LatentCodec(models.vae, chunk=batch)
-        self.blender = LatentBlender(cfg.blend)
+        self.blender = TemporalBlender(cfg.blend, cfg.fuse)
         self.noise: FrameNoise | None = None
 
-    def __call__(self, frames: torch.Tensor, indices: range | list[int]) -> torch.Tensor:
+    def __call__(self, frames: torch.Tensor, indices: range, emit: range | None = None) -> torch.Tensor:
+        """frames: uint8 (f, h, w, 3) for output frames ``indices``; returns uint8 frames of ``emit`` (default all).
+
+        With overlapping windows, the frames a later window shares are emitted by that window (after fusion).
+        """
         latents = self.codec.encode(to_unit(frames))  # (f, 4, h/8, w/8) float32
         if self.noise is None:
             self.noise = FrameNoise(self.cfg.seed, tuple(latents.shape[1:]), self.cfg.shared_noise, self.cfg.renoise)
         eps = self.noise.window(indices, latents.device)
         x = self.schedule.add_noise(latents, eps[0])
-        x0 = sample(self.denoiser, x, self.schedule, eps, blend=self.blender)
+        x0 = sample(
+            lambda x, t: self.denoiser(x, t, indices),
+            x,
+            self.schedule,
+            eps,
+            blend=lambda x0, i: self.blender(x0, i, indices),
+        )
         self.blender.end_window()
-        return to_uint8(self.codec.decode(x0))
+        emit = indices if emit is None else emit
+        keep = slice(emit.start - indices.start, emit.stop - indices.start)
+        return to_uint8(self.codec.decode(x0[keep]))
 
 
 def stylize(

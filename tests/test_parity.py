@@ -60,7 +60,7 @@ def test_lcm_img2img_parity_with_noise_drawn_by_diffusers(strength):
     cond, uncond, tcond = models.text_conditioning("an oil painting", "", 3.0)
     assert uncond is None and tcond is not None  # w-embedding model: guidance is an embedding, not CFG
     denoiser = UNetDenoiser(comps["unet"], cond, uncond, 3.0, tcond)
-    ours = sample(denoiser, schedule.add_noise(latents, noise[0]), schedule, noise)
+    ours = sample(lambda x, t: denoiser(x, t, [0]), schedule.add_noise(latents, noise[0]), schedule, noise)
 
     assert denoiser.calls == 4
     assert schedule.timesteps == ((499, 379, 259, 139) if strength == 0.5 else (999, 759, 499, 259))
@@ -94,7 +94,7 @@ def test_lcm_lora_style_cfg_parity_with_sd_img2img_and_lcm_scheduler():
     cond, uncond, tcond = models.text_conditioning("a charcoal sketch", "blurry", 2.0)
     assert uncond is not None and tcond is None  # no w-embedding: guidance > 1 runs classifier-free guidance
     denoiser = UNetDenoiser(comps["unet"], cond, uncond, 2.0, tcond)
-    ours = sample(denoiser, schedule.add_noise(latents, noise[0]), schedule, noise)
+    ours = sample(lambda x, t: denoiser(x, t, [0]), schedule.add_noise(latents, noise[0]), schedule, noise)
     assert (ours - ref).abs().max().item() <= 1e-4
 
 
@@ -104,7 +104,7 @@ def test_stylizer_one_frame_equals_diffusers_fed_our_keyed_noise(monkeypatch):
     models = _models(comps)
     cfg = StylizeConfig(prompt="a mosaic", strength=0.6, steps=4, blend=0.0, shared_noise=0.5, seed=9)
     frame = _image(4)
-    ours = Stylizer(models, cfg)(frame, [0])
+    ours = Stylizer(models, cfg)(frame, range(1))
 
     schedule = LCMSchedule.from_scheduler(comps["scheduler"], 4, 0.6)
     latents = LatentCodec(comps["vae"]).encode(to_unit(frame))

@@ -17,6 +17,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 RENOISE = ("fresh", "initial")
 FUSE = ("flat", "linear", "pyramid")
+DEFAULT_WINDOW = 8
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class StylizeConfig:
     """Every option of ``lcm-video stylize``; YAML keys and keyword arguments use these names.
 
     ``None`` means "derive it": ``guidance`` from the model preset, ``width``/``height`` from the source (aspect kept,
-    longer side at most 768, multiples of 8), ``end`` the end of the video, ``fps`` the source's exact rate.
+    longer side at most 768, multiples of 8), ``end`` the end of the video, ``fps`` the source's exact rate,
+    ``window`` 8.
     ``motion_adapter`` switches to motion-aware windows of ``context`` frames (default 16) sharing ``overlap``
     (default 4), fused with ``fuse`` weights; without it those three do not apply.
     """
@@ -47,7 +49,7 @@ class StylizeConfig:
     shared_noise: float = 1.0
     blend: float = 0.2
     renoise: str = "fresh"
-    window: int = 8
+    window: int | None = None
     motion_adapter: str | None = None
     context: int | None = None
     overlap: int | None = None
@@ -321,8 +323,10 @@ def validate(cfg: StylizeConfig) -> StylizeConfig:
         raise UserError(f"--end ({cfg.end:g} s) must be after --start ({cfg.start:g} s)")
     if cfg.max_frames is not None and cfg.max_frames < 1:
         raise UserError(f"--max-frames must be at least 1, got {cfg.max_frames}")
-    if cfg.window < 1:
+    if cfg.window is not None and cfg.window < 1:
         raise UserError(f"--window must be at least 1 frame, got {cfg.window}")
+    if cfg.motion_adapter is not None and cfg.window is not None:
+        raise UserError("--window is for the 2D UNet; with --motion-adapter the window is --context")
     if cfg.motion_adapter is None:
         for name in ("context", "overlap"):
             if getattr(cfg, name) is not None:

@@ -1,0 +1,129 @@
+"""What stylise and generate share: one window of output frames through the LCM sampler, with keyed noise, overlap
+fusion and blending, decoded to uint8; and the order in which windows emit their frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderTiny
+
+from .blend import TemporalBlender
+from .denoiser import UNetDenoiser
+from .errors import UserError
+from .models import TRAINED_CONTEXT, Models
+from .noise import FrameNoise
+from .plan import FramePlan, Window
+from .sampler import LCMSchedule, sample
+from .vae import LatentCodec, to_uint8
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What a render produced: the output file, its frame count, exact fps, (width, height) and wall time."""
+
+    output: Path
+    frames: int
+    fps: Fraction
+    size: tuple[int, int]
+    seconds: float
+    unet_calls: int
+
+
+def check_guidance(models: Models, negative_prompt: str, guidance: float) -> None:
+    """Refuse a negative prompt where it would silently do nothing."""
+    if not negative_prompt:
+        return
+    if models.uses_guidance_embedding:
+        raise UserError(
+            "--negative-prompt needs classifier-free guidance, but this model takes guidance as an LCM "
+            "w-embedding; drop --negative-prompt or use an SD1.5 + LCM-LoRA model with --guidance > 1"
+        )
+    if guidance <= 1.0:
+        raise UserError(f"--negative-prompt has no effect at --guidance {guidance:g}; raise --guidance to 1.5-2")
+
+
+def motion_context(models: Models, context: int | None, overlap: int | None) -> tuple[int, int]:
+    """(context, overlap) for a motion UNet: defaults 16 (the training length) and 4; checked against the adapter."""
+    ctx = context if context is not None else min(TRAINED_CONTEXT, models.max_context)
+    if ctx > models.max_context:
+        raise UserError(
+            f"--context {ctx} is more than this motion adapter supports ({models.max_context} frames); "
+            f"use --context {TRAINED_CONTEXT}"
+        )
+    ov = overlap if overlap is not None else min(4, ctx // 4)
+    if ov >= ctx:
+        raise UserError(f"--overlap ({ov}) must be smaller than --context ({ctx})")
+    return ctx, ov
+
+
+def emitting_windows(plan: FramePlan, size: int, overlap: int) -> list[tuple[Window, range]]:
+    """Each window with the output frames it emits: up to where the next window starts (the next one fuses and
+    emits the frames they share), all of its frames for the last."""
+    wins = list(plan.windows(size, overlap))
+    return [(w, range(w.start, wins[k + 1].start if k + 1 < len(wins) else w.stop)) for k, w in enumerate(wins)]
+
+
+def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:
+    """(c, h, w) of the latents of a (width, height) frame."""
+    vae = models.vae
+    factor = 8 if isinstance(vae, AutoencoderTiny) else 2 ** (len(vae.config.block_out_channels) - 1)
+    return (models.unet.config.in_channels, size[1] // factor, size[0] // factor)
+
+
+class WindowRenderer:
+    """Per-render state shared by video-to-video and text-to-video, fed one window of output frames at a time.
+
+    Carried between windows: only the temporal blender's x0 of the previous window at each step; noise is keyed on
+    output frame indices. ``batch`` is the fixed 2D UNet/VAE batch (see ``UNetDenoiser``).
+    """
+
+    def __init__(
+        self,
+        models: Models,
+        *,
+        prompts: str | dict[int, str],
+        negative_prompt: str,
+        guidance: float | None,
+        steps: int,
+        strength: float,
+        seed: int,
+        shared_noise: float,
+        renoise: str,
+        blend: float,
+        fuse: str,
+        batch: int | None,
+    ):
+        guidance = models.default_guidance if guidance is None else guidance
+        check_guidance(models, negative_prompt, guidance)
+        self.models = models
+        self.schedule = LCMSchedule.from_scheduler(models.scheduler, steps, strength)
+        cond, uncond, tcond = models.text_conditioning(prompts, negative_prompt, guidance)
+        self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
+        self.codec = LatentCodec(models.vae, chunk=batch or 8)
+        self.blender = TemporalBlender(blend, fuse)
+        self.seed, self.shared_noise, self.renoise = seed, shared_noise, renoise
+        self.noise: FrameNoise | None = None
+
+    def render(self, clean: torch.Tensor | None, indices: range, emit: range, shape: tuple[int, int, int]):
+        """Sample output frames ``indices`` and decode those in ``emit`` to uint8 (e, h, w, 3).
+
+        clean: (f, c, h, w) float32 source latents (video-to-video: noised to the first timestep), or None
+        (text-to-video: the start is pure noise, as diffusers' LCM text pipelines do).
+        """
+        if self.noise is None:
+            self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
+        eps = self.noise.window(indices, self.models.device)
+        x = eps[0] if clean is None else self.schedule.add_noise(clean, eps[0])
+        x0 = sample(
+            lambda x, t: self.denoiser(x, t, indices),
+            x,
+            self.schedule,
+            eps,
+            blend=lambda x0, i: self.blender(x0, i, indices),
+        )
+        self.blender.end_window()
+        keep = slice(emit.start - indices.start, emit.stop - indices.start)
+        return to_uint8(self.codec.decode(x0[keep]))

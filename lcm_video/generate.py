@@ -26,17 +26,19 @@ TINY_MODELS = ("tiny", "tiny-lora")
 
 
 def resolve_generate_config(
-    config: GenerateConfig | None, prompt: str | None, options: dict[str, Any]
+    config: GenerateConfig | None, prompt: str | None, options: dict[str, Any], models: Models | None = None
 ) -> GenerateConfig:
-    """Merge config, prompt and options, then fill the derived defaults (model, adapter, size)."""
+    """Merge config, prompt and options, then fill the derived defaults (model, adapter, size) from the options, or
+    from ``models`` when they are already loaded."""
     values = {} if config is None else {f.name: getattr(config, f.name) for f in fields(config)}
     if prompt is not None:
         values["prompt"] = prompt
     values.update(options)
     cfg = validate_generate(make_config(GenerateConfig, values, "generate() arguments"))
-    adapter = cfg.motion_adapter or ("tiny" if cfg.model in TINY_MODELS else "animatelcm")
+    model = cfg.model or (models.name if models is not None else None)
+    adapter = cfg.motion_adapter or ("tiny" if model in TINY_MODELS else "animatelcm")
     mpreset = MOTION_PRESETS.get(adapter)
-    model = cfg.model or (mpreset.base if mpreset else PRESETS["sd15-lcm-lora"].base)
+    model = model or (mpreset.base if mpreset else PRESETS["sd15-lcm-lora"].base)
     side = 64 if model in TINY_MODELS else 512
     return cfg.replace(motion_adapter=adapter, model=model, width=cfg.width or side, height=cfg.height or side)
 
@@ -83,7 +85,7 @@ def generate(
     reuses loaded weights. Raises :class:`UserError` for bad input; nothing is left at ``output`` on error.
     """
     t_start = time.perf_counter()
-    cfg = resolve_generate_config(config, prompt, options)
+    cfg = resolve_generate_config(config, prompt, options, models)
     out = check_output(output, (), cfg.codec)
     size = (cfg.width, cfg.height)
     plan = FramePlan.for_clip(cfg.frames, cfg.fps)

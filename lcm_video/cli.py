@@ -129,9 +129,10 @@ def _quiet_libraries() -> None:
     """Library chatter (deprecation notes, optional-dependency hints) is not for the user of a CLI."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # hub retries are reported once, as our own one-line error
     warnings.filterwarnings("ignore")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    logging.getLogger("diffusers").setLevel(logging.ERROR)
+    for name in ("transformers", "diffusers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _options(ns: argparse.Namespace, skip: tuple[str, ...]) -> dict[str, Any]:

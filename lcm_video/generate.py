@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .config import GenerateConfig, make_config, parse_prompt_at, validate_generate
 from .errors import UserError
-from .models import MOTION_PRESETS, PRESETS, Models, load_models
+from .models import PRESETS, Models, load_models, motion_preset
 from .plan import FramePlan
 from .render import RenderResult, WindowRenderer, emitting_windows, latent_shape, motion_context
 from .writer import VideoWriter, check_output
@@ -37,7 +37,7 @@ def resolve_generate_config(
     cfg = validate_generate(make_config(GenerateConfig, values, "generate() arguments"))
     model = cfg.model or (models.name if models is not None else None)
     adapter = cfg.motion_adapter or ("tiny" if model in TINY_MODELS else "animatelcm")
-    mpreset = MOTION_PRESETS.get(adapter)
+    mpreset = motion_preset(adapter)
     model = model or (mpreset.base if mpreset else PRESETS["sd15-lcm-lora"].base)
     side = 64 if model in TINY_MODELS else 512
     return cfg.replace(motion_adapter=adapter, model=model, width=cfg.width or side, height=cfg.height or side)

@@ -112,6 +112,16 @@ MOTION_PRESETS: dict[str, MotionPreset] = {
     )
 }
 DEFAULT_MOTION = "animatelcm"
+
+
+def motion_preset(name: str | None) -> MotionPreset | None:
+    """The motion preset called ``name``, or whose adapter is the hub id ``name`` (so ``wangfuyun/AnimateLCM`` gets
+    AnimateLCM's LoRA and scheduler settings too)."""
+    if not name:
+        return None
+    return MOTION_PRESETS.get(name) or next((p for p in MOTION_PRESETS.values() if p.adapter == name), None)
+
+
 TRAINED_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-frame clips
 
 VAE_ALIASES = {"taesd": "madebyollin/taesd"}
@@ -347,7 +357,7 @@ def parse_lora(spec: str) -> tuple[str, float]:
 
 def load_motion_adapter(source: str, dtype: torch.dtype) -> MotionAdapter:
     """A ``MotionAdapter`` from a motion preset name, hub id, diffusers directory or single checkpoint file."""
-    preset = MOTION_PRESETS.get(source)
+    preset = motion_preset(source)
     if preset is not None and preset.adapter == "builtin:tiny":
         return tiny_motion_adapter().to(dtype=dtype)
     source = preset.adapter if preset else source
@@ -451,7 +461,7 @@ def load_models(
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     preset = PRESETS.get(model)
-    mpreset = MOTION_PRESETS.get(motion_adapter) if motion_adapter else None
+    mpreset = motion_preset(motion_adapter)
     loras = [*(preset.lora if preset else ()), *(mpreset.lora if mpreset else ()), *lora]
     vae = vae or (preset.vae if preset else None)
     if preset and preset.base.startswith("builtin:"):

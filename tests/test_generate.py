@@ -211,3 +211,14 @@ def test_motion_options_without_a_motion_adapter_are_refused(videos, tmp_path, c
     argv = ["stylize", str(videos["moving"]), "-o", str(tmp_path / "o.mp4"), "-p", "x", "--model", "tiny"]
     assert cli.main([*argv, "--context", "8"]) == 2
     assert "--motion-adapter" in capsys.readouterr().err
+
+
+def test_motion_defaults_resolve_from_presets_and_their_hub_ids():
+    from lcm_video.generate import resolve_generate_config
+
+    cfg = resolve_generate_config(None, "x", {})
+    assert (cfg.motion_adapter, cfg.model, cfg.width) == ("animatelcm", "emilianJR/epiCRealism", 512)
+    cfg = resolve_generate_config(None, "x", {"motion_adapter": "wangfuyun/AnimateLCM"})
+    assert cfg.model == "emilianJR/epiCRealism"  # the hub id gets the AnimateLCM recipe
+    cfg = resolve_generate_config(None, "x", {"model": "tiny"})
+    assert (cfg.motion_adapter, cfg.width, cfg.height) == ("tiny", 64, 64)

@@ -19,7 +19,7 @@ from .config import GenerateConfig, make_config, parse_prompt_at, validate_gener
 from .errors import UserError
 from .models import PRESETS, Models, load_models, motion_preset
 from .plan import FramePlan
-from .render import RenderResult, WindowRenderer, emitting_windows, latent_shape, motion_context
+from .render import RenderResult, WindowRenderer, latent_shape, motion_context, render_range
 from .writer import VideoWriter, check_output
 
 TINY_MODELS = ("tiny", "tiny-lora")
@@ -96,8 +96,8 @@ def generate(
     writer = VideoWriter(out, size, plan.fps, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)
     bar = tqdm(total=len(plan), unit="frame", desc="generate", file=sys.stderr, disable=cfg.quiet, dynamic_ncols=True)
     with writer, bar:
-        for win, emit in emitting_windows(plan, context, overlap):
-            writer.write(generator(win.indices, emit))
-            bar.update(len(emit))
+        for done, frames in render_range(lambda w, e: generator(w.indices, e), 0, len(plan), context, overlap):
+            writer.write(frames)
+            bar.update(len(done))
         writer.close()
     return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, generator.denoiser.calls)

@@ -102,26 +102,30 @@ class FramePlan:
         return cls(tuple(range(n_frames)), fps, Fraction(0))
 
     def windows(self, size: int, overlap: int = 0) -> Iterator[Window]:
-        """Cut the output frames into windows of at most ``size``, each sharing ``overlap`` frames with the last.
+        """Windows over all output frames; see :func:`windows`."""
+        return windows(0, len(self), size, overlap)
 
-        The last window is shifted back (sharing more) rather than left short, so every window but a clip shorter
-        than ``size`` has exactly ``size`` frames: motion modules behave best at their trained length.
-        """
-        if size < 1:
-            raise ValueError("window size must be >= 1")
-        if not 0 <= overlap < size:
-            raise ValueError("overlap must be in [0, size)")
-        n = len(self)
-        if overlap == 0:
-            for s in range(0, n, size):
-                yield Window(s, min(n, s + size), 0)
+
+def windows(start: int, stop: int, size: int, overlap: int = 0) -> Iterator[Window]:
+    """Cut output frames ``[start, stop)`` into windows of at most ``size``, each sharing ``overlap`` with the last.
+
+    The last window is shifted back (sharing more) rather than left short, so every window but a range shorter than
+    ``size`` has exactly ``size`` frames: motion modules behave best at their trained length.
+    """
+    if size < 1:
+        raise ValueError("window size must be >= 1")
+    if not 0 <= overlap < size:
+        raise ValueError("overlap must be in [0, size)")
+    if overlap == 0:
+        for s in range(start, stop, size):
+            yield Window(s, min(stop, s + size), 0)
+        return
+    s, prev_stop = start, None
+    while True:
+        end = min(stop, s + size)
+        first = max(start, end - size)
+        yield Window(first, end, 0 if prev_stop is None else prev_stop - first)
+        if end == stop:
             return
-        s, prev_stop = 0, 0
-        while True:
-            stop = min(n, s + size)
-            start = max(0, stop - size)
-            yield Window(start, stop, prev_stop - start if prev_stop else 0)
-            if stop == n:
-                return
-            prev_stop = stop
-            s = stop - overlap
+        prev_stop = end
+        s = end - overlap

@@ -3,6 +3,8 @@ fusion and blending, decoded to uint8; and the order in which windows emit their
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,7 +17,7 @@ from .denoiser import UNetDenoiser
 from .errors import UserError
 from .models import TRAINED_CONTEXT, Models
 from .noise import FrameNoise
-from .plan import FramePlan, Window
+from .plan import Window, windows
 from .sampler import LCMSchedule, sample
 from .vae import LatentCodec, to_uint8
 
@@ -59,11 +61,38 @@ def motion_context(models: Models, context: int | None, overlap: int | None) -> 
     return ctx, ov
 
 
-def emitting_windows(plan: FramePlan, size: int, overlap: int) -> list[tuple[Window, range]]:
-    """Each window with the output frames it emits: up to where the next window starts (the next one fuses and
-    emits the frames they share), all of its frames for the last."""
-    wins = list(plan.windows(size, overlap))
+def emitting_windows(start: int, stop: int, size: int, overlap: int) -> list[tuple[Window, range]]:
+    """Windows over output frames ``[start, stop)``, each with the frames it emits: up to where the next window starts
+    (the next one fuses and emits the frames they share), all of its frames for the last."""
+    wins = list(windows(start, stop, size, overlap))
     return [(w, range(w.start, wins[k + 1].start if k + 1 < len(wins) else w.stop)) for k, w in enumerate(wins)]
+
+
+def warmup_frames(blend: float, context: int = 0, overlap: int = 0) -> int:
+    """Frames to re-render (and discard) before a segment that starts cold, so its first frames match a continuous
+    render: enough for blending's memory (β^n < 1e-3) and, for motion windows, one window of overlap fusion."""
+    blend_warm = 0 if blend <= 0 else min(64, math.ceil(math.log(1e-3) / math.log(blend)))
+    return max(blend_warm, context - overlap if context else 0)
+
+
+def render_range(
+    window_fn: Callable[[Window, range], torch.Tensor],
+    start: int,
+    stop: int,
+    size: int,
+    overlap: int,
+    warm: int = 0,
+) -> Iterator[tuple[range, torch.Tensor]]:
+    """Yield (frames, uint8 (n, h, w, 3)) for output frames ``[start, stop)``, window by window.
+
+    ``window_fn(window, emit)`` renders one window and returns its ``emit`` frames. Rendering begins ``warm`` frames
+    before ``start`` to rebuild the temporal state; those frames are discarded.
+    """
+    for win, emit in emitting_windows(max(0, start - warm), stop, size, overlap):
+        frames = window_fn(win, emit)
+        keep = range(max(emit.start, start), emit.stop)
+        if len(keep):
+            yield keep, frames[keep.start - emit.start :]
 
 
 def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:

@@ -18,7 +18,7 @@ from .errors import UserError
 from .models import Models, load_models
 from .plan import FramePlan
 from .reader import FrameReader, output_size, probe
-from .render import RenderResult, WindowRenderer, emitting_windows, motion_context
+from .render import RenderResult, WindowRenderer, motion_context, render_range
 from .sampler import LCMSchedule
 from .vae import to_unit
 from .writer import VideoWriter, check_output
@@ -112,11 +112,15 @@ def stylize(
         audio_duration=float(plan.duration),
     )
     bar = tqdm(total=len(plan), unit="frame", desc="stylize", file=sys.stderr, disable=cfg.quiet, dynamic_ncols=True)
+
+    def window_fn(win, emit):
+        frames = reader.read([plan.sources[i] for i in win.indices])  # uint8 (f, h, w, 3)
+        return stylizer(frames, win.indices, emit)
+
     with writer, bar:
-        for win, emit in emitting_windows(plan, size_w, overlap):
-            frames = reader.read([plan.sources[i] for i in win.indices])  # uint8 (f, h, w, 3)
-            writer.write(stylizer(frames, win.indices, emit))
-            bar.update(len(emit))
+        for done, frames in render_range(window_fn, 0, len(plan), size_w, overlap):
+            writer.write(frames)
+            bar.update(len(done))
         writer.close()
     reader.close()
     calls = stylizer.denoiser.calls

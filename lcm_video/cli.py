@@ -121,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_stylize(sub)
     _add_generate(sub)
+    b = sub.add_parser(
+        "batch",
+        help="render a job file of many renders, resumable, across processes (accelerate launch / torchrun)",
+        description="Render every job of JOBS.yaml under --out; rerun the same command to resume after a crash.",
+    )
+    b.add_argument("jobs", help="YAML job file: defaults: {...} and jobs: [{name, mode, input, output, ...}]")
+    b.add_argument("--out", required=True, help="folder for outputs, work files and report.json")
+    b.add_argument("--segment-frames", type=int, help="frames per unit of work (default 240)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub.add_parser("models", help="list model and motion presets")
     return parser
 
@@ -187,6 +196,15 @@ def _run_generate(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _run_batch(ns: argparse.Namespace) -> int:
+    from .batch import run_batch
+
+    if ns.segment_frames is not None and ns.segment_frames < 1:
+        raise UserError(f"--segment-frames must be at least 1, got {ns.segment_frames}")
+    rows = run_batch(ns.jobs, ns.out, ns.segment_frames, ns.quiet)
+    return 0 if all(r["status"] == "done" for r in rows) else 1
+
+
 def _run_models() -> int:
     from .models import MOTION_PRESETS, PRESETS
 
@@ -211,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_stylize(ns)
         if ns.command == "generate":
             return _run_generate(ns)
+        if ns.command == "batch":
+            return _run_batch(ns)
         if ns.command == "models":
             return _run_models()
     except UserError as exc:

@@ -79,6 +79,8 @@ class VideoWriter:
         audio_from: str | os.PathLike | None = None,
         audio_start: float = 0.0,
         audio_duration: float | None = None,
+        lossless: bool = False,
+        video_input: list[str] | None = None,
     ):
         self.path = Path(path)
         self.size, self.fps = size, Fraction(fps)
@@ -93,18 +95,24 @@ class VideoWriter:
         w, h = size
         rate = f"{self.fps.numerator}/{self.fps.denominator}"
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-nostdin"]
-        cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", rate, "-i", "pipe:0"]
+        if video_input is None:
+            cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", rate, "-i", "pipe:0"]
+        else:
+            cmd += video_input
         if audio_from is not None:
             cmd += ["-ss", f"{audio_start:.6f}"]
             if audio_duration is not None:
                 cmd += ["-t", f"{audio_duration:.6f}"]
             cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?"]
             cmd += ["-c:a", "libopus" if self.path.suffix.lower() == ".webm" else "aac", "-b:a", "160k"]
-        cmd += ["-c:v", codec, "-pix_fmt", "yuv420p", "-r", rate]
-        if codec in ("libx264", "libx265"):
-            cmd += ["-crf", str(crf), "-preset", preset]
-        elif codec.startswith("libvpx"):
-            cmd += ["-crf", str(crf), "-b:v", "0"]
+        if lossless:  # RGB in, RGB out, bit-exact: for intermediate segments
+            cmd += ["-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "rgb24", "-r", rate]
+        else:
+            cmd += ["-c:v", codec, "-pix_fmt", "yuv420p", "-r", rate]
+            if codec in ("libx264", "libx265"):
+                cmd += ["-crf", str(crf), "-preset", preset]
+            elif codec.startswith("libvpx"):
+                cmd += ["-crf", str(crf), "-b:v", "0"]
         if self.path.suffix.lower() in (".mp4", ".mov"):
             cmd += ["-movflags", "+faststart"]
         self._cmd = cmd
@@ -113,6 +121,11 @@ class VideoWriter:
     def _start(self) -> None:
         cmd = [*self._cmd, "-f", MUXERS[self.path.suffix.lower()], str(self.tmp)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+
+    def finish_from_input(self) -> Path:
+        """Run ffmpeg on ``video_input`` (no frames are piped) and move the result into place."""
+        self._start()
+        return self.close()
 
     def _ffmpeg_error(self) -> str:
         self._log.seek(0)
@@ -166,3 +179,20 @@ class VideoWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def assemble(segments: list[Path], output: str | os.PathLike, size: tuple[int, int], fps: Fraction, **options) -> Path:
+    """Concatenate lossless segment files into ``output``: one encode with the final codec, audio muxed, atomic.
+
+    ``options`` are ``VideoWriter``'s (codec, crf, preset, audio_from, audio_start, audio_duration).
+    """
+    out = Path(output)
+    fd, listing = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.stem}.", suffix=".concat.txt")
+    try:
+        with os.fdopen(fd, "w") as f:
+            for seg in segments:  # paths are ours (the work folder); quote them for the concat demuxer anyway
+                f.write("file '" + str(Path(seg).resolve()).replace("'", "'\\''") + "'\n")
+        video_input = ["-f", "concat", "-safe", "0", "-i", listing]
+        return VideoWriter(out, size, fps, video_input=video_input, **options).finish_from_input()
+    finally:
+        os.unlink(listing)

@@ -146,7 +146,7 @@ def load_jobs(path: str | os.PathLike, out: str | os.PathLike, segment_frames: i
             else:
                 out_path = (out_dir / rel).resolve()
                 if out_path in outputs:
-                    problems.append(f"{label}: output {str(output)!r} is also job {outputs[out_path]!r}'s output")
+                    problems.append(f"{label}: output {str(output)!r} is also the output of job {outputs[out_path]!r}")
                 outputs.setdefault(out_path, name)
         in_path = None
         if mode == "stylize":
@@ -493,8 +493,8 @@ def run_batch(
     if state.is_main_process:
         rows = [finish_job(p) for p in plans]
         _write_json(out_dir / "report.json", {"jobs": rows})
-        if not quiet:
-            for r in rows:
+        for r in rows:  # failures are reported even with --quiet
+            if r["status"] != "done" or not quiet:
                 what = f"{r['frames']} frames in {r['seconds']:.1f} s" if r["status"] == "done" else r["error"]
                 print(f"{r['status']:6s} {r['name']}: {what}", file=sys.stderr)
     state.wait_for_everyone()

@@ -70,8 +70,9 @@ def emitting_windows(start: int, stop: int, size: int, overlap: int) -> list[tup
 
 def warmup_frames(blend: float, context: int = 0, overlap: int = 0) -> int:
     """Frames to re-render (and discard) before a segment that starts cold, so its first frames match a continuous
-    render: enough for blending's memory (β^n < 1e-3) and, for motion windows, one window of overlap fusion."""
-    blend_warm = 0 if blend <= 0 else min(64, math.ceil(math.log(1e-3) / math.log(blend)))
+    render: enough for blending's memory to fade (β^n < 1e-5; at 1e-3 a β of 0.6 still moved pixels by 4/255) and,
+    for motion windows, one window of overlap fusion."""
+    blend_warm = 0 if blend <= 0 else min(128, math.ceil(math.log(1e-5) / math.log(blend)))
     return max(blend_warm, context - overlap if context else 0)
 
 

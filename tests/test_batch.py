@@ -1,0 +1,187 @@
+"""Batch rendering: validation first, failure isolation, crash-safe resume (kill -9), two processes with torchrun,
+model reuse, path safety, and segment seams."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lcm_video import batch, cli
+from lcm_video.errors import UserError
+from lcm_video.stylize import stylize
+
+from .conftest import ROOT, make_video, read_frames
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def write_jobs(folder: Path, jobs: list[dict], defaults: dict | None = None) -> Path:
+    path = folder / "jobs.yaml"
+    path.write_text(json.dumps({"defaults": defaults or {"model": "tiny", "device": "cpu"}, "jobs": jobs}))
+    return path  # JSON is YAML
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=2.0)
+
+
+def _jobs(clip: Path) -> list[dict]:
+    return [
+        {"name": "styl", "mode": "stylize", "input": str(clip), "prompt": "oil painting", "output": "styl.mp4"},
+        {"name": "gen", "mode": "generate", "prompt": "a fox", "frames": 20, "fps": 8, "output": "gen/fox.mp4"},
+    ]
+
+
+def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=ROOT, **kw)
+
+
+def test_every_problem_is_listed_before_anything_renders(tmp_path, clip, capsys):
+    jobs = [
+        {"name": "a", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "a.mp4", "strenght": 0.5},
+        {"name": "a", "mode": "stylize", "input": "missing.mp4", "prompt": "x", "output": "b.mp4"},
+        {"name": "c", "mode": "generate", "prompt": "x", "output": "a.mp4", "frames": 0},
+        {"name": "d", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "../escape.mp4"},
+        {"name": "e", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "/abs.mp4"},
+        {"name": "../f", "mode": "generate", "prompt": "x", "output": "f.mp4"},
+        {"name": "g", "mode": "paint", "output": "g.mp4"},
+        {"name": "h", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "h.mp4", "blend": 2},
+    ]
+    code = cli.main(["batch", str(write_jobs(tmp_path, jobs)), "--out", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 2
+    for expected in [
+        "job #1 'a': unknown key 'strenght'",
+        "job #2 'a': duplicate name",
+        "job #2 'a': input 'missing.mp4' not found",
+        "job #3 'c': output 'a.mp4' is also the output of job 'a'",
+        "job #3 'c': --frames must be at least 1",
+        "job #4 'd': output '../escape.mp4' must be a relative path inside --out",
+        "job #5 'e': output '/abs.mp4' must be a relative path",
+        "job #6 '../f': name must be",
+        "job #7 'g': mode must be stylize or generate",
+        "job #8 'h': --blend must be in [0, 1]",
+    ]:
+        assert expected in err, (expected, err)
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_python_tags_are_refused(tmp_path, capsys):
+    (tmp_path / "jobs.yaml").write_text("jobs:\n  - !!python/object/apply:os.system ['echo pwned']\n")
+    assert cli.main(["batch", str(tmp_path / "jobs.yaml"), "--out", str(tmp_path / "o")]) == 2
+    assert "not plain YAML" in capsys.readouterr().err
+
+
+def test_a_failing_job_is_isolated_and_reported(tmp_path, clip):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 5000)
+    jobs = [*_jobs(clip), {"name": "bad", "mode": "stylize", "input": str(bad), "prompt": "x", "output": "bad.mp4"}]
+    out = tmp_path / "o"
+    res = _run([sys.executable, "-m", "lcm_video", "batch", str(write_jobs(tmp_path, jobs)), "--out", str(out), "-q"])
+    assert res.returncode == 1, res.stderr
+    report = {r["name"]: r for r in json.loads((out / "report.json").read_text())["jobs"]}
+    assert report["styl"]["status"] == report["gen"]["status"] == "done"
+    assert report["styl"]["frames"] == 59 and report["gen"]["frames"] == 20
+    assert (out / "styl.mp4").exists() and (out / "gen" / "fox.mp4").exists() and not (out / "bad.mp4").exists()
+    assert report["bad"]["status"] == "failed" and "cannot decode" in report["bad"]["error"]
+    assert set(report["bad"]) >= {"name", "status", "output", "frames", "seconds", "error"}
+    assert "failed bad" in res.stderr
+
+
+def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, clip, monkeypatch):
+    from lcm_video import models as models_mod
+
+    loads = []
+    real = models_mod.load_models
+    monkeypatch.setattr(models_mod, "load_models", lambda *a, **k: loads.append(a) or real(*a, **k))
+    jobs = [
+        {"name": f"s{i}", "mode": "stylize", "input": str(clip), "prompt": "x", "output": f"s{i}.mp4"} for i in range(3)
+    ]
+    rows = batch.run_batch(write_jobs(tmp_path, jobs), tmp_path / "out", segment_frames=25, quiet=True)
+    assert [r["status"] for r in rows] == ["done"] * 3
+    assert len(loads) == 1  # 3 jobs x 3 segments, one model
+
+
+@pytest.mark.parametrize("blend", [0.3, 0.6])
+def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend):
+    jobs = [{"name": "s", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "s.mp4", "blend": blend}]
+    defaults = {"model": "tiny", "device": "cpu", "crf": 0}
+    batch.run_batch(write_jobs(tmp_path, jobs, defaults), tmp_path / "out", segment_frames=7, quiet=True)
+    whole = stylize(clip, tmp_path / "whole.mp4", "x", model="tiny", device="cpu", blend=blend, crf=0, quiet=True)
+    a, b = read_frames(tmp_path / "out" / "s.mp4").astype(int), read_frames(whole.output).astype(int)
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() <= 2  # each segment re-renders frames before its start until β^n < 1e-5
+
+
+def test_paths_stay_inside_out(tmp_path):
+    jobs = [{"name": "x", "mode": "generate", "prompt": "p", "output": "sub/../../x.mp4"}]
+    with pytest.raises(UserError, match="inside --out"):
+        batch.load_jobs(write_jobs(tmp_path, jobs), tmp_path / "out")
+
+
+def _uninterrupted(tmp_path: Path, job_file: Path) -> Path:
+    out = tmp_path / "ref"
+    res = _run([sys.executable, "-m", "lcm_video", "batch", str(job_file), "--out", str(out), "-q"])
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_kill_9_then_resume_gives_the_same_frames(tmp_path, clip):
+    jobs = [
+        {"name": "styl", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "styl.mp4", "blend": 0.3},
+        {"name": "gen", "mode": "generate", "prompt": "a fox", "frames": 40, "fps": 8, "output": "fox.mp4"},
+    ]
+    job_file = write_jobs(tmp_path, jobs, {"model": "tiny", "device": "cpu", "segment_frames": 10})
+    ref = _uninterrupted(tmp_path, job_file)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lcm_video", "batch", str(job_file), "--out", str(out), "-q"]
+    proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = out / ".lcm-video-work" / "styl"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(work.glob("seg_*.json"))) < 2:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.stem for p in work.glob("seg_*.json")}
+    assert 2 <= len(finished) < 6, finished  # killed part-way through the 6 segments
+    assert not (out / "styl.mp4").exists()
+    res = _run(cmd)
+    assert res.returncode == 0, res.stderr
+    log = (work / "renders.log").read_text().split()
+    renders = log[0::2]
+    assert all(renders.count(s) == 1 for s in finished)  # finished segments were skipped, not re-rendered
+    assert sorted(set(renders)) == sorted(renders)
+    for name in ("styl.mp4", "fox.mp4"):
+        a, b = read_frames(out / name).astype(int), read_frames(ref / name).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).max() <= 2
+    assert not list(out.glob("*.partial")) and not list(work.glob("*.partial"))
+
+
+def test_two_processes_render_each_unit_once_and_match_one_process(tmp_path, clip):
+    job_file = write_jobs(tmp_path, _jobs(clip), {"model": "tiny", "device": "cpu", "segment_frames": 10})
+    ref = _uninterrupted(tmp_path, job_file)
+    out = tmp_path / "two"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561"]
+    res = _run([*torchrun, "-m", "lcm_video", "batch", str(job_file), "--out", str(out), "-q"], timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = set()
+    for job in ("styl", "gen"):
+        log = (out / ".lcm-video-work" / job / "renders.log").read_text().split()
+        units, who = log[0::2], log[1::2]
+        assert len(units) == len(set(units))  # each unit rendered once
+        ranks |= set(who)
+    assert ranks == {"0", "1"}  # both processes worked
+    for name in ("styl.mp4", "gen/fox.mp4"):
+        assert np.array_equal(read_frames(out / name), read_frames(ref / name))
+    report = json.loads((out / "report.json").read_text())["jobs"]
+    assert [r["status"] for r in report] == ["done", "done"]

@@ -437,6 +437,10 @@ def finish_job(plan: JobPlan) -> dict:
     except UserError as exc:
         row["error"] = str(exc)
         return row
+    if cfg.metrics:
+        from .metrics import write_metrics
+
+        write_metrics(job.output, job.input)
     seconds = sum(json.loads(m.read_text())["seconds"] for m in metas) + time.perf_counter() - t0
     _write_json(done, {"seconds": seconds})
     for seg in plan.segments:  # the output is complete: segments are no longer needed

@@ -57,6 +57,7 @@ def _output_options(p):
     g.add_argument("--crf", type=int, help="quality, lower is better (default 18)")
     g.add_argument("--codec", help="ffmpeg video encoder (default libx264)")
     g.add_argument("--preset", help="x264/x265 speed preset (default medium)")
+    g.add_argument("--metrics", action="store_true", help="also write OUTPUT_STEM.metrics.json (see `eval`)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return g
 
@@ -130,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="folder for outputs, work files and report.json")
     b.add_argument("--segment-frames", type=int, help="frames per unit of work (default 240)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    e = sub.add_parser(
+        "eval",
+        help="temporal consistency and fidelity metrics of a video",
+        description="warp_error (Lai et al. 2018, DIS flow, forward-backward occlusion mask), flicker, and with "
+        "--source: tof (flow difference), psnr, ssim. Frames are paired with the source by index.",
+    )
+    e.add_argument("video", help="video to measure")
+    e.add_argument("--source", help="the video it was made from")
+    e.add_argument("--max-frames", type=int, help="measure only the first N frames")
+    e.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("models", help="list model and motion presets")
     return parser
 
@@ -205,6 +216,23 @@ def _run_batch(ns: argparse.Namespace) -> int:
     return 0 if all(r["status"] == "done" for r in rows) else 1
 
 
+def _run_eval(ns: argparse.Namespace) -> int:
+    import json
+
+    from .metrics import evaluate
+
+    if ns.max_frames is not None and ns.max_frames < 2:
+        raise UserError(f"--max-frames must be at least 2 for temporal metrics, got {ns.max_frames}")
+    m = evaluate(ns.video, ns.source, ns.max_frames).to_dict()
+    if ns.json:
+        print(json.dumps(m))
+        return 0
+    for key, value in m.items():
+        shown = "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+        print(f"{key:11s} {shown}")
+    return 0
+
+
 def _run_models() -> int:
     from .models import MOTION_PRESETS, PRESETS
 
@@ -231,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_generate(ns)
         if ns.command == "batch":
             return _run_batch(ns)
+        if ns.command == "eval":
+            return _run_eval(ns)
         if ns.command == "models":
             return _run_models()
     except UserError as exc:

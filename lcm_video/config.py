@@ -60,6 +60,7 @@ class StylizeConfig:
     codec: str = "libx264"
     preset: str = "medium"
     audio: bool = True
+    metrics: bool = False
     quiet: bool = False
 
     def replace(self, **changes: Any) -> StylizeConfig:
@@ -101,6 +102,7 @@ class GenerateConfig:
     crf: int = 18
     codec: str = "libx264"
     preset: str = "medium"
+    metrics: bool = False
     quiet: bool = False
 
     def replace(self, **changes: Any) -> GenerateConfig:

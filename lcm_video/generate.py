@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .config import GenerateConfig, make_config, parse_prompt_at, validate_generate
 from .errors import UserError
+from .metrics import write_metrics
 from .models import PRESETS, Models, load_models, motion_preset
 from .plan import FramePlan
 from .render import RenderResult, WindowRenderer, latent_shape, motion_context, render_range
@@ -100,4 +101,6 @@ def generate(
             writer.write(frames)
             bar.update(len(done))
         writer.close()
+    if cfg.metrics:
+        write_metrics(out)
     return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, generator.denoiser.calls)

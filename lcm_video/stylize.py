@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .config import DEFAULT_WINDOW, StylizeConfig, make_config, validate
 from .errors import UserError
+from .metrics import write_metrics
 from .models import Models, load_models
 from .plan import FramePlan
 from .reader import FrameReader, output_size, probe
@@ -123,5 +124,7 @@ def stylize(
             bar.update(len(done))
         writer.close()
     reader.close()
+    if cfg.metrics:
+        write_metrics(out, input)
     calls = stylizer.denoiser.calls
     return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, calls)

@@ -1,0 +1,153 @@
+"""Temporal-consistency and fidelity metrics of a video, streamed two frames at a time.
+
+- ``warp_error`` (Lai et al. 2018, "Learning Blind Video Temporal Consistency"): optical flow between consecutive
+  frames of the *source* (or of the video itself without one), OpenCV's DIS flow; pixels failing the forward-backward
+  consistency check (Sundaram et al. 2010) are masked as occluded; the error is the masked mean squared difference of
+  each frame and the next frame warped back onto it. RGB in [0, 1], so the unit is [0, 1]².
+- ``flicker``: mean absolute difference of consecutive frames, RGB in [0, 1].
+- ``tof``: mean end-point difference (pixels) between the video's flow and the source's flow (needs a source).
+- ``psnr`` (dB, capped at 100) and ``ssim`` (Gaussian window σ = 1.5, RGB mean) against the source (needs a source).
+
+Frames are paired with the source by index; the source is resized to the video's size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .reader import FrameReader, probe
+
+PSNR_CAP = 100.0
+
+
+def _cv2():
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise UserError("metrics need OpenCV: pip install 'lcm-video[metrics]' (opencv-python-headless)") from None
+    return cv2
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Averages over the video's frame pairs (``frames`` frames); source-based ones are None without a source."""
+
+    frames: int
+    warp_error: float
+    flicker: float
+    tof: float | None = None
+    psnr: float | None = None
+    ssim: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _flow(dis, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DIS flow a → b on grey uint8 frames: (h, w, 2) float32 with b(x + f(x)) ≈ a(x)."""
+    cv2 = _cv2()
+    return dis.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
+
+
+def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample ``img`` at x + flow(x) (bilinear, edges replicated)."""
+    cv2 = _cv2()
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def consistent_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
+    """(h, w) float32, 1 where forward and backward flow agree and the target is inside the frame, 0 if occluded."""
+    h, w = fw.shape[:2]
+    bw_at = _warp(bw, fw)
+    err = ((fw + bw_at) ** 2).sum(-1)
+    ok = err <= 0.01 * ((fw**2).sum(-1) + (bw_at**2).sum(-1)) + 0.5
+    gx, gy = np.meshgrid(np.arange(w), np.arange(h))
+    tx, ty = gx + fw[..., 0], gy + fw[..., 1]
+    ok &= (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
+    return ok.astype(np.float32)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity of two float RGB images in [0, 1] (Wang et al. 2004), averaged over channels."""
+    cv2 = _cv2()
+    c1, c2 = 0.01**2, 0.03**2
+
+    def blur(x):
+        return cv2.GaussianBlur(x, (11, 11), 1.5)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(s.mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else min(PSNR_CAP, 10 * math.log10(1.0 / mse))
+
+
+def evaluate(
+    video: str | os.PathLike, source: str | os.PathLike | None = None, max_frames: int | None = None
+) -> Metrics:
+    """Metrics of ``video`` (and against ``source``), reading two frames at a time."""
+    cv2 = _cv2()
+    info = probe(video)
+    n = info.frames if max_frames is None else min(info.frames, max_frames)
+    size = (info.width, info.height)
+    reader = FrameReader(info, size)
+    src = None
+    if source is not None:
+        sinfo = probe(source)
+        n = min(n, sinfo.frames)
+        src = FrameReader(sinfo, size)
+    if n < 2:
+        raise UserError(f"{str(video)!r} has {n} frame(s); temporal metrics need at least 2")
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    warp, flick, tof, ps, ss = [], [], [], [], []
+    prev = reader.read([0])[0].numpy()
+    prev_s = src.read([0])[0].numpy() if src else None
+    for i in range(n):
+        if src is not None:
+            a, b = prev.astype(np.float32) / 255, prev_s.astype(np.float32) / 255
+            ps.append(psnr(a, b))
+            ss.append(ssim(a, b))
+        if i == n - 1:
+            break
+        cur = reader.read([i + 1])[0].numpy()
+        cur_s = src.read([i + 1])[0].numpy() if src else None
+        ga, gb = (prev_s, cur_s) if src is not None else (prev, cur)
+        fw, bw = _flow(dis, ga, gb), _flow(dis, gb, ga)
+        mask = consistent_mask(fw, bw)
+        o_t, o_t1 = prev.astype(np.float32) / 255, cur.astype(np.float32) / 255
+        sq = ((o_t - _warp(o_t1, fw)) ** 2).mean(-1)
+        warp.append(float((sq * mask).sum() / max(mask.sum(), 1.0)))
+        flick.append(float(np.abs(o_t1 - o_t).mean()))
+        if src is not None:
+            fo = _flow(dis, prev, cur)
+            tof.append(float(np.sqrt(((fo - fw) ** 2).sum(-1)).mean()))
+        prev, prev_s = cur, cur_s
+    reader.close()
+
+    def mean(xs):
+        return float(np.mean(xs)) if xs else None
+
+    return Metrics(n, mean(warp), mean(flick), mean(tof), mean(ps), mean(ss))
+
+
+def write_metrics(video: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
+    """Evaluate ``video`` and write ``VIDEO_STEM.metrics.json`` beside it; returns that path."""
+    path = Path(video)
+    out = path.with_name(path.stem + ".metrics.json")
+    out.write_text(json.dumps(evaluate(video, source).to_dict(), indent=2))
+    return out

@@ -1,0 +1,74 @@
+"""Metrics on synthetic videos whose answer is known."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from lcm_video import cli
+from lcm_video.metrics import evaluate
+from lcm_video.writer import VideoWriter
+
+
+def _write(path, frames: np.ndarray):
+    w = VideoWriter(path, (frames.shape[2], frames.shape[1]), Fraction(24), crf=0)
+    w.write(frames)
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def pan(tmp_path_factory):
+    """A smooth texture panning 2 px per frame, and a copy whose brightness alternates frame to frame."""
+    d = tmp_path_factory.mktemp("metrics")
+    rng = np.random.default_rng(0)
+    import cv2
+
+    tex = cv2.resize(rng.random((24, 60, 3)).astype(np.float32), (240, 96), interpolation=cv2.INTER_CUBIC)
+    tex = (np.clip(tex, 0, 1) * 200 + 20).astype(np.uint8)
+    frames = np.stack([tex[:, 2 * i : 2 * i + 128] for i in range(12)])
+    flick = frames.astype(int) + np.array([0 if i % 2 == 0 else 30 for i in range(12)])[:, None, None, None]
+    return {
+        "pan": _write(d / "pan.mp4", frames),
+        "flicker": _write(d / "flicker.mp4", np.clip(flick, 0, 255).astype(np.uint8)),
+        "still": _write(d / "still.mp4", np.repeat(frames[:1], 6, axis=0)),
+    }
+
+
+def test_an_unchanged_video_scores_near_zero_against_itself(pan):
+    m = evaluate(pan["pan"], source=pan["pan"])
+    assert m.frames == 12
+    assert m.warp_error < 2e-3
+    assert m.tof < 0.05
+    assert m.psnr == 100.0 and m.ssim > 0.999
+
+
+def test_alternating_brightness_scores_far_higher(pan):
+    clean = evaluate(pan["pan"], source=pan["pan"])
+    bad = evaluate(pan["flicker"], source=pan["pan"])
+    assert bad.warp_error > 10 * clean.warp_error
+    assert abs(bad.warp_error - (30 / 255) ** 2) < 1e-3  # the brightness step, on every pair
+    assert bad.flicker > clean.flicker + 0.02
+    assert bad.psnr < clean.psnr and bad.ssim < clean.ssim
+
+
+def test_a_still_video_has_no_flicker_and_self_flow_without_source(pan):
+    m = evaluate(pan["still"])
+    assert m.flicker == 0.0 and m.warp_error < 1e-6
+    assert m.tof is None and m.psnr is None and m.ssim is None
+
+
+def test_eval_command_prints_json(pan, capsys):
+    assert cli.main(["eval", str(pan["pan"]), "--source", str(pan["pan"]), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"frames", "warp_error", "flicker", "tof", "psnr", "ssim"}
+
+
+def test_stylize_writes_metrics_beside_the_output(videos, tmp_path):
+    argv = ["stylize", str(videos["moving"]), "-o", str(tmp_path / "o.mp4"), "-p", "x", "--model", "tiny", "-q"]
+    assert cli.main([*argv, "--metrics"]) == 0
+    m = json.loads((tmp_path / "o.metrics.json").read_text())
+    assert m["frames"] == 29 and m["psnr"] is not None

@@ -334,7 +334,7 @@ def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
     from .generate import ClipGenerator
     from .plan import FramePlan
     from .reader import FrameReader, probe
-    from .render import motion_context, render_range, warmup_frames
+    from .render import balanced_window, motion_context, render_range, warmup_frames
     from .stylize import Stylizer
 
     job, cfg = plan.job, plan.job.cfg
@@ -342,7 +342,7 @@ def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
         size_w, overlap = motion_context(models, cfg.context, cfg.overlap)
         warm = warmup_frames(cfg.blend, size_w, overlap)
     else:
-        size_w, overlap = min(getattr(cfg, "window", None) or DEFAULT_WINDOW, plan.frames), 0
+        size_w, overlap = balanced_window(plan.frames, getattr(cfg, "window", None) or DEFAULT_WINDOW), 0
         warm = warmup_frames(cfg.blend)
     if job.mode == "generate":
         gen = ClipGenerator(models, cfg, plan.size)

@@ -68,6 +68,13 @@ def emitting_windows(start: int, stop: int, size: int, overlap: int) -> list[tup
     return [(w, range(w.start, wins[k + 1].start if k + 1 < len(wins) else w.stop)) for k, w in enumerate(wins)]
 
 
+def balanced_window(frames: int, window: int) -> int:
+    """The batch size that covers ``frames`` in the fewest windows of at most ``window`` with the least padding:
+    12 frames at window 8 → 2 windows of 6 (padding the tail to 8 would run 16 frames of UNet work for 12)."""
+    count = math.ceil(frames / max(1, window))
+    return math.ceil(frames / max(1, count))
+
+
 def warmup_frames(blend: float, context: int = 0, overlap: int = 0) -> int:
     """Frames to re-render (and discard) before a segment that starts cold, so its first frames match a continuous
     render: enough for blending's memory to fade (β^n < 1e-5; at 1e-3 a β of 0.6 still moved pixels by 4/255) and,

@@ -19,7 +19,7 @@ from .metrics import write_metrics
 from .models import Models, load_models
 from .plan import FramePlan
 from .reader import FrameReader, output_size, probe
-from .render import RenderResult, WindowRenderer, motion_context, render_range
+from .render import RenderResult, WindowRenderer, balanced_window, motion_context, render_range
 from .sampler import LCMSchedule
 from .vae import to_unit
 from .writer import VideoWriter, check_output
@@ -98,7 +98,7 @@ def stylize(
     else:
         if cfg.motion_adapter:
             raise UserError("--motion-adapter was given but the loaded models have none; load them with it")
-        size_w, overlap = min(cfg.window or DEFAULT_WINDOW, len(plan)), 0
+        size_w, overlap = balanced_window(len(plan), cfg.window or DEFAULT_WINDOW), 0
         stylizer = Stylizer(models, cfg, batch=size_w)
     reader = FrameReader(info, size)
     writer = VideoWriter(

@@ -54,3 +54,14 @@ def test_overlapping_windows_cover_everything_at_full_size(n, size, overlap):
         assert prev.stop - cur.start >= overlap
         assert cur.overlap == prev.stop - cur.start
         assert len(cur) == min(size, n)
+
+
+@pytest.mark.parametrize("n,window,expect", [(12, 8, 6), (16, 8, 8), (17, 8, 6), (5, 8, 5), (300, 8, 8), (13, 8, 7)])
+def test_balanced_window_needs_the_fewest_windows_and_least_padding(n, window, expect):
+    import math
+
+    from lcm_video.render import balanced_window
+
+    b = balanced_window(n, window)
+    assert b == expect and b <= window
+    assert math.ceil(n / b) == math.ceil(n / window)  # no extra windows

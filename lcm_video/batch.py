@@ -64,7 +64,7 @@ class Job:
     @property
     def model_key(self) -> tuple:
         c = self.cfg
-        return (c.model or "", tuple(c.lora), c.vae or "", c.motion_adapter or "", c.dtype)
+        return (c.model or "", tuple(c.lora), c.vae or "", c.fast, c.motion_adapter or "", c.dtype)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -317,13 +317,13 @@ class ModelCache:
         self.device, self.key, self.models, self.loads = device, None, None, 0
 
     def get(self, job: Job):
-        from .models import load_models
+        from .models import fast_vae, load_models
 
         if job.model_key != self.key:
             self.models = None  # free the previous model before loading the next
             c = job.cfg
             device = c.device if c.device != "auto" else self.device
-            self.models = load_models(c.model, c.lora, c.vae, device, c.dtype, c.motion_adapter)
+            self.models = load_models(c.model, c.lora, fast_vae(c), device, c.dtype, c.motion_adapter)
             self.key = job.model_key
             self.loads += 1
         return self.models

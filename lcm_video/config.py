@@ -35,6 +35,7 @@ class StylizeConfig:
     model: str = "lcm-dreamshaper-v7"
     lora: tuple[str, ...] = ()
     vae: str | None = None
+    fast: bool = False
     steps: int = 4
     strength: float = 0.5
     guidance: float | None = None
@@ -82,6 +83,7 @@ class GenerateConfig:
     motion_adapter: str | None = None
     lora: tuple[str, ...] = ()
     vae: str | None = None
+    fast: bool = False
     frames: int = 16
     fps: Fraction = Fraction(8)
     width: int | None = None
@@ -311,6 +313,8 @@ def _validate_common(cfg) -> None:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
     if not 0 <= cfg.crf <= 63:
         raise UserError(f"--crf must be in [0, 63] (lower is better quality; 18 is near lossless), got {cfg.crf}")
+    if cfg.fast and cfg.vae:
+        raise UserError("--fast swaps the VAE for TAESD; it cannot be combined with --vae (pick one)")
     if cfg.model is not None and not cfg.model:
         raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")
 

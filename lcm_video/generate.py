@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .config import GenerateConfig, make_config, parse_prompt_at, validate_generate
 from .errors import UserError
 from .metrics import write_metrics
-from .models import PRESETS, Models, load_models, motion_preset
+from .models import PRESETS, Models, fast_vae, load_models, motion_preset
 from .plan import FramePlan
 from .render import RenderResult, WindowRenderer, latent_shape, motion_context, render_range
 from .writer import VideoWriter, check_output
@@ -91,7 +91,7 @@ def generate(
     size = (cfg.width, cfg.height)
     plan = FramePlan.for_clip(cfg.frames, cfg.fps)
     if models is None:
-        models = load_models(cfg.model, cfg.lora, cfg.vae, cfg.device, cfg.dtype, cfg.motion_adapter)
+        models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)
     context, overlap = motion_context(models, cfg.context, cfg.overlap)
     generator = ClipGenerator(models, cfg, size)
     writer = VideoWriter(out, size, plan.fps, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)

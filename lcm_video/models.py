@@ -327,6 +327,8 @@ def _load_base(source: str, dtype: torch.dtype) -> StableDiffusionImg2ImgPipelin
 
 def load_vae(source: str, dtype: torch.dtype) -> AutoencoderKL | AutoencoderTiny:
     """An ``AutoencoderKL`` or ``AutoencoderTiny`` (TAESD) from a hub id, a directory or a pipeline directory."""
+    if source == "builtin:tiny-taesd":
+        return tiny_taesd().to(dtype=dtype)
     source = VAE_ALIASES.get(source, source)
     path = Path(source)
     with _explain_load_errors("VAE", source):
@@ -345,6 +347,13 @@ def load_vae(source: str, dtype: torch.dtype) -> AutoencoderKL | AutoencoderTiny
         if cls is None:
             raise UserError(f"--vae {source!r} holds a {cls_name}; expected AutoencoderKL or AutoencoderTiny")
         return cls.from_pretrained(source, subfolder=sub, dtype=dtype).eval()
+
+
+def fast_vae(cfg) -> str | None:
+    """The VAE a config asks for: ``--vae``, or TAESD for ``--fast`` (the tiny presets get a tiny random TAESD)."""
+    if cfg.vae or not cfg.fast:
+        return cfg.vae
+    return "builtin:tiny-taesd" if (cfg.model or "") in ("tiny", "tiny-lora") else "taesd"
 
 
 def parse_lora(spec: str) -> tuple[str, float]:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .config import DEFAULT_WINDOW, StylizeConfig, make_config, validate
 from .errors import UserError
 from .metrics import write_metrics
-from .models import Models, load_models
+from .models import Models, fast_vae, load_models
 from .plan import FramePlan
 from .reader import FrameReader, output_size, probe
 from .render import RenderResult, WindowRenderer, balanced_window, motion_context, render_range
@@ -91,7 +91,7 @@ def stylize(
     )
     size = output_size(info, cfg.width, cfg.height)
     if models is None:
-        models = load_models(cfg.model, cfg.lora, cfg.vae, cfg.device, cfg.dtype, cfg.motion_adapter)
+        models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)
     if models.motion:
         size_w, overlap = motion_context(models, cfg.context, cfg.overlap)
         stylizer = Stylizer(models, cfg, batch=min(size_w, len(plan)))

@@ -1,0 +1,358 @@
+"""Benchmarks of lcm_video against diffusers' own pipelines, in the same process, on the same weights.
+
+    python scripts/benchmark.py speed [--frames 12] [--size 256] [--motion-frames 8] [--device cpu] [--dtype float32]
+    python scripts/benchmark.py memory [--size 256]
+    python scripts/benchmark.py consistency
+
+speed: random-weight models with SD1.5's shapes (860M-parameter UNet with an LCM w-embedding, SD VAE, CLIP-L text
+encoder, TAESD, AnimateDiff-shaped motion adapter), 4 steps, strength 0.5, guidance 8. Cases:
+  (a) stylize: a per-frame LatentConsistencyModelImg2ImgPipeline loop (what a user writes by hand: decode, pipe per
+      frame, write) vs `lcm_video.stylize` (same VAE), and `--fast` (TAESD);
+  (b) motion stylize: AnimateDiffVideoToVideoPipeline + LCMScheduler (enforce_inference_steps) vs ours;
+  (c) generate: AnimateDiffPipeline + LCMScheduler vs ours.
+Each reports frames/s, seconds to first frame, and peak memory above the start of the case (CUDA: allocated;
+CPU: RSS sampled every 10 ms). Warm-up: one untimed 1-frame call of each pipeline first.
+
+memory: peak RSS of separate processes rendering 30 and 300 frames (tiny models, SIZE²): ours vs a diffusers
+per-frame loop that collects the frames and calls diffusers' export_to_video, as its docs do.
+
+consistency: metrics (lcm-video eval) of the sample clip stylised with the tiny model over a grid of --shared-noise
+and --blend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import torch  # noqa: E402
+
+from scripts.make_sample import make_clip  # noqa: E402
+
+
+class Peak:
+    """Peak memory above the level at entry: CUDA allocated bytes, or process RSS sampled every 10 ms."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak = device, 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return self
+        proc = psutil.Process()
+        self.base = proc.memory_info().rss
+        self._stop = threading.Event()
+
+        def sample():
+            while not self._stop.is_set():
+                self.peak = max(self.peak, proc.memory_info().rss - self.base)
+                time.sleep(0.01)
+
+        self._t = threading.Thread(target=sample, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+        else:
+            self._stop.set()
+            self._t.join()
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 2**20
+
+
+def sd15_components(seed: int = 0) -> dict:
+    """Random weights with SD1.5's shapes (LCM w-embedding UNet), plus TAESD and a motion adapter of AnimateDiff's."""
+    from diffusers import AutoencoderKL, AutoencoderTiny, LCMScheduler, MotionAdapter, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from lcm_video.models import tiny_tokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, time_cond_proj_dim=256)
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+    )
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            bos_token_id=512,
+            eos_token_id=513,
+            pad_token_id=513,
+        )
+    )
+    comps = {
+        "unet": unet.eval(),
+        "vae": vae.eval(),
+        "text_encoder": text.eval(),
+        "tokenizer": tiny_tokenizer(),
+        "scheduler": LCMScheduler(steps_offset=1),
+    }
+    return comps | {"taesd": AutoencoderTiny().eval(), "adapter": MotionAdapter().eval()}
+
+
+def _models(comps: dict, device, dtype, vae=None, adapter=None):
+    from diffusers import AnimateDiffPipeline, StableDiffusionImg2ImgPipeline
+
+    from lcm_video.models import Models
+
+    base = {k: comps[k] for k in ("unet", "text_encoder", "tokenizer", "scheduler")} | {"vae": vae or comps["vae"]}
+    if adapter is None:
+        pipe = StableDiffusionImg2ImgPipeline(
+            **base, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
+        return Models(pipe.to(device, dtype), device, dtype, 8.0, "sd15-shapes")
+    pipe = AnimateDiffPipeline(**base, motion_adapter=adapter)
+    return Models(pipe.to(device, dtype), device, dtype, 8.0, "sd15-shapes", adapter.config.motion_max_seq_length)
+
+
+def _first_write_timer():
+    """Patch VideoWriter.write to record when the first frame reaches the writer."""
+    from lcm_video import writer as writer_mod
+
+    state = {"t": None}
+    original = writer_mod.VideoWriter.write
+
+    def write(self, frames):
+        if state["t"] is None:
+            state["t"] = time.perf_counter()
+        return original(self, frames)
+
+    writer_mod.VideoWriter.write = write
+    return state, lambda: setattr(writer_mod.VideoWriter, "write", original)
+
+
+def _row(case: str, who: str, frames: int, seconds: float, first: float, peak: Peak) -> dict:
+    return {
+        "case": case,
+        "pipeline": who,
+        "frames": frames,
+        "seconds": round(seconds, 2),
+        "fps": round(frames / seconds, 4),
+        "first_frame_s": round(first, 2),
+        "peak_mib": round(peak.mib, 1),
+    }
+
+
+def bench_speed(args) -> list[dict]:
+    import decord
+    import imageio_ffmpeg
+    from diffusers import (
+        AnimateDiffPipeline,
+        AnimateDiffVideoToVideoPipeline,
+        LatentConsistencyModelImg2ImgPipeline,
+    )
+    from PIL import Image
+
+    from lcm_video.generate import generate
+    from lcm_video.stylize import stylize
+
+    device = torch.device(args.device)
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+    tmp = Path(tempfile.mkdtemp())
+    size = f"{args.size}x{args.size}"
+    clip = make_clip(tmp / "src.mp4", seconds=args.frames / 24, size=size, rate="24")
+    mclip = make_clip(tmp / "msrc.mp4", seconds=args.motion_frames / 24, size=size, rate="24")
+    t0 = time.perf_counter()
+    comps = sd15_components()
+    for k in ("unet", "vae", "text_encoder", "taesd", "adapter"):
+        comps[k].to(device, dtype)
+    print(f"built SD1.5-shaped random models in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    prompt, common = "an oil painting of a harbour", {"num_inference_steps": 4, "guidance_scale": 8.0}
+    rows = []
+    sd_keys = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+    nosafe = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+    # (a) per-frame diffusers img2img loop vs ours
+    lcm = LatentConsistencyModelImg2ImgPipeline(**{k: comps[k] for k in sd_keys}, **nosafe)
+    lcm.set_progress_bar_config(disable=True)
+    first_img = Image.fromarray(decord.VideoReader(str(clip))[0].asnumpy())
+    lcm(prompt, image=first_img, strength=0.5, output_type="np", **common)  # warm-up
+
+    with Peak(device) as peak:
+        t = time.perf_counter()
+        vr = decord.VideoReader(str(clip))
+        out = imageio_ffmpeg.write_frames(str(tmp / "diffusers.mp4"), (args.size, args.size), fps=24, quality=None)
+        out.send(None)
+        first = None
+        for i in range(len(vr)):
+            img = Image.fromarray(vr[i].asnumpy())
+            res = lcm(prompt, image=img, strength=0.5, output_type="np", **common).images[0]
+            out.send(np.ascontiguousarray((res * 255).round().astype(np.uint8)))
+            first = first or time.perf_counter() - t
+        out.close()
+        took = time.perf_counter() - t
+    rows.append(_row("stylize", "diffusers LCM img2img, per-frame loop", len(vr), took, first, peak))
+
+    for label, vae in (("lcm_video stylize", None), ("lcm_video stylize --fast (TAESD)", comps["taesd"])):
+        models = _models(comps, device, dtype, vae=vae)
+        stylize(mclip, tmp / "warm.mp4", prompt, models=models, max_frames=1, quiet=True, guidance=8.0)
+        state, undo = _first_write_timer()
+        with Peak(device) as peak:
+            t = time.perf_counter()
+            res = stylize(clip, tmp / "ours.mp4", prompt, models=models, strength=0.5, guidance=8.0, quiet=True)
+            took = time.perf_counter() - t
+        undo()
+        rows.append(_row("stylize", label, res.frames, took, state["t"] - t, peak))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+
+    # (b) motion stylize: AnimateDiffVideoToVideoPipeline vs ours
+    v2v = AnimateDiffVideoToVideoPipeline(**{k: comps[k] for k in sd_keys}, motion_adapter=comps["adapter"])
+    v2v.set_progress_bar_config(disable=True)
+    frames = [Image.fromarray(f) for f in decord.VideoReader(str(mclip)).get_batch(range(args.motion_frames)).asnumpy()]
+    with Peak(device) as peak:
+        t = time.perf_counter()
+        v2v(video=frames, prompt=prompt, strength=0.5, enforce_inference_steps=True, output_type="np", **common)
+        took = time.perf_counter() - t
+    rows.append(_row("motion stylize", "diffusers AnimateDiffVideoToVideo + LCM", len(frames), took, took, peak))
+    mmodels = _models(comps, device, dtype, adapter=comps["adapter"])
+    state, undo = _first_write_timer()
+    with Peak(device) as peak:
+        t = time.perf_counter()
+        res = stylize(mclip, tmp / "m.mp4", prompt, models=mmodels, motion_adapter="x", guidance=8.0, quiet=True)
+        took = time.perf_counter() - t
+    undo()
+    rows.append(_row("motion stylize", "lcm_video stylize --motion-adapter", res.frames, took, state["t"] - t, peak))
+
+    # (c) generate: AnimateDiffPipeline vs ours
+    ad = AnimateDiffPipeline(**{k: comps[k] for k in sd_keys}, motion_adapter=comps["adapter"])
+    ad.set_progress_bar_config(disable=True)
+    n = args.motion_frames
+    with Peak(device) as peak:
+        t = time.perf_counter()
+        ad(prompt, num_frames=n, height=args.size, width=args.size, output_type="np", **common)
+        took = time.perf_counter() - t
+    rows.append(_row("generate", "diffusers AnimateDiff + LCM", n, took, took, peak))
+    state, undo = _first_write_timer()
+    with Peak(device) as peak:
+        t = time.perf_counter()
+        res = generate(prompt, tmp / "g.mp4", models=mmodels, frames=n, width=args.size, height=args.size, quiet=True)
+        took = time.perf_counter() - t
+    undo()
+    rows.append(_row("generate", "lcm_video generate", n, took, state["t"] - t, peak))
+    return rows
+
+
+MEMORY_SCRIPT = """
+import resource, sys, numpy as np, torch
+from pathlib import Path
+which, src, out = sys.argv[1], sys.argv[2], sys.argv[3]
+if which == "ours":
+    import lcm_video
+    lcm_video.stylize(src, out, "x", model="tiny", device="cpu", quiet=True)
+else:
+    import decord
+    from diffusers import LatentConsistencyModelImg2ImgPipeline
+    from diffusers.utils import export_to_video
+    from PIL import Image
+    from lcm_video.models import tiny_components
+    pipe = LatentConsistencyModelImg2ImgPipeline(**tiny_components(), safety_checker=None, feature_extractor=None,
+                                                 requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    vr = decord.VideoReader(src)
+    frames = [pipe("x", image=Image.fromarray(vr[i].asnumpy()), num_inference_steps=4, strength=0.5,
+                   output_type="pil").images[0] for i in range(len(vr))]
+    export_to_video(frames, out, fps=30)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def bench_memory(args) -> list[dict]:
+    tmp = Path(tempfile.mkdtemp())
+    rows = []
+    for n in (30, 300):
+        src = make_clip(tmp / f"src{n}.mp4", seconds=n / 30, size=f"{args.size}x{args.size}", rate="30")
+        for who in ("ours", "diffusers"):
+            res = subprocess.run(
+                [sys.executable, "-c", MEMORY_SCRIPT, who, str(src), str(tmp / f"{who}{n}.mp4")],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                check=True,
+            )
+            kib = int(res.stdout.strip().splitlines()[-1])
+            rows.append({"pipeline": who, "frames": n, "peak_rss_mib": round(kib / 1024, 1)})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def bench_consistency(args) -> list[dict]:
+    import lcm_video
+    from lcm_video.metrics import evaluate
+
+    models = lcm_video.load_models("tiny", device="cpu")
+    src = ROOT / "samples" / "clip.mp4"
+    tmp = Path(tempfile.mkdtemp())
+    rows = []
+    for shared in (0.0, 0.5, 1.0):
+        for blend in (0.0, 0.2, 0.5):
+            out = tmp / f"s{shared}_b{blend}.mp4"
+            lcm_video.stylize(src, out, "x", models=models, shared_noise=shared, blend=blend, quiet=True)
+            m = evaluate(out, src)
+            rows.append({"shared_noise": shared, "blend": blend} | {k: round(v, 5) for k, v in m.to_dict().items()})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--frames", type=int, default=12)
+    s.add_argument("--motion-frames", type=int, default=8)
+    s.add_argument("--size", type=int, default=256)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--dtype", default="float32")
+    m = sub.add_parser("memory")
+    m.add_argument("--size", type=int, default=256)
+    sub.add_parser("consistency")
+    ap.add_argument("--out", type=Path, help="write the rows as JSON here")
+    args = ap.parse_args()
+    rows = {"speed": bench_speed, "memory": bench_memory, "consistency": bench_consistency}[args.what](args)
+    info = {
+        "what": args.what,
+        "argv": sys.argv,
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU x{os.cpu_count()}",
+        "peak_rss_mib_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "rows": rows,
+    }
+    text = json.dumps(info, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

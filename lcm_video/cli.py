@@ -77,7 +77,7 @@ def _add_stylize(sub) -> None:
     _model_options(p)
     g = _sampling_options(p, "default 1", "default 0.2")
     g.add_argument("--strength", type=float, help="how far from the source, in (0, 1] (default 0.5)")
-    g.add_argument("--window", type=int, help="frames per UNet batch (default 8); memory grows with it")
+    g.add_argument("--window", type=int, help="frames per UNet batch (default 16); memory grows with it")
     _motion_options(p.add_argument_group("motion (optional)"), required=False)
     g = p.add_argument_group("frames")
     g.add_argument("--width", type=int, help="output width, multiple of 8 (default: source, longer side <= 768)")

@@ -68,6 +68,9 @@ def emitting_windows(start: int, stop: int, size: int, overlap: int) -> list[tup
     return [(w, range(w.start, wins[k + 1].start if k + 1 < len(wins) else w.stop)) for k, w in enumerate(wins)]
 
 
+VAE_CHUNK = 8
+
+
 def balanced_window(frames: int, window: int) -> int:
     """The batch size that covers ``frames`` in the fewest windows of at most ``window`` with the least padding:
     12 frames at window 8 → 2 windows of 6 (padding the tail to 8 would run 16 frames of UNet work for 12)."""
@@ -139,7 +142,8 @@ class WindowRenderer:
         self.schedule = LCMSchedule.from_scheduler(models.scheduler, steps, strength)
         cond, uncond, tcond = models.text_conditioning(prompts, negative_prompt, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
-        self.codec = LatentCodec(models.vae, chunk=batch or 8)
+        # The VAE's activations at full resolution dwarf the UNet's: at most 8 frames per VAE call, balanced.
+        self.codec = LatentCodec(models.vae, chunk=balanced_window(batch or VAE_CHUNK, VAE_CHUNK))
         self.blender = TemporalBlender(blend, fuse)
         self.seed, self.shared_noise, self.renoise = seed, shared_noise, renoise
         self.noise: FrameNoise | None = None

@@ -1,8 +1,9 @@
 """Benchmarks of lcm_video against diffusers' own pipelines, in the same process, on the same weights.
 
-    python scripts/benchmark.py speed [--frames 12] [--size 256] [--motion-frames 8] [--device cpu] [--dtype float32]
-    python scripts/benchmark.py memory [--size 256]
-    python scripts/benchmark.py consistency
+    python scripts/benchmark.py [--out FILE.json] speed [--frames 12] [--size 256] [--motion-frames 8] [--device cpu]
+                                [--dtype float32]
+    python scripts/benchmark.py [--out FILE.json] memory [--size 256]
+    python scripts/benchmark.py [--out FILE.json] consistency
 
 speed: random-weight models with SD1.5's shapes (860M-parameter UNet with an LCM w-embedding, SD VAE, CLIP-L text
 encoder, TAESD, AnimateDiff-shaped motion adapter), 4 steps, strength 0.5, guidance 8. Cases:
@@ -122,19 +123,20 @@ def sd15_components(seed: int = 0) -> dict:
     return comps | {"taesd": AutoencoderTiny().eval(), "adapter": MotionAdapter().eval()}
 
 
-def _models(comps: dict, device, dtype, vae=None, adapter=None):
+def _models(comps: dict, device, dtype, vae=None, motion_unet=None):
+    """Our Models over the very same modules the diffusers pipelines use (a motion UNet is shared, not copied)."""
     from diffusers import AnimateDiffPipeline, StableDiffusionImg2ImgPipeline
 
     from lcm_video.models import Models
 
     base = {k: comps[k] for k in ("unet", "text_encoder", "tokenizer", "scheduler")} | {"vae": vae or comps["vae"]}
-    if adapter is None:
+    if motion_unet is None:
         pipe = StableDiffusionImg2ImgPipeline(
             **base, safety_checker=None, feature_extractor=None, requires_safety_checker=False
         )
-        return Models(pipe.to(device, dtype), device, dtype, 8.0, "sd15-shapes")
-    pipe = AnimateDiffPipeline(**base, motion_adapter=adapter)
-    return Models(pipe.to(device, dtype), device, dtype, 8.0, "sd15-shapes", adapter.config.motion_max_seq_length)
+        return Models(pipe, device, dtype, 8.0, "sd15-shapes")
+    pipe = AnimateDiffPipeline(**(base | {"unet": motion_unet}), motion_adapter=comps["adapter"])
+    return Models(pipe, device, dtype, 8.0, "sd15-shapes", comps["adapter"].config.motion_max_seq_length)
 
 
 def _first_write_timer():
@@ -163,6 +165,11 @@ def _row(case: str, who: str, frames: int, seconds: float, first: float, peak: P
         "first_frame_s": round(first, 2),
         "peak_mib": round(peak.mib, 1),
     }
+
+
+def _emit(rows: list[dict], row: dict) -> None:
+    rows.append(row)
+    print(json.dumps(row), file=sys.stderr, flush=True)
 
 
 def bench_speed(args) -> list[dict]:
@@ -213,7 +220,8 @@ def bench_speed(args) -> list[dict]:
             first = first or time.perf_counter() - t
         out.close()
         took = time.perf_counter() - t
-    rows.append(_row("stylize", "diffusers LCM img2img, per-frame loop", len(vr), took, first, peak))
+    _emit(rows, _row("stylize", "diffusers LCM img2img, per-frame loop", len(vr), took, first, peak))
+    del lcm
 
     for label, vae in (("lcm_video stylize", None), ("lcm_video stylize --fast (TAESD)", comps["taesd"])):
         models = _models(comps, device, dtype, vae=vae)
@@ -224,43 +232,51 @@ def bench_speed(args) -> list[dict]:
             res = stylize(clip, tmp / "ours.mp4", prompt, models=models, strength=0.5, guidance=8.0, quiet=True)
             took = time.perf_counter() - t
         undo()
-        rows.append(_row("stylize", label, res.frames, took, state["t"] - t, peak))
-        print(json.dumps(rows[-1]), file=sys.stderr)
+        _emit(rows, _row("stylize", label, res.frames, took, state["t"] - t, peak))
+    if not args.motion:
+        return rows
 
-    # (b) motion stylize: AnimateDiffVideoToVideoPipeline vs ours
-    v2v = AnimateDiffVideoToVideoPipeline(**{k: comps[k] for k in sd_keys}, motion_adapter=comps["adapter"])
+    # (b) motion stylize: AnimateDiffVideoToVideoPipeline vs ours, one shared UNetMotionModel
+    from diffusers import UNetMotionModel
+
+    motion_unet = UNetMotionModel.from_unet2d(comps["unet"], comps["adapter"]).to(device, dtype).eval()
+    del comps["unet"]
+    mcomps = {k: comps[k] for k in sd_keys if k != "unet"} | {"unet": motion_unet}
+    v2v = AnimateDiffVideoToVideoPipeline(**mcomps, motion_adapter=comps["adapter"])
     v2v.set_progress_bar_config(disable=True)
     frames = [Image.fromarray(f) for f in decord.VideoReader(str(mclip)).get_batch(range(args.motion_frames)).asnumpy()]
     with Peak(device) as peak:
         t = time.perf_counter()
         v2v(video=frames, prompt=prompt, strength=0.5, enforce_inference_steps=True, output_type="np", **common)
         took = time.perf_counter() - t
-    rows.append(_row("motion stylize", "diffusers AnimateDiffVideoToVideo + LCM", len(frames), took, took, peak))
-    mmodels = _models(comps, device, dtype, adapter=comps["adapter"])
+    _emit(rows, _row("motion stylize", "diffusers AnimateDiffVideoToVideo + LCM", len(frames), took, took, peak))
+    del v2v
+    mmodels = _models(comps | {"unet": motion_unet}, device, dtype, motion_unet=motion_unet)
     state, undo = _first_write_timer()
     with Peak(device) as peak:
         t = time.perf_counter()
         res = stylize(mclip, tmp / "m.mp4", prompt, models=mmodels, motion_adapter="x", guidance=8.0, quiet=True)
         took = time.perf_counter() - t
     undo()
-    rows.append(_row("motion stylize", "lcm_video stylize --motion-adapter", res.frames, took, state["t"] - t, peak))
+    _emit(rows, _row("motion stylize", "lcm_video stylize --motion-adapter", res.frames, took, state["t"] - t, peak))
 
     # (c) generate: AnimateDiffPipeline vs ours
-    ad = AnimateDiffPipeline(**{k: comps[k] for k in sd_keys}, motion_adapter=comps["adapter"])
+    ad = AnimateDiffPipeline(**mcomps, motion_adapter=comps["adapter"])
     ad.set_progress_bar_config(disable=True)
     n = args.motion_frames
     with Peak(device) as peak:
         t = time.perf_counter()
         ad(prompt, num_frames=n, height=args.size, width=args.size, output_type="np", **common)
         took = time.perf_counter() - t
-    rows.append(_row("generate", "diffusers AnimateDiff + LCM", n, took, took, peak))
+    _emit(rows, _row("generate", "diffusers AnimateDiff + LCM", n, took, took, peak))
+    del ad
     state, undo = _first_write_timer()
     with Peak(device) as peak:
         t = time.perf_counter()
         res = generate(prompt, tmp / "g.mp4", models=mmodels, frames=n, width=args.size, height=args.size, quiet=True)
         took = time.perf_counter() - t
     undo()
-    rows.append(_row("generate", "lcm_video generate", n, took, state["t"] - t, peak))
+    _emit(rows, _row("generate", "lcm_video generate", n, took, state["t"] - t, peak))
     return rows
 
 
@@ -302,8 +318,7 @@ def bench_memory(args) -> list[dict]:
                 check=True,
             )
             kib = int(res.stdout.strip().splitlines()[-1])
-            rows.append({"pipeline": who, "frames": n, "peak_rss_mib": round(kib / 1024, 1)})
-            print(json.dumps(rows[-1]), file=sys.stderr)
+            _emit(rows, {"pipeline": who, "frames": n, "peak_rss_mib": round(kib / 1024, 1)})
     return rows
 
 
@@ -320,8 +335,7 @@ def bench_consistency(args) -> list[dict]:
             out = tmp / f"s{shared}_b{blend}.mp4"
             lcm_video.stylize(src, out, "x", models=models, shared_noise=shared, blend=blend, quiet=True)
             m = evaluate(out, src)
-            rows.append({"shared_noise": shared, "blend": blend} | {k: round(v, 5) for k, v in m.to_dict().items()})
-            print(json.dumps(rows[-1]), file=sys.stderr)
+            _emit(rows, {"shared_noise": shared, "blend": blend} | {k: round(v, 5) for k, v in m.to_dict().items()})
     return rows
 
 
@@ -334,6 +348,7 @@ def main() -> None:
     s.add_argument("--size", type=int, default=256)
     s.add_argument("--device", default="cpu")
     s.add_argument("--dtype", default="float32")
+    s.add_argument("--no-motion", dest="motion", action="store_false", help="only the stylize cases")
     m = sub.add_parser("memory")
     m.add_argument("--size", type=int, default=256)
     sub.add_parser("consistency")

@@ -113,3 +113,19 @@ def test_offline_hub_error_from_the_command_line(videos, tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "local directory" in lines[0] and "HF_HUB_OFFLINE" in lines[0], res.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_fast_swaps_in_taesd_and_refuses_a_second_vae(videos, tmp_path, capsys):
+    from lcm_video import cli
+    from lcm_video.config import StylizeConfig
+    from lcm_video.models import fast_vae
+
+    assert fast_vae(StylizeConfig(model="lcm-dreamshaper-v7", fast=True)) == "taesd"
+    assert fast_vae(StylizeConfig(model="tiny", fast=True)) == "builtin:tiny-taesd"
+    assert fast_vae(StylizeConfig(model="tiny")) is None
+    models = load_models("tiny", vae=fast_vae(StylizeConfig(model="tiny", fast=True)), device="cpu")
+    assert isinstance(models.vae, AutoencoderTiny)
+    argv = ["stylize", str(videos["moving"]), "-o", str(tmp_path / "o.mp4"), "-p", "x", "--model", "tiny", "-q"]
+    assert cli.main([*argv, "--fast"]) == 0 and (tmp_path / "o.mp4").exists()
+    assert cli.main([*argv, "--fast", "--vae", "taesd"]) == 2
+    assert "--fast" in capsys.readouterr().err

@@ -19,12 +19,17 @@ _EXPORTS = {
     "PRESETS": ".models",
     "Models": ".models",
     "load_models": ".models",
-    "RenderResult": ".stylize",
-    "stylize": ".stylize",
+    "RenderResult": ".render",
+    "stylize": ".video_to_video",
+    "generate": ".text_to_video",
+    "GenerateConfig": ".config",
+    "evaluate": ".metrics",
+    "run_batch": ".batch",
 }
 __all__ = sorted(_EXPORTS)
 
 
+# No exported name may equal a submodule's: importing ``lcm_video.x`` sets the package attribute ``x`` to the module.
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

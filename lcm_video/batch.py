@@ -77,8 +77,8 @@ def _mode_fields(mode: str) -> set[str]:
 
 def load_jobs(path: str | os.PathLike, out: str | os.PathLike, segment_frames: int | None = None) -> list[Job]:
     """Read and check a whole job file before anything renders; every problem is listed with its job and key."""
-    from .generate import resolve_generate_config
     from .sampler import LCMSchedule
+    from .text_to_video import resolve_generate_config
 
     data = load_yaml(path)
     base = Path(path).resolve().parent
@@ -331,11 +331,11 @@ class ModelCache:
 
 def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
-    from .generate import ClipGenerator
     from .plan import FramePlan
     from .reader import FrameReader, probe
     from .render import balanced_window, motion_context, render_range, warmup_frames
-    from .stylize import Stylizer
+    from .text_to_video import ClipGenerator
+    from .video_to_video import Stylizer
 
     job, cfg = plan.job, plan.job.cfg
     if models.motion:

@@ -192,7 +192,7 @@ def _report(res, quiet: bool) -> None:
 
 def _run_stylize(ns: argparse.Namespace) -> int:
     from .config import StylizeConfig
-    from .stylize import stylize
+    from .video_to_video import stylize
 
     cfg = _config_from(ns, StylizeConfig, ("input", "output"))
     _report(stylize(ns.input, ns.output, config=cfg), cfg.quiet)
@@ -201,7 +201,7 @@ def _run_stylize(ns: argparse.Namespace) -> int:
 
 def _run_generate(ns: argparse.Namespace) -> int:
     from .config import GenerateConfig
-    from .generate import generate
+    from .text_to_video import generate
 
     cfg = _config_from(ns, GenerateConfig, ("output",))
     _report(generate(None, ns.output, config=cfg), cfg.quiet)

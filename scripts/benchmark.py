@@ -182,8 +182,8 @@ def bench_speed(args) -> list[dict]:
     )
     from PIL import Image
 
-    from lcm_video.generate import generate
-    from lcm_video.stylize import stylize
+    from lcm_video.text_to_video import generate
+    from lcm_video.video_to_video import stylize
 
     device = torch.device(args.device)
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]

@@ -16,7 +16,7 @@ import pytest
 
 from lcm_video import batch, cli
 from lcm_video.errors import UserError
-from lcm_video.stylize import stylize
+from lcm_video.video_to_video import stylize
 
 from .conftest import ROOT, make_video, read_frames
 

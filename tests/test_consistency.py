@@ -8,7 +8,7 @@ import torch
 from lcm_video.config import StylizeConfig
 from lcm_video.plan import FramePlan
 from lcm_video.reader import FrameReader, probe
-from lcm_video.stylize import Stylizer
+from lcm_video.video_to_video import Stylizer
 
 
 def render(models, frames: torch.Tensor, window: int, **opts) -> torch.Tensor:

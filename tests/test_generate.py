@@ -13,10 +13,10 @@ from einops import rearrange
 from lcm_video import cli
 from lcm_video.config import GenerateConfig
 from lcm_video.errors import UserError
-from lcm_video.generate import ClipGenerator, generate
 from lcm_video.models import load_models, tiny_components, tiny_motion_adapter
 from lcm_video.sampler import sample
-from lcm_video.stylize import stylize
+from lcm_video.text_to_video import ClipGenerator, generate
+from lcm_video.video_to_video import stylize
 
 from .conftest import read_frames, stream_info
 
@@ -214,7 +214,7 @@ def test_motion_options_without_a_motion_adapter_are_refused(videos, tmp_path, c
 
 
 def test_motion_defaults_resolve_from_presets_and_their_hub_ids():
-    from lcm_video.generate import resolve_generate_config
+    from lcm_video.text_to_video import resolve_generate_config
 
     cfg = resolve_generate_config(None, "x", {})
     assert (cfg.motion_adapter, cfg.model, cfg.width) == ("animatelcm", "emilianJR/epiCRealism", 512)

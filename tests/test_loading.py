@@ -14,7 +14,7 @@ from peft.utils import get_peft_model_state_dict
 
 from lcm_video.errors import UserError
 from lcm_video.models import load_models, parse_lora, tiny_components, tiny_taesd
-from lcm_video.stylize import stylize
+from lcm_video.video_to_video import stylize
 
 from .conftest import read_frames
 

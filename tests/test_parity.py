@@ -13,8 +13,8 @@ from lcm_video.denoiser import UNetDenoiser
 from lcm_video.models import Models, tiny_components
 from lcm_video.noise import FrameNoise
 from lcm_video.sampler import LCMSchedule, sample
-from lcm_video.stylize import Stylizer
 from lcm_video.vae import LatentCodec, to_unit
+from lcm_video.video_to_video import Stylizer
 
 NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from lcm_video.reader import FrameReader
-from lcm_video.stylize import stylize
+from lcm_video.video_to_video import stylize
 from lcm_video.writer import VideoWriter
 
 from .conftest import ROOT, make_video

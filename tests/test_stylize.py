@@ -13,7 +13,7 @@ import torch
 import lcm_video
 from lcm_video import cli
 from lcm_video.models import load_models, pick_device, pick_dtype
-from lcm_video.stylize import Stylizer, stylize
+from lcm_video.video_to_video import Stylizer, stylize
 from lcm_video.writer import VideoWriter
 
 from .conftest import read_audio, stream_info
@@ -136,3 +136,19 @@ def test_device_and_dtype_choice(monkeypatch):
     assert pick_device("auto").type == "cpu"
     with pytest.raises(lcm_video.UserError, match="no CUDA GPU"):
         pick_device("cuda")
+
+
+def test_package_functions_stay_functions(videos, tmp_path, tiny_models):
+    """`import lcm_video.x` sets the package attribute x to the submodule: no export may share a submodule's name."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(lcm_video.__path__):
+        if mod.name == "__main__":
+            continue
+        importlib.import_module(f"lcm_video.{mod.name}")
+        assert mod.name not in lcm_video.__all__
+    for name in lcm_video.__all__:
+        assert type(getattr(lcm_video, name)).__name__ != "module"
+    for i in range(2):
+        lcm_video.stylize(videos["moving"], tmp_path / f"{i}.mp4", "x", models=tiny_models, max_frames=2, quiet=True)

@@ -240,16 +240,14 @@ def _fingerprint(job: Job) -> str:
 def plan_job(job: Job, out_dir: Path) -> JobPlan:
     from .plan import FramePlan
     from .reader import output_size, probe
+    from .video_to_video import plan_video
 
     work = out_dir / WORK / job.name
     try:
         if job.mode == "stylize":
             info = probe(job.input)
-            cfg = job.cfg
-            plan = FramePlan.for_video(
-                info.frames, info.fps, start=cfg.start, end=cfg.end, target_fps=cfg.fps, max_frames=cfg.max_frames
-            )
-            size = output_size(info, cfg.width, cfg.height)
+            plan = plan_video(info, job.cfg)
+            size = output_size(info, job.cfg.width, job.cfg.height)
             start = float(plan.start)
         else:
             plan = FramePlan.for_clip(job.cfg.frames, job.cfg.fps)
@@ -331,11 +329,10 @@ class ModelCache:
 
 def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
-    from .plan import FramePlan
     from .reader import FrameReader, probe
     from .render import balanced_window, motion_context, render_range, warmup_frames
     from .text_to_video import ClipGenerator
-    from .video_to_video import Stylizer
+    from .video_to_video import Stylizer, plan_video
 
     job, cfg = plan.job, plan.job.cfg
     if models.motion:
@@ -349,9 +346,7 @@ def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
         yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm)
         return
     info = probe(job.input)
-    fplan = FramePlan.for_video(
-        info.frames, info.fps, start=cfg.start, end=cfg.end, target_fps=cfg.fps, max_frames=cfg.max_frames
-    )
+    fplan = plan_video(info, cfg)
     stylizer = Stylizer(models, cfg, batch=min(size_w, plan.frames))
     reader = FrameReader(info, plan.size)
 

@@ -18,7 +18,7 @@ from .errors import UserError
 from .metrics import write_metrics
 from .models import Models, fast_vae, load_models
 from .plan import FramePlan
-from .reader import FrameReader, output_size, probe
+from .reader import FrameReader, VideoInfo, output_size, probe
 from .render import RenderResult, WindowRenderer, balanced_window, motion_context, render_range
 from .sampler import LCMSchedule
 from .vae import to_unit
@@ -65,6 +65,13 @@ class Stylizer(WindowRenderer):
         return self.render(latents, indices, indices if emit is None else emit, tuple(latents.shape[1:]))
 
 
+def plan_video(info: VideoInfo, cfg: StylizeConfig) -> FramePlan:
+    """The output frames of a stylise render of ``info`` under ``cfg`` (range, target fps, frame cap)."""
+    return FramePlan.for_video(
+        info.frames, info.fps, start=cfg.start, end=cfg.end, target_fps=cfg.fps, max_frames=cfg.max_frames
+    )
+
+
 def stylize(
     input: str | os.PathLike,
     output: str | os.PathLike,
@@ -86,9 +93,7 @@ def stylize(
     LCMSchedule.from_scheduler(LCMScheduler(), cfg.steps, cfg.strength)  # fail on steps/strength before loading
     out = check_output(output, (input,), cfg.codec)
     info = probe(input)
-    plan = FramePlan.for_video(
-        info.frames, info.fps, start=cfg.start, end=cfg.end, target_fps=cfg.fps, max_frames=cfg.max_frames
-    )
+    plan = plan_video(info, cfg)
     size = output_size(info, cfg.width, cfg.height)
     if models is None:
         models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)

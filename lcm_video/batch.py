@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from .config import (
-    DEFAULT_WINDOW,
     GenerateConfig,
     StylizeConfig,
     load_yaml,
@@ -330,17 +329,13 @@ class ModelCache:
 def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
     from .reader import FrameReader, probe
-    from .render import balanced_window, motion_context, render_range, warmup_frames
+    from .render import render_range, warmup_frames, window_layout
     from .text_to_video import ClipGenerator
     from .video_to_video import Stylizer, plan_video
 
     job, cfg = plan.job, plan.job.cfg
-    if models.motion:
-        size_w, overlap = motion_context(models, cfg.context, cfg.overlap)
-        warm = warmup_frames(cfg.blend, size_w, overlap)
-    else:
-        size_w, overlap = balanced_window(plan.frames, getattr(cfg, "window", None) or DEFAULT_WINDOW), 0
-        warm = warmup_frames(cfg.blend)
+    size_w, overlap = window_layout(models, cfg, plan.frames)
+    warm = warmup_frames(cfg.blend, size_w if models.motion else 0, overlap)
     if job.mode == "generate":
         gen = ClipGenerator(models, cfg, plan.size)
         yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm)

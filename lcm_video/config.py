@@ -223,6 +223,15 @@ def make_config(cls: type = StylizeConfig, values: dict[str, Any] | None = None,
     return cls(**kwargs)
 
 
+def config_from(cls: type, config, prompt: str | None, options: dict[str, Any], source: str):
+    """A ``cls`` config from an existing config object, a prompt and keyword options (later wins), types checked."""
+    values = {} if config is None else {f.name: getattr(config, f.name) for f in fields(config)}
+    if prompt is not None:
+        values["prompt"] = prompt
+    values.update(options)
+    return make_config(cls, values, source)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with the safe loader; any Python object tag is refused."""
     p = Path(path)

@@ -127,6 +127,7 @@ TRAINED_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-fram
 VAE_ALIASES = {"taesd": "madebyollin/taesd"}
 
 DEFAULT_MODEL = "lcm-dreamshaper-v7"
+TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("builtin:"))
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_FILE = (".safetensors", ".ckpt", ".pt", ".bin")
@@ -353,7 +354,7 @@ def fast_vae(cfg) -> str | None:
     """The VAE a config asks for: ``--vae``, or TAESD for ``--fast`` (the tiny presets get a tiny random TAESD)."""
     if cfg.vae or not cfg.fast:
         return cfg.vae
-    return "builtin:tiny-taesd" if (cfg.model or "") in ("tiny", "tiny-lora") else "taesd"
+    return "builtin:tiny-taesd" if cfg.model in TINY_MODELS else "taesd"
 
 
 def parse_lora(spec: str) -> tuple[str, float]:

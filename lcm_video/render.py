@@ -13,6 +13,7 @@ import torch
 from diffusers import AutoencoderTiny
 
 from .blend import TemporalBlender
+from .config import DEFAULT_WINDOW
 from .denoiser import UNetDenoiser
 from .errors import UserError
 from .models import TRAINED_CONTEXT, Models
@@ -59,6 +60,14 @@ def motion_context(models: Models, context: int | None, overlap: int | None) -> 
     if ov >= ctx:
         raise UserError(f"--overlap ({ov}) must be smaller than --context ({ctx})")
     return ctx, ov
+
+
+def window_layout(models: Models, cfg, frames: int) -> tuple[int, int]:
+    """(window size, overlap) of a render of ``frames`` output frames: the motion context and overlap for a motion
+    UNet, else balanced 2D UNet windows of at most ``cfg.window`` (default 16) with no overlap."""
+    if models.motion:
+        return motion_context(models, cfg.context, cfg.overlap)
+    return balanced_window(frames, getattr(cfg, "window", None) or DEFAULT_WINDOW), 0
 
 
 def emitting_windows(start: int, stop: int, size: int, overlap: int) -> list[tuple[Window, range]]:

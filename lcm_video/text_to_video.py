@@ -9,21 +9,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import fields
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from .config import GenerateConfig, make_config, parse_prompt_at, validate_generate
+from .config import GenerateConfig, config_from, parse_prompt_at, validate_generate
 from .errors import UserError
 from .metrics import write_metrics
-from .models import PRESETS, Models, fast_vae, load_models, motion_preset
+from .models import PRESETS, TINY_MODELS, Models, fast_vae, load_models, motion_preset
 from .plan import FramePlan
 from .render import RenderResult, WindowRenderer, latent_shape, motion_context, render_range
 from .writer import VideoWriter, check_output
-
-TINY_MODELS = ("tiny", "tiny-lora")
 
 
 def resolve_generate_config(
@@ -31,11 +28,7 @@ def resolve_generate_config(
 ) -> GenerateConfig:
     """Merge config, prompt and options, then fill the derived defaults (model, adapter, size) from the options, or
     from ``models`` when they are already loaded."""
-    values = {} if config is None else {f.name: getattr(config, f.name) for f in fields(config)}
-    if prompt is not None:
-        values["prompt"] = prompt
-    values.update(options)
-    cfg = validate_generate(make_config(GenerateConfig, values, "generate() arguments"))
+    cfg = validate_generate(config_from(GenerateConfig, config, prompt, options, "generate() arguments"))
     model = cfg.model or (models.name if models is not None else None)
     adapter = cfg.motion_adapter or ("tiny" if model in TINY_MODELS else "animatelcm")
     mpreset = motion_preset(adapter)
@@ -65,7 +58,6 @@ class ClipGenerator(WindowRenderer):
             fuse=cfg.fuse,
             batch=None,
         )
-        self.codec.chunk = 8
         self.shape = latent_shape(models, size)
 
     def __call__(self, indices: range, emit: range) -> torch.Tensor:

@@ -6,20 +6,19 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import fields
 from typing import Any
 
 import torch
 from diffusers import LCMScheduler
 from tqdm.auto import tqdm
 
-from .config import DEFAULT_WINDOW, StylizeConfig, make_config, validate
+from .config import DEFAULT_WINDOW, StylizeConfig, config_from, validate
 from .errors import UserError
 from .metrics import write_metrics
 from .models import Models, fast_vae, load_models
 from .plan import FramePlan
 from .reader import FrameReader, VideoInfo, output_size, probe
-from .render import RenderResult, WindowRenderer, balanced_window, motion_context, render_range
+from .render import RenderResult, WindowRenderer, render_range, window_layout
 from .sampler import LCMSchedule
 from .vae import to_unit
 from .writer import VideoWriter, check_output
@@ -29,11 +28,7 @@ __all__ = ["RenderResult", "Stylizer", "stylize"]
 
 def resolve_config(config: StylizeConfig | None, prompt: str | None, options: dict[str, Any]) -> StylizeConfig:
     """Merge a config object, a prompt and keyword options (later wins) into one validated config."""
-    values = {} if config is None else {f.name: getattr(config, f.name) for f in fields(config)}
-    if prompt is not None:
-        values["prompt"] = prompt
-    values.update(options)
-    return validate(make_config(StylizeConfig, values, "stylize() arguments"))
+    return validate(config_from(StylizeConfig, config, prompt, options, "stylize() arguments"))
 
 
 class Stylizer(WindowRenderer):
@@ -97,14 +92,10 @@ def stylize(
     size = output_size(info, cfg.width, cfg.height)
     if models is None:
         models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)
-    if models.motion:
-        size_w, overlap = motion_context(models, cfg.context, cfg.overlap)
-        stylizer = Stylizer(models, cfg, batch=min(size_w, len(plan)))
-    else:
-        if cfg.motion_adapter:
-            raise UserError("--motion-adapter was given but the loaded models have none; load them with it")
-        size_w, overlap = balanced_window(len(plan), cfg.window or DEFAULT_WINDOW), 0
-        stylizer = Stylizer(models, cfg, batch=size_w)
+    if cfg.motion_adapter and not models.motion:
+        raise UserError("--motion-adapter was given but the loaded models have none; load them with it")
+    size_w, overlap = window_layout(models, cfg, len(plan))
+    stylizer = Stylizer(models, cfg, batch=min(size_w, len(plan)))
     reader = FrameReader(info, size)
     writer = VideoWriter(
         out,

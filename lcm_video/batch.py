@@ -328,10 +328,10 @@ class ModelCache:
 
 def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
-    from .reader import FrameReader, probe
+    from .reader import probe
     from .render import render_range, warmup_frames, window_layout
     from .text_to_video import ClipGenerator
-    from .video_to_video import Stylizer, plan_video
+    from .video_to_video import SourceRender, plan_video
 
     job, cfg = plan.job, plan.job.cfg
     size_w, overlap = window_layout(models, cfg, plan.frames)
@@ -341,14 +341,11 @@ def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
         yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm)
         return
     info = probe(job.input)
-    fplan = plan_video(info, cfg)
-    stylizer = Stylizer(models, cfg, batch=min(size_w, plan.frames))
-    reader = FrameReader(info, plan.size)
-
-    def window_fn(win, emit):
-        return stylizer(reader.read([fplan.sources[i] for i in win.indices]), win.indices, emit)
-
-    yield from render_range(window_fn, seg[0], seg[1], size_w, overlap, warm)
+    source = SourceRender(models, cfg, info, plan_video(info, cfg), plan.size)
+    try:
+        yield from source.frames(seg[0], seg[1])
+    finally:
+        source.close()
 
 
 def render_unit(plan: JobPlan, k: int, cache: ModelCache, rank: int, bar=None) -> None:

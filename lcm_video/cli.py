@@ -78,6 +78,14 @@ def _add_stylize(sub) -> None:
     g = _sampling_options(p, "default 1", "default 0.2")
     g.add_argument("--strength", type=float, help="how far from the source, in (0, 1] (default 0.5)")
     g.add_argument("--window", type=int, help="frames per UNet batch (default 16); memory grows with it")
+    g.add_argument(
+        "--skip-similar",
+        type=float,
+        metavar="LEVELS",
+        help="reuse the last output for source frames within LEVELS (mean abs. 8-bit difference) of the last "
+        "rendered one: faster on still shots, may stutter (default 0 = off; 1-3 is typical)",
+    )
+    g.add_argument("--skip-max", type=int, help="at most this many reused frames in a row (default 10)")
     _motion_options(p.add_argument_group("motion (optional)"), required=False)
     g = p.add_argument_group("frames")
     g.add_argument("--width", type=int, help="output width, multiple of 8 (default: source, longer side <= 768)")

@@ -27,6 +27,9 @@ class StylizeConfig:
     ``None`` means "derive it": ``guidance`` from the model preset, ``width``/``height`` from the source (aspect kept,
     longer side at most 768, multiples of 8), ``end`` the end of the video, ``fps`` the source's exact rate,
     ``window`` 16.
+    ``skip_similar`` > 0 turns on the similarity filter (a quality trade-off, off by default): a source frame whose
+    mean absolute difference from the last rendered one is at most this many 8-bit levels (on a 64-pixel thumbnail)
+    repeats that frame's output, at most ``skip_max`` times in a row.
     ``motion_adapter`` switches to motion-aware windows of ``context`` frames (default 16) sharing ``overlap``
     (default 4), fused with ``fuse`` weights; without it those three do not apply.
     """
@@ -50,6 +53,8 @@ class StylizeConfig:
     shared_noise: float = 1.0
     blend: float = 0.2
     renoise: str = "fresh"
+    skip_similar: float = 0.0
+    skip_max: int = 10
     window: int | None = None
     motion_adapter: str | None = None
     context: int | None = None
@@ -338,6 +343,9 @@ def validate(cfg: StylizeConfig) -> StylizeConfig:
         raise UserError(f"--end ({cfg.end:g} s) must be after --start ({cfg.start:g} s)")
     if cfg.max_frames is not None and cfg.max_frames < 1:
         raise UserError(f"--max-frames must be at least 1, got {cfg.max_frames}")
+    _check_range("skip_similar", cfg.skip_similar, 0.0, 255.0, hint="; 0 turns the filter off, 1-3 is typical")
+    if cfg.skip_max < 1:
+        raise UserError(f"--skip-max must be at least 1 frame, got {cfg.skip_max}")
     if cfg.window is not None and cfg.window < 1:
         raise UserError(f"--window must be at least 1 frame, got {cfg.window}")
     if cfg.motion_adapter is not None and cfg.window is not None:

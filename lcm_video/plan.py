@@ -6,6 +6,7 @@ state, output order) on the *output* frame index that the plan assigns.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -129,3 +130,39 @@ def windows(start: int, stop: int, size: int, overlap: int = 0) -> Iterator[Wind
             return
         prev_stop = end
         s = end - overlap
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """Which output frames are rendered and which repeat an earlier render (the similarity filter's decision).
+
+    Output frame ``i`` shows rendered frame ``shows[i]``: a *position* in the sequence of rendered frames, which is
+    non-decreasing and starts at 0. The renderer works on positions as if they were a video of their own, so windows,
+    noise keys and blending do not know about repeated frames; without the filter, positions are output frames.
+    """
+
+    shows: tuple[int, ...]
+
+    @classmethod
+    def none(cls, frames: int) -> Reuse:
+        """Every frame rendered: the identity."""
+        return cls(tuple(range(frames)))
+
+    def __len__(self) -> int:
+        return len(self.shows)
+
+    @property
+    def rendered(self) -> int:
+        """How many frames go through the model."""
+        return self.shows[-1] + 1 if self.shows else 0
+
+    def positions(self, start: int, stop: int) -> range:
+        """The positions to render for output frames ``[start, stop)``."""
+        return range(self.shows[start], self.shows[stop - 1] + 1)
+
+    def expand(self, positions: range, start: int, stop: int) -> tuple[range, list[int]]:
+        """The output frames in ``[start, stop)`` that show one of ``positions``, and for each the offset of its
+        render in ``positions``: ``frames[offsets]`` turns a window's renders into output frames."""
+        lo = max(start, bisect.bisect_left(self.shows, positions.start))
+        hi = min(stop, bisect.bisect_left(self.shows, positions.stop))
+        return range(lo, max(lo, hi)), [self.shows[i] - positions.start for i in range(lo, hi)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -95,6 +96,11 @@ def warmup_frames(blend: float, context: int = 0, overlap: int = 0) -> int:
     return max(blend_warm, context - overlap if context else 0)
 
 
+def range_windows(start: int, stop: int, size: int, overlap: int, warm: int = 0) -> list[tuple[Window, range]]:
+    """The windows (with the frames each emits) that :func:`render_range` renders for ``[start, stop)``."""
+    return emitting_windows(max(0, start - warm), stop, size, overlap)
+
+
 def render_range(
     window_fn: Callable[[Window, range], torch.Tensor],
     start: int,
@@ -108,11 +114,42 @@ def render_range(
     ``window_fn(window, emit)`` renders one window and returns its ``emit`` frames. Rendering begins ``warm`` frames
     before ``start`` to rebuild the temporal state; those frames are discarded.
     """
-    for win, emit in emitting_windows(max(0, start - warm), stop, size, overlap):
+    for win, emit in range_windows(start, stop, size, overlap, warm):
         frames = window_fn(win, emit)
         keep = range(max(emit.start, start), emit.stop)
         if len(keep):
             yield keep, frames[keep.start - emit.start :]
+
+
+class ReadAhead:
+    """Calls ``read(item)`` for each of ``items`` in order, one item ahead in a background thread, so decoding the
+    next window's source frames overlaps the model's work on this one. ``next()`` → the next result; a reader's
+    exception is raised there. Holds at most two results (this window's and the next's), whatever the length."""
+
+    def __init__(self, read: Callable, items):
+        self._read, self._items = read, iter(items)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lcm-video-read")
+        self._next = self._submit()
+
+    def _submit(self):
+        item = next(self._items, _END)
+        return None if item is _END else self._pool.submit(self._read, item)
+
+    def next(self):
+        fut, self._next = self._next, None
+        if fut is None:
+            raise StopIteration
+        result = fut.result()
+        self._next = self._submit()
+        return result
+
+    def close(self) -> None:
+        if self._next is not None:
+            self._next.cancel()
+        self._pool.shutdown(wait=True)
+
+
+_END = object()
 
 
 def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:
@@ -157,15 +194,23 @@ class WindowRenderer:
         self.seed, self.shared_noise, self.renoise = seed, shared_noise, renoise
         self.noise: FrameNoise | None = None
 
-    def render(self, clean: torch.Tensor | None, indices: range, emit: range, shape: tuple[int, int, int]):
+    def render(
+        self,
+        clean: torch.Tensor | None,
+        indices: range,
+        emit: range,
+        shape: tuple[int, int, int],
+        noise_keys: list[int] | None = None,
+    ):
         """Sample output frames ``indices`` and decode those in ``emit`` to uint8 (e, h, w, 3).
 
         clean: (f, c, h, w) float32 source latents (video-to-video: noised to the first timestep), or None
-        (text-to-video: the start is pure noise, as diffusers' LCM text pipelines do).
+        (text-to-video: the start is pure noise, as diffusers' LCM text pipelines do). ``noise_keys``: the frame
+        numbers the noise is keyed on, when ``indices`` are positions among rendered frames rather than output frames.
         """
         if self.noise is None:
             self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
-        eps = self.noise.window(indices, self.models.device)
+        eps = self.noise.window(indices if noise_keys is None else noise_keys, self.models.device)
         x = eps[0] if clean is None else self.schedule.add_noise(clean, eps[0])
         x0 = sample(
             lambda x, t: self.denoiser(x, t, indices),

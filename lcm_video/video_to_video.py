@@ -6,19 +6,30 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from diffusers import LCMScheduler
+from torch import Tensor
 from tqdm.auto import tqdm
 
+from . import similarity
 from .config import DEFAULT_WINDOW, StylizeConfig, config_from, validate
 from .errors import UserError
 from .metrics import write_metrics
 from .models import Models, fast_vae, load_models
-from .plan import FramePlan
+from .plan import FramePlan, Reuse
 from .reader import FrameReader, VideoInfo, output_size, probe
-from .render import RenderResult, WindowRenderer, render_range, window_layout
+from .render import (
+    ReadAhead,
+    RenderResult,
+    WindowRenderer,
+    range_windows,
+    render_range,
+    warmup_frames,
+    window_layout,
+)
 from .sampler import LCMSchedule
 from .vae import to_unit
 from .writer import VideoWriter, check_output
@@ -55,9 +66,12 @@ class Stylizer(WindowRenderer):
             batch=batch or cfg.window or DEFAULT_WINDOW,
         )
 
-    def __call__(self, frames: torch.Tensor, indices: range, emit: range | None = None) -> torch.Tensor:
+    def __call__(
+        self, frames: torch.Tensor, indices: range, emit: range | None = None, noise_keys: list[int] | None = None
+    ) -> torch.Tensor:
         latents = self.codec.encode(to_unit(frames))  # (f, 4, h/8, w/8) float32
-        return self.render(latents, indices, indices if emit is None else emit, tuple(latents.shape[1:]))
+        emit = indices if emit is None else emit
+        return self.render(latents, indices, emit, tuple(latents.shape[1:]), noise_keys)
 
 
 def plan_video(info: VideoInfo, cfg: StylizeConfig) -> FramePlan:
@@ -65,6 +79,65 @@ def plan_video(info: VideoInfo, cfg: StylizeConfig) -> FramePlan:
     return FramePlan.for_video(
         info.frames, info.fps, start=cfg.start, end=cfg.end, target_fps=cfg.fps, max_frames=cfg.max_frames
     )
+
+
+class SourceRender:
+    """The stylised output frames of a planned source video, any range of them, window by window: what ``stylize``
+    and batch segments share.
+
+    With the similarity filter on, only the frames it keeps are rendered, as a video of their own: windows and
+    blending run over their *positions* (0, 1, 2, … among rendered frames), noise stays keyed on output frame
+    numbers, and the other output frames repeat the render they show.
+    """
+
+    def __init__(self, models: Models, cfg: StylizeConfig, info: VideoInfo, plan: FramePlan, size: tuple[int, int]):
+        self.plan, self.reuse = plan, Reuse.none(len(plan))
+        if cfg.skip_similar > 0:
+            self.reuse = similarity.scan(info, plan.sources, size, cfg.skip_similar, cfg.skip_max)
+        rendered = self.reuse.rendered
+        self.window, self.overlap = window_layout(models, cfg, rendered)
+        self.warm = warmup_frames(cfg.blend, self.window if models.motion else 0, self.overlap)
+        self.stylizer = Stylizer(models, cfg, batch=min(self.window, rendered))
+        self.reader = FrameReader(info, size)
+        shows = self.reuse.shows
+        # The output frame each position stands for: the first that shows it.
+        self._frame_of = [i for i in range(len(shows)) if i == 0 or shows[i] != shows[i - 1]]
+        self._filtered = rendered < len(shows)
+        self._resume_at = 0  # the position after the last one rendered: where the temporal state is valid
+
+    def frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[range, Tensor]]:
+        """Yield (output frames, uint8 (n, h, w, 3)) covering output frames ``[start, stop)`` in order.
+
+        A range that does not continue the previous call (a segment of a longer render) starts cold: the temporal
+        state is dropped and rebuilt by re-rendering a few frames before ``start`` (see ``warmup_frames``).
+        """
+        stop = len(self.plan) if stop is None else stop
+        positions = self.reuse.positions(start, stop)
+        warm = 0
+        if positions.start != self._resume_at:
+            self.stylizer.blender.reset()
+            warm = self.warm
+        wins = range_windows(positions.start, positions.stop, self.window, self.overlap, warm)
+        srcs = ([self.plan.sources[self._frame_of[p]] for p in win.indices] for win, _ in wins)
+        reads = ReadAhead(self.reader.read, srcs)
+
+        def window_fn(win, emit):
+            keys = [self._frame_of[p] for p in win.indices] if self._filtered else None
+            return self.stylizer(reads.next(), win.indices, emit, keys)  # source frames: uint8 (f, h, w, 3)
+
+        try:
+            for done, frames in render_range(
+                window_fn, positions.start, positions.stop, self.window, self.overlap, warm
+            ):
+                self._resume_at = done.stop
+                out, offsets = self.reuse.expand(done, start, stop)
+                if len(out):
+                    yield out, frames[offsets]
+        finally:
+            reads.close()
+
+    def close(self) -> None:
+        self.reader.close()
 
 
 def stylize(
@@ -94,9 +167,7 @@ def stylize(
         models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)
     if cfg.motion_adapter and not models.motion:
         raise UserError("--motion-adapter was given but the loaded models have none; load them with it")
-    size_w, overlap = window_layout(models, cfg, len(plan))
-    stylizer = Stylizer(models, cfg, batch=min(size_w, len(plan)))
-    reader = FrameReader(info, size)
+    source = SourceRender(models, cfg, info, plan, size)
     writer = VideoWriter(
         out,
         size,
@@ -110,17 +181,13 @@ def stylize(
     )
     bar = tqdm(total=len(plan), unit="frame", desc="stylize", file=sys.stderr, disable=cfg.quiet, dynamic_ncols=True)
 
-    def window_fn(win, emit):
-        frames = reader.read([plan.sources[i] for i in win.indices])  # uint8 (f, h, w, 3)
-        return stylizer(frames, win.indices, emit)
-
     with writer, bar:
-        for done, frames in render_range(window_fn, 0, len(plan), size_w, overlap):
+        for done, frames in source.frames():
             writer.write(frames)
             bar.update(len(done))
         writer.close()
-    reader.close()
+    source.close()
     if cfg.metrics:
         write_metrics(out, input)
-    calls = stylizer.denoiser.calls
+    calls = source.stylizer.denoiser.calls
     return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, calls)

@@ -108,8 +108,8 @@ class VideoWriter:
         if lossless:  # RGB in, RGB out, bit-exact: for intermediate segments
             cmd += ["-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "rgb24", "-r", rate]
         else:
-            cmd += ["-c:v", codec, "-pix_fmt", "yuv420p", "-r", rate]
-            if codec in ("libx264", "libx265"):
+            cmd += ["-c:v", codec, "-pix_fmt", "rgb24" if codec == "libx264rgb" else "yuv420p", "-r", rate]
+            if codec in ("libx264", "libx264rgb", "libx265"):
                 cmd += ["-crf", str(crf), "-preset", preset]
             elif codec.startswith("libvpx"):
                 cmd += ["-crf", str(crf), "-b:v", "0"]

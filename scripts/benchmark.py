@@ -207,32 +207,42 @@ def bench_speed(args) -> list[dict]:
     first_img = Image.fromarray(decord.VideoReader(str(clip))[0].asnumpy())
     lcm(prompt, image=first_img, strength=0.5, output_type="np", **common)  # warm-up
 
-    with Peak(device) as peak:
-        t = time.perf_counter()
-        vr = decord.VideoReader(str(clip))
-        out = imageio_ffmpeg.write_frames(str(tmp / "diffusers.mp4"), (args.size, args.size), fps=24, quality=None)
-        out.send(None)
-        first = None
-        for i in range(len(vr)):
-            img = Image.fromarray(vr[i].asnumpy())
-            res = lcm(prompt, image=img, strength=0.5, output_type="np", **common).images[0]
-            out.send(np.ascontiguousarray((res * 255).round().astype(np.uint8)))
-            first = first or time.perf_counter() - t
-        out.close()
-        took = time.perf_counter() - t
-    _emit(rows, _row("stylize", "diffusers LCM img2img, per-frame loop", len(vr), took, first, peak))
-    del lcm
+    def diffusers_loop():
+        with Peak(device) as peak:
+            t = time.perf_counter()
+            vr = decord.VideoReader(str(clip))
+            out = imageio_ffmpeg.write_frames(str(tmp / "diffusers.mp4"), (args.size, args.size), fps=24, quality=None)
+            out.send(None)
+            first = None
+            for i in range(len(vr)):
+                img = Image.fromarray(vr[i].asnumpy())
+                res = lcm(prompt, image=img, strength=0.5, output_type="np", **common).images[0]
+                out.send(np.ascontiguousarray((res * 255).round().astype(np.uint8)))
+                first = first or time.perf_counter() - t
+            out.close()
+            took = time.perf_counter() - t
+        return _row("stylize", "diffusers LCM img2img, per-frame loop", len(vr), took, first, peak)
 
-    for label, vae in (("lcm_video stylize", None), ("lcm_video stylize --fast (TAESD)", comps["taesd"])):
-        models = _models(comps, device, dtype, vae=vae)
+    cases = {"lcm_video stylize": _models(comps, device, dtype)}
+    cases["lcm_video stylize --fast (TAESD)"] = _models(comps, device, dtype, vae=comps["taesd"])
+    for models in cases.values():
         stylize(mclip, tmp / "warm.mp4", prompt, models=models, max_frames=1, quiet=True, guidance=8.0)
+
+    def ours(label):
         state, undo = _first_write_timer()
         with Peak(device) as peak:
             t = time.perf_counter()
-            res = stylize(clip, tmp / "ours.mp4", prompt, models=models, strength=0.5, guidance=8.0, quiet=True)
+            res = stylize(clip, tmp / "ours.mp4", prompt, models=cases[label], strength=0.5, guidance=8.0, quiet=True)
             took = time.perf_counter() - t
         undo()
-        _emit(rows, _row("stylize", label, res.frames, took, state["t"] - t, peak))
+        return _row("stylize", label, res.frames, took, state["t"] - t, peak)
+
+    # Interleaved repeats: a shared machine drifts over minutes, and each ratio compares neighbouring runs.
+    for r in range(args.repeat):
+        _emit(rows, diffusers_loop() | {"run": r})
+        for label in cases:
+            _emit(rows, ours(label) | {"run": r})
+    lcm = cases = None  # free the 2D UNet before the motion UNet is built
     if not args.motion:
         return rows
 
@@ -349,6 +359,7 @@ def main() -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--dtype", default="float32")
     s.add_argument("--no-motion", dest="motion", action="store_false", help="only the stylize cases")
+    s.add_argument("--repeat", type=int, default=1, help="interleaved runs of the stylize cases")
     m = sub.add_parser("memory")
     m.add_argument("--size", type=int, default=256)
     sub.add_parser("consistency")

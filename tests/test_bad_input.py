@@ -49,6 +49,8 @@ CASES = {
     "negative fps": (["{good}", "--fps", "-5"], "--fps"),
     "blend > 1": (["{good}", "--blend", "1.5"], "--blend"),
     "shared noise < 0": (["{good}", "--shared-noise", "-0.1"], "--shared-noise"),
+    "skip-similar < 0": (["{good}", "--skip-similar", "-1"], "--skip-similar"),
+    "skip-max 0": (["{good}", "--skip-similar", "2", "--skip-max", "0"], "--skip-max"),
     "width not multiple of 8": (["{good}", "--width", "100"], "multiple of 8"),
     "unknown config key": (["{good}", "--config", "{typo}"], "unknown key 'strenght'"),
     "python tag in yaml": (["{good}", "--config", "{evil}"], "not plain YAML"),

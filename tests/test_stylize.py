@@ -83,11 +83,11 @@ def test_a_failure_mid_render_leaves_nothing_behind(tiny_models, videos, tmp_pat
     calls = []
     original = Stylizer.__call__
 
-    def flaky(self, frames, indices, emit=None):
+    def flaky(self, frames, indices, *args):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("simulated crash in the second window")
-        return original(self, frames, indices, emit)
+        return original(self, frames, indices, *args)
 
     monkeypatch.setattr(Stylizer, "__call__", flaky)
     with pytest.raises(RuntimeError, match="simulated"):

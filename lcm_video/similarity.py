@@ -1,0 +1,65 @@
+"""The similarity filter (``--skip-similar``; off by default, a quality trade-off): a source frame that barely differs
+from the last rendered one repeats that frame's output instead of going through the model.
+
+StreamDiffusion's filter skips at random with a probability that rises with the cosine similarity to the last
+processed frame. Ours decides by a fixed rule on integer sums instead, so every process, segment and rerun makes the
+same decision (the determinism invariant), and it decides for the whole plan before rendering starts: a segment in
+the middle of a video must know which frames before it were rendered. The scan decodes the plan's frames once at
+thumbnail size, a chunk at a time (memory does not grow with the video).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from .plan import Reuse
+from .reader import FrameReader, VideoInfo
+
+THUMB_SIDE = 64
+SCAN_CHUNK = 64
+
+
+def thumb_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The (width, height) the filter compares at: the output's aspect, longer side at most 64 pixels."""
+    w, h = size
+    scale = min(1.0, THUMB_SIDE / max(w, h))
+    return max(2, round(w * scale)), max(2, round(h * scale))
+
+
+def decide(thumbs, threshold: float, max_skip: int) -> Reuse:
+    """The filter's rule over uint8 (h, w, 3) thumbnails in output order (any iterable, consumed once).
+
+    Frame ``i`` repeats the last rendered frame ``ref`` while ``mean |thumb_i - thumb_ref| <= threshold`` (8-bit
+    levels) and fewer than ``max_skip`` frames in a row have; the first frame is always rendered. Comparing against
+    the last *rendered* frame, not the previous one, bounds the drift of a slow pan to ``threshold``.
+    """
+    shows: list[int] = []
+    ref: torch.Tensor | None = None
+    run, pos = 0, -1
+    for thumb in thumbs:
+        t = thumb.to(torch.int32)
+        # Integer sum against threshold·count: the same decision on every machine, no float rounding at the edge.
+        if ref is not None and run < max_skip and int((t - ref).abs().sum()) <= threshold * t.numel():
+            run += 1
+        else:
+            ref, run, pos = t, 0, pos + 1
+        shows.append(pos)
+    return Reuse(tuple(shows))
+
+
+@lru_cache(maxsize=8)  # a batch process renders several segments of one job; scan it once
+def scan(info: VideoInfo, sources: tuple[int, ...], size: tuple[int, int], threshold: float, max_skip: int) -> Reuse:
+    """Which output frames of a stylise plan reuse an earlier render. ``sources``: the plan's source frame of each
+    output frame; ``size``: the output (width, height), whose crop the thumbnails follow."""
+    reader = FrameReader(info, thumb_size(size))
+
+    def thumbs():
+        for a in range(0, len(sources), SCAN_CHUNK):
+            yield from reader.read(sources[a : a + SCAN_CHUNK]).unbind(0)
+
+    try:
+        return decide(thumbs(), threshold, max_skip)
+    finally:
+        reader.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -119,37 +118,6 @@ def render_range(
         keep = range(max(emit.start, start), emit.stop)
         if len(keep):
             yield keep, frames[keep.start - emit.start :]
-
-
-class ReadAhead:
-    """Calls ``read(item)`` for each of ``items`` in order, one item ahead in a background thread, so decoding the
-    next window's source frames overlaps the model's work on this one. ``next()`` → the next result; a reader's
-    exception is raised there. Holds at most two results (this window's and the next's), whatever the length."""
-
-    def __init__(self, read: Callable, items):
-        self._read, self._items = read, iter(items)
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="lcm-video-read")
-        self._next = self._submit()
-
-    def _submit(self):
-        item = next(self._items, _END)
-        return None if item is _END else self._pool.submit(self._read, item)
-
-    def next(self):
-        fut, self._next = self._next, None
-        if fut is None:
-            raise StopIteration
-        result = fut.result()
-        self._next = self._submit()
-        return result
-
-    def close(self) -> None:
-        if self._next is not None:
-            self._next.cancel()
-        self._pool.shutdown(wait=True)
-
-
-_END = object()
 
 
 def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:

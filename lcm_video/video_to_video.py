@@ -22,10 +22,8 @@ from .models import Models, fast_vae, load_models
 from .plan import FramePlan, Reuse
 from .reader import FrameReader, VideoInfo, output_size, probe
 from .render import (
-    ReadAhead,
     RenderResult,
     WindowRenderer,
-    range_windows,
     render_range,
     warmup_frames,
     window_layout,
@@ -117,24 +115,17 @@ class SourceRender:
         if positions.start != self._resume_at:
             self.stylizer.blender.reset()
             warm = self.warm
-        wins = range_windows(positions.start, positions.stop, self.window, self.overlap, warm)
-        srcs = ([self.plan.sources[self._frame_of[p]] for p in win.indices] for win, _ in wins)
-        reads = ReadAhead(self.reader.read, srcs)
 
         def window_fn(win, emit):
+            frames = self.reader.read([self.plan.sources[self._frame_of[p]] for p in win.indices])  # uint8 (f,h,w,3)
             keys = [self._frame_of[p] for p in win.indices] if self._filtered else None
-            return self.stylizer(reads.next(), win.indices, emit, keys)  # source frames: uint8 (f, h, w, 3)
+            return self.stylizer(frames, win.indices, emit, keys)
 
-        try:
-            for done, frames in render_range(
-                window_fn, positions.start, positions.stop, self.window, self.overlap, warm
-            ):
-                self._resume_at = done.stop
-                out, offsets = self.reuse.expand(done, start, stop)
-                if len(out):
-                    yield out, frames[offsets]
-        finally:
-            reads.close()
+        for done, frames in render_range(window_fn, positions.start, positions.stop, self.window, self.overlap, warm):
+            self._resume_at = done.stop
+            out, offsets = self.reuse.expand(done, start, stop)
+            if len(out):
+                yield out, frames[offsets]
 
     def close(self) -> None:
         self.reader.close()

@@ -43,36 +43,3 @@ def test_only_one_window_of_frames_is_read_or_held_at_a_time(tiny_models, tmp_pa
     res = stylize(src, tmp_path / "o.mp4", "x", models=tiny_models, window=5, quiet=True)
     assert max(reads) == max(writes) == 5
     assert sum(reads) == sum(writes) == res.frames == 60
-
-
-def test_read_ahead_holds_at_most_one_window_beyond_the_one_rendering(tiny_models, tmp_path, monkeypatch):
-    src = make_video(tmp_path / "in.mp4", seconds=2.0, audio=False)
-    events = []  # "r" when a window's frames are decoded (reader thread), "w" when a window is written
-    read, write = FrameReader.read, VideoWriter.write
-    monkeypatch.setattr(FrameReader, "read", lambda self, idx: (read(self, idx), events.append("r"))[0])
-    monkeypatch.setattr(VideoWriter, "write", lambda self, f: events.append("w") or write(self, f))
-    stylize(src, tmp_path / "o.mp4", "x", models=tiny_models, window=5, quiet=True)
-    assert events.count("r") == events.count("w") == 12
-    ahead = [events[: k + 1].count("r") - events[: k + 1].count("w") for k in range(len(events))]
-    assert max(ahead) <= 2  # the window being rendered and the next one
-
-
-def test_read_ahead_passes_on_the_readers_error():
-    from lcm_video.errors import UserError
-    from lcm_video.render import ReadAhead
-
-    def read(i):
-        if i == 2:
-            raise UserError("frame 2 is damaged")
-        return i
-
-    ra = ReadAhead(read, range(4))
-    assert [ra.next(), ra.next()] == [0, 1]
-    try:
-        ra.next()
-    except UserError as exc:
-        assert "frame 2" in str(exc)
-    else:
-        raise AssertionError("the reader's error was swallowed")
-    finally:
-        ra.close()

@@ -63,7 +63,7 @@ class Job:
     @property
     def model_key(self) -> tuple:
         c = self.cfg
-        return (c.model or "", tuple(c.lora), c.vae or "", c.fast, c.motion_adapter or "", c.dtype)
+        return (c.model or "", tuple(c.lora), c.vae or "", c.fast, c.motion_adapter or "", c.dtype, c.compile)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -321,6 +321,8 @@ class ModelCache:
             c = job.cfg
             device = c.device if c.device != "auto" else self.device
             self.models = load_models(c.model, c.lora, fast_vae(c), device, c.dtype, c.motion_adapter)
+            if c.compile:
+                self.models.compile()
             self.key = job.model_key
             self.loads += 1
         return self.models

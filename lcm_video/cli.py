@@ -27,6 +27,12 @@ def _model_options(p) -> None:
     g.add_argument("--fast", action="store_true", help="TAESD instead of the full VAE: ~2x faster, slightly softer")
     g.add_argument("--device", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
     g.add_argument("--dtype", help="auto (float16 on GPU, float32 on CPU), float32, float16, bfloat16")
+    g.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the UNet and VAE: ~1.25x faster per frame on CPU after a one-off compile of minutes; "
+        "for long renders",
+    )
     return g
 
 

@@ -62,6 +62,7 @@ class StylizeConfig:
     fuse: str = "linear"
     device: str = "auto"
     dtype: str = "auto"
+    compile: bool = False
     crf: int = 18
     codec: str = "libx264"
     preset: str = "medium"
@@ -106,6 +107,7 @@ class GenerateConfig:
     prompt_at: tuple[str, ...] = ()
     device: str = "auto"
     dtype: str = "auto"
+    compile: bool = False
     crf: int = 18
     codec: str = "libx264"
     preset: str = "medium"

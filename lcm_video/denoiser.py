@@ -92,7 +92,9 @@ class UNetDenoiser:
             sample = torch.cat(xs)  # (b·f, c, h, w)
         tcond = None if self.tcond is None else self.tcond.expand(sample.shape[0], -1)
         out = self.unet(
-            sample.to(dev, self.dtype),
+            # One memory layout for every call (the first step's latents come out of the VAE channels-last): the
+            # same strides keep BLAS on one path and let a compiled UNet reuse its graph.
+            sample.to(dev, self.dtype).contiguous(),
             torch.tensor(t, device=dev),
             encoder_hidden_states=states.to(dev, self.dtype),
             timestep_cond=tcond,

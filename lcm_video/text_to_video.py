@@ -84,6 +84,8 @@ def generate(
     plan = FramePlan.for_clip(cfg.frames, cfg.fps)
     if models is None:
         models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)
+    if cfg.compile:
+        models.compile()
     context, overlap = motion_context(models, cfg.context, cfg.overlap)
     generator = ClipGenerator(models, cfg, size)
     writer = VideoWriter(out, size, plan.fps, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)

@@ -20,6 +20,12 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return rearrange(x, "f c h w -> f h w c").cpu()
 
 
+def _fresh(x: torch.Tensor, device, dtype) -> torch.Tensor:
+    """A contiguous copy made here, in inference mode: a full chunk would otherwise be a view of a normal tensor and
+    a padded one a new inference tensor, and a compiled VAE treats the two kinds as different inputs (recompiles)."""
+    return x.to(device, dtype, memory_format=torch.contiguous_format, copy=True)
+
+
 class LatentCodec:
     """Encode frames to scaled latents and back, ``chunk`` frames per VAE call to bound activation memory.
 
@@ -38,7 +44,7 @@ class LatentCodec:
         dev, dt = self.vae.device, self.vae.dtype
         out = []
         for part in images.split(self.chunk):
-            enc = self.vae.encode(pad_batch(part, self.chunk).to(dev, dt))
+            enc = self.vae.encode(_fresh(pad_batch(part, self.chunk), dev, dt))
             lat = enc.latent_dist.mode() if hasattr(enc, "latent_dist") else enc.latents
             out.append((lat[: len(part)].float() - self.shift) * self.scale)
         return torch.cat(out)
@@ -50,6 +56,6 @@ class LatentCodec:
         out = []
         for part in latents.split(self.chunk):
             lat = pad_batch(part / self.scale + self.shift, self.chunk)
-            img = self.vae.decode(lat.to(dev, dt), return_dict=False)[0]
+            img = self.vae.decode(_fresh(lat, dev, dt), return_dict=False)[0]
             out.append(img[: len(part)].float())
         return torch.cat(out)

@@ -156,6 +156,8 @@ def stylize(
     size = output_size(info, cfg.width, cfg.height)
     if models is None:
         models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)
+    if cfg.compile:
+        models.compile()
     if cfg.motion_adapter and not models.motion:
         raise UserError("--motion-adapter was given but the loaded models have none; load them with it")
     source = SourceRender(models, cfg, info, plan, size)

@@ -1,24 +1,33 @@
 """Benchmarks of lcm_video against diffusers' own pipelines, in the same process, on the same weights.
 
     python scripts/benchmark.py [--out FILE.json] speed [--frames 12] [--size 256] [--motion-frames 8] [--device cpu]
-                                [--dtype float32]
+                                [--dtype float32] [--repeat 1] [--cases stylize,motion,generate]
     python scripts/benchmark.py [--out FILE.json] memory [--size 256]
     python scripts/benchmark.py [--out FILE.json] consistency
+    python scripts/benchmark.py [--out FILE.json] skip [--size 256] [--skip-max 10]
 
 speed: random-weight models with SD1.5's shapes (860M-parameter UNet with an LCM w-embedding, SD VAE, CLIP-L text
-encoder, TAESD, AnimateDiff-shaped motion adapter), 4 steps, strength 0.5, guidance 8. Cases:
-  (a) stylize: a per-frame LatentConsistencyModelImg2ImgPipeline loop (what a user writes by hand: decode, pipe per
-      frame, write) vs `lcm_video.stylize` (same VAE), and `--fast` (TAESD);
-  (b) motion stylize: AnimateDiffVideoToVideoPipeline + LCMScheduler (enforce_inference_steps) vs ours;
+encoder, TAESD, AnimateDiff-shaped motion adapter), 4 steps, strength 0.5. Cases (--repeat N interleaves N runs):
+  (a) stylize, guidance 8 (w-embedding on both sides): a per-frame LatentConsistencyModelImg2ImgPipeline loop (what a
+      user writes by hand: decode, pipe per frame, write) vs `lcm_video.stylize` (same VAE), and `--fast` (TAESD);
+      one untimed 1-frame warm-up call of each first;
+  (b) motion stylize: AnimateDiffVideoToVideoPipeline + LCMScheduler (enforce_inference_steps, height/width given:
+      its default is 512² whatever the video) vs ours;
   (c) generate: AnimateDiffPipeline + LCMScheduler vs ours.
+  (b) and (c) run at guidance 1: those pipelines cannot pass the w-embedding and would double the UNet batch for
+  classifier-free guidance, so guidance 1 gives both sides equal work. Their diffusers side is timed on the pipeline
+  call alone (frames decoded beforehand, nothing written); ours includes decoding and encoding.
 Each reports frames/s, seconds to first frame, and peak memory above the start of the case (CUDA: allocated;
-CPU: RSS sampled every 10 ms). Warm-up: one untimed 1-frame call of each pipeline first.
+CPU: RSS sampled every 10 ms).
 
 memory: peak RSS of separate processes rendering 30 and 300 frames (tiny models, SIZE²): ours vs a diffusers
 per-frame loop that collects the frames and calls diffusers' export_to_video, as its docs do.
 
 consistency: metrics (lcm-video eval) of the sample clip stylised with the tiny model over a grid of --shared-noise
 and --blend.
+
+skip: the similarity filter (--skip-similar 0/1/2/4) on a 4 s clip, 2 s of a locked-off shot with sensor-like noise
+then 2 s of motion (tiny model, CPU): frames rendered, time, and the metrics against the source.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,17 +183,6 @@ def _emit(rows: list[dict], row: dict) -> None:
 
 
 def bench_speed(args) -> list[dict]:
-    import decord
-    import imageio_ffmpeg
-    from diffusers import (
-        AnimateDiffPipeline,
-        AnimateDiffVideoToVideoPipeline,
-        LatentConsistencyModelImg2ImgPipeline,
-    )
-    from PIL import Image
-
-    from lcm_video.text_to_video import generate
-    from lcm_video.video_to_video import stylize
 
     device = torch.device(args.device)
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
@@ -196,12 +195,30 @@ def bench_speed(args) -> list[dict]:
     for k in ("unet", "vae", "text_encoder", "taesd", "adapter"):
         comps[k].to(device, dtype)
     print(f"built SD1.5-shaped random models in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    prompt, common = "an oil painting of a harbour", {"num_inference_steps": 4, "guidance_scale": 8.0}
-    rows = []
-    sd_keys = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-    nosafe = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    rows: list[dict] = []
+    cases = set(args.cases.split(","))
+    if "stylize" in cases:
+        bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows)
+    if cases & {"motion", "generate"}:
+        bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases)
+    return rows
 
-    # (a) per-frame diffusers img2img loop vs ours
+
+SD_KEYS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+PROMPT = "an oil painting of a harbour"
+
+
+def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows) -> None:
+    """(a) per-frame diffusers img2img loop vs ours, guidance 8 through the w-embedding on both sides."""
+    import decord
+    import imageio_ffmpeg
+    from diffusers import LatentConsistencyModelImg2ImgPipeline
+    from PIL import Image
+
+    from lcm_video.video_to_video import stylize
+
+    prompt, common, sd_keys = PROMPT, {"num_inference_steps": 4, "guidance_scale": 8.0}, SD_KEYS
+    nosafe = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     lcm = LatentConsistencyModelImg2ImgPipeline(**{k: comps[k] for k in sd_keys}, **nosafe)
     lcm.set_progress_bar_config(disable=True)
     first_img = Image.fromarray(decord.VideoReader(str(clip))[0].asnumpy())
@@ -242,52 +259,81 @@ def bench_speed(args) -> list[dict]:
         _emit(rows, diffusers_loop() | {"run": r})
         for label in cases:
             _emit(rows, ours(label) | {"run": r})
-    lcm = cases = None  # free the 2D UNet before the motion UNet is built
-    if not args.motion:
-        return rows
 
-    # (b) motion stylize: AnimateDiffVideoToVideoPipeline vs ours, one shared UNetMotionModel
-    from diffusers import UNetMotionModel
+
+def bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases) -> None:
+    """(b) motion stylize vs AnimateDiffVideoToVideoPipeline, (c) generate vs AnimateDiffPipeline, on one shared
+    UNetMotionModel, at guidance 1: diffusers' AnimateDiff pipelines cannot pass the LCM w-embedding and would run
+    classifier-free guidance (twice the UNet work) at guidance > 1, so guidance 1 gives both sides equal work."""
+    import decord
+    from diffusers import AnimateDiffPipeline, AnimateDiffVideoToVideoPipeline, UNetMotionModel
+    from PIL import Image
+
+    from lcm_video.text_to_video import generate
+    from lcm_video.video_to_video import stylize
+
+    prompt, common, sd_keys = PROMPT, {"num_inference_steps": 4, "guidance_scale": 1.0}, SD_KEYS
+    hw = {"height": args.size, "width": args.size}  # the pipelines' default is the UNet's 512², whatever the video
 
     motion_unet = UNetMotionModel.from_unet2d(comps["unet"], comps["adapter"]).to(device, dtype).eval()
     del comps["unet"]
     mcomps = {k: comps[k] for k in sd_keys if k != "unet"} | {"unet": motion_unet}
     v2v = AnimateDiffVideoToVideoPipeline(**mcomps, motion_adapter=comps["adapter"])
-    v2v.set_progress_bar_config(disable=True)
-    frames = [Image.fromarray(f) for f in decord.VideoReader(str(mclip)).get_batch(range(args.motion_frames)).asnumpy()]
-    with Peak(device) as peak:
-        t = time.perf_counter()
-        v2v(video=frames, prompt=prompt, strength=0.5, enforce_inference_steps=True, output_type="np", **common)
-        took = time.perf_counter() - t
-    _emit(rows, _row("motion stylize", "diffusers AnimateDiffVideoToVideo + LCM", len(frames), took, took, peak))
-    del v2v
-    mmodels = _models(comps | {"unet": motion_unet}, device, dtype, motion_unet=motion_unet)
-    state, undo = _first_write_timer()
-    with Peak(device) as peak:
-        t = time.perf_counter()
-        res = stylize(mclip, tmp / "m.mp4", prompt, models=mmodels, motion_adapter="x", guidance=8.0, quiet=True)
-        took = time.perf_counter() - t
-    undo()
-    _emit(rows, _row("motion stylize", "lcm_video stylize --motion-adapter", res.frames, took, state["t"] - t, peak))
-
-    # (c) generate: AnimateDiffPipeline vs ours
     ad = AnimateDiffPipeline(**mcomps, motion_adapter=comps["adapter"])
-    ad.set_progress_bar_config(disable=True)
+    for pipe in (v2v, ad):
+        pipe.set_progress_bar_config(disable=True)
+    mmodels = _models(comps | {"unet": motion_unet}, device, dtype, motion_unet=motion_unet)
     n = args.motion_frames
-    with Peak(device) as peak:
-        t = time.perf_counter()
-        ad(prompt, num_frames=n, height=args.size, width=args.size, output_type="np", **common)
-        took = time.perf_counter() - t
-    _emit(rows, _row("generate", "diffusers AnimateDiff + LCM", n, took, took, peak))
-    del ad
-    state, undo = _first_write_timer()
-    with Peak(device) as peak:
-        t = time.perf_counter()
-        res = generate(prompt, tmp / "g.mp4", models=mmodels, frames=n, width=args.size, height=args.size, quiet=True)
-        took = time.perf_counter() - t
-    undo()
-    _emit(rows, _row("generate", "lcm_video generate", n, took, state["t"] - t, peak))
-    return rows
+    frames = [Image.fromarray(f) for f in decord.VideoReader(str(mclip)).get_batch(range(n)).asnumpy()]
+
+    def theirs(case, label, call):
+        with Peak(device) as peak:  # frames already decoded, nothing written: the pipeline call alone
+            t = time.perf_counter()
+            call()
+            took = time.perf_counter() - t
+        return _row(case, label, n, took, took, peak)
+
+    def ours(case, label, call):
+        state, undo = _first_write_timer()
+        with Peak(device) as peak:
+            t = time.perf_counter()
+            res = call()
+            took = time.perf_counter() - t
+        undo()
+        return _row(case, label, res.frames, took, state["t"] - t, peak)
+
+    v2v_kw = {"strength": 0.5, "enforce_inference_steps": True, "output_type": "np"} | common | hw
+    style_kw = {"models": mmodels, "motion_adapter": "x", "guidance": 1.0, "quiet": True}
+    gen_kw = {"models": mmodels, "frames": n, "guidance": 1.0, "width": args.size, "height": args.size, "quiet": True}
+    todo = []
+    if "motion" in cases:
+        todo += [
+            (
+                theirs,
+                "motion stylize",
+                "diffusers AnimateDiffVideoToVideo + LCM",
+                partial(v2v, frames, prompt, **v2v_kw),
+            ),
+            (
+                ours,
+                "motion stylize",
+                "lcm_video stylize --motion-adapter",
+                partial(stylize, mclip, tmp / "m.mp4", prompt, **style_kw),
+            ),
+        ]
+    if "generate" in cases:
+        todo += [
+            (
+                theirs,
+                "generate",
+                "diffusers AnimateDiff + LCM",
+                partial(ad, prompt, num_frames=n, output_type="np", **common, **hw),
+            ),
+            (ours, "generate", "lcm_video generate", partial(generate, prompt, tmp / "g.mp4", **gen_kw)),
+        ]
+    for r in range(args.repeat):
+        for timer, case, label, call in todo:
+            _emit(rows, timer(case, label, call) | {"run": r})
 
 
 MEMORY_SCRIPT = """
@@ -349,6 +395,39 @@ def bench_consistency(args) -> list[dict]:
     return rows
 
 
+def still_then_moving(out: Path, size: int, seconds: float = 2.0) -> Path:
+    """A locked-off shot (colour bars with per-frame sensor-like noise) followed by a moving test pattern, 24 fps."""
+    import imageio_ffmpeg
+
+    src = f"size={size}x{size}:rate=24:duration={seconds}"
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+    cmd += ["-f", "lavfi", "-i", f"smptebars={src},noise=alls=6:allf=t+u", "-f", "lavfi", "-i", f"testsrc2={src}"]
+    cmd += ["-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-crf", "18", str(out)]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def bench_skip(args) -> list[dict]:
+    import lcm_video
+    from lcm_video.metrics import evaluate
+
+    models = lcm_video.load_models("tiny", device="cpu")
+    tmp = Path(tempfile.mkdtemp())
+    src = still_then_moving(tmp / "src.mp4", args.size)
+    lcm_video.stylize(src, tmp / "warm.mp4", "x", models=models, max_frames=2, quiet=True)
+    rows = []
+    for level in (0.0, 1.0, 2.0, 4.0):
+        out = tmp / f"skip{level}.mp4"
+        t = time.perf_counter()
+        res = lcm_video.stylize(src, out, "x", models=models, skip_similar=level, skip_max=args.skip_max, quiet=True)
+        took = time.perf_counter() - t
+        m = evaluate(out, src)
+        row = {"skip_similar": level, "skip_max": args.skip_max, "frames": res.frames, "unet_calls": res.unet_calls}
+        row |= {"seconds": round(took, 2), "fps": round(res.frames / took, 2)}
+        _emit(rows, row | {k: round(v, 5) for k, v in m.to_dict().items()})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
@@ -358,14 +437,18 @@ def main() -> None:
     s.add_argument("--size", type=int, default=256)
     s.add_argument("--device", default="cpu")
     s.add_argument("--dtype", default="float32")
-    s.add_argument("--no-motion", dest="motion", action="store_false", help="only the stylize cases")
+    s.add_argument("--cases", default="stylize,motion,generate", help="comma-separated subset of the three")
     s.add_argument("--repeat", type=int, default=1, help="interleaved runs of the stylize cases")
     m = sub.add_parser("memory")
     m.add_argument("--size", type=int, default=256)
     sub.add_parser("consistency")
+    k = sub.add_parser("skip")
+    k.add_argument("--size", type=int, default=256)
+    k.add_argument("--skip-max", type=int, default=10)
     ap.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = ap.parse_args()
-    rows = {"speed": bench_speed, "memory": bench_memory, "consistency": bench_consistency}[args.what](args)
+    benches = {"speed": bench_speed, "memory": bench_memory, "consistency": bench_consistency, "skip": bench_skip}
+    rows = benches[args.what](args)
     info = {
         "what": args.what,
         "argv": sys.argv,

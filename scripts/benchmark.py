@@ -5,6 +5,7 @@
     python scripts/benchmark.py [--out FILE.json] memory [--size 256]
     python scripts/benchmark.py [--out FILE.json] consistency
     python scripts/benchmark.py [--out FILE.json] skip [--size 256] [--skip-max 10]
+    python scripts/benchmark.py [--out FILE.json] compile [--frames 12] [--size 256] [--device cpu]
 
 speed: random-weight models with SD1.5's shapes (860M-parameter UNet with an LCM w-embedding, SD VAE, CLIP-L text
 encoder, TAESD, AnimateDiff-shaped motion adapter), 4 steps, strength 0.5. Cases (--repeat N interleaves N runs):
@@ -25,6 +26,9 @@ per-frame loop that collects the frames and calls diffusers' export_to_video, as
 
 consistency: metrics (lcm-video eval) of the sample clip stylised with the tiny model over a grid of --shared-noise
 and --blend.
+
+compile: stylize on the SD1.5-shaped models, eager against --compile (torch.compile of UNet and VAE): the first
+compiled render includes the compile, the later ones show the steady speed.
 
 skip: the similarity filter (--skip-similar 0/1/2/4) on a 4 s clip, 2 s of a locked-off shot with sensor-like noise
 then 2 s of motion (tiny model, CPU): frames rendered, time, and the metrics against the source.
@@ -395,6 +399,35 @@ def bench_consistency(args) -> list[dict]:
     return rows
 
 
+def bench_compile(args) -> list[dict]:
+    """Eager vs --compile on the SD1.5-shaped models: the first compiled render pays the compile, later ones not."""
+    from lcm_video.video_to_video import stylize
+
+    device, dtype = torch.device(args.device), torch.float32
+    tmp = Path(tempfile.mkdtemp())
+    clip = make_clip(tmp / "src.mp4", seconds=args.frames / 24, size=f"{args.size}x{args.size}", rate="24")
+    comps = sd15_components()
+    for k in ("unet", "vae", "text_encoder"):
+        comps[k].to(device, dtype)
+    models = _models(comps, device, dtype)
+    rows = []
+
+    def run(label, **kw):
+        t = time.perf_counter()
+        res = stylize(clip, tmp / "o.mp4", PROMPT, models=models, guidance=8.0, quiet=True, **kw)
+        took = time.perf_counter() - t
+        _emit(
+            rows, {"case": label, "frames": res.frames, "seconds": round(took, 2), "fps": round(res.frames / took, 4)}
+        )
+
+    run("eager (first call)")
+    run("eager")
+    run("--compile, first render (compiles)", compile=True)
+    run("--compile")
+    run("--compile")
+    return rows
+
+
 def still_then_moving(out: Path, size: int, seconds: float = 2.0) -> Path:
     """A locked-off shot (colour bars with per-frame sensor-like noise) followed by a moving test pattern, 24 fps."""
     import imageio_ffmpeg
@@ -442,12 +475,17 @@ def main() -> None:
     m = sub.add_parser("memory")
     m.add_argument("--size", type=int, default=256)
     sub.add_parser("consistency")
+    c = sub.add_parser("compile")
+    c.add_argument("--frames", type=int, default=12)
+    c.add_argument("--size", type=int, default=256)
+    c.add_argument("--device", default="cpu")
     k = sub.add_parser("skip")
     k.add_argument("--size", type=int, default=256)
     k.add_argument("--skip-max", type=int, default=10)
     ap.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = ap.parse_args()
-    benches = {"speed": bench_speed, "memory": bench_memory, "consistency": bench_consistency, "skip": bench_skip}
+    benches = {"speed": bench_speed, "memory": bench_memory, "consistency": bench_consistency}
+    benches |= {"skip": bench_skip, "compile": bench_compile}
     rows = benches[args.what](args)
     info = {
         "what": args.what,

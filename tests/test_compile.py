@@ -26,3 +26,14 @@ def test_compiled_render_matches_eager_and_never_recompiles(tmp_path, videos):
     b = read_frames(tmp_path / "compiled.mp4").astype(int)
     diff = np.abs(a - b)
     assert diff.max() <= 3 and diff.mean() < 0.05, (diff.max(), diff.mean())
+
+
+def test_compile_without_a_cpp_compiler_is_a_one_line_user_error(tmp_path, videos, monkeypatch, capsys):
+    from lcm_video import cli, models
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(models.shutil, "which", lambda name: None)
+    out = tmp_path / "o.mp4"
+    code = cli.main(["stylize", str(videos["moving"]), "-o", str(out), "-p", "x", "--model", "tiny", "--compile"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "C++ compiler" in err[0] and not out.exists()

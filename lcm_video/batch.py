@@ -336,9 +336,9 @@ def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
     from .video_to_video import SourceRender, plan_video
 
     job, cfg = plan.job, plan.job.cfg
-    size_w, overlap = window_layout(models, cfg, plan.frames)
-    warm = warmup_frames(cfg.blend, size_w if models.motion else 0, overlap)
     if job.mode == "generate":
+        size_w, overlap = window_layout(models, cfg, plan.frames)
+        warm = warmup_frames(cfg.blend, size_w, overlap)
         gen = ClipGenerator(models, cfg, plan.size)
         yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm)
         return

@@ -95,11 +95,6 @@ def warmup_frames(blend: float, context: int = 0, overlap: int = 0) -> int:
     return max(blend_warm, context - overlap if context else 0)
 
 
-def range_windows(start: int, stop: int, size: int, overlap: int, warm: int = 0) -> list[tuple[Window, range]]:
-    """The windows (with the frames each emits) that :func:`render_range` renders for ``[start, stop)``."""
-    return emitting_windows(max(0, start - warm), stop, size, overlap)
-
-
 def render_range(
     window_fn: Callable[[Window, range], torch.Tensor],
     start: int,
@@ -113,7 +108,7 @@ def render_range(
     ``window_fn(window, emit)`` renders one window and returns its ``emit`` frames. Rendering begins ``warm`` frames
     before ``start`` to rebuild the temporal state; those frames are discarded.
     """
-    for win, emit in range_windows(start, stop, size, overlap, warm):
+    for win, emit in emitting_windows(max(0, start - warm), stop, size, overlap):
         frames = window_fn(win, emit)
         keep = range(max(emit.start, start), emit.stop)
         if len(keep):

@@ -314,15 +314,13 @@ class ModelCache:
         self.device, self.key, self.models, self.loads = device, None, None, 0
 
     def get(self, job: Job):
-        from .models import fast_vae, load_models
+        from .models import models_for
 
         if job.model_key != self.key:
             self.models = None  # free the previous model before loading the next
             c = job.cfg
             device = c.device if c.device != "auto" else self.device
-            self.models = load_models(c.model, c.lora, fast_vae(c), device, c.dtype, c.motion_adapter)
-            if c.compile:
-                self.models.compile()
+            self.models = models_for(c, device=device)
             self.key = job.model_key
             self.loads += 1
         return self.models

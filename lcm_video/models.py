@@ -358,6 +358,18 @@ def fast_vae(cfg) -> str | None:
     return "builtin:tiny-taesd" if cfg.model in TINY_MODELS else "taesd"
 
 
+def models_for(cfg, models: Models | None = None, device: str | None = None) -> Models:
+    """The models a stylize/generate config renders with: ``models`` if given, else loaded from the config's model,
+    LoRAs, VAE (or TAESD for ``fast``), dtype, motion adapter and ``device`` (default the config's); compiled in place
+    when the config asks for it."""
+    if models is None:
+        dev = cfg.device if device is None else device
+        models = load_models(cfg.model, cfg.lora, fast_vae(cfg), dev, cfg.dtype, cfg.motion_adapter)
+    if cfg.compile:
+        models.compile()
+    return models
+
+
 def parse_lora(spec: str) -> tuple[str, float]:
     """``"path_or_id[:scale]"`` → (source, scale). The scale defaults to 1."""
     src, sep, tail = spec.rpartition(":")

@@ -148,9 +148,6 @@ class Reuse:
         """Every frame rendered: the identity."""
         return cls(tuple(range(frames)))
 
-    def __len__(self) -> int:
-        return len(self.shows)
-
     @property
     def rendered(self) -> int:
         """How many frames go through the model."""

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .config import GenerateConfig, config_from, parse_prompt_at, validate_generate
 from .errors import UserError
 from .metrics import write_metrics
-from .models import PRESETS, TINY_MODELS, Models, fast_vae, load_models, motion_preset
+from .models import PRESETS, TINY_MODELS, Models, models_for, motion_preset
 from .plan import FramePlan
 from .render import RenderResult, WindowRenderer, latent_shape, motion_context, render_range
 from .writer import VideoWriter, check_output
@@ -82,10 +82,7 @@ def generate(
     out = check_output(output, (), cfg.codec)
     size = (cfg.width, cfg.height)
     plan = FramePlan.for_clip(cfg.frames, cfg.fps)
-    if models is None:
-        models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)
-    if cfg.compile:
-        models.compile()
+    models = models_for(cfg, models)
     context, overlap = motion_context(models, cfg.context, cfg.overlap)
     generator = ClipGenerator(models, cfg, size)
     writer = VideoWriter(out, size, plan.fps, codec=cfg.codec, crf=cfg.crf, preset=cfg.preset)

@@ -18,7 +18,7 @@ from . import similarity
 from .config import DEFAULT_WINDOW, StylizeConfig, config_from, validate
 from .errors import UserError
 from .metrics import write_metrics
-from .models import Models, fast_vae, load_models
+from .models import Models, models_for
 from .plan import FramePlan, Reuse
 from .reader import FrameReader, VideoInfo, output_size, probe
 from .render import (
@@ -154,10 +154,7 @@ def stylize(
     info = probe(input)
     plan = plan_video(info, cfg)
     size = output_size(info, cfg.width, cfg.height)
-    if models is None:
-        models = load_models(cfg.model, cfg.lora, fast_vae(cfg), cfg.device, cfg.dtype, cfg.motion_adapter)
-    if cfg.compile:
-        models.compile()
+    models = models_for(cfg, models)
     if cfg.motion_adapter and not models.motion:
         raise UserError("--motion-adapter was given but the loaded models have none; load them with it")
     source = SourceRender(models, cfg, info, plan, size)

@@ -15,16 +15,19 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "StylizeConfig": ".config",
-    "UserError": ".errors",
-    "PRESETS": ".models",
-    "Models": ".models",
-    "load_models": ".models",
-    "RenderResult": ".render",
-    "stylize": ".video_to_video",
-    "generate": ".text_to_video",
     "GenerateConfig": ".config",
+    "RenderConfig": ".config",
+    "UserError": ".errors",
+    "PRESETS": ".models.presets",
+    "Models": ".models.container",
+    "load_models": ".models.loading",
+    "RenderResult": ".pipelines.renderer",
+    "stylize": ".pipelines.video_to_video",
+    "generate": ".pipelines.text_to_video",
+    "ProgressEvent": ".pipelines.events",
+    "Cancelled": ".pipelines.events",
     "evaluate": ".metrics",
-    "run_batch": ".batch",
+    "run_batch": ".batch.run",
 }
 __all__ = sorted(_EXPORTS)
 

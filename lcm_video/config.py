@@ -1,242 +1,497 @@
-"""Typed, frozen settings for a render, loaded from YAML and the command line and validated in one place."""
+"""Every render setting, declared once, as fields of small config parts; the configs of stylize and generate are
+compositions of those parts; one resolve path turns (defaults, a config object, a YAML file, keyword arguments or
+command-line flags) into one validated config.
+
+A part's field is the option's declaration (:func:`lcm_video.options.option`): its name is the YAML key and keyword
+argument, its type the option's kind, and its default, limits, help and commands are stated there and nowhere else.
+The command-line parsers, YAML loading, keyword arguments, batch job keys, ``--help`` and the README's tables are all
+derived from these declarations. No torch here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from .errors import UserError
+from .models.presets import DEFAULT_MODEL, DEFAULT_MOTION, PRESETS, TINY_MODELS, motion_preset
+from .options import BATCH, EVAL, GENERATE, RENDER, STYLIZE, Option, did_you_mean, option, options_of
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 RENOISE = ("fresh", "initial")
 FUSE = ("flat", "linear", "pyramid")
 DEFAULT_WINDOW = 16  # frames per 2D UNet batch: 12 frames at batch 12 run 7% faster per frame than 2 x 6 on CPU
+DEFAULT_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-frame clips
+
+
+def default_overlap(context: int) -> int:
+    """Frames shared by consecutive motion windows when ``--overlap`` is not given: 4, or a quarter of a short
+    context (so a context of 4 gets 1, never an overlap as long as the window)."""
+    return min(4, context // 4)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The parts. Field order is the order of --help and of the README tables.
 
 
 @dataclass(frozen=True)
-class StylizeConfig:
-    """Every option of ``lcm-video stylize``; YAML keys and keyword arguments use these names.
+class PromptConfig:
+    """What to render."""
 
-    ``None`` means "derive it": ``guidance`` from the model preset, ``width``/``height`` from the source (aspect kept,
-    longer side at most 768, multiples of 8), ``end`` the end of the video, ``fps`` the source's exact rate,
-    ``window`` 16.
-    ``skip_similar`` > 0 turns on the similarity filter (a quality trade-off, off by default): a source frame whose
-    mean absolute difference from the last rendered one is at most this many 8-bit levels (on a 64-pixel thumbnail)
-    repeats that frame's output, at most ``skip_max`` times in a row.
-    ``motion_adapter`` switches to motion-aware windows of ``context`` frames (default 16) sharing ``overlap``
-    (default 4), fused with ``fuse`` weights; without it those three do not apply.
-    """
-
-    prompt: str = ""
-    model: str = "lcm-dreamshaper-v7"
-    lora: tuple[str, ...] = ()
-    vae: str | None = None
-    fast: bool = False
-    steps: int = 4
-    strength: float = 0.5
-    guidance: float | None = None
-    negative_prompt: str = ""
-    seed: int = 0
-    width: int | None = None
-    height: int | None = None
-    start: float = 0.0
-    end: float | None = None
-    max_frames: int | None = None
-    fps: Fraction | None = None
-    shared_noise: float = 1.0
-    blend: float = 0.2
-    renoise: str = "fresh"
-    skip_similar: float = 0.0
-    skip_max: int = 10
-    window: int | None = None
-    motion_adapter: str | None = None
-    context: int | None = None
-    overlap: int | None = None
-    fuse: str = "linear"
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = False
-    crf: int = 18
-    codec: str = "libx264"
-    preset: str = "medium"
-    audio: bool = True
-    metrics: bool = False
-    quiet: bool = False
-
-    def replace(self, **changes: Any) -> StylizeConfig:
-        return dataclasses.replace(self, **changes)
+    prompt: str = option(
+        "", "what the video should look like", short="-p", metavar="TEXT", doc="what the video should look like"
+    )
+    negative_prompt: str = option(
+        "",
+        "what to avoid (classifier-free guidance models at --guidance > 1)",
+        metavar="TEXT",
+        doc="what to avoid; classifier-free guidance models with `--guidance` > 1 only (refused elsewhere rather "
+        "than ignored)",
+    )
+    prompt_at: tuple[str, ...] = option(
+        (),
+        "prompt from FRAME on, interpolated from the previous key; repeatable (prompt travel)",
+        commands=(GENERATE,),
+        metavar="FRAME=TEXT",
+        doc="prompt from FRAME on, linearly interpolated from the previous key; repeatable (prompt travel)",
+    )
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
-    """Every option of ``lcm-video generate``.
+class ModelConfig:
+    """Which weights, on which device, in which precision."""
 
-    ``None`` means "derive it": ``model`` from the motion preset (the tiny model for ``motion_adapter: tiny``),
-    ``motion_adapter`` ``tiny`` for tiny models else ``animatelcm``, ``guidance`` from the presets, ``width``/
-    ``height`` 512 (64 for tiny models), ``context`` 16 (the motion module's training length).
-    ``prompt_at``: ``"FRAME=TEXT"`` keyframes; the prompt of frame 0 is ``prompt`` unless a key sets it.
-    """
-
-    prompt: str = ""
-    model: str | None = None
-    motion_adapter: str | None = None
-    lora: tuple[str, ...] = ()
-    vae: str | None = None
-    fast: bool = False
-    frames: int = 16
-    fps: Fraction = Fraction(8)
-    width: int | None = None
-    height: int | None = None
-    steps: int = 4
-    guidance: float | None = None
-    negative_prompt: str = ""
-    seed: int = 0
-    context: int | None = None
-    overlap: int = 4
-    fuse: str = "linear"
-    shared_noise: float = 0.0
-    blend: float = 0.0
-    renoise: str = "fresh"
-    prompt_at: tuple[str, ...] = ()
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = False
-    crf: int = 18
-    codec: str = "libx264"
-    preset: str = "medium"
-    metrics: bool = False
-    quiet: bool = False
-
-    def replace(self, **changes: Any) -> GenerateConfig:
-        return dataclasses.replace(self, **changes)
-
-
-def option_names(cls: type = StylizeConfig) -> list[str]:
-    return [f.name for f in fields(cls)]
-
-
-def flag(name: str) -> str:
-    """The command-line spelling of a config key: ``max_frames`` → ``--max-frames``."""
-    return "--" + name.replace("_", "-")
-
-
-def parse_fps(value: Any) -> Fraction:
-    """``30``, ``29.97``, ``"30000/1001"`` → an exact positive Fraction.
-
-    A decimal within 0.005 of an NTSC rate (N·1000/1001) means that rate, as it does to every video tool: 29.97 is
-    30000/1001, not 2997/100.
-    """
-    try:
-        frac = Fraction(str(value).strip())
-    except (ValueError, ZeroDivisionError):
-        raise UserError(f"--fps {value!r} is not a number; give e.g. 24, 29.97 or 30000/1001") from None
-    if frac <= 0:
-        raise UserError(f"--fps must be positive, got {value}; give e.g. 24 or 30000/1001")
-    if frac.denominator != 1 and "/" not in str(value):
-        ntsc = Fraction(round(frac * Fraction(1001, 1000)) * 1000, 1001)
-        if abs(frac - ntsc) < Fraction(5, 1000):
-            return ntsc
-    return frac
+    model: str | None = option(
+        DEFAULT_MODEL,
+        "preset (see `lcm-video models`), hub id, diffusers dir or .safetensors file",
+        defaults={GENERATE: None},
+        derived="from the motion preset",
+        metavar="NAME",
+        doc="preset, hub id, diffusers directory or single `.safetensors`/`.ckpt` file",
+    )
+    lora: tuple[str, ...] = option(
+        (),
+        "LoRA to fuse, repeatable; the scale defaults to 1",
+        metavar="ID[:SCALE]",
+        doc="LoRA to fuse, repeatable; scale defaults to 1 (fused into the weights: no slowdown)",
+    )
+    vae: str | None = option(
+        None,
+        "VAE override: hub id or directory (AutoencoderKL or AutoencoderTiny; taesd for speed)",
+        derived="the model's",
+        metavar="ID",
+        doc="`AutoencoderKL` or `AutoencoderTiny` hub id or directory; `taesd` for speed",
+    )
+    fast: bool = option(
+        False,
+        "TAESD instead of the full VAE: ~2x faster, slightly softer",
+        doc="TAESD instead of the full VAE (same as `--vae taesd`): the VAE costs as much as the 4 UNet steps, TAESD "
+        "~1/10 of it; slightly softer detail",
+    )
+    motion_adapter: str | None = option(
+        None,
+        "motion module: preset (animatelcm, animatediff-v1-5-2, tiny), hub id, directory or file",
+        derived={STYLIZE: "none", GENERATE: "animatelcm (tiny with tiny models)"},
+        metavar="NAME",
+        doc="motion preset, hub id, diffusers directory or single file; for stylize it turns on motion-aware windows",
+    )
+    device: str = option(
+        "auto",
+        "auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps",
+        metavar="D",
+        doc="CUDA > MPS > CPU; or `cpu`, `cuda`, `cuda:1`, `mps`",
+    )
+    dtype: str = option(
+        "auto",
+        "auto (float16 on GPU, float32 on CPU), float32, float16, bfloat16",
+        choices=DTYPES,
+        metavar="T",
+        doc="float16 on GPU, float32 on CPU; or `float32`, `float16`, `bfloat16`",
+    )
+    compile: bool = option(
+        False,
+        "torch.compile the UNet and VAE: ~1.25x faster per frame on CPU after a one-off compile of minutes",
+        doc="`torch.compile` the UNet and VAE (in place): measured ~1.25× faster per frame on CPU once compiled, after "
+        "a one-off compile of about 2 minutes (cached on disk by PyTorch: ~13 s in later runs); worth it for long "
+        "videos, batch runs and repeated renders. Frames move by float rounding only. CPU needs a C++ compiler "
+        "(`g++`); not on MPS",
+    )
 
 
-def _coerce(name: str, value: Any, kind: str) -> Any:
-    """Turn a YAML / keyword value into the field's type, or raise a one-line UserError naming the option."""
-    opt = flag(name)
-    if value is None:
-        return None
-    try:
-        if kind == "int":
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if kind == "float":
-            if isinstance(value, bool):
-                raise ValueError
-            out = float(value)
-            if not math.isfinite(out):
-                raise ValueError
-            return out
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            if str(value).lower() in ("true", "yes", "1", "on"):
-                return True
-            if str(value).lower() in ("false", "no", "0", "off"):
-                return False
-            raise ValueError
-        if kind == "str":
-            if isinstance(value, (dict, list)):
-                raise ValueError
-            return str(value)
-        if kind == "strs":
-            if isinstance(value, str):
-                return (value,)
-            if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
-                return tuple(str(v) for v in value)
-            raise ValueError
-        if kind == "fps":
-            return parse_fps(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{opt} expects {_KIND_WORDS[kind]}, got {value!r}") from None
-    raise AssertionError(kind)
+@dataclass(frozen=True)
+class SamplingConfig:
+    """The LCM run of each frame."""
+
+    steps: int = option(
+        4,
+        "denoising steps per frame, run exactly",
+        lo=1,
+        hi=50,
+        hint="; LCM models work best with 2-8",
+        metavar="N",
+        doc="denoising steps per frame, exactly N at any strength (generate: timesteps 999, 759, 499, 259)",
+    )
+    strength: float = option(
+        0.5,
+        "how far from the source, in (0, 1]",
+        commands=(STYLIZE,),
+        lo=0.0,
+        hi=1.0,
+        lo_open=True,
+        hint="; 0.3-0.7 keeps the source's layout",
+        metavar="S",
+        doc="in (0, 1]: how far from the source; 0.3–0.6 keeps the layout, 1 ignores it",
+    )
+    guidance: float | None = option(
+        None,
+        "guidance scale",
+        derived="per preset",
+        lo=0.0,
+        metavar="G",
+        doc="guidance scale: a w-embedding for LCM checkpoints, classifier-free guidance above 1 for LoRA-style models",
+    )
+    seed: int = option(
+        0,
+        "random seed",
+        lo=0,
+        metavar="N",
+        doc="same seed and settings → same frames, however the video is windowed",
+    )
 
 
-_KIND_WORDS = {
-    "int": "a whole number",
-    "float": "a number",
-    "bool": "true or false",
-    "str": "text",
-    "strs": "a list of text values",
-    "fps": "a frame rate such as 24 or 30000/1001",
+@dataclass(frozen=True)
+class TemporalConfig:
+    """What ties frames together: shared noise, blending, windows and their fusion, the similarity filter."""
+
+    shared_noise: float = option(
+        1.0,
+        "0..1, share of the noise common to every frame",
+        defaults={GENERATE: 0.0},
+        lo=0.0,
+        hi=1.0,
+        metavar="A",
+        doc="0..1, share of the noise common to every frame: ε = √A·shared + √(1-A)·own",
+    )
+    blend: float = option(
+        0.2,
+        "0..1, latent blending toward the previous frame",
+        defaults={GENERATE: 0.0},
+        lo=0.0,
+        hi=1.0,
+        hint="; 0 turns blending off, 0.1-0.5 is typical",
+        metavar="B",
+        doc="0..1, latent blending: each frame's x0 estimate is pulled toward the previous frame's at every step",
+    )
+    renoise: str = option(
+        "fresh",
+        "re-noise each step with a new ε, or the first step's",
+        choices=RENOISE,
+        metavar="fresh|initial",
+        doc="re-noise each step with new noise (as diffusers) or the step-0 noise (as StreamDiffusion)",
+    )
+    window: int | None = option(
+        None,
+        "frames per UNet batch; memory grows with it",
+        commands=(STYLIZE,),
+        derived=str(DEFAULT_WINDOW),
+        lo=1,
+        metavar="N",
+        doc="frames per UNet batch (the VAE takes at most 8 at a time); memory grows with this, never with the "
+        "video's length; lower it if the GPU runs out of memory. Not with `--motion-adapter` (the window is then "
+        "`--context`)",
+    )
+    context: int | None = option(
+        None,
+        "frames per motion window",
+        derived=f"{DEFAULT_CONTEXT}, the training length",
+        lo=2,
+        hint="; motion modules are trained on 16",
+        metavar="N",
+        doc="frames per motion window (at most what the adapter supports, 32 for AnimateDiff); motion adapters only",
+    )
+    overlap: int | None = option(
+        None,
+        "frames shared by consecutive motion windows",
+        derived="min(4, context / 4)",
+        lo=0,
+        metavar="N",
+        doc="frames shared by consecutive motion windows, fused at every step; motion adapters only",
+    )
+    fuse: str = option(
+        "linear",
+        "weights of the frames two motion windows share",
+        choices=FUSE,
+        metavar="flat|linear|pyramid",
+        doc="how the shared frames' x0 of two windows are weighted at each step",
+    )
+    skip_similar: float = option(
+        0.0,
+        "reuse the last output for source frames within L levels (mean abs. 8-bit difference) of the last "
+        "rendered one: faster on still shots, may stutter (0 = off; 1-3 is typical)",
+        commands=(STYLIZE,),
+        lo=0.0,
+        hi=255.0,
+        hint="; 0 turns the filter off, 1-3 is typical",
+        metavar="L",
+        doc="similarity filter: a source frame whose mean absolute difference from the last *rendered* source frame "
+        "is at most L 8-bit levels (on a 64-pixel thumbnail) repeats that frame's output instead of being rendered; "
+        "1–3 suits still shots and locked-off cameras; 0 is off. Faster in proportion to the frames it skips; a "
+        "quality trade-off (motion within L levels freezes, which can look like stutter), deterministic (no random "
+        "skips, so segments and processes agree)",
+    )
+    skip_max: int = option(
+        10,
+        "at most this many reused frames in a row",
+        commands=(STYLIZE,),
+        lo=1,
+        metavar="N",
+        doc="at most N repeated frames in a row, so a slow change still shows up",
+    )
+
+
+@dataclass(frozen=True)
+class FramesConfig:
+    """Which frames, at what size and rate."""
+
+    width: int | None = option(
+        None,
+        "output width, a multiple of 8",
+        derived={STYLIZE: "source size, longer side ≤ 768", GENERATE: "512 (64 for tiny models)"},
+        multiple_of=8,
+        metavar="W",
+        doc="multiples of 8; one alone keeps the aspect; both: scaled to cover, centre-cropped",
+    )
+    height: int | None = option(
+        None,
+        "output height, a multiple of 8",
+        derived="as --width",
+        multiple_of=8,
+        metavar="H",
+        doc="as `--width`",
+    )
+    start: float = option(
+        0.0, "start time in seconds", commands=(STYLIZE,), lo=0.0, metavar="S", doc="seconds; the audio is kept in sync"
+    )
+    end: float | None = option(
+        None, "end time in seconds", commands=(STYLIZE,), derived="end of the video", metavar="S", doc="seconds"
+    )
+    max_frames: int | None = option(
+        None, "render at most this many frames", commands=(STYLIZE,), lo=1, metavar="N", doc="render at most N frames"
+    )
+    frames: int = option(
+        16,
+        "clip length in frames",
+        commands=(GENERATE,),
+        lo=1,
+        hi=100_000,
+        metavar="N",
+        doc="clip length; any length, memory stays that of one window",
+    )
+    fps: Fraction | None = option(
+        None,
+        "frame rate, e.g. 12 or 30000/1001",
+        defaults={GENERATE: Fraction(8)},
+        derived="the source's exact rate",
+        metavar="R",
+        doc="output rate (`12`, `29.97`, `30000/1001`); stylize drops or repeats source frames to reach it",
+    )
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How the result is written, and what is said while it renders."""
+
+    crf: int = option(
+        18, "encoder quality, lower is better", lo=0, hi=63, hint="; 18 is near lossless", metavar="N", doc=None
+    )
+    codec: str = option(
+        "libx264",
+        "ffmpeg video encoder",
+        metavar="C",
+        doc="any ffmpeg video encoder (`libx265`, `libvpx-vp9` for `.webm`)",
+    )
+    preset: str = option("medium", "x264/x265 speed preset", metavar="P")
+    audio: bool = option(True, "drop the source's audio", commands=(STYLIZE,))
+    metrics: bool = option(
+        False,
+        "also write OUTPUT_STEM.metrics.json (see `lcm-video eval`)",
+    )
+    quiet: bool = option(False, "no progress bar", commands=(STYLIZE, GENERATE, BATCH), short="-q")
+
+
+PARTS: dict[str, type] = {
+    "prompt": PromptConfig,
+    "model": ModelConfig,
+    "sampling": SamplingConfig,
+    "temporal": TemporalConfig,
+    "frames": FramesConfig,
+    "output": OutputConfig,
 }
 
+# Options that are not render settings: paths, the config file, and the batch and eval commands' own.
+EXTRA_OPTIONS: tuple[Option, ...] = (
+    Option("input", "path", "source video file", commands=(STYLIZE,), positional=True),
+    Option(
+        "output",
+        "path",
+        "output video (.mp4, .mkv, .mov, .webm); missing folders are created",
+        commands=RENDER,
+        short="-o",
+        required=True,
+        metavar="FILE",
+    ),
+    Option(
+        "config",
+        "path",
+        "YAML file of options (keys as the flags, with _ for -); flags given here win",
+        commands=RENDER,
+        metavar="FILE.yaml",
+        doc="any options below as `key: value` (`configs/*.yaml` document them); flags on the command line win; an "
+        "unknown key is an error",
+    ),
+    Option(
+        "jobs",
+        "path",
+        "YAML job file: defaults: {...} and jobs: [{name, mode, input, output, ...}]",
+        commands=(BATCH,),
+        positional=True,
+    ),
+    Option(
+        "out",
+        "path",
+        "folder for outputs, work files and report.json",
+        commands=(BATCH,),
+        required=True,
+        metavar="DIR",
+    ),
+    Option(
+        "segment_frames",
+        "int",
+        "frames per unit of work (also a job-file default or job key)",
+        default=240,
+        commands=(BATCH,),
+        lo=1,
+        metavar="N",
+    ),
+    Option("video", "path", "video to measure", commands=(EVAL,), positional=True),
+    Option("source", "path", "the video it was made from", commands=(EVAL,), metavar="FILE"),
+    Option(
+        "eval_frames",
+        "int",
+        "measure only the first N frames",
+        commands=(EVAL,),
+        flag="--max-frames",
+        lo=2,
+        hint=" (temporal metrics need two frames)",
+        metavar="N",
+    ),
+    Option("json", "bool", "print JSON", False, commands=(EVAL,)),
+)
 
-def _kind_of(f: dataclasses.Field) -> str:
-    t = str(f.type)
-    if "tuple" in t:
-        return "strs"
-    if "Fraction" in t:
-        return "fps"
-    if t.startswith("bool"):
-        return "bool"
-    if t.startswith("int"):
-        return "int"
-    if t.startswith("float"):
-        return "float"
-    return "str"
+SETTINGS: dict[str, Option] = {o.name: o for name, part in PARTS.items() for o in options_of(part, name)}
+"""Every render setting by name (the YAML key / keyword argument), across all parts."""
 
 
-def make_config(cls: type = StylizeConfig, values: dict[str, Any] | None = None, source: str = "options"):
-    """Build a config from a flat mapping, refusing unknown keys and coercing types.
+def options_for(command: str) -> list[Option]:
+    """The options ``command`` takes, paths and positionals first, then the parts' settings in declaration order."""
+    extra = [o for o in EXTRA_OPTIONS if command in o.commands]
+    return [*extra, *(o for o in SETTINGS.values() if command in o.commands)]
 
-    Keys may use ``-`` or ``_``. ``source`` names where the values came from, for the error message.
+
+# --------------------------------------------------------------------------------------------------------------------
+# The composed configs.
+
+
+def _part_defaults(part: type, command: str) -> Any:
+    """A part with ``command``'s defaults (most options have one default; a few differ per command)."""
+    return part(**{f.name: SETTINGS[f.name].default_for(command) for f in dataclasses.fields(part)})
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """A render's settings as parts: ``cfg.sampling.steps``, ``cfg.temporal.blend``, ``cfg.model.model``, ...
+
+    A part left out gets the command's defaults. Build one from flat ``name=value`` pairs (as in YAML and keyword
+    arguments) with :meth:`from_options`, or with :func:`resolve`, which also reads a YAML file and validates.
     """
-    values = dict(values or {})
-    by_name = {f.name: f for f in fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        name = str(key).replace("-", "_")
-        if name not in by_name:
-            valid = ", ".join(sorted(by_name))
-            raise UserError(f"unknown key {key!r} in {source}; valid keys: {valid}")
-        kwargs[name] = _coerce(name, value, _kind_of(by_name[name]))
-    return cls(**kwargs)
+
+    command: ClassVar[str] = ""
+    prompt: PromptConfig | None = None
+    model: ModelConfig | None = None
+    sampling: SamplingConfig | None = None
+    temporal: TemporalConfig | None = None
+    frames: FramesConfig | None = None
+    output: OutputConfig | None = None
+
+    def __post_init__(self) -> None:
+        for name, part in PARTS.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, _part_defaults(part, self.command))
+
+    @classmethod
+    def from_options(cls, values: dict[str, Any] | None = None, source: str = "options", base=None):
+        """A config from flat ``name: value`` pairs over ``base`` (default: this command's defaults); types coerced,
+        unknown keys and keys of another command refused (``source`` names where they came from)."""
+        base = cls() if base is None else base
+        changes: dict[str, dict[str, Any]] = {}
+        for key, value in (values or {}).items():
+            opt = setting(cls.command, key, source)
+            changes.setdefault(opt.part, {})[opt.name] = opt.coerce(value)
+        parts = {name: dataclasses.replace(getattr(base, name), **ch) for name, ch in changes.items()}
+        return dataclasses.replace(base, **parts)
+
+    def replace(self, **values: Any):
+        """A copy with flat options changed: ``cfg.replace(steps=2, blend=0.3)``."""
+        return self.from_options(values, base=self)
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting of this command as ``{name: value}``: what a YAML file of this config would hold."""
+        return {o.name: getattr(getattr(self, o.part), o.name) for o in SETTINGS.values() if self.command in o.commands}
 
 
-def config_from(cls: type, config, prompt: str | None, options: dict[str, Any], source: str):
-    """A ``cls`` config from an existing config object, a prompt and keyword options (later wins), types checked."""
-    values = {} if config is None else {f.name: getattr(config, f.name) for f in fields(config)}
-    if prompt is not None:
-        values["prompt"] = prompt
-    values.update(options)
-    return make_config(cls, values, source)
+@dataclass(frozen=True)
+class StylizeConfig(RenderConfig):
+    """Every setting of ``lcm-video stylize``, with stylize's defaults (``shared_noise`` 1, ``blend`` 0.2, ...)."""
+
+    command: ClassVar[str] = STYLIZE
+
+
+@dataclass(frozen=True)
+class GenerateConfig(RenderConfig):
+    """Every setting of ``lcm-video generate``, with generate's defaults (``shared_noise`` 0, ``fps`` 8, ...)."""
+
+    command: ClassVar[str] = GENERATE
+
+
+CONFIGS: dict[str, type[RenderConfig]] = {STYLIZE: StylizeConfig, GENERATE: GenerateConfig}
+
+
+def setting(command: str, key: Any, source: str = "options") -> Option:
+    """The setting ``key`` (``-`` or ``_``) of ``command``; unknown, or of the other command: a UserError with the
+    closest valid key."""
+    name = str(key).replace("-", "_")
+    opt = SETTINGS.get(name)
+    if opt is not None and command in opt.commands:
+        return opt
+    valid = [o.name for o in SETTINGS.values() if command in o.commands]
+    if opt is not None:
+        raise UserError(
+            f"{opt.label} is not an option of {command} ({source}); it applies to {', '.join(opt.commands)}"
+        )
+    hint = did_you_mean(name, valid)
+    if hint:
+        raise UserError(f"unknown key {key!r} in {source}{hint}")
+    raise UserError(f"unknown key {key!r} in {source}; valid keys: {', '.join(sorted(valid))}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Resolving: defaults ← config object ← YAML file ← keyword arguments / flags, then validation.
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -260,14 +515,44 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def merge(cls: type, *layers: dict[str, Any], sources: tuple[str, ...] = ()):
-    """Later layers win; each layer is validated for unknown keys with its own source name."""
-    merged: dict[str, Any] = {}
-    for i, layer in enumerate(layers):
-        src = sources[i] if i < len(sources) else "options"
-        make_config(cls, layer, src)  # unknown keys and types are reported against the layer that has them
-        merged.update({str(k).replace("-", "_"): v for k, v in layer.items()})
-    return make_config(cls, merged)
+def resolve(
+    command: str,
+    config: RenderConfig | str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    source: str = "options",
+    loaded_model: str | None = None,
+) -> RenderConfig:
+    """The one path to a validated config of ``command``.
+
+    ``config``: a config object, or a YAML file's path (its keys are the options' names). ``options``: flat
+    ``name: value`` pairs (keyword arguments, command-line flags, a batch job's keys) that win over ``config``;
+    ``source`` names them in error messages. Every value is type-checked and range-checked, then the options are
+    checked together (see :func:`validate`). Generate's derived defaults (model, motion adapter, size) are filled
+    in, the model from ``loaded_model`` (the name of already loaded models) when the options give none.
+    """
+    cls = CONFIGS[command]
+    if isinstance(config, (str, Path)):
+        cfg = cls.from_options(load_yaml(config), str(config))
+    elif config is None:
+        cfg = cls()
+    elif isinstance(config, cls):
+        cfg = config
+    else:
+        raise UserError(f"config must be a {cls.__name__} or a YAML file's path, not {type(config).__name__}")
+    cfg = validate(cfg.from_options(options, source, base=cfg))
+    return derive_generate(cfg, loaded_model) if command == GENERATE else cfg
+
+
+def derive_generate(cfg: RenderConfig, loaded_model: str | None = None) -> RenderConfig:
+    """Fill generate's derived defaults: the motion adapter (``tiny`` for tiny models, else AnimateLCM), the model
+    (the adapter preset's base), the size (512², 64² for tiny models)."""
+    model = cfg.model.model or loaded_model
+    adapter = cfg.model.motion_adapter or ("tiny" if model in TINY_MODELS else DEFAULT_MOTION)
+    mpreset = motion_preset(adapter)
+    model = model or (mpreset.base if mpreset else PRESETS["sd15-lcm-lora"].base)
+    side = 64 if model in TINY_MODELS else 512
+    w, h = cfg.frames.width or side, cfg.frames.height or side
+    return cfg.replace(motion_adapter=adapter, model=model, width=w, height=h)
 
 
 def parse_prompt_at(specs: tuple[str, ...], frames: int, prompt: str) -> dict[int, str]:
@@ -287,84 +572,29 @@ def parse_prompt_at(specs: tuple[str, ...], frames: int, prompt: str) -> dict[in
     return dict(sorted(keys.items()))
 
 
-def _check_range(name: str, value: float | None, lo: float, hi: float, lo_open=False, hint: str = "") -> None:
-    if value is None:
-        return
-    bad = value < lo or value > hi or (lo_open and value == lo)
-    if bad:
-        lo_b = "(" if lo_open else "["
-        raise UserError(f"{flag(name)} must be in {lo_b}{lo:g}, {hi:g}], got {value:g}{hint}")
-
-
-def _validate_common(cfg) -> None:
-    """Checks for the options stylize and generate share."""
-    if cfg.steps < 1:
-        raise UserError(f"--steps must be at least 1, got {cfg.steps}; LCM models work best with 2-8")
-    if cfg.steps > 50:
-        raise UserError(f"--steps {cfg.steps} is more than the LCM schedule's 50 points; use 1-8")
-    if cfg.guidance is not None and cfg.guidance < 0:
-        raise UserError(f"--guidance must be >= 0, got {cfg.guidance:g}")
-    if cfg.seed < 0:
-        raise UserError(f"--seed must be >= 0, got {cfg.seed}")
-    for name in ("width", "height"):
-        v = getattr(cfg, name)
-        if v is not None and (v < 8 or v % 8):
-            lo, hi = max(8, v // 8 * 8), max(8, (v + 7) // 8 * 8)
-            raise UserError(f"{flag(name)} must be a positive multiple of 8, got {v}; try {lo} or {hi}")
-    _check_range("shared_noise", cfg.shared_noise, 0.0, 1.0)
-    _check_range("blend", cfg.blend, 0.0, 1.0, hint="; 0 turns blending off, 0.1-0.5 is typical")
-    if cfg.renoise not in RENOISE:
-        raise UserError(f"--renoise must be one of {', '.join(RENOISE)}, got {cfg.renoise!r}")
-    if cfg.fuse not in FUSE:
-        raise UserError(f"--fuse must be one of {', '.join(FUSE)}, got {cfg.fuse!r}")
-    if cfg.context is not None and cfg.context < 2:
-        raise UserError(f"--context must be at least 2 frames, got {cfg.context}; motion modules are trained on 16")
-    if cfg.overlap is not None and cfg.overlap < 0:
-        raise UserError(f"--overlap must be >= 0, got {cfg.overlap}")
-    if cfg.overlap is not None and cfg.context is not None and cfg.overlap >= cfg.context:
-        raise UserError(f"--overlap ({cfg.overlap}) must be smaller than --context ({cfg.context})")
-    if cfg.device not in DEVICES and not cfg.device.startswith(("cuda:", "mps:")):
-        raise UserError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {cfg.device!r}")
-    if cfg.dtype not in DTYPES:
-        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
-    if not 0 <= cfg.crf <= 63:
-        raise UserError(f"--crf must be in [0, 63] (lower is better quality; 18 is near lossless), got {cfg.crf}")
-    if cfg.fast and cfg.vae:
+def validate(cfg: RenderConfig) -> RenderConfig:
+    """Check every value against its declaration, then the rules between options; a UserError naming the option
+    and the fix. Returns ``cfg``."""
+    for name, value in cfg.flat().items():
+        SETTINGS[name].check(value)
+    m, t, f = cfg.model, cfg.temporal, cfg.frames
+    if m.device not in DEVICES and not m.device.startswith(("cuda:", "mps:")):
+        raise UserError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {m.device!r}")
+    if m.fast and m.vae:
         raise UserError("--fast swaps the VAE for TAESD; it cannot be combined with --vae (pick one)")
-    if cfg.model is not None and not cfg.model:
+    if m.model is not None and not m.model:
         raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")
-
-
-def validate(cfg: StylizeConfig) -> StylizeConfig:
-    """Check every stylize value; raise a UserError naming the option and the fix. Returns ``cfg``."""
-    _validate_common(cfg)
-    _check_range("strength", cfg.strength, 0.0, 1.0, lo_open=True, hint="; 0.3-0.7 keeps the source's layout")
-    if cfg.start < 0:
-        raise UserError(f"--start must be >= 0 seconds, got {cfg.start:g}")
-    if cfg.end is not None and cfg.end <= cfg.start:
-        raise UserError(f"--end ({cfg.end:g} s) must be after --start ({cfg.start:g} s)")
-    if cfg.max_frames is not None and cfg.max_frames < 1:
-        raise UserError(f"--max-frames must be at least 1, got {cfg.max_frames}")
-    _check_range("skip_similar", cfg.skip_similar, 0.0, 255.0, hint="; 0 turns the filter off, 1-3 is typical")
-    if cfg.skip_max < 1:
-        raise UserError(f"--skip-max must be at least 1 frame, got {cfg.skip_max}")
-    if cfg.window is not None and cfg.window < 1:
-        raise UserError(f"--window must be at least 1 frame, got {cfg.window}")
-    if cfg.motion_adapter is not None and cfg.window is not None:
-        raise UserError("--window is for the 2D UNet; with --motion-adapter the window is --context")
-    if cfg.motion_adapter is None:
-        for name in ("context", "overlap"):
-            if getattr(cfg, name) is not None:
-                raise UserError(f"{flag(name)} applies to motion-aware stylise only; add --motion-adapter or drop it")
-    return cfg
-
-
-def validate_generate(cfg: GenerateConfig) -> GenerateConfig:
-    """Check every generate value; raise a UserError naming the option and the fix. Returns ``cfg``."""
-    _validate_common(cfg)
-    if cfg.frames < 1:
-        raise UserError(f"--frames must be at least 1, got {cfg.frames}")
-    if cfg.frames > 100_000:
-        raise UserError(f"--frames {cfg.frames} is more than 100000; render in parts")
-    parse_prompt_at(cfg.prompt_at, cfg.frames, cfg.prompt)
+    if t.overlap is not None and t.context is not None and t.overlap >= t.context:
+        raise UserError(f"--overlap ({t.overlap}) must be smaller than --context ({t.context})")
+    if cfg.command == STYLIZE:
+        if f.end is not None and f.end <= f.start:
+            raise UserError(f"--end ({f.end:g} s) must be after --start ({f.start:g} s)")
+        if m.motion_adapter is not None and t.window is not None:
+            raise UserError("--window is for the 2D UNet; with --motion-adapter the window is --context")
+        if m.motion_adapter is None:
+            for name in ("context", "overlap"):
+                if getattr(t, name) is not None:
+                    raise UserError(f"--{name} applies to motion-aware stylise only; add --motion-adapter or drop it")
+    else:
+        parse_prompt_at(cfg.prompt.prompt_at, f.frames, cfg.prompt.prompt)
     return cfg

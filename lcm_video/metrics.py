@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .reader import FrameReader, probe
+from .video.reader import FrameReader, probe
 
 PSNR_CAP = 100.0
 

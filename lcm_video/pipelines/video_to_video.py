@@ -4,40 +4,30 @@ ffmpeg. Readable top to bottom; each stage is a small object or function of its 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import LCMScheduler
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from . import similarity
-from .config import DEFAULT_WINDOW, StylizeConfig, config_from, validate
-from .errors import UserError
-from .metrics import write_metrics
-from .models import Models, models_for
-from .plan import FramePlan, Reuse
-from .reader import FrameReader, VideoInfo, output_size, probe
-from .render import (
-    RenderResult,
-    WindowRenderer,
-    render_range,
-    warmup_frames,
-    window_layout,
-)
-from .sampler import LCMSchedule
-from .vae import to_unit
-from .writer import VideoWriter, check_output
+from ..config import DEFAULT_WINDOW, StylizeConfig, resolve
+from ..core.codec import to_unit
+from ..core.schedule import LCMSchedule
+from ..errors import UserError
+from ..metrics import write_metrics
+from ..models.container import Models
+from ..models.loading import models_for
+from ..options import STYLIZE
+from ..video import similarity
+from ..video.plan import FramePlan, Reuse
+from ..video.reader import FrameReader, VideoInfo, output_size, probe
+from ..video.writer import VideoWriter, check_output
+from .events import OnProgress, Progress, default_progress
+from .renderer import RenderResult, WindowRenderer, render_range, warmup_frames, window_layout
 
-__all__ = ["RenderResult", "Stylizer", "stylize"]
-
-
-def resolve_config(config: StylizeConfig | None, prompt: str | None, options: dict[str, Any]) -> StylizeConfig:
-    """Merge a config object, a prompt and keyword options (later wins) into one validated config."""
-    return validate(config_from(StylizeConfig, config, prompt, options, "stylize() arguments"))
+__all__ = ["RenderResult", "SourceRender", "Stylizer", "stylize"]
 
 
 class Stylizer(WindowRenderer):
@@ -49,20 +39,8 @@ class Stylizer(WindowRenderer):
     """
 
     def __init__(self, models: Models, cfg: StylizeConfig, batch: int | None = None):
-        super().__init__(
-            models,
-            prompts=cfg.prompt,
-            negative_prompt=cfg.negative_prompt,
-            guidance=cfg.guidance,
-            steps=cfg.steps,
-            strength=cfg.strength,
-            seed=cfg.seed,
-            shared_noise=cfg.shared_noise,
-            renoise=cfg.renoise,
-            blend=cfg.blend,
-            fuse=cfg.fuse,
-            batch=batch or cfg.window or DEFAULT_WINDOW,
-        )
+        batch = batch or cfg.temporal.window or DEFAULT_WINDOW
+        super().__init__(models, cfg, prompts=cfg.prompt.prompt, strength=cfg.sampling.strength, batch=batch)
 
     def __call__(
         self, frames: torch.Tensor, indices: range, emit: range | None = None, noise_keys: list[int] | None = None
@@ -74,8 +52,9 @@ class Stylizer(WindowRenderer):
 
 def plan_video(info: VideoInfo, cfg: StylizeConfig) -> FramePlan:
     """The output frames of a stylise render of ``info`` under ``cfg`` (range, target fps, frame cap)."""
+    f = cfg.frames
     return FramePlan.for_video(
-        info.frames, info.fps, start=cfg.start, end=cfg.end, target_fps=cfg.fps, max_frames=cfg.max_frames
+        info.frames, info.fps, start=f.start, end=f.end, target_fps=f.fps, max_frames=f.max_frames
     )
 
 
@@ -90,11 +69,12 @@ class SourceRender:
 
     def __init__(self, models: Models, cfg: StylizeConfig, info: VideoInfo, plan: FramePlan, size: tuple[int, int]):
         self.plan, self.reuse = plan, Reuse.none(len(plan))
-        if cfg.skip_similar > 0:
-            self.reuse = similarity.scan(info, plan.sources, size, cfg.skip_similar, cfg.skip_max)
+        t = cfg.temporal
+        if t.skip_similar > 0:
+            self.reuse = similarity.scan(info, plan.sources, size, t.skip_similar, t.skip_max)
         rendered = self.reuse.rendered
         self.window, self.overlap = window_layout(models, cfg, rendered)
-        self.warm = warmup_frames(cfg.blend, self.window if models.motion else 0, self.overlap)
+        self.warm = warmup_frames(t.blend, self.window if models.motion else 0, self.overlap)
         self.stylizer = Stylizer(models, cfg, batch=min(self.window, rendered))
         self.reader = FrameReader(info, size)
         shows = self.reuse.shows
@@ -136,48 +116,61 @@ def stylize(
     output: str | os.PathLike,
     prompt: str | None = None,
     *,
-    config: StylizeConfig | None = None,
+    config: StylizeConfig | str | Path | None = None,
     models: Models | None = None,
+    on_progress: OnProgress | None = None,
     **options: Any,
 ) -> RenderResult:
     """Restyle ``input`` into ``output`` with the same frame count, exact fps and audio.
 
-    Options are the fields of :class:`StylizeConfig` (``steps=4, strength=0.5, blend=0.2, ...``). Pass ``models``
-    from :func:`load_models` to reuse loaded weights across calls. With ``motion_adapter`` the frames go through a
-    motion UNet in overlapping windows of ``context`` frames. Raises :class:`UserError` for bad input; on any error
-    nothing is left at ``output`` and the input is never written to.
+    ``config``: a :class:`StylizeConfig` or a YAML file of options; ``options`` (``steps=4, strength=0.5, blend=0.2,
+    ...``, the names of ``lcm-video stylize --help`` with ``_`` for ``-``) win over it. Pass ``models`` from
+    :func:`load_models` to reuse loaded weights across calls. With ``motion_adapter`` the frames go through a motion
+    UNet in overlapping windows of ``context`` frames.
+
+    ``on_progress`` receives a :class:`ProgressEvent` after loading, after every window and at the end (default: a
+    progress bar on stderr unless ``quiet``); raising :class:`Cancelled` from it stops the render within the window.
+    Raises :class:`UserError` for bad input; on any error or cancel nothing is left at ``output``, and the input is
+    never written to.
     """
     t_start = time.perf_counter()
-    cfg = resolve_config(config, prompt, options)
-    LCMSchedule.from_scheduler(LCMScheduler(), cfg.steps, cfg.strength)  # fail on steps/strength before loading
-    out = check_output(output, (input,), cfg.codec)
+    if prompt is not None:
+        options = {"prompt": prompt, **options}
+    cfg = resolve(STYLIZE, config, options, "stylize() arguments")
+    LCMSchedule.check(cfg.sampling.steps, cfg.sampling.strength)  # before loading anything
+    out = check_output(output, (input,), cfg.output.codec)
     info = probe(input)
     plan = plan_video(info, cfg)
-    size = output_size(info, cfg.width, cfg.height)
-    models = models_for(cfg, models)
-    if cfg.motion_adapter and not models.motion:
-        raise UserError("--motion-adapter was given but the loaded models have none; load them with it")
-    source = SourceRender(models, cfg, info, plan, size)
-    writer = VideoWriter(
-        out,
-        size,
-        plan.fps,
-        codec=cfg.codec,
-        crf=cfg.crf,
-        preset=cfg.preset,
-        audio_from=info.path if cfg.audio else None,
-        audio_start=float(plan.start),
-        audio_duration=float(plan.duration),
-    )
-    bar = tqdm(total=len(plan), unit="frame", desc="stylize", file=sys.stderr, disable=cfg.quiet, dynamic_ncols=True)
-
-    with writer, bar:
-        for done, frames in source.frames():
-            writer.write(frames)
-            bar.update(len(done))
-        writer.close()
-    source.close()
-    if cfg.metrics:
-        write_metrics(out, input)
+    size = output_size(info, cfg.frames.width, cfg.frames.height)
+    with default_progress(on_progress, STYLIZE, cfg.output.quiet) as callback:
+        progress = Progress(callback, len(plan))
+        progress.emit("load")
+        models = models_for(cfg.model, models)
+        if cfg.model.motion_adapter and not models.motion:
+            raise UserError("--motion-adapter was given but the loaded models have none; load them with it")
+        source = SourceRender(models, cfg, info, plan, size)
+        o = cfg.output
+        writer = VideoWriter(
+            out,
+            size,
+            plan.fps,
+            codec=o.codec,
+            crf=o.crf,
+            preset=o.preset,
+            audio_from=info.path if o.audio else None,
+            audio_start=float(plan.start),
+            audio_duration=float(plan.duration),
+        )
+        try:
+            with writer:
+                for done, frames in source.frames():
+                    writer.write(frames)
+                    progress.emit("render", len(done))
+                writer.close()
+        finally:
+            source.close()
+        if o.metrics:
+            write_metrics(out, input)
+        progress.emit("done")
     calls = source.stylizer.denoiser.calls
     return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, calls)

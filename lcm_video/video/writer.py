@@ -15,7 +15,7 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".avi": "avi"}
 CONTAINERS = set(MUXERS)
@@ -37,24 +37,31 @@ def encoders() -> frozenset[str]:
     return frozenset(names)
 
 
+def check_container(path: Path, codec: str) -> None:
+    """Refuse an output name ffmpeg cannot write here: an unknown container, an encoder this ffmpeg lacks, or a
+    codec the container cannot hold."""
+    if path.suffix.lower() not in CONTAINERS:
+        raise UserError(f"output {str(path)!r} needs a video extension: one of {', '.join(sorted(CONTAINERS))}")
+    if codec not in encoders():
+        raise UserError(f"--codec {codec!r} is not an encoder of this ffmpeg; try libx264, libx265 or libvpx-vp9")
+    if path.suffix.lower() == ".webm" and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"):
+        raise UserError(f"--codec {codec} cannot go in .webm; use --codec libvpx-vp9 or an .mp4 output")
+
+
 def check_output(output: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = (), codec: str = "libx264"):
-    """Refuse outputs that would overwrite an input, have no folder, or a container ffmpeg cannot write here."""
+    """Refuse outputs that would overwrite an input, are a folder, sit under a file, or have a container ffmpeg
+    cannot write here. Missing folders are fine: the writer creates them."""
     out = Path(output)
-    if out.suffix.lower() not in CONTAINERS:
-        raise UserError(f"output {str(out)!r} needs a video extension: one of {', '.join(sorted(CONTAINERS))}")
+    check_container(out, codec)
     if out.is_dir():
         raise UserError(f"output {str(out)!r} is a directory; give a file name such as out.mp4")
     parent = out.resolve().parent
-    if not parent.is_dir():
-        raise UserError(f"output folder {str(parent)!r} does not exist; create it first")
+    blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UserError(f"output folder {str(parent)!r} cannot be made: {str(blocker)!r} is a file")
     for src in inputs:
-        same = Path(src).resolve() == out.resolve() or (out.exists() and os.path.samefile(src, out))
-        if same:
+        if Path(src).resolve() == out.resolve() or (out.exists() and Path(src).exists() and os.path.samefile(src, out)):
             raise UserError(f"output {str(out)!r} is the input; choose another output path")
-    if codec not in encoders():
-        raise UserError(f"--codec {codec!r} is not an encoder of this ffmpeg; try libx264, libx265 or libvpx-vp9")
-    if out.suffix.lower() == ".webm" and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"):
-        raise UserError(f"--codec {codec} cannot go in .webm; use --codec libvpx-vp9 or an .mp4 output")
     return out
 
 
@@ -85,6 +92,7 @@ class VideoWriter:
         self.path = Path(path)
         self.size, self.fps = size, Fraction(fps)
         self.frames = 0
+        self.path.resolve().parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.resolve().parent, prefix=f".{self.path.stem}.", suffix=".partial")
         os.close(fd)
         umask = os.umask(0)
@@ -187,6 +195,7 @@ def assemble(segments: list[Path], output: str | os.PathLike, size: tuple[int, i
     ``options`` are ``VideoWriter``'s (codec, crf, preset, audio_from, audio_start, audio_duration).
     """
     out = Path(output)
+    out.resolve().parent.mkdir(parents=True, exist_ok=True)
     fd, listing = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.stem}.", suffix=".concat.txt")
     try:
         with os.fdopen(fd, "w") as f:

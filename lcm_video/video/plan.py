@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .errors import UserError
+from ..errors import UserError
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,16 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderTiny
 
-from .blend import TemporalBlender
-from .config import DEFAULT_WINDOW
-from .denoiser import UNetDenoiser
-from .errors import UserError
-from .models import TRAINED_CONTEXT, Models
-from .noise import FrameNoise
-from .plan import Window, windows
-from .sampler import LCMSchedule, sample
-from .vae import LatentCodec, to_uint8
+from ..config import DEFAULT_CONTEXT, DEFAULT_WINDOW, RenderConfig, default_overlap
+from ..core.codec import LatentCodec, to_uint8
+from ..core.denoiser import UNetDenoiser
+from ..core.noise import FrameNoise
+from ..core.sampler import sample
+from ..core.schedule import LCMSchedule
+from ..errors import UserError
+from ..models.container import Models
+from ..temporal.blend import TemporalBlender
+from ..video.plan import Window, windows
 
 
 @dataclass(frozen=True)
@@ -49,25 +50,29 @@ def check_guidance(models: Models, negative_prompt: str, guidance: float) -> Non
 
 
 def motion_context(models: Models, context: int | None, overlap: int | None) -> tuple[int, int]:
-    """(context, overlap) for a motion UNet: defaults 16 (the training length) and 4; checked against the adapter."""
-    ctx = context if context is not None else min(TRAINED_CONTEXT, models.max_context)
+    """(context, overlap) for a motion UNet: by default the training length (16) and ``default_overlap``; checked
+    against the adapter."""
+    if models.max_context is None:
+        raise UserError("these models have no motion adapter; load them with motion_adapter= (--motion-adapter)")
+    ctx = context if context is not None else min(DEFAULT_CONTEXT, models.max_context)
     if ctx > models.max_context:
         raise UserError(
             f"--context {ctx} is more than this motion adapter supports ({models.max_context} frames); "
-            f"use --context {TRAINED_CONTEXT}"
+            f"use --context {DEFAULT_CONTEXT}"
         )
-    ov = overlap if overlap is not None else min(4, ctx // 4)
+    ov = overlap if overlap is not None else default_overlap(ctx)
     if ov >= ctx:
         raise UserError(f"--overlap ({ov}) must be smaller than --context ({ctx})")
     return ctx, ov
 
 
-def window_layout(models: Models, cfg, frames: int) -> tuple[int, int]:
+def window_layout(models: Models, cfg: RenderConfig, frames: int) -> tuple[int, int]:
     """(window size, overlap) of a render of ``frames`` output frames: the motion context and overlap for a motion
-    UNet, else balanced 2D UNet windows of at most ``cfg.window`` (default 16) with no overlap."""
+    UNet, else balanced 2D UNet windows of at most ``--window`` (default 16) with no overlap."""
+    t = cfg.temporal
     if models.motion:
-        return motion_context(models, cfg.context, cfg.overlap)
-    return balanced_window(frames, getattr(cfg, "window", None) or DEFAULT_WINDOW), 0
+        return motion_context(models, t.context, t.overlap)
+    return balanced_window(frames, t.window or DEFAULT_WINDOW), 0
 
 
 def emitting_windows(start: int, stop: int, size: int, overlap: int) -> list[tuple[Window, range]]:
@@ -132,29 +137,24 @@ class WindowRenderer:
     def __init__(
         self,
         models: Models,
+        cfg: RenderConfig,
         *,
         prompts: str | dict[int, str],
-        negative_prompt: str,
-        guidance: float | None,
-        steps: int,
         strength: float,
-        seed: int,
-        shared_noise: float,
-        renoise: str,
-        blend: float,
-        fuse: str,
         batch: int | None,
     ):
-        guidance = models.default_guidance if guidance is None else guidance
-        check_guidance(models, negative_prompt, guidance)
+        """``prompts``: one prompt or keyframes ``{frame: text}``; ``strength``: 1 starts from pure noise."""
+        s, t, negative = cfg.sampling, cfg.temporal, cfg.prompt.negative_prompt
+        guidance = models.default_guidance if s.guidance is None else s.guidance
+        check_guidance(models, negative, guidance)
         self.models = models
-        self.schedule = LCMSchedule.from_scheduler(models.scheduler, steps, strength)
-        cond, uncond, tcond = models.text_conditioning(prompts, negative_prompt, guidance)
+        self.schedule = LCMSchedule.from_scheduler(models.scheduler, s.steps, strength)
+        cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
         # The VAE's activations at full resolution dwarf the UNet's: at most 8 frames per VAE call, balanced.
         self.codec = LatentCodec(models.vae, chunk=balanced_window(batch or VAE_CHUNK, VAE_CHUNK))
-        self.blender = TemporalBlender(blend, fuse)
-        self.seed, self.shared_noise, self.renoise = seed, shared_noise, renoise
+        self.blender = TemporalBlender(t.blend, t.fuse)
+        self.seed, self.shared_noise, self.renoise = s.seed, t.shared_noise, t.renoise
         self.noise: FrameNoise | None = None
 
     def render(

@@ -1,0 +1,1 @@
+"""Offline batch rendering: job files, units of work, resume, processes."""

@@ -1,0 +1,125 @@
+"""Units of work: every process plans every job identically (frames, segments, fingerprint), so processes agree on
+the units without talking; the main process prepares the work folders before the split.
+
+Work folder layout, inside ``--out`` (``OUT/.lcm-video-work/NAME/``):
+
+    job.json                      fingerprint of the job's settings and input; a mismatch discards the folder
+    seg_000000_000120.mkv         a finished segment: lossless RGB frames [0, 120) (renamed into place when complete)
+    seg_000000_000120.json        written after the .mkv: frames, seconds, process rank
+    seg_000000_000120.failed      the unit failed: the one-line error
+    done.json                     the output was assembled
+
+A unit is done when its .json exists, so a run killed at any moment (even with kill -9) resumes by skipping those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ..errors import UserError
+from ..options import STYLIZE
+from .jobs import Job
+
+WORK = ".lcm-video-work"
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A job with its frame plan, size, work folder and segments; ``error`` if it could not be planned."""
+
+    job: Job
+    work: Path
+    frames: int = 0
+    fps: Fraction = Fraction(1)
+    size: tuple[int, int] = (0, 0)
+    start: float = 0.0
+    segments: tuple[tuple[int, int], ...] = ()
+    fingerprint: str = ""
+    error: str | None = None
+
+
+def _fingerprint(job: Job) -> str:
+    def plain(v):
+        return str(v) if isinstance(v, Fraction) else v
+
+    payload = {k: plain(v) for k, v in job.cfg.flat().items() if k != "quiet"}
+    payload |= {"mode": job.mode, "segment_frames": job.segment_frames, "output": str(job.output)}
+    if job.input is not None:
+        st = job.input.stat()
+        payload |= {"input": str(job.input), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan_job(job: Job, out_dir: Path) -> JobPlan:
+    """The job's frames, size and segments, or the reason it cannot be planned (an undecodable input, say)."""
+    from ..pipelines.video_to_video import plan_video
+    from ..video.plan import FramePlan
+    from ..video.reader import output_size, probe
+
+    work = out_dir / WORK / job.name
+    f = job.cfg.frames
+    try:
+        if job.mode == STYLIZE:
+            info = probe(job.input)
+            plan = plan_video(info, job.cfg)
+            size = output_size(info, f.width, f.height)
+            start = float(plan.start)
+        else:
+            plan = FramePlan.for_clip(f.frames, f.fps)
+            size, start = (f.width, f.height), 0.0
+    except UserError as exc:
+        return JobPlan(job, work, error=str(exc))
+    n, seg = len(plan), job.segment_frames
+    segments = tuple((s, min(n, s + seg)) for s in range(0, n, seg))
+    return JobPlan(job, work, n, plan.fps, size, start, segments, _fingerprint(job))
+
+
+def seg_name(seg: tuple[int, int]) -> str:
+    return f"seg_{seg[0]:06d}_{seg[1]:06d}"
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically: a reader sees the old file or the whole new one."""
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def prepare_work(plans: list[JobPlan]) -> None:
+    """Main process, before the split: discard work folders of changed jobs, stale temporaries and old failures."""
+    for p in plans:
+        if p.error:
+            continue
+        meta = p.work / "job.json"
+        if meta.exists():
+            try:
+                same = json.loads(meta.read_text()).get("fingerprint") == p.fingerprint
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                shutil.rmtree(p.work)
+        if (p.work / "done.json").exists() and not p.job.output.exists():
+            (p.work / "done.json").unlink()
+        p.work.mkdir(parents=True, exist_ok=True)
+        for stale in [*p.work.glob("*.partial"), *p.work.glob("*.failed"), *p.work.glob("*.tmp")]:
+            stale.unlink(missing_ok=True)
+        write_json(meta, {"name": p.job.name, "fingerprint": p.fingerprint})
+
+
+def pending_units(plans: list[JobPlan]) -> list[tuple[int, int]]:
+    """(plan index, segment index) of every unit still to render, grouped by model so each process loads each
+    model once."""
+    units = []
+    for i, p in enumerate(plans):
+        if p.error or (p.work / "done.json").exists():
+            continue
+        for k, seg in enumerate(p.segments):
+            if not (p.work / f"{seg_name(seg)}.json").exists():
+                units.append((i, k))
+    return sorted(units, key=lambda u: (plans[u[0]].job.model_key, u))

@@ -1,0 +1,133 @@
+"""The ``lcm-video`` command: parse flags (built from the options' declarations), resolve them with a ``--config``
+file into one validated config, call the library. A ``UserError`` becomes one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+
+from ..config import EXTRA_OPTIONS, SETTINGS, resolve
+from ..errors import UserError
+from ..options import BATCH, EVAL, GENERATE, STYLIZE
+from .parser import PROG, build_parser
+
+_EXTRA = {o.name: o for o in EXTRA_OPTIONS}
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (deprecation notes, optional-dependency hints) is not for the user of a CLI."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # hub retries are reported once, as our own one-line error
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "diffusers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _extra(ns: argparse.Namespace, name: str):
+    """A non-setting option's value from the command line, coerced and checked by its declaration."""
+    opt = _EXTRA[name]
+    value = opt.coerce(getattr(ns, name, None))
+    opt.check(value)
+    return value if value is not None else opt.default
+
+
+def _render_config(ns: argparse.Namespace, command: str):
+    """The flags given on the command line over the ``--config`` file over the defaults, validated."""
+    flags = {k: v for k, v in vars(ns).items() if k in SETTINGS}
+    cfg = resolve(command, getattr(ns, "config", None), flags, "command-line options")
+    p = cfg.prompt
+    if not p.prompt and not p.prompt_at:
+        raise UserError("no prompt: give -p/--prompt TEXT (or prompt: in the --config file)")
+    if cfg.output.quiet:  # diffusers' own loading bars too
+        from diffusers.utils import logging as diffusers_logging
+
+        diffusers_logging.disable_progress_bar()
+    return cfg
+
+
+def _report(res, quiet: bool) -> None:
+    if quiet:
+        return
+    fps = f"{res.fps.numerator}/{res.fps.denominator}" if res.fps.denominator != 1 else str(res.fps.numerator)
+    rate = res.frames / res.seconds if res.seconds > 0 else 0.0
+    print(
+        f"wrote {res.output} ({res.frames} frames, {res.size[0]}x{res.size[1]}, {fps} fps) "
+        f"in {res.seconds:.1f} s, {rate:.2f} frames/s",
+        file=sys.stderr,
+    )
+
+
+def _run_stylize(ns: argparse.Namespace) -> int:
+    from ..pipelines.video_to_video import stylize
+
+    cfg = _render_config(ns, STYLIZE)
+    _report(stylize(ns.input, ns.output, config=cfg), cfg.output.quiet)
+    return 0
+
+
+def _run_generate(ns: argparse.Namespace) -> int:
+    from ..pipelines.text_to_video import generate
+
+    cfg = _render_config(ns, GENERATE)
+    _report(generate(None, ns.output, config=cfg), cfg.output.quiet)
+    return 0
+
+
+def _run_batch(ns: argparse.Namespace) -> int:
+    from ..batch.run import run_batch
+
+    seg = _EXTRA["segment_frames"].coerce(getattr(ns, "segment_frames", None))
+    _EXTRA["segment_frames"].check(seg)
+    quiet = getattr(ns, "quiet", False)
+    rows = run_batch(ns.jobs, ns.out, seg, quiet)
+    return 0 if all(r["status"] == "done" for r in rows) else 1
+
+
+def _run_eval(ns: argparse.Namespace) -> int:
+    from ..metrics import evaluate
+
+    m = evaluate(ns.video, getattr(ns, "source", None), _extra(ns, "eval_frames")).to_dict()
+    if getattr(ns, "json", False):
+        print(json.dumps(m))
+        return 0
+    for key, value in m.items():
+        shown = "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+        print(f"{key:11s} {shown}")
+    return 0
+
+
+def _run_models(ns: argparse.Namespace) -> int:
+    from ..models.presets import MOTION_PRESETS, PRESETS
+
+    print("models (--model):")
+    for p in PRESETS.values():
+        print(f"  {p.name:20s} {p.base:45s} {p.about}")
+    print("motion adapters (--motion-adapter):")
+    for m in MOTION_PRESETS.values():
+        print(f"  {m.name:20s} {m.adapter:45s} {m.about}")
+    return 0
+
+
+RUN = {STYLIZE: _run_stylize, GENERATE: _run_generate, BATCH: _run_batch, EVAL: _run_eval, "models": _run_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed as one line
+        return int(exc.code or 0)
+    _quiet_libraries()
+    try:
+        return RUN[ns.command](ns)
+    except UserError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130

@@ -1,0 +1,81 @@
+"""The ``lcm-video`` argument parser, built from the options' declarations (``config.py``): flags, types, help
+and defaults are never restated here."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from ..config import options_for
+from ..options import BATCH, EVAL, GENERATE, STYLIZE, Option, did_you_mean
+
+PROG = "lcm-video"
+
+COMMANDS = {
+    STYLIZE: (
+        "restyle a video with a prompt (same length, fps and audio)",
+        "Restyle INPUT into OUTPUT with a 4-step LCM, shared noise and latent blending.",
+    ),
+    GENERATE: (
+        "generate a clip from a prompt through a motion module (AnimateLCM / AnimateDiff)",
+        "Render a clip from PROMPT with a motion module and a 4-step LCM; clips longer than the motion context are "
+        "rendered in overlapping windows fused at every step.",
+    ),
+    BATCH: (
+        "render a job file of many renders, resumable, across processes (accelerate launch / torchrun)",
+        "Render every job of JOBS.yaml under --out; rerun the same command to resume after a crash.",
+    ),
+    EVAL: (
+        "temporal consistency and fidelity metrics of a video",
+        "warp_error (Lai et al. 2018, DIS flow, forward-backward occlusion mask), flicker, and with --source: tof "
+        "(flow difference), psnr, ssim. Frames are paired with the source by index.",
+    ),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """One-line usage errors, with a suggestion for a mistyped flag."""
+
+    def error(self, message: str):
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match:
+            flags = [s for a in self._actions for s in a.option_strings]
+            message += did_you_mean(match.group(1).split("=")[0], flags)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add(group, opt: Option, command: str) -> None:
+    help_text = opt.help_text(command).replace("%", "%%")
+    if opt.positional:
+        group.add_argument(opt.name, help=help_text)
+        return
+    names = [opt.short, opt.cli] if opt.short else [opt.cli]
+    kw: dict = {"dest": opt.name, "help": help_text}
+    if opt.kind == "bool":
+        kw["action"] = "store_false" if opt.default is True else "store_true"
+    else:
+        kw["metavar"] = opt.metavar or opt.name.upper()
+        if opt.kind == "strs":
+            kw["action"] = "append"
+        if opt.required:
+            kw["required"] = True
+    group.add_argument(*names, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``lcm-video {stylize,generate,batch,eval,models}``. Only options given on the command line appear in the
+    parsed namespace (``argument_default=SUPPRESS``), so they can be laid over a config file's."""
+    parser = _Parser(prog=PROG, description="Fast, flicker-free video synthesis with Latent Consistency Models.")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for command, (short_help, description) in COMMANDS.items():
+        p = sub.add_parser(command, help=short_help, description=description, argument_default=argparse.SUPPRESS)
+        groups: dict[str | None, argparse._ArgumentGroup] = {}
+        for opt in options_for(command):
+            if opt.part not in groups:
+                groups[opt.part] = p.add_argument_group(opt.part) if opt.part else p
+            _add(groups[opt.part], opt, command)
+    sub.add_parser("models", help="list model and motion presets")
+    return parser

@@ -1,0 +1,1 @@
+"""Model presets, tiny random-weight builders, device choice, loading and the loaded-models container."""

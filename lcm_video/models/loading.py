@@ -1,0 +1,261 @@
+"""The one loading path for real weights: hub ids, local diffusers directories, single checkpoint files, LoRAs, VAEs
+(TAESD included) and motion adapters, all ending in a diffusers pipeline used as a container.
+
+A ``StableDiffusionImg2ImgPipeline`` (or an ``AnimateDiffPipeline`` with a motion adapter) holds the modules: its
+``encode_prompt``, ``get_guidance_scale_embedding`` and LoRA loader are diffusers' own, so the text side of a render is
+exactly what diffusers does. The tiny presets go through the same path with modules built in code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AnimateDiffPipeline,
+    AutoencoderKL,
+    AutoencoderTiny,
+    LCMScheduler,
+    MotionAdapter,
+    StableDiffusionImg2ImgPipeline,
+)
+
+from ..config import ModelConfig
+from ..errors import UserError
+from .container import Models
+from .device import pick_device, pick_dtype
+from .presets import DEFAULT_MODEL, MOTION_PRESETS, PRESETS, TINY_MODELS, VAE_ALIASES, motion_preset
+from .tiny import tiny_components, tiny_motion_adapter, tiny_taesd
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHT_FILE = (".safetensors", ".ckpt", ".pt", ".bin")
+
+
+def _check_exists_if_file(option: str, source: str) -> None:
+    """A name ending in a weights extension is a file path, never a hub id: say so if it is missing."""
+    if source.endswith(_WEIGHT_FILE) and not Path(source).exists():
+        raise UserError(f"{option} file {source!r} does not exist; check the path")
+
+
+@contextmanager
+def _explain_load_errors(what: str, source: str):
+    """Turn diffusers / hub exceptions into one line that says what to do."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        local = Path(source).exists()
+        if local:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise UserError(f"cannot load {what} from {source!r}: {first}") from None
+        how = (
+            "HF_HUB_OFFLINE is set, so only the local cache is used"
+            if offline
+            else "the hub could not be reached or has no such repository"
+        )
+        raise UserError(
+            f"cannot load {what} {source!r}: not in the local cache and {how}; pass a local directory instead, "
+            f"or download it once with `hf download {source}` (cache: $HF_HOME) and rerun"
+        ) from None
+
+
+def _is_pipeline_dir(path: Path) -> bool:
+    return (path / "model_index.json").is_file()
+
+
+def _load_base(source: str, dtype: torch.dtype) -> StableDiffusionImg2ImgPipeline:
+    common = {"safety_checker": None, "requires_safety_checker": False, "feature_extractor": None}
+    path = Path(source)
+    _check_exists_if_file("--model", source)
+    with _explain_load_errors("model", source):
+        if path.is_file():
+            if path.suffix not in _WEIGHT_FILE:
+                raise UserError(f"--model {source!r} is a file but not a .safetensors/.ckpt checkpoint")
+            return StableDiffusionImg2ImgPipeline.from_single_file(str(path), dtype=dtype, **common)
+        if path.is_dir() and not _is_pipeline_dir(path):
+            raise UserError(
+                f"--model {source!r} is a directory without model_index.json; save it with `save_pretrained` "
+                "or point at the diffusers folder"
+            )
+        if not path.exists() and not _HUB_ID.match(source):
+            names = ", ".join(PRESETS)
+            raise UserError(
+                f"--model {source!r} is not a preset ({names}), an existing path, or a hub id like org/name"
+            )
+        return StableDiffusionImg2ImgPipeline.from_pretrained(source, dtype=dtype, **common)
+
+
+def load_vae(source: str, dtype: torch.dtype) -> AutoencoderKL | AutoencoderTiny:
+    """An ``AutoencoderKL`` or ``AutoencoderTiny`` (TAESD) from a hub id, a directory or a pipeline directory."""
+    if source == "builtin:tiny-taesd":
+        return tiny_taesd().to(dtype=dtype)
+    source = VAE_ALIASES.get(source, source)
+    path = Path(source)
+    with _explain_load_errors("VAE", source):
+        if path.is_file():
+            raise UserError(f"--vae {source!r}: give a diffusers directory or hub id (single VAE files unsupported)")
+        if not path.exists() and not _HUB_ID.match(source):
+            raise UserError(f"--vae {source!r} is not an existing directory or a hub id like org/name")
+        sub = "vae" if path.is_dir() and _is_pipeline_dir(path) else None
+        cfg_file = (path / (sub or "") / "config.json") if path.is_dir() else None
+        cls_name = json.loads(cfg_file.read_text()).get("_class_name") if cfg_file and cfg_file.is_file() else None
+        if cls_name is None:
+            from diffusers import AutoModel
+
+            return AutoModel.from_pretrained(source, subfolder=sub, dtype=dtype).eval()
+        cls = {"AutoencoderKL": AutoencoderKL, "AutoencoderTiny": AutoencoderTiny}.get(cls_name)
+        if cls is None:
+            raise UserError(f"--vae {source!r} holds a {cls_name}; expected AutoencoderKL or AutoencoderTiny")
+        return cls.from_pretrained(source, subfolder=sub, dtype=dtype).eval()
+
+
+def vae_source(m: ModelConfig) -> str | None:
+    """The VAE a model config asks for: ``--vae``, TAESD for ``--fast`` (a tiny random TAESD for the tiny presets),
+    or None for the model's own."""
+    if m.vae or not m.fast:
+        return m.vae
+    return "builtin:tiny-taesd" if m.model in TINY_MODELS else "taesd"
+
+
+def models_for(m: ModelConfig, models: Models | None = None, device: str | None = None) -> Models:
+    """The models a render's model config asks for: ``models`` if given, else loaded from its model, LoRAs, VAE (or
+    TAESD for ``fast``), dtype, motion adapter and ``device`` (default the config's); compiled in place when the
+    config asks for it."""
+    if models is None:
+        dev = m.device if device is None else device
+        models = load_models(m.model, m.lora, vae_source(m), dev, m.dtype, m.motion_adapter)
+    if m.compile:
+        models.compile()
+    return models
+
+
+def parse_lora(spec: str) -> tuple[str, float]:
+    """``"path_or_id[:scale]"`` → (source, scale). The scale defaults to 1."""
+    src, sep, tail = spec.rpartition(":")
+    if sep and src and re.fullmatch(r"-?\d+(\.\d*)?|-?\.\d+", tail):
+        return src, float(tail)
+    return spec, 1.0
+
+
+def load_motion_adapter(source: str, dtype: torch.dtype) -> MotionAdapter:
+    """A ``MotionAdapter`` from a motion preset name, hub id, diffusers directory or single checkpoint file."""
+    preset = motion_preset(source)
+    if preset is not None and preset.adapter == "builtin:tiny":
+        return tiny_motion_adapter().to(dtype=dtype)
+    source = preset.adapter if preset else source
+    path = Path(source)
+    _check_exists_if_file("--motion-adapter", source)
+    with _explain_load_errors("motion adapter", source):
+        if path.is_file():
+            return MotionAdapter.from_single_file(str(path), dtype=dtype).eval()
+        if not path.exists() and not _HUB_ID.match(source):
+            names = ", ".join(MOTION_PRESETS)
+            raise UserError(
+                f"--motion-adapter {source!r} is not a preset ({names}), an existing path, or a hub id like org/name"
+            )
+        return MotionAdapter.from_pretrained(source, dtype=dtype).eval()
+
+
+def load_models(
+    model: str = DEFAULT_MODEL,
+    lora: tuple[str, ...] | list[str] = (),
+    vae: str | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    motion_adapter: str | None = None,
+) -> Models:
+    """Load (or build, for ``tiny*``) a model with its LoRAs, VAE override and motion adapter, on the device.
+
+    ``model``: preset name, hub id, local diffusers directory, or single checkpoint file.
+    ``lora``: ``"id_or_path[:scale]"`` entries (``org/repo/file.safetensors`` picks a file of a hub repo), fused.
+    ``vae``: hub id or directory of an ``AutoencoderKL``/``AutoencoderTiny`` (``taesd`` is an alias).
+    ``motion_adapter``: motion preset (``animatelcm``, ``animatediff-v1-5-2``, ``tiny``), hub id, directory or file;
+    the UNet becomes a ``UNetMotionModel`` and the preset's LoRAs and scheduler settings apply.
+    """
+    dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
+    preset = PRESETS.get(model)
+    mpreset = motion_preset(motion_adapter)
+    loras = [*(preset.lora if preset else ()), *(mpreset.lora if mpreset else ()), *lora]
+    vae = vae or (preset.vae if preset else None)
+    if preset and preset.base.startswith("builtin:"):
+        comps = tiny_components(guidance_embedding=preset.base == "builtin:tiny")
+        pipe = StableDiffusionImg2ImgPipeline(
+            **comps, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
+    else:
+        pipe = _load_base(preset.base if preset else model, dt)
+    sched_overrides = dict(mpreset.scheduler) if mpreset else {}
+    pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config, **sched_overrides)
+    max_context = None
+    if motion_adapter:
+        adapter = load_motion_adapter(motion_adapter, dt)
+        pipe = _with_motion(pipe, adapter, model, motion_adapter)
+        max_context = int(adapter.config.motion_max_seq_length)
+    if loras:
+        _apply_loras(pipe, loras)
+    if vae is not None:
+        pipe.vae = load_vae(vae, dt)
+    pipe.to(dev, dt)
+    pipe.set_progress_bar_config(disable=True)
+    if preset:
+        guidance = preset.guidance
+    elif pipe.unet.config.get("time_cond_proj_dim"):
+        guidance = 8.0  # LCM checkpoints' usual w
+    else:
+        guidance = mpreset.guidance if mpreset and mpreset.guidance else 1.0
+    return Models(pipe, dev, dt, guidance, model, max_context)
+
+
+def _with_motion(pipe, adapter: MotionAdapter, model: str, adapter_name: str) -> AnimateDiffPipeline:
+    """Rebuild ``pipe`` as an ``AnimateDiffPipeline``: diffusers turns the 2D UNet into a ``UNetMotionModel``."""
+    try:
+        return AnimateDiffPipeline(
+            vae=pipe.vae,
+            text_encoder=pipe.text_encoder,
+            tokenizer=pipe.tokenizer,
+            unet=pipe.unet,
+            motion_adapter=adapter,
+            scheduler=pipe.scheduler,
+        )
+    except (ValueError, RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise UserError(
+            f"motion adapter {adapter_name!r} does not fit model {model!r} ({first}); use an SD1.5-family model "
+            "with an SD1.5 motion adapter (e.g. --motion-adapter animatelcm)"
+        ) from None
+
+
+_HUB_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]+)/(.+\.(?:safetensors|bin|ckpt|pt))$")
+
+
+def _apply_loras(pipe, specs: list[str]) -> None:
+    names, scales = [], []
+    for i, spec in enumerate(specs):
+        src, scale = parse_lora(spec)
+        name = f"lora{i}"
+        path = Path(src)
+        hub_file = None if path.exists() else _HUB_FILE.match(src)
+        if hub_file is None:
+            _check_exists_if_file("--lora", src)
+        with _explain_load_errors("LoRA", src):
+            if hub_file is not None:
+                pipe.load_lora_weights(hub_file.group(1), weight_name=hub_file.group(2), adapter_name=name)
+            elif path.is_file():
+                pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+            elif not path.exists() and not _HUB_ID.match(src):
+                raise UserError(f"--lora {src!r} is not an existing file or directory, or a hub id like org/name")
+            else:
+                pipe.load_lora_weights(src, adapter_name=name)
+        names.append(name)
+        scales.append(scale)
+    pipe.set_adapters(names, adapter_weights=scales)
+    # Fused weights run at the base model's speed; the adapters are then dropped.
+    pipe.fuse_lora(adapter_names=names)
+    pipe.unload_lora_weights()

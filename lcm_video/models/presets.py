@@ -1,0 +1,103 @@
+"""Named model and motion-module recipes, in one table each. No torch: ``lcm-video models`` prints them at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """A named model recipe. ``base`` is a hub id, or ``builtin:*`` for models built in code."""
+
+    name: str
+    base: str
+    about: str
+    guidance: float
+    lora: tuple[str, ...] = ()
+    vae: str | None = None
+
+
+PRESETS: dict[str, ModelPreset] = {
+    p.name: p
+    for p in (
+        ModelPreset(
+            "lcm-dreamshaper-v7",
+            "SimianLuo/LCM_Dreamshaper_v7",
+            "LCM-distilled Dreamshaper v7 (SD1.5); guidance through a w-embedding, no negative prompt",
+            guidance=8.0,
+        ),
+        ModelPreset(
+            "sd15-lcm-lora",
+            "stable-diffusion-v1-5/stable-diffusion-v1-5",
+            "SD1.5 with LCM-LoRA; guidance 1-2 (above 1 runs classifier-free guidance)",
+            guidance=1.0,
+            lora=("latent-consistency/lcm-lora-sdv1-5",),
+        ),
+        ModelPreset(
+            "tiny",
+            "builtin:tiny",
+            "random weights built in code (LCM w-embedding UNet); abstract output, runs anywhere in seconds",
+            guidance=2.0,
+        ),
+        ModelPreset(
+            "tiny-lora",
+            "builtin:tiny-lora",
+            "random weights built in code, no w-embedding: LCM-LoRA style, guidance > 1 runs CFG",
+            guidance=1.5,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class MotionPreset:
+    """A named motion module recipe: the adapter, the LoRAs it needs, scheduler overrides, and a base model that
+    suits it when ``--model`` is not given."""
+
+    name: str
+    adapter: str
+    about: str
+    base: str
+    lora: tuple[str, ...] = ()
+    scheduler: tuple[tuple[str, object], ...] = ()
+    guidance: float | None = None
+
+
+MOTION_PRESETS: dict[str, MotionPreset] = {
+    p.name: p
+    for p in (
+        MotionPreset(
+            "animatelcm",
+            "wangfuyun/AnimateLCM",
+            "AnimateLCM motion module with its LCM LoRA (0.8); linear beta schedule",
+            base="emilianJR/epiCRealism",
+            lora=("wangfuyun/AnimateLCM/AnimateLCM_sd15_t2v_lora.safetensors:0.8",),
+            scheduler=(("beta_schedule", "linear"),),
+            guidance=1.5,
+        ),
+        MotionPreset(
+            "animatediff-v1-5-2",
+            "guoyww/animatediff-motion-adapter-v1-5-2",
+            "AnimateDiff v1-5-2 motion adapter with LCM-LoRA",
+            base="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            lora=("latent-consistency/lcm-lora-sdv1-5",),
+            guidance=1.5,
+        ),
+        MotionPreset("tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny"),
+    )
+}
+
+
+def motion_preset(name: str | None) -> MotionPreset | None:
+    """The motion preset called ``name``, or whose adapter is the hub id ``name`` (so ``wangfuyun/AnimateLCM`` gets
+    AnimateLCM's LoRA and scheduler settings too)."""
+    if not name:
+        return None
+    return MOTION_PRESETS.get(name) or next((p for p in MOTION_PRESETS.values() if p.adapter == name), None)
+
+
+VAE_ALIASES = {"taesd": "madebyollin/taesd"}
+
+DEFAULT_MODEL = "lcm-dreamshaper-v7"
+DEFAULT_MOTION = "animatelcm"
+TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("builtin:"))

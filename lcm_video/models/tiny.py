@@ -1,0 +1,151 @@
+"""Random-weight models built in code, with the shapes of SD1.5's parts: the ``tiny`` presets (widths 8-64, seconds on
+a CPU) and SD1.5-sized ones for benchmarks. The same seed gives the same weights; nothing is downloaded.
+
+These are what the tests, the benchmarks and the offline quick start run on. Their output ignores the input (random
+weights): fine for parity, speed and plumbing, useless for any quality figure.
+"""
+
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL, AutoencoderTiny, LCMScheduler, MotionAdapter, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+
+def tiny_tokenizer() -> CLIPTokenizer:
+    """A byte-level CLIP tokenizer with a 514-entry vocabulary and no merges: works offline, no files."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = [], 0
+    for b in range(256):  # CLIP's byte → unicode table: printable bytes map to themselves, the rest above 255
+        if b in printable:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    chars.sort(key=lambda c: ord(c))
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": 256 + i for i, c in enumerate(chars)})
+    vocab.update({"<|startoftext|>": 512, "<|endoftext|>": 513})
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def tiny_components(seed: int = 0, guidance_embedding: bool = True) -> dict:
+    """Random-weight UNet, VAE, text encoder, tokenizer and LCM scheduler; the same weights for the same seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=8,
+            in_channels=4,
+            out_channels=4,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=8,
+            norm_num_groups=8,
+            time_cond_proj_dim=32 if guidance_embedding else None,
+        )
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            block_out_channels=(8, 16, 16, 16),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            latent_channels=4,
+            layers_per_block=1,
+            norm_num_groups=8,
+            sample_size=64,
+        )
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=514,
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                bos_token_id=512,
+                eos_token_id=513,
+                pad_token_id=513,
+                projection_dim=32,
+            )
+        )
+    for m in (unet, vae, text_encoder):
+        m.eval()
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": tiny_tokenizer(),
+        "scheduler": LCMScheduler(steps_offset=1),  # 1 is what SD pipelines expect; LCM timesteps ignore it
+    }
+
+
+def tiny_taesd(seed: int = 0) -> AutoencoderTiny:
+    """A random-weight ``AutoencoderTiny`` with TAESD's 8x layout and tiny widths."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vae = AutoencoderTiny(
+            encoder_block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            num_encoder_blocks=(1, 1, 1, 1),
+            num_decoder_blocks=(1, 1, 1, 1),
+            latent_channels=4,
+        )
+    return vae.eval()
+
+
+def tiny_motion_adapter(seed: int = 0) -> MotionAdapter:
+    """A random-weight ``MotionAdapter`` that fits ``tiny_components``' UNet (32/64 channels, 1 layer per block)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        adapter = MotionAdapter(
+            block_out_channels=(32, 64),
+            motion_layers_per_block=1,
+            motion_num_attention_heads=2,
+            motion_norm_num_groups=8,
+            motion_max_seq_length=32,
+            use_motion_mid_block=False,
+        )
+    return adapter.eval()
+
+
+def sd15_components(seed: int = 0) -> dict:
+    """Random weights with SD1.5's shapes: the 860M-parameter UNet with an LCM w-embedding, the SD VAE, a CLIP-L-sized
+    text encoder (on the tiny tokenizer), plus ``taesd`` (TAESD's shapes) and ``adapter`` (AnimateDiff's). For speed
+    and memory benchmarks; about 1.3 GB in float32."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, time_cond_proj_dim=256)
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=512,
+        )
+        text = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=49408,
+                hidden_size=768,
+                intermediate_size=3072,
+                num_hidden_layers=12,
+                num_attention_heads=12,
+                max_position_embeddings=77,
+                bos_token_id=512,
+                eos_token_id=513,
+                pad_token_id=513,
+            )
+        )
+        taesd, adapter = AutoencoderTiny(), MotionAdapter()
+    return {
+        "unet": unet.eval(),
+        "vae": vae.eval(),
+        "text_encoder": text.eval(),
+        "tokenizer": tiny_tokenizer(),
+        "scheduler": LCMScheduler(steps_offset=1),
+        "taesd": taesd.eval(),
+        "adapter": adapter.eval(),
+    }

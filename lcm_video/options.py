@@ -1,0 +1,269 @@
+"""How an option is declared, and everything derived from a declaration: type coercion, range checks, command-line
+flags, ``--help`` text, "did you mean" suggestions and the README's option tables. No torch, no I/O.
+
+An option is declared once, as a field of a config part (``config.py``) or, for the few that are not render settings
+(input and output paths, ``--config``, batch and eval options), as an :class:`Option` of its own. Its name is the
+YAML key and the keyword argument; ``--name-with-dashes`` is its flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from .errors import UserError
+
+STYLIZE, GENERATE, BATCH, EVAL = "stylize", "generate", "batch", "eval"
+RENDER = (STYLIZE, GENERATE)
+
+KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "strs": "a list of text values",
+    "fps": "a frame rate such as 24 or 30000/1001",
+    "path": "a path",
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its name (YAML key, keyword argument), kind, default per command, limits and help.
+
+    ``default`` applies to every command of ``commands`` unless ``defaults`` names another for a command. ``None``
+    means "derived", and ``derived`` says from what, for all commands or per command (shown as the default in
+    ``--help`` and the README).
+    ``help`` is the one-line ``--help`` text; ``doc`` (default: ``help``) the README's longer explanation.
+    ``part`` is the config part that holds it (``None``: not a render setting, e.g. ``--config`` or batch's
+    ``--out``). ``flag`` overrides the spelling on the command line; ``short`` adds e.g. ``-p``.
+    """
+
+    name: str
+    kind: str
+    help: str
+    default: Any = None
+    commands: tuple[str, ...] = RENDER
+    defaults: tuple[tuple[str, Any], ...] = ()
+    derived: str | tuple[tuple[str, str], ...] | None = None
+    doc: str | None = None
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hint: str = ""
+    choices: tuple[str, ...] = ()
+    multiple_of: int | None = None
+    part: str | None = None
+    flag: str | None = None
+    short: str | None = None
+    metavar: str | None = None
+    positional: bool = False
+    required: bool = False
+
+    @property
+    def cli(self) -> str:
+        """The command-line spelling: ``max_frames`` → ``--max-frames``; ``audio`` (on by default) → ``--no-audio``."""
+        if self.flag:
+            return self.flag
+        if self.kind == "bool" and self.default is True:
+            return "--no-" + self.name.replace("_", "-")
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def label(self) -> str:
+        """How error messages name it: the flag a user would type."""
+        return self.name if self.positional else "--" + self.name.replace("_", "-")
+
+    def default_for(self, command: str) -> Any:
+        return dict(self.defaults).get(command, self.default)
+
+    def default_text(self, command: str) -> str:
+        """The default as a person reads it: ``4``, ``off``, ``30000/1001``, or what a derived default comes from."""
+        value = self.default_for(command)
+        if value is None:
+            derived = dict(self.derived).get(command) if isinstance(self.derived, tuple) else self.derived
+            return derived or ""
+        if self.kind == "bool":
+            return "on" if value else "off"
+        if self.kind == "strs":
+            return ", ".join(value)
+        if isinstance(value, float) and value.is_integer():
+            return f"{value:.1f}"
+        return str(value)
+
+    def coerce(self, value: Any) -> Any:
+        """A YAML / keyword / command-line value as this option's type, or a one-line UserError naming the option."""
+        if value is None:
+            return None
+        try:
+            return _COERCE[self.kind](value)
+        except (TypeError, ValueError, ZeroDivisionError):
+            raise UserError(f"{self.label} expects {KINDS[self.kind]}, got {value!r}") from None
+
+    def check(self, value: Any) -> None:
+        """Range, choices and multiple-of limits; a UserError naming the option and the fix."""
+        if value is None:
+            return
+        if self.choices and value not in self.choices:
+            raise UserError(f"{self.label} must be one of {', '.join(self.choices)}, got {value!r}")
+        if self.multiple_of and (value < self.multiple_of or value % self.multiple_of):
+            m = self.multiple_of
+            lo, hi = max(m, value // m * m), max(m, (value + m - 1) // m * m)
+            raise UserError(f"{self.label} must be a positive multiple of {m}, got {value}; try {lo} or {hi}")
+        if self.kind not in ("int", "float"):
+            return
+        too_low = self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo))
+        too_high = self.hi is not None and value > self.hi
+        if not (too_low or too_high):
+            return
+        if self.lo is not None and self.hi is not None:
+            bound = f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
+        elif self.lo is not None:
+            bound = f"{'>' if self.lo_open else '>='} {self.lo:g}" if self.lo else "at least 0"
+            if self.kind == "int" and self.lo >= 1:
+                bound = f"at least {self.lo:g}"
+        else:
+            bound = f"at most {self.hi:g}"
+        raise UserError(f"{self.label} must be {bound}, got {value:g}{self.hint}")
+
+    def help_text(self, command: str) -> str:
+        """The ``--help`` line: the help and, where there is one, the default."""
+        shown = self.default_text(command)
+        if self.positional or self.required or shown in ("", "off") or self.kind == "bool":
+            return self.help
+        return f"{self.help} (default: {shown})"
+
+
+def option(default: Any = None, help: str = "", **spec: Any) -> Any:
+    """A config-part field that is also the option's declaration: ``steps: int = option(4, "…", lo=1)``.
+
+    The kind comes from the field's type; ``spec`` takes :class:`Option`'s other attributes (``commands``,
+    ``defaults`` as a dict of command → default, ``derived``, ``lo``/``hi``, ``choices``, ...).
+    """
+    for key in ("defaults", "derived"):  # per-command values, as a dict; stored hashable
+        if isinstance(spec.get(key), dict):
+            spec[key] = tuple(spec[key].items())
+    meta = {"option": {"default": default, "help": help, **spec}}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def kind_of(annotation: Any) -> str:
+    """The option kind of a field's type annotation (a string under ``from __future__ import annotations``)."""
+    t = str(annotation)
+    if "tuple" in t:
+        return "strs"
+    if "Fraction" in t:
+        return "fps"
+    for kind in ("bool", "int", "float"):
+        if t.startswith(kind):
+            return kind
+    return "str"
+
+
+def options_of(part: type, part_name: str) -> list[Option]:
+    """The options a config-part dataclass declares, in field order."""
+    out = []
+    for f in dataclasses.fields(part):
+        meta = dict(f.metadata["option"])
+        out.append(Option(name=f.name, kind=kind_of(f.type), part=part_name, **meta))
+    return out
+
+
+def parse_fps(value: Any) -> Fraction:
+    """``30``, ``29.97``, ``"30000/1001"`` → an exact positive Fraction.
+
+    A decimal within 0.005 of an NTSC rate (N·1000/1001) means that rate, as it does to every video tool: 29.97 is
+    30000/1001, not 2997/100.
+    """
+    try:
+        frac = Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        raise UserError(f"--fps {value!r} is not a number; give e.g. 24, 29.97 or 30000/1001") from None
+    if frac <= 0:
+        raise UserError(f"--fps must be positive, got {value}; give e.g. 24 or 30000/1001")
+    if frac.denominator != 1 and "/" not in str(value):
+        ntsc = Fraction(round(frac * Fraction(1001, 1000)) * 1000, 1001)
+        if abs(frac - ntsc) < Fraction(5, 1000):
+            return ntsc
+    return frac
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError
+    return int(value)
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError
+    return out
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).lower()
+    if word in ("true", "yes", "1", "on"):
+        return True
+    if word in ("false", "no", "0", "off"):
+        return False
+    raise ValueError
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        raise ValueError
+    return str(value)
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
+        return tuple(str(v) for v in value)
+    raise ValueError
+
+
+_COERCE = {
+    "int": _int,
+    "float": _float,
+    "bool": _bool,
+    "str": _str,
+    "strs": _strs,
+    "fps": parse_fps,
+    "path": _str,
+}
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``"; did you mean --strength?"`` for a near miss among ``candidates``, else ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def markdown_table(options: Iterable[Option], command: str) -> str:
+    """The README table of a command's options, one row per option: flag, default, explanation."""
+    rows = ["| option | default | meaning |", "|---|---|---|"]
+    for opt in options:
+        if command not in opt.commands:
+            continue
+        spelled = opt.name.upper() if opt.positional else opt.cli
+        if opt.short:
+            spelled = f"{opt.short}, {spelled}"
+        if opt.kind != "bool" and not opt.positional:
+            spelled += f" {opt.metavar or opt.name.upper()}"
+        default = "required" if opt.required or opt.positional else opt.default_text(command)
+        text = (opt.doc or opt.help).replace("|", "\\|")
+        rows.append(f"| `{spelled}` | {default.replace('|', '/')} | {text} |")
+    return "\n".join(rows)

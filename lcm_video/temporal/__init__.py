@@ -1,0 +1,1 @@
+"""What ties frames together over time: blending and window fusion of x0 estimates."""

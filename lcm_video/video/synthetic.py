@@ -1,0 +1,87 @@
+"""Synthetic test clips, made with the ffmpeg that imageio-ffmpeg ships: the one set of clip builders that the tests,
+the benchmarks and ``scripts/make_sample.py`` use. Deterministic for the same arguments and ffmpeg build."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+
+
+def _ffmpeg() -> list[str]:
+    return [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+
+
+def lavfi_clip(
+    out: str | Path,
+    source: str = "testsrc2",
+    size: str = "64x48",
+    rate: str = "30000/1001",
+    seconds: float = 1.0,
+    *,
+    audio: bool = True,
+    crf: int = 0,
+    encode: Sequence[str] = (),
+    audio_bitrate: str = "64k",
+) -> Path:
+    """An ffmpeg test-source clip (``testsrc2``, ``smptebars``, ...) with a beeping 440 Hz tone unless ``audio`` is
+    off; H.264 yuv420p, lossless at ``crf`` 0 (decoded frames equal what was encoded). ``encode``: extra encoder
+    arguments."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [*_ffmpeg(), "-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}:duration={seconds}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:beep_factor=4:duration={seconds}"]
+        cmd += ["-c:a", "aac", "-b:a", audio_bitrate, "-shortest"]
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf), *encode]
+    if out.suffix.lower() in (".mp4", ".mov"):
+        cmd += ["-movflags", "+faststart"]
+    subprocess.run([*cmd, str(out)], check=True)
+    return out
+
+
+def still_then_moving(out: str | Path, size: int, seconds: float = 2.0) -> Path:
+    """A locked-off shot (colour bars with per-frame sensor-like noise) for ``seconds``, then as long a moving test
+    pattern; ``size``², 24 fps, no audio."""
+    src = f"size={size}x{size}:rate=24:duration={seconds}"
+    cmd = [*_ffmpeg(), "-f", "lavfi", "-i", f"smptebars={src},noise=alls=6:allf=t+u", "-f", "lavfi", "-i"]
+    cmd += [f"testsrc2={src}", "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]"]
+    cmd += ["-c:v", "libx264", "-crf", "18", str(out)]
+    subprocess.run(cmd, check=True)
+    return Path(out)
+
+
+def texture(height: int, width: int, seed: int = 0, smooth: int = 4) -> np.ndarray:
+    """A smooth random colour texture, uint8 (height, width, 3): noise at 1/``smooth`` resolution, bicubic-upscaled
+    (``smooth`` 1: per-pixel noise)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    if smooth <= 1:
+        return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    small = rng.random((max(2, height // smooth), max(2, width // smooth), 3)).astype(np.float32)
+    big = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    return (np.clip(big, 0, 1) * 255).round().astype(np.uint8)
+
+
+def pan(tex: np.ndarray, frames: int, width: int, step: int, still: int = 0) -> np.ndarray:
+    """uint8 (still + frames, h, width, 3): ``still`` copies of the left edge of ``tex``, then a window moving right by
+    ``step`` pixels a frame."""
+    views = [tex[:, :width]] * still + [tex[:, step * k : step * k + width] for k in range(1, frames + 1)]
+    return np.stack(views)
+
+
+def frames_clip(out: str | Path, frames: np.ndarray, fps: int = 30) -> Path:
+    """Write uint8 (f, h, w, 3) frames as lossless H.264 (yuv444p, qp 0)."""
+    f, h, w, _ = frames.shape
+    writer = imageio_ffmpeg.write_frames(
+        str(out), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv444p", output_params=["-qp", "0"]
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return Path(out)

@@ -446,6 +446,12 @@ class RenderConfig:
         parts = {name: dataclasses.replace(getattr(base, name), **ch) for name, ch in changes.items()}
         return dataclasses.replace(base, **parts)
 
+    @classmethod
+    def make(cls, **options: Any):
+        """A config from keyword options over this command's defaults: ``StylizeConfig.make(strength=0.4)``; types
+        coerced, unknown names refused. Not validated across options: :func:`resolve` does that."""
+        return cls.from_options(options, f"{cls.__name__}.make()")
+
     def replace(self, **values: Any):
         """A copy with flat options changed: ``cfg.replace(steps=2, blend=0.3)``."""
         return self.from_options(values, base=self)

@@ -121,12 +121,10 @@ class Option:
         too_high = self.hi is not None and value > self.hi
         if not (too_low or too_high):
             return
-        if self.lo is not None and self.hi is not None:
+        if self.kind == "float" and self.lo is not None and self.hi is not None:
             bound = f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
-        elif self.lo is not None:
-            bound = f"{'>' if self.lo_open else '>='} {self.lo:g}" if self.lo else "at least 0"
-            if self.kind == "int" and self.lo >= 1:
-                bound = f"at least {self.lo:g}"
+        elif too_low:
+            bound = f"> {self.lo:g}" if self.lo_open else f"at least {self.lo:g}"
         else:
             bound = f"at most {self.hi:g}"
         raise UserError(f"{self.label} must be {bound}, got {value:g}{self.hint}")

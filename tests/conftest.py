@@ -54,7 +54,7 @@ def stream_info(path: Path) -> dict:
     """Frame count and exact fps (decord), and audio duration in seconds (decoded by ffmpeg; None if no audio)."""
     import decord
 
-    from lcm_video.reader import exact_fps
+    from lcm_video.video.reader import exact_fps
 
     vr = decord.VideoReader(str(path))
     info = {"frames": len(vr), "fps": exact_fps(vr.get_avg_fps())}
@@ -82,7 +82,7 @@ def read_audio(path: Path, rate: int = 8000, start: float = 0.0, duration: float
 
 @pytest.fixture(scope="session")
 def tiny_models():
-    from lcm_video.models import load_models
+    from lcm_video.models.loading import load_models
 
     return load_models("tiny", device="cpu")
 

@@ -89,9 +89,14 @@ def test_output_equal_to_input_is_refused_and_input_kept(bad_files, capsys):
     assert _digest(src) == before
 
 
-def test_missing_output_folder(bad_files, tmp_path, capsys):
-    code = cli.main(["stylize", str(bad_files["good"]), "-o", str(tmp_path / "no" / "o.mp4"), "-p", "x", "-q"])
-    assert code == 2 and "does not exist" in capsys.readouterr().err
+def test_missing_output_folders_are_created_and_a_file_in_the_way_is_refused(bad_files, tmp_path, capsys):
+    out = tmp_path / "new" / "dir" / "o.mp4"
+    argv = ["-p", "x", "--model", "tiny", "--max-frames", "2", "-q"]
+    assert cli.main(["stylize", str(bad_files["good"]), "-o", str(out), *argv]) == 0
+    assert out.is_file() and sorted(p.name for p in out.parent.iterdir()) == ["o.mp4"]
+    (tmp_path / "afile").write_text("x")
+    code = cli.main(["stylize", str(bad_files["good"]), "-o", str(tmp_path / "afile" / "o.mp4"), *argv])
+    assert code == 2 and "is a file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lcm_video import batch, cli
+from lcm_video import cli
+from lcm_video.batch import jobs as batch_jobs
+from lcm_video.batch import run as batch
 from lcm_video.errors import UserError
-from lcm_video.video_to_video import stylize
+from lcm_video.pipelines.video_to_video import stylize
 
 from .conftest import ROOT, make_video, read_frames
 
@@ -99,7 +101,7 @@ def test_a_failing_job_is_isolated_and_reported(tmp_path, clip):
 
 
 def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, clip, monkeypatch):
-    from lcm_video import models as models_mod
+    from lcm_video.models import loading as models_mod
 
     loads = []
     real = models_mod.load_models
@@ -126,7 +128,7 @@ def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend):
 def test_paths_stay_inside_out(tmp_path):
     jobs = [{"name": "x", "mode": "generate", "prompt": "p", "output": "sub/../../x.mp4"}]
     with pytest.raises(UserError, match="inside --out"):
-        batch.load_jobs(write_jobs(tmp_path, jobs), tmp_path / "out")
+        batch_jobs.load_jobs(write_jobs(tmp_path, jobs), tmp_path / "out")
 
 
 def _uninterrupted(tmp_path: Path, job_file: Path) -> Path:

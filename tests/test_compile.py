@@ -29,7 +29,8 @@ def test_compiled_render_matches_eager_and_never_recompiles(tmp_path, videos):
 
 
 def test_compile_without_a_cpp_compiler_is_a_one_line_user_error(tmp_path, videos, monkeypatch, capsys):
-    from lcm_video import cli, models
+    from lcm_video import cli
+    from lcm_video.models import container as models
 
     monkeypatch.delenv("CXX", raising=False)
     monkeypatch.setattr(models.shutil, "which", lambda name: None)

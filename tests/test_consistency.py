@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from lcm_video.config import StylizeConfig
-from lcm_video.plan import FramePlan
-from lcm_video.reader import FrameReader, probe
-from lcm_video.video_to_video import Stylizer
+from lcm_video.pipelines.video_to_video import Stylizer
+from lcm_video.video.plan import FramePlan
+from lcm_video.video.reader import FrameReader, probe
 
 
 def render(models, frames: torch.Tensor, window: int, **opts) -> torch.Tensor:
     """uint8 (n, h, w, 3) source → uint8 (n, h, w, 3) output, cut into windows of ``window`` frames."""
-    cfg = StylizeConfig(prompt="stained glass", window=window, **opts)
+    cfg = StylizeConfig.make(prompt="stained glass", window=window, **opts)
     stylizer = Stylizer(models, cfg)
     plan = FramePlan.for_clip(frames.shape[0], 30)
     return torch.cat([stylizer(frames[w.start : w.stop], w.indices) for w in plan.windows(window)])
@@ -71,7 +71,7 @@ def test_window_size_does_not_change_any_frame(tiny_models, moving_frames, blend
 
 def test_steps_are_steps_at_any_strength(tiny_models, static_frames):
     for strength, steps in [(0.1, 4), (0.5, 4), (1.0, 4), (0.5, 2), (0.9, 7)]:
-        cfg = StylizeConfig(prompt="x", strength=strength, steps=steps, window=6)
+        cfg = StylizeConfig.make(prompt="x", strength=strength, steps=steps, window=6)
         stylizer = Stylizer(tiny_models, cfg)
         stylizer(static_frames, range(6))
         assert stylizer.denoiser.calls == steps

@@ -12,11 +12,12 @@ from einops import rearrange
 
 from lcm_video import cli
 from lcm_video.config import GenerateConfig
+from lcm_video.core.sampler import sample
 from lcm_video.errors import UserError
-from lcm_video.models import load_models, tiny_components, tiny_motion_adapter
-from lcm_video.sampler import sample
-from lcm_video.text_to_video import ClipGenerator, generate
-from lcm_video.video_to_video import stylize
+from lcm_video.models.loading import load_models
+from lcm_video.models.tiny import tiny_components, tiny_motion_adapter
+from lcm_video.pipelines.text_to_video import ClipGenerator, generate
+from lcm_video.pipelines.video_to_video import stylize
 
 from .conftest import read_frames, stream_info
 
@@ -60,7 +61,7 @@ def _diffusers_with_our_noise(pipe, gen: ClipGenerator, frames: int, monkeypatch
 
 
 def test_parity_with_animatediff_pipeline_cfg_model(motion_lora_models, monkeypatch):
-    cfg = GenerateConfig(prompt="a red fox", frames=12, guidance=1.8, negative_prompt="blur", seed=3)
+    cfg = GenerateConfig.make(prompt="a red fox", frames=12, guidance=1.8, negative_prompt="blur", seed=3)
     gen = ClipGenerator(motion_lora_models, cfg, (64, 48))
     ours = gen(range(12), range(12))  # warms the noise source; uint8 (12, 48, 64, 3)
     gen.blender.reset()
@@ -81,7 +82,7 @@ def test_w_embedding_reaches_the_motion_unet(motion_models, monkeypatch):
         lambda m, a, kw: seen.append(kw.get("timestep_cond")), with_kwargs=True
     )
     try:
-        cfg = GenerateConfig(prompt="a fox", frames=8, guidance=3.0)
+        cfg = GenerateConfig.make(prompt="a fox", frames=8, guidance=3.0)
         gen = ClipGenerator(motion_models, cfg, (64, 48))
         gen(range(8), range(8))
     finally:
@@ -116,11 +117,11 @@ def test_long_clip_has_no_visible_seam(motion_models, tmp_path, fuse):
 
 
 def test_window_state_is_one_window(motion_models):
-    cfg = GenerateConfig(prompt="x", frames=64)
+    cfg = GenerateConfig.make(prompt="x", frames=64)
     gen = ClipGenerator(motion_models, cfg, (64, 48))
     gen(range(0, 16), range(0, 12))
     gen(range(12, 28), range(12, 24))
-    assert all(len(frames) == 16 for frames in gen.blender._prev.values())
+    assert all(n == 16 for n in gen.blender.carried.values())
 
 
 @pytest.mark.parametrize("fuse", ["flat", "linear", "pyramid"])
@@ -148,7 +149,7 @@ def test_classifier_free_guidance_doubles_the_motion_batch(motion_lora_models):
     shapes = []
     hook = motion_lora_models.unet.register_forward_pre_hook(lambda m, a: shapes.append(a[0].shape))
     try:
-        ClipGenerator(motion_lora_models, GenerateConfig(prompt="x", frames=8, guidance=2.0), (64, 48))(
+        ClipGenerator(motion_lora_models, GenerateConfig.make(prompt="x", frames=8, guidance=2.0), (64, 48))(
             range(8), range(8)
         )
     finally:
@@ -214,11 +215,11 @@ def test_motion_options_without_a_motion_adapter_are_refused(videos, tmp_path, c
 
 
 def test_motion_defaults_resolve_from_presets_and_their_hub_ids():
-    from lcm_video.text_to_video import resolve_generate_config
+    from lcm_video.config import resolve
 
-    cfg = resolve_generate_config(None, "x", {})
-    assert (cfg.motion_adapter, cfg.model, cfg.width) == ("animatelcm", "emilianJR/epiCRealism", 512)
-    cfg = resolve_generate_config(None, "x", {"motion_adapter": "wangfuyun/AnimateLCM"})
-    assert cfg.model == "emilianJR/epiCRealism"  # the hub id gets the AnimateLCM recipe
-    cfg = resolve_generate_config(None, "x", {"model": "tiny"})
-    assert (cfg.motion_adapter, cfg.width, cfg.height) == ("tiny", 64, 64)
+    m, f = (lambda c: (c.model, c.frames))(resolve("generate", None, {"prompt": "x"}))
+    assert (m.motion_adapter, m.model, f.width) == ("animatelcm", "emilianJR/epiCRealism", 512)
+    cfg = resolve("generate", None, {"prompt": "x", "motion_adapter": "wangfuyun/AnimateLCM"})
+    assert cfg.model.model == "emilianJR/epiCRealism"  # the hub id gets the AnimateLCM recipe
+    cfg = resolve("generate", None, {"prompt": "x", "model": "tiny"})
+    assert (cfg.model.motion_adapter, cfg.frames.width, cfg.frames.height) == ("tiny", 64, 64)

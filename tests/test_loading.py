@@ -13,8 +13,9 @@ from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 
 from lcm_video.errors import UserError
-from lcm_video.models import load_models, parse_lora, tiny_components, tiny_taesd
-from lcm_video.video_to_video import stylize
+from lcm_video.models.loading import load_models, parse_lora
+from lcm_video.models.tiny import tiny_components, tiny_taesd
+from lcm_video.pipelines.video_to_video import stylize
 
 from .conftest import read_frames
 
@@ -118,12 +119,12 @@ def test_offline_hub_error_from_the_command_line(videos, tmp_path):
 def test_fast_swaps_in_taesd_and_refuses_a_second_vae(videos, tmp_path, capsys):
     from lcm_video import cli
     from lcm_video.config import StylizeConfig
-    from lcm_video.models import fast_vae
+    from lcm_video.models.loading import vae_source
 
-    assert fast_vae(StylizeConfig(model="lcm-dreamshaper-v7", fast=True)) == "taesd"
-    assert fast_vae(StylizeConfig(model="tiny", fast=True)) == "builtin:tiny-taesd"
-    assert fast_vae(StylizeConfig(model="tiny")) is None
-    models = load_models("tiny", vae=fast_vae(StylizeConfig(model="tiny", fast=True)), device="cpu")
+    assert vae_source(StylizeConfig.make(model="lcm-dreamshaper-v7", fast=True).model) == "taesd"
+    assert vae_source(StylizeConfig.make(model="tiny", fast=True).model) == "builtin:tiny-taesd"
+    assert vae_source(StylizeConfig.make(model="tiny").model) is None
+    models = load_models("tiny", vae=vae_source(StylizeConfig.make(model="tiny", fast=True).model), device="cpu")
     assert isinstance(models.vae, AutoencoderTiny)
     argv = ["stylize", str(videos["moving"]), "-o", str(tmp_path / "o.mp4"), "-p", "x", "--model", "tiny", "-q"]
     assert cli.main([*argv, "--fast"]) == 0 and (tmp_path / "o.mp4").exists()

@@ -10,7 +10,7 @@ import pytest
 
 from lcm_video import cli
 from lcm_video.metrics import evaluate
-from lcm_video.writer import VideoWriter
+from lcm_video.video.writer import VideoWriter
 
 
 def _write(path, frames: np.ndarray):

@@ -1,6 +1,6 @@
 import torch
 
-from lcm_video.noise import FrameNoise
+from lcm_video.core.noise import FrameNoise
 
 
 def test_frame_noise_depends_only_on_seed_frame_and_step():

@@ -9,12 +9,14 @@ from diffusers import LatentConsistencyModelImg2ImgPipeline, LCMScheduler, Stabl
 from diffusers.schedulers import scheduling_lcm
 
 from lcm_video.config import StylizeConfig
-from lcm_video.denoiser import UNetDenoiser
-from lcm_video.models import Models, tiny_components
-from lcm_video.noise import FrameNoise
-from lcm_video.sampler import LCMSchedule, sample
-from lcm_video.vae import LatentCodec, to_unit
-from lcm_video.video_to_video import Stylizer
+from lcm_video.core.codec import LatentCodec, to_unit
+from lcm_video.core.denoiser import UNetDenoiser
+from lcm_video.core.noise import FrameNoise
+from lcm_video.core.sampler import sample
+from lcm_video.core.schedule import LCMSchedule
+from lcm_video.models.container import Models
+from lcm_video.models.tiny import tiny_components
+from lcm_video.pipelines.video_to_video import Stylizer
 
 NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
@@ -102,7 +104,7 @@ def test_stylizer_one_frame_equals_diffusers_fed_our_keyed_noise(monkeypatch):
     """The full per-window path (encode → noise → sample → decode → uint8) against diffusers' pipeline output."""
     comps = tiny_components()
     models = _models(comps)
-    cfg = StylizeConfig(prompt="a mosaic", strength=0.6, steps=4, blend=0.0, shared_noise=0.5, seed=9)
+    cfg = StylizeConfig.make(prompt="a mosaic", strength=0.6, steps=4, blend=0.0, shared_noise=0.5, seed=9)
     frame = _image(4)
     ours = Stylizer(models, cfg)(frame, range(1))
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from lcm_video import stylize
-from lcm_video.plan import Reuse
-from lcm_video.reader import probe
-from lcm_video.similarity import decide, scan
+from lcm_video.video.plan import Reuse
+from lcm_video.video.reader import probe
+from lcm_video.video.similarity import decide, scan
 
 from .conftest import read_frames, stream_info
 
@@ -91,9 +91,9 @@ def test_skip_similar_repeats_renders_and_saves_unet_calls(tmp_path, tiny_models
 
 def test_skip_similar_segments_match_a_whole_render(tiny_models, still_then_pan):
     from lcm_video.config import StylizeConfig, validate
-    from lcm_video.video_to_video import SourceRender, plan_video
+    from lcm_video.pipelines.video_to_video import SourceRender, plan_video
 
-    cfg = validate(StylizeConfig(prompt="x", window=4, blend=0.4, shared_noise=0.5, skip_similar=1.0, skip_max=5))
+    cfg = validate(StylizeConfig.make(prompt="x", window=4, blend=0.4, shared_noise=0.5, skip_similar=1.0, skip_max=5))
     info = probe(still_then_pan)
     plan = plan_video(info, cfg)
 

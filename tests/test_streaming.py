@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from lcm_video.reader import FrameReader
-from lcm_video.video_to_video import stylize
-from lcm_video.writer import VideoWriter
+from lcm_video.pipelines.video_to_video import stylize
+from lcm_video.video.reader import FrameReader
+from lcm_video.video.writer import VideoWriter
 
 from .conftest import ROOT, make_video
 

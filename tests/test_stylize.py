@@ -12,9 +12,10 @@ import torch
 
 import lcm_video
 from lcm_video import cli
-from lcm_video.models import load_models, pick_device, pick_dtype
-from lcm_video.video_to_video import Stylizer, stylize
-from lcm_video.writer import VideoWriter
+from lcm_video.models.device import pick_device, pick_dtype
+from lcm_video.models.loading import load_models
+from lcm_video.pipelines.video_to_video import Stylizer, stylize
+from lcm_video.video.writer import VideoWriter
 
 from .conftest import read_audio, stream_info
 
@@ -123,7 +124,6 @@ def test_text_embeddings_are_computed_once_per_prompt(videos, tmp_path):
 
 
 def test_device_and_dtype_choice(monkeypatch):
-    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else pick_device("auto").type)
     assert pick_dtype("auto", torch.device("cpu")) == torch.float32
     assert pick_dtype("auto", torch.device("cuda")) == torch.float16
     assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16

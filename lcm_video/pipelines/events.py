@@ -67,7 +67,8 @@ class Progress:
 
 
 class ProgressBar:
-    """An ``on_progress`` callback drawing a tqdm bar on stderr: ``desc: n/N [elapsed<eta, rate frame/s]``.
+    """An ``on_progress`` callback drawing a tqdm bar on stderr from the first rendered window on:
+    ``desc: n/N [elapsed<eta, rate frame/s]``.
 
     With batch events (``job`` set) a second bar shows the current job. Close it (or use ``with``) when done.
     """
@@ -83,6 +84,8 @@ class ProgressBar:
         from tqdm.auto import tqdm
 
         if self.bar is None:
+            if event.stage == "load":  # no bar until frames come: a loading error stays one line
+                return
             self.bar = tqdm(total=event.total, unit="frame", desc=self.desc, file=sys.stderr, dynamic_ncols=True)
         if event.job is not None and event.job != self._job and event.stage == "render":
             if self.job_bar is not None:

@@ -71,6 +71,11 @@ class TemporalBlender:
         self._cur_frames = frames
         return torch.stack(out)
 
+    @property
+    def carried(self) -> dict[int, int]:
+        """{step: frames of x0 kept for the next window}: the whole state carried between windows."""
+        return {step: len(frames) for step, frames in self._prev.items()}
+
     def end_window(self) -> None:
         """Commit this window's x0 as the previous window of the next."""
         self._prev, self._prev_frames = self._cur, self._cur_frames

@@ -88,12 +88,12 @@ class Option:
         if value is None:
             derived = dict(self.derived).get(command) if isinstance(self.derived, tuple) else self.derived
             return derived or ""
-        if self.kind == "bool":
-            return "on" if value else "off"
+        if self.kind == "bool":  # a --no-X flag is off unless given, whatever the setting's default
+            return "on" if value and not self.cli.startswith("--no-") else "off"
         if self.kind == "strs":
             return ", ".join(value)
-        if isinstance(value, float) and value.is_integer():
-            return f"{value:.1f}"
+        if isinstance(value, float):
+            return f"{value:g}"
         return str(value)
 
     def coerce(self, value: Any) -> Any:
@@ -262,6 +262,6 @@ def markdown_table(options: Iterable[Option], command: str) -> str:
         if opt.kind != "bool" and not opt.positional:
             spelled += f" {opt.metavar or opt.name.upper()}"
         default = "required" if opt.required or opt.positional else opt.default_text(command)
-        text = (opt.doc or opt.help).replace("|", "\\|")
-        rows.append(f"| `{spelled}` | {default.replace('|', '/')} | {text} |")
+        cells = [f"`{spelled}`", default, opt.doc or opt.help]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows)

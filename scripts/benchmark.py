@@ -56,6 +56,8 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import torch  # noqa: E402
 
+from lcm_video.models.tiny import sd15_components  # noqa: E402
+from lcm_video.video.synthetic import still_then_moving  # noqa: E402
 from scripts.make_sample import make_clip  # noqa: E402
 
 
@@ -97,51 +99,11 @@ class Peak:
         return self.peak / 2**20
 
 
-def sd15_components(seed: int = 0) -> dict:
-    """Random weights with SD1.5's shapes (LCM w-embedding UNet), plus TAESD and a motion adapter of AnimateDiff's."""
-    from diffusers import AutoencoderKL, AutoencoderTiny, LCMScheduler, MotionAdapter, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from lcm_video.models import tiny_tokenizer
-
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, time_cond_proj_dim=256)
-    vae = AutoencoderKL(
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=512,
-    )
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            max_position_embeddings=77,
-            bos_token_id=512,
-            eos_token_id=513,
-            pad_token_id=513,
-        )
-    )
-    comps = {
-        "unet": unet.eval(),
-        "vae": vae.eval(),
-        "text_encoder": text.eval(),
-        "tokenizer": tiny_tokenizer(),
-        "scheduler": LCMScheduler(steps_offset=1),
-    }
-    return comps | {"taesd": AutoencoderTiny().eval(), "adapter": MotionAdapter().eval()}
-
-
 def _models(comps: dict, device, dtype, vae=None, motion_unet=None):
     """Our Models over the very same modules the diffusers pipelines use (a motion UNet is shared, not copied)."""
     from diffusers import AnimateDiffPipeline, StableDiffusionImg2ImgPipeline
 
-    from lcm_video.models import Models
+    from lcm_video.models.container import Models
 
     base = {k: comps[k] for k in ("unet", "text_encoder", "tokenizer", "scheduler")} | {"vae": vae or comps["vae"]}
     if motion_unet is None:
@@ -153,20 +115,15 @@ def _models(comps: dict, device, dtype, vae=None, motion_unet=None):
     return Models(pipe, device, dtype, 8.0, "sd15-shapes", comps["adapter"].config.motion_max_seq_length)
 
 
-def _first_write_timer():
-    """Patch VideoWriter.write to record when the first frame reaches the writer."""
-    from lcm_video import writer as writer_mod
+class FirstFrame:
+    """An ``on_progress`` callback that notes when the first rendered frames were handed to the writer."""
 
-    state = {"t": None}
-    original = writer_mod.VideoWriter.write
+    def __init__(self):
+        self.t: float | None = None
 
-    def write(self, frames):
-        if state["t"] is None:
-            state["t"] = time.perf_counter()
-        return original(self, frames)
-
-    writer_mod.VideoWriter.write = write
-    return state, lambda: setattr(writer_mod.VideoWriter, "write", original)
+    def __call__(self, event) -> None:
+        if event.stage == "render" and self.t is None:
+            self.t = time.perf_counter()
 
 
 def _row(case: str, who: str, frames: int, seconds: float, first: float, peak: Peak) -> dict:
@@ -219,7 +176,7 @@ def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows) -> None:
     from diffusers import LatentConsistencyModelImg2ImgPipeline
     from PIL import Image
 
-    from lcm_video.video_to_video import stylize
+    from lcm_video.pipelines.video_to_video import stylize
 
     prompt, common, sd_keys = PROMPT, {"num_inference_steps": 4, "guidance_scale": 8.0}, SD_KEYS
     nosafe = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
@@ -250,13 +207,14 @@ def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows) -> None:
         stylize(mclip, tmp / "warm.mp4", prompt, models=models, max_frames=1, quiet=True, guidance=8.0)
 
     def ours(label):
-        state, undo = _first_write_timer()
+        first = FirstFrame()
         with Peak(device) as peak:
             t = time.perf_counter()
-            res = stylize(clip, tmp / "ours.mp4", prompt, models=cases[label], strength=0.5, guidance=8.0, quiet=True)
+            res = stylize(
+                clip, tmp / "ours.mp4", prompt, models=cases[label], strength=0.5, guidance=8.0, on_progress=first
+            )
             took = time.perf_counter() - t
-        undo()
-        return _row("stylize", label, res.frames, took, state["t"] - t, peak)
+        return _row("stylize", label, res.frames, took, first.t - t, peak)
 
     # Interleaved repeats: a shared machine drifts over minutes, and each ratio compares neighbouring runs.
     for r in range(args.repeat):
@@ -273,8 +231,8 @@ def bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases) -> None:
     from diffusers import AnimateDiffPipeline, AnimateDiffVideoToVideoPipeline, UNetMotionModel
     from PIL import Image
 
-    from lcm_video.text_to_video import generate
-    from lcm_video.video_to_video import stylize
+    from lcm_video.pipelines.text_to_video import generate
+    from lcm_video.pipelines.video_to_video import stylize
 
     prompt, common, sd_keys = PROMPT, {"num_inference_steps": 4, "guidance_scale": 1.0}, SD_KEYS
     hw = {"height": args.size, "width": args.size}  # the pipelines' default is the UNet's 512², whatever the video
@@ -298,17 +256,16 @@ def bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases) -> None:
         return _row(case, label, n, took, took, peak)
 
     def ours(case, label, call):
-        state, undo = _first_write_timer()
+        first = FirstFrame()
         with Peak(device) as peak:
             t = time.perf_counter()
-            res = call()
+            res = call(on_progress=first)
             took = time.perf_counter() - t
-        undo()
-        return _row(case, label, res.frames, took, state["t"] - t, peak)
+        return _row(case, label, res.frames, took, first.t - t, peak)
 
     v2v_kw = {"strength": 0.5, "enforce_inference_steps": True, "output_type": "np"} | common | hw
-    style_kw = {"models": mmodels, "motion_adapter": "x", "guidance": 1.0, "quiet": True}
-    gen_kw = {"models": mmodels, "frames": n, "guidance": 1.0, "width": args.size, "height": args.size, "quiet": True}
+    style_kw = {"models": mmodels, "motion_adapter": "x", "guidance": 1.0}
+    gen_kw = {"models": mmodels, "frames": n, "guidance": 1.0, "width": args.size, "height": args.size}
     todo = []
     if "motion" in cases:
         todo += [
@@ -352,7 +309,7 @@ else:
     from diffusers import LatentConsistencyModelImg2ImgPipeline
     from diffusers.utils import export_to_video
     from PIL import Image
-    from lcm_video.models import tiny_components
+    from lcm_video.models.tiny import tiny_components
     pipe = LatentConsistencyModelImg2ImgPipeline(**tiny_components(), safety_checker=None, feature_extractor=None,
                                                  requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -401,7 +358,7 @@ def bench_consistency(args) -> list[dict]:
 
 def bench_compile(args) -> list[dict]:
     """Eager vs --compile on the SD1.5-shaped models: the first compiled render pays the compile, later ones not."""
-    from lcm_video.video_to_video import stylize
+    from lcm_video.pipelines.video_to_video import stylize
 
     device, dtype = torch.device(args.device), torch.float32
     tmp = Path(tempfile.mkdtemp())
@@ -426,18 +383,6 @@ def bench_compile(args) -> list[dict]:
     run("--compile")
     run("--compile")
     return rows
-
-
-def still_then_moving(out: Path, size: int, seconds: float = 2.0) -> Path:
-    """A locked-off shot (colour bars with per-frame sensor-like noise) followed by a moving test pattern, 24 fps."""
-    import imageio_ffmpeg
-
-    src = f"size={size}x{size}:rate=24:duration={seconds}"
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-    cmd += ["-f", "lavfi", "-i", f"smptebars={src},noise=alls=6:allf=t+u", "-f", "lavfi", "-i", f"testsrc2={src}"]
-    cmd += ["-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", "-crf", "18", str(out)]
-    subprocess.run(cmd, check=True)
-    return out
 
 
 def bench_skip(args) -> list[dict]:

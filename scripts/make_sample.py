@@ -8,22 +8,18 @@ Uses ffmpeg's built-in test sources, so it needs nothing but the ffmpeg that ima
 from __future__ import annotations
 
 import argparse
-import subprocess
+import sys
 from pathlib import Path
 
-import imageio_ffmpeg
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lcm_video.video.synthetic import lavfi_clip  # noqa: E402
 
 
 def make_clip(out: Path, seconds: float = 3.0, size: str = "160x120", rate: str = "30000/1001") -> Path:
     """A moving test pattern with a tone; deterministic for the same arguments and ffmpeg build."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-    cmd += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
-    cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:beep_factor=4:duration={seconds}"]
-    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "28", "-preset", "veryslow", "-g", "30"]
-    cmd += ["-c:a", "aac", "-b:a", "48k", "-shortest", "-movflags", "+faststart", str(out)]
-    subprocess.run(cmd, check=True)
-    return out
+    encode = ("-preset", "veryslow", "-g", "30")
+    return lavfi_clip(out, "testsrc2", size, rate, seconds, crf=28, encode=encode, audio_bitrate="48k")
 
 
 def main() -> None:

@@ -16,30 +16,10 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 
 import imageio_ffmpeg  # noqa: E402
 
+from lcm_video.video.synthetic import lavfi_clip  # noqa: E402
+
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def make_video(
-    path: Path,
-    source: str = "testsrc2",
-    size: str = "64x48",
-    rate: str = "30000/1001",
-    seconds: float = 1.0,
-    audio: bool = True,
-    lossless: bool = True,
-) -> Path:
-    """An ffmpeg test-source clip; lossless by default so decoded frames equal what was encoded."""
-    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y"]
-    cmd += ["-f", "lavfi", "-i", f"{source}=size={size}:rate={rate}:duration={seconds}"]
-    if audio:
-        cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:beep_factor=4:duration={seconds}"]
-        cmd += ["-c:a", "aac", "-b:a", "64k", "-shortest"]
-    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
-    cmd += ["-qp", "0"] if lossless else ["-crf", "23"]
-    cmd += [str(path)]
-    subprocess.run(cmd, check=True)
-    return path
 
 
 def read_frames(path: Path) -> np.ndarray:
@@ -91,7 +71,7 @@ def tiny_models():
 def videos(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("videos")
     return {
-        "moving": make_video(d / "moving.mp4"),
-        "static": make_video(d / "static.mp4", source="smptebars", audio=False),
-        "ntsc": make_video(d / "ntsc.mp4", seconds=2.0, lossless=False),
+        "moving": lavfi_clip(d / "moving.mp4"),
+        "static": lavfi_clip(d / "static.mp4", source="smptebars", audio=False),
+        "ntsc": lavfi_clip(d / "ntsc.mp4", seconds=2.0, crf=23),
     }

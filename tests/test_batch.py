@@ -19,8 +19,9 @@ from lcm_video.batch import jobs as batch_jobs
 from lcm_video.batch import run as batch
 from lcm_video.errors import UserError
 from lcm_video.pipelines.video_to_video import stylize
+from lcm_video.video.synthetic import lavfi_clip
 
-from .conftest import ROOT, make_video, read_frames
+from .conftest import ROOT, read_frames
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
@@ -33,7 +34,7 @@ def write_jobs(folder: Path, jobs: list[dict], defaults: dict | None = None) -> 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=2.0)
+    return lavfi_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=2.0)
 
 
 def _jobs(clip: Path) -> list[dict]:
@@ -138,6 +139,7 @@ def _uninterrupted(tmp_path: Path, job_file: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_same_frames(tmp_path, clip):
     jobs = [
         {"name": "styl", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "styl.mp4", "blend": 0.3},
@@ -169,6 +171,7 @@ def test_kill_9_then_resume_gives_the_same_frames(tmp_path, clip):
     assert not list(out.glob("*.partial")) and not list(work.glob("*.partial"))
 
 
+@pytest.mark.slow
 def test_two_processes_render_each_unit_once_and_match_one_process(tmp_path, clip):
     job_file = write_jobs(tmp_path, _jobs(clip), {"model": "tiny", "device": "cpu", "segment_frames": 10})
     ref = _uninterrupted(tmp_path, job_file)

@@ -4,12 +4,14 @@ render has one fixed shape, compile once and never recompile from window to wind
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lcm_video import load_models, stylize
 
 from .conftest import read_frames
 
 
+@pytest.mark.slow
 def test_compiled_render_matches_eager_and_never_recompiles(tmp_path, videos):
     import torch._dynamo
 

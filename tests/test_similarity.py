@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
@@ -14,6 +13,7 @@ from lcm_video import stylize
 from lcm_video.video.plan import Reuse
 from lcm_video.video.reader import probe
 from lcm_video.video.similarity import decide, scan
+from lcm_video.video.synthetic import frames_clip, pan, texture
 
 from .conftest import read_frames, stream_info
 
@@ -22,17 +22,8 @@ STILL = 12  # frames 0-11 hold still, 12-23 pan by 3 pixels a frame
 
 @pytest.fixture(scope="module")
 def still_then_pan(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("sim") / "still_then_pan.mp4"
-    tex = np.random.default_rng(0).integers(0, 256, (48, 200, 3), dtype=np.uint8)
-    frames = [tex[:, :64]] * STILL + [tex[:, 3 * k : 3 * k + 64] for k in range(1, 13)]
-    w = imageio_ffmpeg.write_frames(
-        str(path), (64, 48), fps=30, codec="libx264", pix_fmt_out="yuv444p", output_params=["-qp", "0"]
-    )
-    w.send(None)
-    for f in frames:
-        w.send(np.ascontiguousarray(f))
-    w.close()
-    return path
+    frames = pan(texture(48, 200, seed=0, smooth=1), 12, 64, 3, still=STILL)
+    return frames_clip(tmp_path_factory.mktemp("sim") / "still_then_pan.mp4", frames, fps=30)
 
 
 def _thumbs(levels: list[float]) -> list[torch.Tensor]:

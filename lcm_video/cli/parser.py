@@ -4,7 +4,6 @@ and defaults are never restated here."""
 from __future__ import annotations
 
 import argparse
-import re
 
 from ..config import options_for
 from ..options import BATCH, EVAL, GENERATE, STYLIZE, Option, did_you_mean
@@ -34,14 +33,19 @@ COMMANDS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """One-line usage errors, with a suggestion for a mistyped flag."""
+    """One-line usage errors, with a suggestion for a mistyped flag among the chosen command's."""
 
     def error(self, message: str):
-        match = re.match(r"unrecognized arguments: (\S+)", message)
-        if match:
-            flags = [s for a in self._actions for s in a.option_strings]
-            message += did_you_mean(match.group(1).split("=")[0], flags)
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            chosen = self._commands.get(getattr(ns, "command", None), self) if hasattr(self, "_commands") else self
+            flags = [s for a in chosen._actions for s in a.option_strings]
+            unknown = next((e for e in extras if e.startswith("-")), extras[0])
+            chosen.error(f"unrecognized arguments: {' '.join(extras)}{did_you_mean(unknown.split('=')[0], flags)}")
+        return ns
 
 
 def _add(group, opt: Option, command: str) -> None:
@@ -65,17 +69,26 @@ def _add(group, opt: Option, command: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """``lcm-video {stylize,generate,batch,eval,models}``. Only options given on the command line appear in the
     parsed namespace (``argument_default=SUPPRESS``), so they can be laid over a config file's."""
-    parser = _Parser(prog=PROG, description="Fast, flicker-free video synthesis with Latent Consistency Models.")
+    parser = _Parser(
+        prog=PROG, description="Fast, flicker-free video synthesis with Latent Consistency Models.", allow_abbrev=False
+    )
     from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for command, (short_help, description) in COMMANDS.items():
-        p = sub.add_parser(command, help=short_help, description=description, argument_default=argparse.SUPPRESS)
+        p = sub.add_parser(
+            command,
+            help=short_help,
+            description=description,
+            argument_default=argparse.SUPPRESS,
+            allow_abbrev=False,
+        )
         groups: dict[str | None, argparse._ArgumentGroup] = {}
         for opt in options_for(command):
             if opt.part not in groups:
                 groups[opt.part] = p.add_argument_group(opt.part) if opt.part else p
             _add(groups[opt.part], opt, command)
     sub.add_parser("models", help="list model and motion presets")
+    parser._commands = sub.choices
     return parser

@@ -1,0 +1,139 @@
+"""Every option is declared once: the parsers, YAML keys, keyword arguments, batch job keys, --help and the README's
+tables all come from the declarations, so they cannot disagree."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from lcm_video import cli
+from lcm_video.cli.docs import commands_in, render_tables
+from lcm_video.cli.parser import build_parser
+from lcm_video.config import PARTS, SETTINGS, GenerateConfig, StylizeConfig, options_for, resolve
+from lcm_video.errors import UserError
+
+from .conftest import ROOT
+
+COMMANDS = ("stylize", "generate", "batch", "eval")
+
+
+def _subparser(command: str):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return sub.choices[command]
+
+
+def test_readme_option_tables_are_the_declarations():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sorted(commands_in(text)) == sorted(COMMANDS)
+    assert render_tables(text) == text, "README tables drifted: run `python -m lcm_video.cli.docs README.md`"
+
+
+def test_a_changed_default_would_fail_the_readme_check(monkeypatch):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    monkeypatch.setitem(SETTINGS, "blend", SETTINGS["blend"].__class__(**{**vars(SETTINGS["blend"]), "default": 0.3}))
+    assert render_tables(text) != text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_parser_has_exactly_the_declared_flags(command):
+    declared = set()
+    for opt in options_for(command):
+        declared |= {opt.name} if opt.positional else {opt.cli, *([opt.short] if opt.short else [])}
+    got = set()
+    for action in _subparser(command)._actions:
+        if action.dest == "help":
+            continue
+        got |= set(action.option_strings) or {action.dest}
+    assert got == declared
+
+
+def test_help_states_each_default():
+    help_text = {c: " ".join(_subparser(c).format_help().split()) for c in ("stylize", "generate")}
+    assert "(default: 0.2)" in help_text["stylize"] and "(default: 0)" in help_text["generate"]  # --blend
+    for command, text in help_text.items():
+        for opt in options_for(command):
+            shown = opt.default_text(command)
+            if opt.kind != "bool" and shown and not (opt.positional or opt.required):
+                assert f"(default: {' '.join(shown.split())})" in text, (command, opt.name)
+
+
+def test_each_setting_lives_in_one_part_and_every_part_field_is_declared():
+    names = [f for part in PARTS.values() for f in part.__dataclass_fields__]
+    assert len(names) == len(set(names)) == len(SETTINGS)
+
+
+@pytest.mark.parametrize("cls", [StylizeConfig, GenerateConfig])
+def test_every_setting_is_a_keyword_a_yaml_key_and_a_job_key(cls, tmp_path):
+    cfg = cls()
+    flat = cfg.flat()
+    assert cls.make(**flat) == cfg  # keyword arguments
+    path = tmp_path / "all.yaml"
+    path.write_text(json.dumps({k: str(v) if isinstance(v, Fraction) else v for k, v in flat.items()}))
+    assert cls.from_options(json.loads(path.read_text())) == cfg  # YAML keys (JSON is YAML)
+    from lcm_video.batch.jobs import _mode_keys
+
+    assert _mode_keys(cls.command) == set(flat)  # batch job keys
+
+
+def test_per_command_defaults_and_derived_defaults_resolve_in_one_place():
+    s, g = StylizeConfig(), GenerateConfig()
+    assert (s.temporal.shared_noise, s.temporal.blend, s.frames.fps) == (1.0, 0.2, None)
+    assert (g.temporal.shared_noise, g.temporal.blend, g.frames.fps) == (0.0, 0.0, Fraction(8))
+    with pytest.raises(UserError, match="--strength is not an option of generate"):
+        GenerateConfig.make(strength=0.5)
+
+
+def test_overlap_default_follows_a_short_context(tmp_path, capsys):
+    """--context 4 alone used to fail with "--overlap (4) must be smaller than --context (4)"."""
+    out = tmp_path / "c4.mp4"
+    argv = ["generate", "-p", "fox", "-o", str(out), "--model", "tiny", "--context", "4", "--frames", "8", "-q"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert out.is_file()
+
+
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["stylize", "in.mp4", "-o", "o.mp4", "--strenght", "0.5"], "did you mean --strength?"),
+        (["generate", "-o", "o.mp4", "--prompt-a", "3=x"], "did you mean --prompt-at?"),
+        (["batch", "j.yaml", "--out", "o", "--segment-frame", "9"], "did you mean --segment-frames?"),
+    ],
+)
+def test_a_mistyped_flag_gets_a_suggestion(argv, expect, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0]
+
+
+def test_a_mistyped_config_key_gets_a_suggestion(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("prompt: x\nstrenght: 0.4\n")
+    with pytest.raises(UserError, match=r"unknown key 'strenght' in .*did you mean strength\?"):
+        resolve("stylize", path, {})
+    with pytest.raises(UserError, match=r"did you mean blend\?"):
+        StylizeConfig.make(blnd=0.3)
+
+
+def test_values_are_checked_by_their_declaration():
+    for opts, expect in [
+        ({"steps": 0}, "--steps must be at least 1"),
+        ({"blend": 1.5}, r"--blend must be in \[0, 1\]"),
+        ({"strength": 0}, r"--strength must be in \(0, 1\]"),
+        ({"width": 100}, "multiple of 8, got 100; try 96 or 104"),
+        ({"fuse": "zigzag"}, "--fuse must be one of flat, linear, pyramid"),
+        ({"seed": "x"}, "--seed expects a whole number"),
+    ]:
+        with pytest.raises(UserError, match=expect):
+            resolve("stylize", None, {"prompt": "p", **opts})
+
+
+def test_configs_folder_holds_only_valid_keys():
+    for path in sorted(Path(ROOT / "configs").glob("*.yaml")):
+        if path.name == "jobs.yaml":
+            continue
+        command = "generate" if "generate" in path.name else "stylize"
+        resolve(command, path, {})

@@ -126,7 +126,7 @@ def test_window_state_is_one_window(motion_models):
 
 @pytest.mark.parametrize("fuse", ["flat", "linear", "pyramid"])
 def test_same_seed_same_frames(motion_models, tmp_path, fuse):
-    opts = {"frames": 20, "context": 8, "overlap": 3, "fuse": fuse, "seed": 11, "crf": 0, "quiet": True}
+    opts = {"frames": 14, "context": 8, "overlap": 3, "fuse": fuse, "seed": 11, "crf": 0, "quiet": True}
     a = generate("a fox", tmp_path / "a.mp4", models=motion_models, **opts)
     b = generate("a fox", tmp_path / "b.mp4", models=motion_models, **opts)
     c = generate("a fox", tmp_path / "c.mp4", models=motion_models, **{**opts, "seed": 12})

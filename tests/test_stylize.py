@@ -112,14 +112,15 @@ def test_text_embeddings_are_computed_once_per_prompt(videos, tmp_path):
     models = load_models("tiny", device="cpu")
     calls = []
     models.pipe.text_encoder.register_forward_hook(lambda *a: calls.append(1))
-    stylize(videos["moving"], tmp_path / "a.mp4", "one prompt", models=models, window=4, quiet=True)  # 8 windows
+    opts = {"window": 4, "max_frames": 12, "quiet": True}
+    stylize(videos["moving"], tmp_path / "a.mp4", "one prompt", models=models, **opts)  # 3 windows
     assert len(calls) == 1
-    stylize(videos["moving"], tmp_path / "b.mp4", "one prompt", models=models, window=4, quiet=True)
+    stylize(videos["moving"], tmp_path / "b.mp4", "one prompt", models=models, **opts)
     assert len(calls) == 1  # cached across renders with the same models
     models_cfg = load_models("tiny-lora", device="cpu")
     calls.clear()
     models_cfg.pipe.text_encoder.register_forward_hook(lambda *a: calls.append(1))
-    stylize(videos["moving"], tmp_path / "c.mp4", "p", models=models_cfg, guidance=2.0, quiet=True)
+    stylize(videos["moving"], tmp_path / "c.mp4", "p", models=models_cfg, guidance=2.0, **opts)
     assert len(calls) == 2  # prompt and negative (empty) prompt, once each
 
 

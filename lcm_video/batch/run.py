@@ -44,9 +44,10 @@ class ModelCache:
 
 def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
+    from ..pipelines.prepare import plan_video
     from ..pipelines.renderer import render_range, warmup_frames, window_layout
     from ..pipelines.text_to_video import ClipGenerator
-    from ..pipelines.video_to_video import SourceRender, plan_video
+    from ..pipelines.video_to_video import SourceRender
     from ..video.reader import probe
 
     job, cfg = plan.job, plan.job.cfg

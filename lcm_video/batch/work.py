@@ -58,7 +58,7 @@ def _fingerprint(job: Job) -> str:
 
 def plan_job(job: Job, out_dir: Path) -> JobPlan:
     """The job's frames, size and segments, or the reason it cannot be planned (an undecodable input, say)."""
-    from ..pipelines.video_to_video import plan_video
+    from ..pipelines.prepare import plan_video
     from ..video.plan import FramePlan
     from ..video.reader import output_size, probe
 

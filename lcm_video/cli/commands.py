@@ -13,6 +13,7 @@ import warnings
 from ..config import EXTRA_OPTIONS, SETTINGS, resolve
 from ..errors import UserError
 from ..options import BATCH, EVAL, GENERATE, STYLIZE
+from ..pipelines.prepare import prepare_generate, prepare_stylize
 from .parser import PROG, build_parser
 
 _EXTRA = {o.name: o for o in EXTRA_OPTIONS}
@@ -63,17 +64,19 @@ def _report(res, quiet: bool) -> None:
 
 
 def _run_stylize(ns: argparse.Namespace) -> int:
+    cfg = _render_config(ns, STYLIZE)
+    prepare_stylize(ns.input, ns.output, cfg)  # bad paths and files fail here, before torch is imported
     from ..pipelines.video_to_video import stylize
 
-    cfg = _render_config(ns, STYLIZE)
     _report(stylize(ns.input, ns.output, config=cfg), cfg.output.quiet)
     return 0
 
 
 def _run_generate(ns: argparse.Namespace) -> int:
+    cfg = _render_config(ns, GENERATE)
+    prepare_generate(ns.output, cfg)
     from ..pipelines.text_to_video import generate
 
-    cfg = _render_config(ns, GENERATE)
     _report(generate(None, ns.output, config=cfg), cfg.output.quiet)
     return 0
 

@@ -19,9 +19,9 @@ from ..metrics import write_metrics
 from ..models.container import Models
 from ..models.loading import models_for
 from ..options import GENERATE
-from ..video.plan import FramePlan
-from ..video.writer import VideoWriter, check_output
+from ..video.writer import VideoWriter
 from .events import OnProgress, Progress, default_progress
+from .prepare import prepare_generate
 from .renderer import RenderResult, WindowRenderer, latent_shape, motion_context, render_range
 
 
@@ -62,10 +62,9 @@ def generate(
         options = {"prompt": prompt, **options}
     loaded = models.name if models is not None else None
     cfg = resolve(GENERATE, config, options, "generate() arguments", loaded_model=loaded)
-    o, f = cfg.output, cfg.frames
-    out = check_output(output, (), o.codec)
-    size = (f.width, f.height)
-    plan = FramePlan.for_clip(f.frames, f.fps)
+    o = cfg.output
+    prep = prepare_generate(output, cfg)
+    out, plan, size = prep.output, prep.plan, prep.size
     with default_progress(on_progress, GENERATE, o.quiet) as callback:
         progress = Progress(callback, len(plan))
         progress.emit("load")

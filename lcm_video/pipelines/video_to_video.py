@@ -22,9 +22,10 @@ from ..models.loading import models_for
 from ..options import STYLIZE
 from ..video import similarity
 from ..video.plan import FramePlan, Reuse
-from ..video.reader import FrameReader, VideoInfo, output_size, probe
-from ..video.writer import VideoWriter, check_output
+from ..video.reader import FrameReader, VideoInfo
+from ..video.writer import VideoWriter
 from .events import OnProgress, Progress, default_progress
+from .prepare import prepare_stylize
 from .renderer import RenderResult, WindowRenderer, render_range, warmup_frames, window_layout
 
 __all__ = ["RenderResult", "SourceRender", "Stylizer", "stylize"]
@@ -48,14 +49,6 @@ class Stylizer(WindowRenderer):
         latents = self.codec.encode(to_unit(frames))  # (f, 4, h/8, w/8) float32
         emit = indices if emit is None else emit
         return self.render(latents, indices, emit, tuple(latents.shape[1:]), noise_keys)
-
-
-def plan_video(info: VideoInfo, cfg: StylizeConfig) -> FramePlan:
-    """The output frames of a stylise render of ``info`` under ``cfg`` (range, target fps, frame cap)."""
-    f = cfg.frames
-    return FramePlan.for_video(
-        info.frames, info.fps, start=f.start, end=f.end, target_fps=f.fps, max_frames=f.max_frames
-    )
 
 
 class SourceRender:
@@ -137,11 +130,9 @@ def stylize(
     if prompt is not None:
         options = {"prompt": prompt, **options}
     cfg = resolve(STYLIZE, config, options, "stylize() arguments")
+    prep = prepare_stylize(input, output, cfg)
+    out, info, plan, size = prep.output, prep.info, prep.plan, prep.size
     LCMSchedule.check(cfg.sampling.steps, cfg.sampling.strength)  # before loading anything
-    out = check_output(output, (input,), cfg.output.codec)
-    info = probe(input)
-    plan = plan_video(info, cfg)
-    size = output_size(info, cfg.frames.width, cfg.frames.height)
     with default_progress(on_progress, STYLIZE, cfg.output.quiet) as callback:
         progress = Progress(callback, len(plan))
         progress.emit("load")

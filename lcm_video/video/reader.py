@@ -11,7 +11,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import UserError
 
@@ -118,7 +117,8 @@ def output_size(info: VideoInfo, width: int | None, height: int | None) -> tuple
 class FrameReader:
     """Reads source frames by index, scaled to cover ``size`` and centre-cropped to it.
 
-    ``read(indices)`` → uint8 (f, h, w, 3). decord scales while decoding, so a 4K source never sits in memory at 4K.
+    ``read(indices)`` → uint8 torch tensor (f, h, w, 3). decord scales while decoding, so a 4K source never sits in
+    memory at 4K.
     """
 
     def __init__(self, info: VideoInfo, size: tuple[int, int]):
@@ -128,7 +128,7 @@ class FrameReader:
         self._cover = (max(w, round(info.width * scale)), max(h, round(info.height * scale)))
         self._vr = _open(info.path, width=self._cover[0], height=self._cover[1])
 
-    def read(self, indices: list[int] | range) -> torch.Tensor:
+    def read(self, indices: list[int] | range):
         decord = _decord()
         try:
             with _silence_stderr_fd():
@@ -141,6 +141,8 @@ class FrameReader:
         cw, ch = self._cover
         w, h = self.size
         x0, y0 = (cw - w) // 2, (ch - h) // 2
+        import torch  # here, not at the top: probing a file (and failing on a bad one) needs no torch
+
         return torch.from_numpy(np.ascontiguousarray(batch[:, y0 : y0 + h, x0 : x0 + w]))
 
     def close(self) -> None:

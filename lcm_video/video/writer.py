@@ -13,7 +13,6 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
-import torch
 
 from ..errors import UserError
 
@@ -140,9 +139,9 @@ class VideoWriter:
         lines = [ln for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
         return lines[-1].strip() if lines else "ffmpeg exited with an error"
 
-    def write(self, frames: torch.Tensor | np.ndarray) -> None:
-        """Append uint8 (f, h, w, 3) RGB frames."""
-        arr = frames.numpy() if isinstance(frames, torch.Tensor) else frames
+    def write(self, frames) -> None:
+        """Append uint8 (f, h, w, 3) RGB frames: a numpy array or a CPU torch tensor."""
+        arr = frames if isinstance(frames, np.ndarray) else frames.numpy()  # a CPU torch tensor
         w, h = self.size
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[1:] != (h, w, 3):
             raise ValueError(f"expected uint8 (f, {h}, {w}, 3) frames, got {arr.dtype} {arr.shape}")

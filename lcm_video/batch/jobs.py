@@ -43,7 +43,8 @@ def _keys(mapping: dict) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in mapping.items()}
 
 
-def _mode_keys(mode: str) -> set[str]:
+def mode_keys(mode: str) -> set[str]:
+    """The option names a job of ``mode`` may set."""
     return {name for name, o in SETTINGS.items() if mode in o.commands}
 
 
@@ -66,7 +67,7 @@ def _read_file(path: str | os.PathLike, problems: _Problems) -> tuple[dict[str, 
     if not isinstance(entries, list) or not entries:
         raise UserError(f"{path}: needs a non-empty list under jobs:")
     defaults = _keys(defaults)
-    known = _mode_keys(STYLIZE) | _mode_keys(GENERATE) | {"segment_frames"}
+    known = mode_keys(STYLIZE) | mode_keys(GENERATE) | {"segment_frames"}
     for key in defaults:
         if key not in known:
             problems.append(f"defaults: unknown key {key!r}{did_you_mean(key, known)}")
@@ -152,7 +153,7 @@ def load_jobs(path: str | os.PathLike, out: str | os.PathLike, segment_frames: i
         if mode not in MODES:
             problems.append(f"{label}: mode must be stylize or generate, got {mode!r}")
             continue
-        allowed = _mode_keys(mode)
+        allowed = mode_keys(mode)
         values = {k: v for k, v in defaults.items() if k in allowed}
         for key, value in entry.items():
             if key in JOB_KEYS:

@@ -42,7 +42,7 @@ class ModelCache:
         return self.models
 
 
-def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
+def render_segment(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
     from ..pipelines.prepare import plan_video
     from ..pipelines.renderer import render_range, warmup_frames, window_layout
@@ -77,7 +77,7 @@ def render_unit(plan: JobPlan, k: int, cache: ModelCache, rank: int, progress: P
         models = cache.get(plan.job)
         writer = VideoWriter(stem.with_suffix(".mkv"), plan.size, plan.fps, lossless=True)
         with writer:
-            for done, frames in segment_frames(plan, models, seg):
+            for done, frames in render_segment(plan, models, seg):
                 writer.write(frames)
                 progress.emit("render", len(done), plan.job.name)
             writer.close()

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import UserError
 
-STYLIZE, GENERATE, BATCH, EVAL = "stylize", "generate", "batch", "eval"
+STYLIZE, GENERATE, BATCH, EVAL, DISTILL = "stylize", "generate", "batch", "eval", "distill"
 RENDER = (STYLIZE, GENERATE)
 
 KINDS = {

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-STAGES = ("load", "render", "assemble", "done")
+STAGES = ("load", "render", "assemble", "train", "done")
 
 
 class Cancelled(Exception):  # noqa: N818 - the name says what happened, as KeyboardInterrupt does
@@ -28,9 +28,10 @@ class ProgressEvent:
     """Where a render stands.
 
     stage: ``load`` (models loading; nothing rendered yet), ``render`` (after a window), ``assemble`` (batch: a job's
-    segments being joined) or ``done`` (the output is in place). done / total: output frames finished / planned
-    (batch: over this process's share of all jobs). elapsed: seconds since the call began. job: the batch job the
-    event is about (None outside batch).
+    segments being joined), ``train`` (distill: after a training step) or ``done`` (the output is in place).
+    done / total: output frames finished / planned (batch: over this process's share of all jobs; distill: training
+    steps). elapsed: seconds since the call began. job: the batch job the event is about (None outside batch).
+    loss: the training step's loss (distill only).
     """
 
     stage: str
@@ -38,6 +39,7 @@ class ProgressEvent:
     total: int
     elapsed: float
     job: str | None = None
+    loss: float | None = None
 
     @property
     def eta(self) -> float | None:
@@ -58,12 +60,13 @@ class Progress:
         self.done = 0
         self.t0 = time.perf_counter()
 
-    def emit(self, stage: str, frames: int = 0, job: str | None = None) -> None:
-        """Count ``frames`` more as done and tell the callback (which may raise :class:`Cancelled`)."""
+    def emit(self, stage: str, frames: int = 0, job: str | None = None, loss: float | None = None) -> None:
+        """Count ``frames`` (or steps) more as done and tell the callback (which may raise :class:`Cancelled`)."""
         self.done += frames
         if self.callback is not None:
             elapsed = time.perf_counter() - self.t0
-            self.callback(ProgressEvent(stage, self.done, self.total, elapsed, job if job is not None else self.job))
+            job = job if job is not None else self.job
+            self.callback(ProgressEvent(stage, self.done, self.total, elapsed, job, loss))
 
 
 class ProgressBar:
@@ -86,12 +89,22 @@ class ProgressBar:
         if self.bar is None:
             if event.stage == "load":  # no bar until frames come: a loading error stays one line
                 return
-            self.bar = tqdm(total=event.total, unit="frame", desc=self.desc, file=sys.stderr, dynamic_ncols=True)
+            train = event.stage == "train"
+            self.bar = tqdm(
+                total=event.total,
+                initial=event.done - 1 if train else 0,  # a resumed training run starts part-way
+                unit="step" if train else "frame",
+                desc=self.desc,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
         if event.job is not None and event.job != self._job and event.stage == "render":
             if self.job_bar is not None:
                 self.job_bar.close()
             self._job, self._job_start = event.job, self.bar.n
             self.job_bar = tqdm(unit="frame", desc=event.job, file=sys.stderr, position=1, leave=False)
+        if event.loss is not None:
+            self.bar.set_postfix(loss=f"{event.loss:.4g}", refresh=False)
         step = event.done - self.bar.n
         if step > 0:
             self.bar.update(step)

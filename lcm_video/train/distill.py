@@ -1,0 +1,501 @@
+"""``lcm-video distill``: latent consistency distillation (LCD) of a teacher into a few-step LCM.
+
+One training step, as in the LCM paper (Algorithm 1) and diffusers' ``train_lcm_distill_{lora_,}sd_wds.py``:
+
+    x_t  = √ᾱ_t·z + √(1−ᾱ_t)·ε                       t on the DDIM solver's points (19, 39, …, 999)
+    w    ~ U[w_min, w_max]
+    pred = f_θ(x_t, t)                               the student, through the consistency boundary scalings
+    x̂    = DDIM step of the CFG-guided teacher       x_t → x_{t−k} with x̂0 = x̂0_c + w(x̂0_c − x̂0_u), ε̂ likewise
+    tgt  = f_θ⁻(x̂, t−k)                              the target network: an EMA of the student, no gradient
+    loss = Huber(pred, tgt)
+
+``mode="lora"`` trains LoRA adapters on the teacher's UNet (LCM-LoRA: no guidance embedding; the teacher is the same
+UNet with its adapters switched off, the EMA target a second adapter); ``mode="full"`` trains a copy of the UNet with a
+w-embedding (``time_cond_proj_dim=256``) and an EMA copy as target. Every random draw of a step (data, noise,
+timesteps, w) is a function of (seed, step, process), so a resumed run continues the very same loss curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import LORA_TARGETS, DistillConfig, resolve_distill
+from ..errors import UserError
+from ..pipelines.events import OnProgress, Progress, default_progress
+from .consistency import DDIMSolver, boundary_scalings, guided, huber, predicted_eps, predicted_x0
+from .data import Sample, load_pixels, open_dataset
+
+W_EMBEDDING = 256  # the full student's guidance-embedding width, as LCM Dreamshaper's time_cond_proj_dim
+LORA_FILE = "pytorch_lora_weights.safetensors"
+
+
+@dataclass(frozen=True)
+class DistillResult:
+    """What a distillation produced: ``output`` (the LoRA file, or the model folder), the steps run in this call,
+    the loss of every step from the first (a resumed run's history included), and wall seconds."""
+
+    output: Path
+    steps: int
+    losses: tuple[float, ...]
+    seconds: float
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Set-up.
+
+
+def _device(name: str) -> torch.device:
+    from ..models.device import pick_device
+
+    return pick_device(name)
+
+
+def _teacher(cfg: DistillConfig, device: torch.device):
+    """The teacher's pipeline container, frozen, on ``device``; a UserError if it is already an LCM."""
+    from ..models.loading import load_models
+
+    dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device.type == "cuda" else "float32")
+    models = load_models(cfg.teacher, device=str(device), dtype=dtype)
+    if models.uses_guidance_embedding:
+        raise UserError(
+            f"--teacher {cfg.teacher!r} is already a latent consistency model (its UNet has a guidance embedding); "
+            "give the model it was distilled from, or use it as it is"
+        )
+    pipe = models.pipe
+    pipe.vae.to(torch.float32)  # the VAE in float32 "to avoid NaN losses", as diffusers' scripts keep it
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        module.requires_grad_(False)
+    return models
+
+
+def _lora_student(unet, cfg: DistillConfig):
+    """Adapters ``default`` (trained) and ``target`` (its EMA) on the teacher's UNet; returns the trained params."""
+    from peft import LoraConfig
+
+    targets = [t for t in LORA_TARGETS if any(n.endswith(t) for n, _ in unet.named_modules())]
+    config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_rank, target_modules=targets, init_lora_weights="gaussian")
+    unet.add_adapter(config, adapter_name="default")
+    unet.add_adapter(copy.deepcopy(config), adapter_name="target")
+    params = dict(unet.named_parameters())
+    for name, p in params.items():
+        p.requires_grad_(".default." in name)
+    with torch.no_grad():
+        for name, p in params.items():
+            if ".target." in name:
+                p.copy_(params[name.replace(".target.", ".default.")])
+    unet.set_adapter("default")
+    return [p for n, p in params.items() if ".default." in n]
+
+
+def _full_student(unet):
+    """A UNet of the teacher's shape with a w-embedding, initialised from the teacher (the embedding from scratch)."""
+    from diffusers import UNet2DConditionModel
+
+    student = UNet2DConditionModel.from_config({**unet.config, "time_cond_proj_dim": W_EMBEDDING})
+    missing, unexpected = student.load_state_dict(unet.state_dict(), strict=False)
+    assert not unexpected and all("time_embedding.cond_proj" in k for k in missing), (missing, unexpected)
+    student.to(unet.device, torch.float32).train()
+    return student
+
+
+class _Trainer:
+    """The student, target and teacher views of one distillation, and one training step."""
+
+    def __init__(self, cfg: DistillConfig, models, accelerator):
+        self.cfg, self.models, self.accelerator = cfg, models, accelerator
+        pipe = models.pipe
+        self.teacher = pipe.unet
+        self.device = models.device
+        sched = models.scheduler
+        self.prediction_type = sched.config.prediction_type
+        self.timestep_scaling = float(sched.config.get("timestep_scaling", 10.0))
+        self.alphas_cumprod = sched.alphas_cumprod.float().to(self.device)
+        self.solver = DDIMSolver(sched.alphas_cumprod, cfg.ddim_points)
+        if cfg.mode == "lora":
+            self.teacher.to(torch.float32)  # adapters train in float32 on top of the base weights
+            self.params = _lora_student(self.teacher, cfg)
+            self.student = self.teacher
+            self.target = None
+        else:
+            self.student = _full_student(self.teacher)
+            self.params = list(self.student.parameters())
+            self.target = copy.deepcopy(self.student).requires_grad_(False).eval()
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, weight_decay=0.0)
+        self.student, self.optimizer = accelerator.prepare(self.student, self.optimizer)
+        self._text: dict[str, torch.Tensor] = {}
+
+    # The frozen parts --------------------------------------------------------------------------------------------
+
+    def text(self, captions: list[str]) -> torch.Tensor:
+        """(b, 77, D) text states of ``captions``, each encoded once."""
+        for c in captions:
+            if c not in self._text:
+                with torch.no_grad():
+                    self._text[c] = self.models.pipe.encode_prompt(c, self.device, 1, False)[0][0]
+        return torch.stack([self._text[c] for c in captions])
+
+    @torch.no_grad()
+    def latents(self, pixels: np.ndarray, gen: torch.Generator) -> torch.Tensor:
+        """uint8 (b, h, w, 3) → scaled latents (b, 4, h/8, w/8): a VAE posterior sample drawn with ``gen``."""
+        vae = self.models.vae
+        x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(self.device)
+        dist = vae.encode(x).latent_dist
+        z = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=gen).to(self.device)
+        shift = float(vae.config.get("shift_factor") or 0.0)
+        return (z - shift) * float(vae.config.scaling_factor)
+
+    def w_embedding(self, w: torch.Tensor) -> torch.Tensor | None:
+        if self.cfg.mode == "lora":
+            return None
+        from diffusers import StableDiffusionPipeline
+
+        emb = StableDiffusionPipeline.get_guidance_scale_embedding(self.models.pipe, w, embedding_dim=W_EMBEDDING)
+        return emb.to(self.device)
+
+    def _unet(self, unet, x, t, states, tcond=None) -> torch.Tensor:
+        dtype = unet.dtype
+        out = unet(x.to(dtype), t, encoder_hidden_states=states.to(dtype), timestep_cond=tcond, return_dict=False)[0]
+        return out.float()
+
+    def _teacher_out(self, x, t, states) -> torch.Tensor:
+        if self.cfg.mode == "lora":
+            unet = self.accelerator.unwrap_model(self.student)
+            unet.disable_adapters()
+            try:
+                return self._unet(unet, x, t, states)
+            finally:
+                unet.enable_adapters()
+                unet.set_adapter("default")
+        return self._unet(self.teacher, x, t, states)
+
+    def _target_out(self, x, t, states, tcond) -> torch.Tensor:
+        if self.cfg.mode == "lora":
+            unet = self.accelerator.unwrap_model(self.student)
+            unet.set_adapter("target" if self.cfg.ema_decay > 0 else "default")
+            try:
+                return self._unet(unet, x, t, states)
+            finally:
+                unet.set_adapter("default")
+        target = self.target if self.cfg.ema_decay > 0 else self.accelerator.unwrap_model(self.student)
+        return self._unet(target, x, t, states, tcond)
+
+    # One step ------------------------------------------------------------------------------------------------------
+
+    def loss(self, z: torch.Tensor, states: torch.Tensor, uncond: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The consistency distillation loss of latents z (b, 4, h, w) with their text states (b, 77, D)."""
+        b = z.shape[0]
+        solver = self.solver
+        index = torch.randint(0, len(solver), (b,), generator=gen)
+        t, t_prev = solver.timesteps[index].to(self.device), solver.prev_timesteps[index].to(self.device)
+        noise = torch.randn(z.shape, generator=gen).to(self.device)
+        w = (self.cfg.w_max - self.cfg.w_min) * torch.rand(b, generator=gen) + self.cfg.w_min
+        a_t = self.alphas_cumprod[t]
+        x_t = a_t.sqrt().view(-1, 1, 1, 1) * z + (1 - a_t).sqrt().view(-1, 1, 1, 1) * noise
+        tcond = self.w_embedding(w)
+        c_skip0, c_out0 = (c.view(-1, 1, 1, 1) for c in boundary_scalings(t, self.timestep_scaling))
+        c_skip, c_out = (c.view(-1, 1, 1, 1) for c in boundary_scalings(t_prev, self.timestep_scaling))
+
+        out = self._unet(self.student, x_t, t, states, tcond)
+        pred = c_skip0 * x_t + c_out0 * predicted_x0(out, x_t, a_t, self.prediction_type)
+        with torch.no_grad():
+            pt = self.prediction_type
+            cond = self._teacher_out(x_t, t, states)
+            uncond_out = self._teacher_out(x_t, t, uncond.expand(b, -1, -1))
+            x0 = guided(predicted_x0(cond, x_t, a_t, pt), predicted_x0(uncond_out, x_t, a_t, pt), w.to(self.device))
+            eps = guided(predicted_eps(cond, x_t, a_t, pt), predicted_eps(uncond_out, x_t, a_t, pt), w.to(self.device))
+            x_prev = solver.step(x0, eps, index)
+            a_prev = self.alphas_cumprod[t_prev]
+            target_out = self._target_out(x_prev, t_prev, states, tcond)
+            target = c_skip * x_prev + c_out * predicted_x0(target_out, x_prev, a_prev, pt)
+        if self.cfg.loss == "l2":
+            return torch.nn.functional.mse_loss(pred.float(), target.float())
+        return huber(pred, target, self.cfg.huber_c)
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        """target ← decay·target + (1 − decay)·student."""
+        decay = self.cfg.ema_decay
+        if decay <= 0:
+            return
+        student = self.accelerator.unwrap_model(self.student)
+        if self.cfg.mode == "lora":
+            params = dict(student.named_parameters())
+            for name, p in params.items():
+                if ".target." in name:
+                    p.lerp_(params[name.replace(".target.", ".default.")], 1 - decay)
+            return
+        for t, s in zip(self.target.parameters(), student.parameters(), strict=True):
+            t.lerp_(s.detach(), 1 - decay)
+
+    # State -------------------------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        student = self.accelerator.unwrap_model(self.student)
+        if self.cfg.mode == "lora":
+            trained = {
+                n: p.detach().clone() for n, p in student.named_parameters() if ".default." in n or ".target." in n
+            }
+            return {"student": trained, "optimizer": self.optimizer.state_dict()}
+        return {
+            "student": student.state_dict(),
+            "target": self.target.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        student = self.accelerator.unwrap_model(self.student)
+        if self.cfg.mode == "lora":
+            params = dict(student.named_parameters())
+            with torch.no_grad():
+                for name, value in state["student"].items():
+                    params[name].copy_(value)
+        else:
+            student.load_state_dict(state["student"])
+            self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Checkpoints: written whole or not at all.
+
+
+def _fingerprint(cfg: DistillConfig) -> dict[str, Any]:
+    """The settings a checkpoint must share with a run that resumes it (not: steps, save/validate cadence, quiet)."""
+    keep = {
+        k: v for k, v in cfg.flat().items() if k not in ("steps", "save_every", "validate_every", "quiet", "resume")
+    }
+    return json.loads(json.dumps(keep, default=str))
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise UserError(
+                f"the disk is full while writing {str(path)!r}; free some space and rerun with --resume"
+            ) from None
+        raise UserError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def save_checkpoint(folder: Path, step: int, trainer: _Trainer, losses: list[float], cfg: DistillConfig) -> Path:
+    """``folder/step_NNNNNN.pt`` (weights, optimizer, loss history, settings); older ones but the last are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"step_{step:06d}.pt"
+    _atomic_save({"step": step, "losses": losses, "config": _fingerprint(cfg), **trainer.state()}, path)
+    for old in sorted(folder.glob("step_*.pt"))[:-2]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob("step_*.pt"))
+    return found[-1] if found else None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Outputs.
+
+
+def _validation_prompts(cfg: DistillConfig, samples: list[Sample]) -> list[str]:
+    if cfg.validation_prompt:
+        return list(cfg.validation_prompt)
+    return list(dict.fromkeys(s.caption for s in samples))[:4]
+
+
+@torch.no_grad()
+def validation_grid(trainer: _Trainer, prompts: list[str], path: Path, size: int, seed: int) -> Path:
+    """A PNG grid: one row per prompt, columns at 1, 2 and 4 LCM steps, the same seed in every cell."""
+    import imageio.v3 as iio
+    from diffusers import LatentConsistencyModelPipeline, LCMScheduler, StableDiffusionPipeline
+
+    pipe = trainer.models.pipe
+    student = trainer.accelerator.unwrap_model(trainer.student)
+    parts = {"vae": pipe.vae, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer, "unet": student}
+    scheduler = LCMScheduler.from_config(pipe.scheduler.config)
+    common = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    if trainer.cfg.mode == "lora":
+        view = StableDiffusionPipeline(**parts, scheduler=scheduler, **common)
+        guidance = 1.0
+    else:
+        view = LatentConsistencyModelPipeline(**parts, scheduler=scheduler, **common)
+        guidance = 1.0 + (trainer.cfg.w_min + trainer.cfg.w_max) / 2
+    view.set_progress_bar_config(disable=True)
+    was_training = student.training
+    student.eval()
+    rows = []
+    for prompt in prompts:
+        cells = []
+        for steps in (1, 2, 4):
+            gen = torch.Generator().manual_seed(seed)
+            img = view(
+                prompt,
+                height=size,
+                width=size,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=gen,
+                output_type="np",
+            ).images[0]
+            cells.append((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
+        rows.append(np.concatenate(cells, axis=1))
+    student.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    iio.imwrite(tmp, np.concatenate(rows, axis=0))
+    os.replace(tmp, path)
+    return path
+
+
+def _save_output(trainer: _Trainer, out: Path) -> Path:
+    """The LoRA file (diffusers format, loads with ``--lora``) or a whole diffusers model folder (``--model``)."""
+    from diffusers import LCMScheduler, StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    pipe = trainer.models.pipe
+    student = trainer.accelerator.unwrap_model(trainer.student)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".staging.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if trainer.cfg.mode == "lora":
+            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(student, adapter_name="default"))
+            StableDiffusionPipeline.save_lora_weights(staging, unet_lora_layers=layers, safe_serialization=True)
+            os.replace(staging / LORA_FILE, out / LORA_FILE)
+            return out / LORA_FILE
+        model = StableDiffusionPipeline(
+            vae=pipe.vae,
+            text_encoder=pipe.text_encoder,
+            tokenizer=pipe.tokenizer,
+            unet=student,
+            scheduler=LCMScheduler.from_config(pipe.scheduler.config),
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        model.save_pretrained(staging)
+        for item in staging.iterdir():
+            dest = out / item.name
+            if dest.is_dir():
+                shutil.rmtree(dest)
+            os.replace(item, dest)
+        return out
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise UserError(f"the disk is full while writing into {str(out)!r}; free some space and rerun") from None
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The loop.
+
+
+def _generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The generator of one step of one process: a pure function of (seed, step, rank)."""
+    state = np.random.SeedSequence([seed, step, rank]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
+
+def distill(
+    teacher: str | None = None,
+    data: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    config: DistillConfig | str | Path | None = None,
+    on_progress: OnProgress | None = None,
+    **options: Any,
+) -> DistillResult:
+    """Distil ``teacher`` on ``data`` into ``out``; options as ``lcm-video distill --help`` (``_`` for ``-``).
+
+    Returns the output (``out/pytorch_lora_weights.safetensors`` for LoRA, ``out`` as a diffusers model folder for
+    full) and the loss curve. ``on_progress`` gets a :class:`ProgressEvent` per step (stage ``train``, ``loss`` set);
+    raising :class:`Cancelled` from it stops after the step, keeping the last checkpoint for ``resume=True``.
+    """
+    from accelerate import Accelerator
+
+    t0 = time.perf_counter()
+    given = {k: v for k, v in (("teacher", teacher), ("data", data), ("out", out)) if v is not None}
+    cfg = resolve_distill(config, {**given, **options}, "distill() arguments")
+    out_dir = Path(cfg.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {cfg.out!r} is a file; give a folder")
+    if Path(cfg.data).is_dir() and out_dir.resolve().is_relative_to(Path(cfg.data).resolve()):
+        raise UserError(f"--out {cfg.out!r} is inside --data; its validation images would become training data")
+    samples = open_dataset(cfg.data)
+    device = _device(cfg.device)
+    accelerator = Accelerator(cpu=device.type == "cpu")
+    models = _teacher(cfg, device)
+    trainer = _Trainer(cfg, models, accelerator)
+    checkpoints = out_dir / "checkpoints"
+    start, losses = 0, []
+    if cfg.resume:
+        found = latest_checkpoint(checkpoints)
+        if found is None:
+            raise UserError(f"--resume: no checkpoint in {str(checkpoints)!r}; drop --resume to start afresh")
+        state = torch.load(found, map_location=device, weights_only=False)
+        if state["config"] != _fingerprint(cfg):
+            changed = sorted(k for k in state["config"] if state["config"][k] != _fingerprint(cfg).get(k))
+            raise UserError(
+                f"--resume: {found.name} was made with other settings ({', '.join(changed)}); use a new --out or the "
+                "same settings"
+            )
+        trainer.load_state(state)
+        start, losses = int(state["step"]), list(state["losses"])
+    uncond = trainer.text([""])
+    prompts = _validation_prompts(cfg, samples)
+    rank = accelerator.process_index
+    with default_progress(on_progress, "distill", cfg.quiet or not accelerator.is_main_process) as callback:
+        progress = Progress(callback, cfg.steps)
+        progress.done = start
+        progress.emit("load")
+        for step in range(start, cfg.steps):
+            gen = _generator(cfg.seed, step, rank)
+            picks = torch.randint(0, len(samples), (cfg.batch_size,), generator=gen).tolist()
+            batch = [samples[i] for i in picks]
+            z = trainer.latents(np.stack([load_pixels(s, cfg.resolution) for s in batch]), gen)
+            loss = trainer.loss(z, trainer.text([s.caption for s in batch]), uncond, gen)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(trainer.params, 1.0)
+            trainer.optimizer.step()
+            trainer.optimizer.zero_grad(set_to_none=True)
+            trainer.update_target()
+            value = float(accelerator.reduce(loss.detach(), reduction="mean"))
+            if not math.isfinite(value):
+                raise UserError(f"the loss became {value} at step {step + 1}; lower --lr or use --dtype float32")
+            losses.append(value)
+            done = step + 1
+            if accelerator.is_main_process:
+                if done % cfg.save_every == 0 or done == cfg.steps:
+                    save_checkpoint(checkpoints, done, trainer, losses, cfg)
+                if cfg.validate_every and done % cfg.validate_every == 0:
+                    validation_grid(
+                        trainer, prompts, out_dir / "validation" / f"step_{done:06d}.png", cfg.resolution, cfg.seed
+                    )
+            progress.emit("train", 1, loss=value)
+        accelerator.wait_for_everyone()
+        output = out_dir
+        if accelerator.is_main_process:
+            validation_grid(
+                trainer, prompts, out_dir / "validation" / f"step_{cfg.steps:06d}.png", cfg.resolution, cfg.seed
+            )
+            output = _save_output(trainer, out_dir)
+        progress.emit("done")
+    return DistillResult(Path(output), cfg.steps - start, tuple(losses), time.perf_counter() - t0)

@@ -12,7 +12,7 @@ import warnings
 
 from ..config import EXTRA_OPTIONS, SETTINGS, resolve
 from ..errors import UserError
-from ..options import BATCH, EVAL, GENERATE, STYLIZE
+from ..options import BATCH, DISTILL, EVAL, GENERATE, STYLIZE
 from ..pipelines.prepare import prepare_generate, prepare_stylize
 from .parser import PROG, build_parser
 
@@ -91,6 +91,21 @@ def _run_batch(ns: argparse.Namespace) -> int:
     return 0 if all(r["status"] == "done" for r in rows) else 1
 
 
+def _run_distill(ns: argparse.Namespace) -> int:
+    from ..config import DISTILL_SETTINGS, resolve_distill
+
+    cfg = resolve_distill(None, {k: v for k, v in vars(ns).items() if k in DISTILL_SETTINGS}, "command-line options")
+    from ..train.data import open_dataset
+
+    open_dataset(cfg.data)  # a bad data set fails before torch is imported
+    from ..train.distill import distill
+
+    res = distill(config=cfg)
+    if not cfg.quiet:
+        print(f"wrote {res.output} after {len(res.losses)} steps (loss {res.losses[-1]:.4g})", file=sys.stderr)
+    return 0
+
+
 def _run_eval(ns: argparse.Namespace) -> int:
     from ..metrics import evaluate
 
@@ -116,7 +131,14 @@ def _run_models(ns: argparse.Namespace) -> int:
     return 0
 
 
-RUN = {STYLIZE: _run_stylize, GENERATE: _run_generate, BATCH: _run_batch, EVAL: _run_eval, "models": _run_models}
+RUN = {
+    STYLIZE: _run_stylize,
+    GENERATE: _run_generate,
+    BATCH: _run_batch,
+    DISTILL: _run_distill,
+    EVAL: _run_eval,
+    "models": _run_models,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import options_for
-from ..options import BATCH, EVAL, GENERATE, STYLIZE, Option, did_you_mean
+from ..options import BATCH, DISTILL, EVAL, GENERATE, STYLIZE, Option, did_you_mean
 
 PROG = "lcm-video"
 
@@ -23,6 +23,11 @@ COMMANDS = {
     BATCH: (
         "render a job file of many renders, resumable, across processes (accelerate launch / torchrun)",
         "Render every job of JOBS.yaml under --out; rerun the same command to resume after a crash.",
+    ),
+    DISTILL: (
+        "distil a model into a few-step latent consistency model (LCM-LoRA or full)",
+        "Latent consistency distillation of --teacher on captioned --data into --out: an LCM-LoRA (--lora OUT/"
+        "pytorch_lora_weights.safetensors) or a full LCM (--model OUT).",
     ),
     EVAL: (
         "temporal consistency and fidelity metrics of a video",

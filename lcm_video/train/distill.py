@@ -86,7 +86,9 @@ def _lora_student(unet, cfg: DistillConfig):
 
     targets = [t for t in LORA_TARGETS if any(n.endswith(t) for n, _ in unet.named_modules())]
     config = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_rank, target_modules=targets, init_lora_weights="gaussian")
-    unet.add_adapter(config, adapter_name="default")
+    with torch.random.fork_rng(devices=[]):  # the adapters' initial A: the same for the same seed, run after run
+        torch.manual_seed(cfg.seed)
+        unet.add_adapter(config, adapter_name="default")
     unet.add_adapter(copy.deepcopy(config), adapter_name="target")
     params = dict(unet.named_parameters())
     for name, p in params.items():
@@ -99,11 +101,13 @@ def _lora_student(unet, cfg: DistillConfig):
     return [p for n, p in params.items() if ".default." in n]
 
 
-def _full_student(unet):
-    """A UNet of the teacher's shape with a w-embedding, initialised from the teacher (the embedding from scratch)."""
+def _full_student(unet, seed: int):
+    """A UNet of the teacher's shape with a w-embedding, initialised from the teacher (the embedding from ``seed``)."""
     from diffusers import UNet2DConditionModel
 
-    student = UNet2DConditionModel.from_config({**unet.config, "time_cond_proj_dim": W_EMBEDDING})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        student = UNet2DConditionModel.from_config({**unet.config, "time_cond_proj_dim": W_EMBEDDING})
     missing, unexpected = student.load_state_dict(unet.state_dict(), strict=False)
     assert not unexpected and all("time_embedding.cond_proj" in k for k in missing), (missing, unexpected)
     student.to(unet.device, torch.float32).train()
@@ -129,7 +133,7 @@ class _Trainer:
             self.student = self.teacher
             self.target = None
         else:
-            self.student = _full_student(self.teacher)
+            self.student = _full_student(self.teacher, cfg.seed)
             self.params = list(self.student.parameters())
             self.target = copy.deepcopy(self.student).requires_grad_(False).eval()
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, weight_decay=0.0)
@@ -365,7 +369,6 @@ def validation_grid(trainer: _Trainer, prompts: list[str], path: Path, size: int
 def _save_output(trainer: _Trainer, out: Path) -> Path:
     """The LoRA file (diffusers format, loads with ``--lora``) or a whole diffusers model folder (``--model``)."""
     from diffusers import LCMScheduler, StableDiffusionPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
     pipe = trainer.models.pipe
@@ -375,7 +378,9 @@ def _save_output(trainer: _Trainer, out: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         if trainer.cfg.mode == "lora":
-            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(student, adapter_name="default"))
+            layers = get_peft_model_state_dict(
+                student, adapter_name="default"
+            )  # PEFT keys: load_lora_weights reads them
             StableDiffusionPipeline.save_lora_weights(staging, unet_lora_layers=layers, safe_serialization=True)
             os.replace(staging / LORA_FILE, out / LORA_FILE)
             return out / LORA_FILE

@@ -1,0 +1,199 @@
+"""Consistency distillation: its pieces against diffusers' own schedulers, the LoRA student at initialisation, a short
+run whose loss falls, resume on the same curve, and outputs that load back through the project's loading code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDIMScheduler, LCMScheduler
+from PIL import Image
+
+from lcm_video import cli
+from lcm_video.errors import UserError
+from lcm_video.train.consistency import DDIMSolver, boundary_scalings, huber
+from lcm_video.train.distill import LORA_FILE, distill
+
+SQUARES = [((255, 0, 0), "red"), ((0, 0, 255), "blue")]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """Two captioned 32x32 images: a red and a blue square on white."""
+    folder = tmp_path_factory.mktemp("data")
+    for i, (colour, name) in enumerate(SQUARES):
+        img = np.full((32, 32, 3), 255, np.uint8)
+        img[8:24, 8:24] = colour
+        Image.fromarray(img).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(f"a {name} square on a white background")
+    return folder
+
+
+FAST = {"batch_size": 2, "resolution": 32, "lora_rank": 4, "device": "cpu", "quiet": True, "w_min": 0.0, "w_max": 1.0}
+
+
+def test_boundary_scalings_are_lcmschedulers_and_the_identity_at_zero():
+    sched = LCMScheduler()
+    t = torch.tensor([0, 1, 19, 259, 999])
+    c_skip, c_out = boundary_scalings(t, sched.config.timestep_scaling)
+    assert c_skip[0] == 1.0 and c_out[0] == 0.0
+    for i, ti in enumerate(t.tolist()):
+        ref_skip, ref_out = sched.get_scalings_for_boundary_condition_discrete(ti)
+        assert abs(c_skip[i] - ref_skip) < 1e-7 and abs(c_out[i] - ref_out) < 1e-7
+
+
+def test_one_ddim_solver_step_equals_ddimscheduler_step():
+    betas = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+    ddim = DDIMScheduler(**betas, timestep_spacing="trailing", set_alpha_to_one=False, clip_sample=False)  # as SD
+    ddim.set_timesteps(50)
+    solver = DDIMSolver(ddim.alphas_cumprod, 50)
+    assert sorted(ddim.timesteps.tolist()) == solver.timesteps.tolist()  # 19, 39, ..., 999
+    g = torch.Generator().manual_seed(0)
+    for index in (0, 1, 24, 49):
+        t = int(solver.timesteps[index])
+        x, eps = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
+        a = ddim.alphas_cumprod[t]
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        ours = solver.step(x0, eps, torch.tensor([index]))
+        ref = ddim.step(eps, t, x).prev_sample
+        assert torch.allclose(ours, ref, atol=1e-5), (index, (ours - ref).abs().max())
+
+
+def test_huber_is_zero_on_equal_inputs_quadratic_near_zero_and_linear_far_out():
+    x = torch.randn(4, 4, 8, 8)
+    assert huber(x, x, 0.001) == 0
+    near = huber(x, x + 1e-4, 1e-2)
+    assert abs(near / (1e-8 / (2 * 1e-2)) - 1) < 1e-3  # √(d² + c²) − c ≈ d²/2c for d ≪ c
+    far = huber(x, x + 10.0, 1e-3)
+    assert abs(far - (10.0 - 1e-3)) < 1e-4  # ≈ |d| − c for d ≫ c
+
+
+def test_a_fresh_lora_student_equals_the_teacher(data):
+    from accelerate import Accelerator
+
+    from lcm_video.config import resolve_distill
+    from lcm_video.train.distill import _teacher, _Trainer
+
+    cfg = resolve_distill(None, {"teacher": "tiny-lora", "data": str(data), "out": "unused", **FAST})
+    trainer = _Trainer(cfg, _teacher(cfg, torch.device("cpu")), Accelerator(cpu=True))
+    unet = trainer.student
+    x, t, states = torch.randn(2, 4, 4, 4), torch.tensor([499, 499]), trainer.text(["a", "b"])
+    student = trainer._unet(unet, x, t, states)
+    teacher = trainer._teacher_out(x, t, states)
+    assert len(trainer.params) > 0 and all(p.requires_grad for p in trainer.params)
+    assert torch.equal(student, teacher)
+    with torch.no_grad():
+        for p in trainer.params:  # a trained adapter (B no longer zero) does change the output: the check can fail
+            p.add_(0.1)
+    assert not torch.equal(trainer._unet(unet, x, t, states), teacher)
+
+
+@pytest.fixture(scope="module")
+def lora_run(data, tmp_path_factory):
+    """30 steps of LoRA distillation."""
+    return distill("tiny-lora", data, tmp_path_factory.mktemp("lora"), steps=30, lr=1e-2, save_every=10, **FAST)
+
+
+@pytest.mark.slow
+def test_the_loss_falls_on_a_short_run(lora_run):
+    losses = lora_run.losses
+    assert len(losses) == 30 and np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10]), losses
+
+
+@pytest.mark.slow
+def test_the_saved_lora_loads_fuses_and_matches_the_trained_student(lora_run, data):
+    from accelerate import Accelerator
+
+    from lcm_video.config import resolve_distill
+    from lcm_video.models.loading import load_models
+    from lcm_video.train.distill import _teacher, _Trainer, latest_checkpoint
+
+    assert lora_run.output.name == LORA_FILE
+    cfg = resolve_distill(None, {"teacher": "tiny-lora", "data": str(data), "out": "unused", **FAST})
+    trained = _Trainer(cfg, _teacher(cfg, torch.device("cpu")), Accelerator(cpu=True))
+    trained.load_state(torch.load(latest_checkpoint(lora_run.output.parent / "checkpoints"), weights_only=False))
+    base = load_models("tiny-lora", device="cpu")
+    tuned = load_models("tiny-lora", lora=[str(lora_run.output)], device="cpu")  # the project's loader: fused
+    x, t = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(1)), torch.tensor([259])
+    states = base.text_conditioning("a red square on a white background", "", 1.0)[0]([0])
+    with torch.no_grad():
+        before = base.unet(x, t, encoder_hidden_states=states).sample
+        fused = tuned.unet(x, t, encoder_hidden_states=states).sample
+        student = trained._unet(trained.student, x, t, states)
+    assert (fused - before).abs().max() > 1e-3  # the LoRA changed the UNet ...
+    assert torch.allclose(fused, student, atol=1e-5), (fused - student).abs().max()  # ... into the trained student
+    grid = lora_run.output.parent / "validation" / "step_000030.png"
+    assert grid.is_file() and np.asarray(Image.open(grid)).shape == (2 * 32, 3 * 32, 3)  # prompts x (1, 2, 4 steps)
+
+
+@pytest.mark.slow
+def test_resume_continues_the_same_loss_curve(data, tmp_path):
+    whole = distill("tiny-lora", data, tmp_path / "whole", steps=6, save_every=3, lr=1e-2, **FAST)
+    first = distill("tiny-lora", data, tmp_path / "parts", steps=3, save_every=3, lr=1e-2, **FAST)
+    rest = distill("tiny-lora", data, tmp_path / "parts", steps=6, save_every=3, lr=1e-2, resume=True, **FAST)
+    assert first.losses == whole.losses[:3] and rest.steps == 3
+    assert rest.losses == whole.losses  # bit for bit: every draw of a step is keyed on (seed, step)
+    with pytest.raises(UserError, match="other settings"):
+        distill("tiny-lora", data, tmp_path / "parts", steps=8, lr=2e-2, resume=True, **FAST)
+
+
+@pytest.mark.slow
+def test_full_mode_saves_a_model_that_loads_with_model(data, tmp_path):
+    from lcm_video.models.loading import load_models
+
+    res = distill("tiny-lora", data, tmp_path / "full", mode="full", steps=3, lr=1e-3, **FAST)
+    models = load_models(str(res.output), device="cpu")
+    assert models.uses_guidance_embedding  # an LCM: guidance through a w-embedding
+    out = tmp_path / "v.mp4"
+    assert (
+        cli.main(
+            [
+                "generate",
+                "-p",
+                "a red square",
+                "-o",
+                str(out),
+                "--model",
+                str(res.output),
+                "--motion-adapter",
+                "tiny",
+                "--frames",
+                "4",
+                "--width",
+                "32",
+                "--height",
+                "32",
+                "-q",
+            ]
+        )
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    "setup,args,expect",
+    [
+        ("empty", [], "holds no images"),
+        ("uncaptioned", [], "have no caption"),
+        ("unreadable", [], "cannot read the image"),
+        ("good", ["--teacher", "tiny"], "already a latent consistency model"),
+        ("good", ["--resolution", "30"], "multiple of 8"),
+        ("good", ["--resume"], "no checkpoint"),
+    ],
+)
+def test_bad_input_is_one_line(setup, args, expect, data, tmp_path, capsys):
+    folder = tmp_path / "d"
+    folder.mkdir()
+    if setup == "uncaptioned":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "a.png")
+    if setup == "unreadable":
+        (folder / "a.png").write_bytes(b"not a png")
+        (folder / "a.txt").write_text("x")
+    source = data if setup == "good" else folder
+    argv = ["distill", "--teacher", "tiny-lora", "--data", str(source), "--out", str(tmp_path / "o"), "-q"]
+    assert cli.main([*argv, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0], err
+    assert not (tmp_path / "o").exists()

@@ -85,7 +85,7 @@ class Option:
     def default_text(self, command: str) -> str:
         """The default as a person reads it: ``4``, ``off``, ``30000/1001``, or what a derived default comes from."""
         value = self.default_for(command)
-        if value is None:
+        if value is None or (value == () and self.derived):
             derived = dict(self.derived).get(command) if isinstance(self.derived, tuple) else self.derived
             return derived or ""
         if self.kind == "bool":  # a --no-X flag is off unless given, whatever the setting's default

@@ -197,3 +197,20 @@ def test_bad_input_is_one_line(setup, args, expect, data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_toy_world_is_deterministic_and_its_captions_say_what_is_drawn(tmp_path):
+    from lcm_video.train.data import open_dataset
+    from lcm_video.train.toy import COLOURS, Scene, draw, make_toy_dataset, moving_clip
+
+    a, b = make_toy_dataset(tmp_path / "a", 12, 32, seed=3), make_toy_dataset(tmp_path / "b", 12, 32, seed=3)
+    assert all((a / p.name).read_bytes() == p.read_bytes() for p in b.iterdir())
+    samples = open_dataset(a)
+    assert len(samples) == 12 and all(s.caption.startswith(("a ", "an ")) for s in samples)
+    scene = Scene("triangle", "orange", "blue", 16.0, 16.0, 8.0)
+    img = draw(scene, 32)
+    assert scene.caption == "an orange triangle on a blue background"
+    assert tuple(img[17, 16]) == COLOURS["orange"] and tuple(img[1, 1]) == COLOURS["blue"]
+    clip = moving_clip(Scene("square", "red", "white", 8.0, 16.0, 5.0), 4, 32, (4.0, 0.0))
+    left = [int(np.argmax((clip[k, 16] == COLOURS["red"]).all(1))) for k in range(4)]  # the shape's left edge
+    assert np.diff(left).tolist() == [4, 4, 4]  # moves 4 px a frame

@@ -17,7 +17,7 @@ from lcm_video.errors import UserError
 
 from .conftest import ROOT
 
-COMMANDS = ("stylize", "generate", "batch", "eval")
+COMMANDS = ("stylize", "generate", "batch", "distill", "eval")
 
 
 def _help(command: str, capsys) -> str:

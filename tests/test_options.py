@@ -20,10 +20,11 @@ from .conftest import ROOT
 COMMANDS = ("stylize", "generate", "batch", "distill", "eval")
 
 
-def _help(command: str, capsys) -> str:
-    """``lcm-video COMMAND --help`` as printed, whitespace collapsed."""
+def _help(command: str, capsys, usage_only: bool = False) -> str:
+    """``lcm-video COMMAND --help`` as printed (or its usage lines alone), whitespace collapsed."""
     assert cli.main([command, "--help"]) == 0
-    return " ".join(capsys.readouterr().out.split())
+    text = capsys.readouterr().out
+    return " ".join((text.split("\n\n")[0] if usage_only else text).split())
 
 
 def test_readme_option_tables_are_the_declarations():
@@ -46,7 +47,7 @@ def test_the_parser_has_exactly_the_declared_flags(command, capsys):
             positionals.append(opt.name)
         else:
             flags |= {opt.short or opt.cli}  # usage shows the short form where there is one
-    usage = _help(command, capsys).split(" options:")[0].split(" positional arguments:")[0]
+    usage = _help(command, capsys, usage_only=True)
     assert set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", usage)) == flags
     assert [w for w in usage.split() if w in positionals] == positionals
 

@@ -1,0 +1,252 @@
+"""Train the toy world's models here, on a CPU, from nothing: an autoencoder, then a text-conditioned latent diffusion
+teacher (``toy-teacher``), then its LCM by ``lcm-video distill`` (``toy``). Seeded; see BENCHMARKS.md for the times.
+
+    python scripts/train_toy.py ae       --out build/toy [--steps 1500]
+    python scripts/train_toy.py teacher  --out build/toy [--steps 4000]
+    python scripts/train_toy.py data     --out build/toy [--images 4000]
+    python scripts/train_toy.py pack     --out build/toy        # fp16 copies into lcm_video/weights/
+
+The shapes are SD1.5's, small: an ``AutoencoderKL`` with 8x downsampling and 4 latent channels, a
+``UNet2DConditionModel`` (epsilon prediction, SD1.5's scaled-linear DDPM schedule over 1000 steps), a CLIP text encoder
+on the project's offline byte-level tokenizer, all trained at 64 px. Classifier-free guidance is learnt by dropping
+10% of the captions. The teacher's weights are an EMA (0.999) of the trained ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from lcm_video.models.tiny import tiny_tokenizer  # noqa: E402
+from lcm_video.train import toy  # noqa: E402
+
+SIZE = 64
+
+
+def toy_autoencoder():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(32, 64, 64, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=16,
+        sample_size=SIZE,
+    )
+
+
+def toy_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(64, 128, 128),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=64,
+        attention_head_dim=8,
+        norm_num_groups=16,
+    )
+
+
+def toy_text_encoder():
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=514,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=512,
+            eos_token_id=513,
+            pad_token_id=513,
+            projection_dim=64,
+        )
+    )
+
+
+def toy_scheduler():
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type="epsilon",
+        clip_sample=False,
+        steps_offset=1,
+    )
+
+
+def toy_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, list[str]]:
+    """(n, 3, 64, 64) float in [-1, 1] and captions: toy scenes, with a fifth plain textures."""
+    pics, caps = [], []
+    for _ in range(n):
+        if rng.random() < 0.2:
+            pics.append(toy.smooth_texture(SIZE, rng))
+            caps.append("a texture")
+            continue
+        scene = toy.random_scene(rng, SIZE)
+        tex = toy.smooth_texture(SIZE, rng) if scene.background == "textured" else None
+        pics.append(toy.draw(scene, SIZE, tex))
+        caps.append(scene.caption)
+    x = torch.from_numpy(np.stack(pics)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return x, caps
+
+
+def _log(stage: str, step: int, steps: int, loss: float, t0: float) -> None:
+    rate = (time.perf_counter() - t0) / max(1, step)
+    print(
+        f"{stage} {step}/{steps} loss {loss:.5f} ({rate:.2f} s/step, eta {rate * (steps - step) / 60:.1f} min)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def train_ae(out: Path, steps: int, batch: int, seed: int) -> None:
+    """L1 reconstruction + a 1e-6 KL term (SD's weight), Adam 1e-3 with a cosine decay; the latents' std then sets
+    ``scaling_factor`` so the diffusion model sees unit-variance latents, as SD's 0.18215 does."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    vae = toy_autoencoder().train()
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        x, _ = toy_batch(rng, batch)
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample()).sample
+        loss = (rec - x).abs().mean() + 1e-6 * post.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == steps:
+            _log("ae", step, steps, float(loss), t0)
+    vae.eval()
+    with torch.no_grad():
+        x, _ = toy_batch(np.random.default_rng(seed + 1), 256)
+        std = float(torch.cat([vae.encode(c).latent_dist.mode() for c in x.split(32)]).std())
+    vae.register_to_config(scaling_factor=1.0 / std)
+    vae.save_pretrained(out / "vae")
+    print(
+        f"ae: latent std {std:.4f} -> scaling_factor {1 / std:.5f}; {time.perf_counter() - t0:.0f} s", file=sys.stderr
+    )
+
+
+def train_teacher(out: Path, steps: int, batch: int, seed: int) -> None:
+    """Epsilon-prediction DDPM loss on the frozen autoencoder's latents; the text encoder learns with the UNet;
+    10% empty captions for classifier-free guidance; AdamW 5e-4 (100 warm-up steps, cosine); EMA 0.999."""
+    import copy
+
+    from diffusers import AutoencoderKL, StableDiffusionPipeline
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    vae = AutoencoderKL.from_pretrained(out / "vae").eval().requires_grad_(False)
+    unet, text, tok, noise_sched = toy_unet().train(), toy_text_encoder().train(), tiny_tokenizer(), toy_scheduler()
+    ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text).eval()
+    params = [*unet.parameters(), *text.parameters()]
+    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=1e-2)
+    warm = 100
+
+    def lr(s: int) -> float:
+        return min(1.0, s / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr)
+    acp = noise_sched.alphas_cumprod
+    scale = vae.config.scaling_factor
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        x, caps = toy_batch(rng, batch)
+        caps = ["" if rng.random() < 0.1 else c for c in caps]
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.sample() * scale
+        ids = tok(caps, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        states = text(ids)[0]
+        t = torch.randint(0, 1000, (batch,))
+        eps = torch.randn_like(z)
+        a = acp[t].view(-1, 1, 1, 1)
+        x_t = a.sqrt() * z + (1 - a).sqrt() * eps
+        loss = F.mse_loss(unet(x_t, t, encoder_hidden_states=states).sample, eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for ema, live in ((ema_unet, unet), (ema_text, text)):
+                for pe, pl in zip(ema.parameters(), live.parameters(), strict=True):
+                    pe.lerp_(pl, 1 - 0.999)
+        if step % 50 == 0 or step == steps:
+            _log("teacher", step, steps, float(loss), t0)
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=ema_text,
+        tokenizer=tok,
+        unet=ema_unet,
+        scheduler=noise_sched,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(out / "toy-teacher")
+    print(f"teacher: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+
+
+def make_data(out: Path, images: int, seed: int) -> None:
+    toy.make_toy_dataset(out / "data", images, SIZE, seed=seed)
+    print(f"data: {images} captioned images in {out / 'data'}", file=sys.stderr)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stage", choices=["ae", "teacher", "data"])
+    ap.add_argument("--out", type=Path, default=ROOT / "build" / "toy")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--images", type=int, default=4000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    if args.stage == "ae":
+        train_ae(args.out, args.steps or 1500, args.batch or 16, args.seed)
+    elif args.stage == "teacher":
+        train_teacher(args.out, args.steps or 4000, args.batch or 64, args.seed)
+    else:
+        make_data(args.out, args.images, args.seed)
+    with open(args.out / "times.json", "a") as f:
+        f.write(
+            json.dumps({"stage": args.stage, "seconds": round(time.perf_counter() - t0, 1), **vars(args)}, default=str)
+            + "\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

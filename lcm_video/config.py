@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import yaml
 
 from .errors import UserError
-from .models.presets import DEFAULT_MODEL, DEFAULT_MOTION, PRESETS, TINY_MODELS, motion_preset
+from .models.presets import DEFAULT_MODEL, DEFAULT_MOTION, PRESETS, SMALL_MODELS, motion_preset
 from .options import BATCH, DISTILL, EVAL, GENERATE, RENDER, STYLIZE, Option, did_you_mean, option, options_of
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -97,7 +97,7 @@ class ModelConfig:
     motion_adapter: str | None = option(
         None,
         "motion module: preset (animatelcm, animatediff-v1-5-2, tiny), hub id, directory or file",
-        derived={STYLIZE: "none", GENERATE: "animatelcm (tiny with tiny models)"},
+        derived={STYLIZE: "none", GENERATE: "animatelcm (tiny with the tiny and toy models)"},
         metavar="NAME",
         doc="motion preset, hub id, diffusers directory or single file; for stylize it turns on motion-aware windows",
     )
@@ -262,7 +262,7 @@ class FramesConfig:
     width: int | None = option(
         None,
         "output width, a multiple of 8",
-        derived={STYLIZE: "source size, longer side ≤ 768", GENERATE: "512 (64 for tiny models)"},
+        derived={STYLIZE: "source size, longer side ≤ 768", GENERATE: "512 (64 for the tiny and toy models)"},
         multiple_of=8,
         metavar="W",
         doc="multiples of 8; one alone keeps the aspect; both: scaled to cover, centre-cropped",
@@ -708,13 +708,13 @@ def resolve(
 
 
 def derive_generate(cfg: RenderConfig, loaded_model: str | None = None) -> RenderConfig:
-    """Fill generate's derived defaults: the motion adapter (``tiny`` for tiny models, else AnimateLCM), the model
-    (the adapter preset's base), the size (512², 64² for tiny models)."""
+    """Fill generate's derived defaults: the motion adapter (``tiny`` for the tiny and toy models, else AnimateLCM),
+    the model (the adapter preset's base), the size (512², 64² for the tiny and toy models)."""
     model = cfg.model.model or loaded_model
-    adapter = cfg.model.motion_adapter or ("tiny" if model in TINY_MODELS else DEFAULT_MOTION)
+    adapter = cfg.model.motion_adapter or ("tiny" if model in SMALL_MODELS else DEFAULT_MOTION)
     mpreset = motion_preset(adapter)
     model = model or (mpreset.base if mpreset else PRESETS["sd15-lcm-lora"].base)
-    side = 64 if model in TINY_MODELS else 512
+    side = 64 if model in SMALL_MODELS else 512
     w, h = cfg.frames.width or side, cfg.frames.height or side
     return cfg.replace(motion_adapter=adapter, model=model, width=w, height=h)
 

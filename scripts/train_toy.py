@@ -32,6 +32,7 @@ from lcm_video.models.tiny import tiny_tokenizer  # noqa: E402
 from lcm_video.train import toy  # noqa: E402
 
 SIZE = 64
+CROP = 32
 
 
 def toy_autoencoder():
@@ -42,11 +43,12 @@ def toy_autoencoder():
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(32, 64, 64, 64),
+        block_out_channels=(16, 32, 64, 64),
         layers_per_block=1,
         latent_channels=4,
-        norm_num_groups=16,
+        norm_num_groups=8,
         sample_size=SIZE,
+        mid_block_add_attention=False,  # all convolutions: trained on crops, used on whole frames of any size
     )
 
 
@@ -57,7 +59,7 @@ def toy_unet():
         sample_size=SIZE // 8,
         in_channels=4,
         out_channels=4,
-        block_out_channels=(64, 128, 128),
+        block_out_channels=(32, 64, 128),
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
@@ -100,10 +102,38 @@ def toy_scheduler():
     )
 
 
-def toy_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, list[str]]:
-    """(n, 3, 64, 64) float in [-1, 1] and captions: toy scenes, with a fifth plain textures."""
+def clutter(rng: np.random.Generator) -> np.ndarray:
+    """uint8 (64, 64, 3): 2-8 shapes of random colours and sizes, some overlapping, on a smooth texture, with thin
+    lines: sharper and busier than the toy scenes, so the autoencoder also learns edges, small detail and any colour."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(toy.smooth_texture(SIZE, rng))
+    pen = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(2, 9))):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x, y = rng.random(2) * SIZE
+        r = 2 + rng.random() * SIZE / 4
+        kind = rng.integers(4)
+        if kind == 0:
+            pen.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+        elif kind == 1:
+            pen.rectangle((x - r, y - r / 2, x + r, y + r / 2), fill=colour)
+        elif kind == 2:
+            pen.polygon([(x, y - r), (x - r, y + r), (x + r, y + r / 3)], fill=colour)
+        else:
+            pen.line((x, y, *(rng.random(2) * SIZE)), fill=colour, width=int(rng.integers(1, 3)))
+    return np.asarray(img)
+
+
+def toy_batch(rng: np.random.Generator, n: int, busy: float = 0.0) -> tuple[torch.Tensor, list[str]]:
+    """(n, 3, 64, 64) float in [-1, 1] and captions: toy scenes, a fifth plain textures; with ``busy`` > 0 that share
+    of cluttered pictures too (for the autoencoder; their caption is "clutter", never used)."""
     pics, caps = [], []
     for _ in range(n):
+        if rng.random() < busy:
+            pics.append(clutter(rng))
+            caps.append("clutter")
+            continue
         if rng.random() < 0.2:
             pics.append(toy.smooth_texture(SIZE, rng))
             caps.append("a texture")
@@ -125,17 +155,22 @@ def _log(stage: str, step: int, steps: int, loss: float, t0: float) -> None:
     )
 
 
-def train_ae(out: Path, steps: int, batch: int, seed: int) -> None:
-    """L1 reconstruction + a 1e-6 KL term (SD's weight), Adam 1e-3 with a cosine decay; the latents' std then sets
-    ``scaling_factor`` so the diffusion model sees unit-variance latents, as SD's 0.18215 does."""
+def train_ae(out: Path, steps: int, batch: int, seed: int, init: Path | None = None, lr: float = 1e-3) -> None:
+    """L1 reconstruction + a 1e-6 KL term (SD's weight) on random 32x32 crops (the autoencoder is all convolutions),
+    Adam 1e-3 with a cosine decay; the latents' std then sets ``scaling_factor`` so the diffusion model sees
+    unit-variance latents, as SD's 0.18215 does."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    vae = toy_autoencoder().train()
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+    from diffusers import AutoencoderKL
+
+    vae = (AutoencoderKL.from_pretrained(init) if init else toy_autoencoder()).train()
+    opt = torch.optim.Adam(vae.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
-        x, _ = toy_batch(rng, batch)
+        x, _ = toy_batch(rng, batch, busy=0.4)
+        i, j = rng.integers(0, SIZE - CROP + 1, 2) // 8 * 8  # on the latent grid
+        x = x[:, :, i : i + CROP, j : j + CROP]
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
         loss = (rec - x).abs().mean() + 1e-6 * post.kl().mean()
@@ -156,7 +191,7 @@ def train_ae(out: Path, steps: int, batch: int, seed: int) -> None:
     )
 
 
-def train_teacher(out: Path, steps: int, batch: int, seed: int) -> None:
+def train_teacher(out: Path, steps: int, batch: int, seed: int, pool: int = 20000) -> None:
     """Epsilon-prediction DDPM loss on the frozen autoencoder's latents; the text encoder learns with the UNet;
     10% empty captions for classifier-free guidance; AdamW 5e-4 (100 warm-up steps, cosine); EMA 0.999."""
     import copy
@@ -179,11 +214,16 @@ def train_teacher(out: Path, steps: int, batch: int, seed: int) -> None:
     acp = noise_sched.alphas_cumprod
     scale = vae.config.scaling_factor
     t0 = time.perf_counter()
+    pool_x, pool_caps = toy_batch(rng, pool)  # the training set, encoded once: posterior means and stds
+    with torch.no_grad():
+        posts = [vae.encode(c).latent_dist for c in pool_x.split(64)]
+    mean, std = torch.cat([p.mean for p in posts]), torch.cat([p.std for p in posts])
+    del pool_x
+    print(f"teacher: {pool} images encoded in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     for step in range(1, steps + 1):
-        x, caps = toy_batch(rng, batch)
-        caps = ["" if rng.random() < 0.1 else c for c in caps]
-        with torch.no_grad():
-            z = vae.encode(x).latent_dist.sample() * scale
+        pick = torch.from_numpy(rng.integers(0, pool, batch))
+        caps = ["" if rng.random() < 0.1 else pool_caps[i] for i in pick.tolist()]
+        z = (mean[pick] + std[pick] * torch.randn(mean[pick].shape)) * scale
         ids = tok(caps, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
         states = text(ids)[0]
         t = torch.randint(0, 1000, (batch,))
@@ -216,6 +256,28 @@ def train_teacher(out: Path, steps: int, batch: int, seed: int) -> None:
     print(f"teacher: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
+def pack(out: Path, lora: Path) -> None:
+    """Half-precision copies of the teacher and of the distilled LoRA into the package (``lcm_video/weights/``), where
+    the ``toy-teacher`` and ``toy`` presets load them (as float32)."""
+    import shutil
+
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import load_file, save_file
+
+    from lcm_video.models.presets import WEIGHTS
+
+    pipe = StableDiffusionPipeline.from_pretrained(out / "toy-teacher", safety_checker=None, feature_extractor=None)
+    pipe.to(torch.float16)
+    dest = WEIGHTS / "toy-teacher"
+    shutil.rmtree(dest, ignore_errors=True)
+    pipe.save_pretrained(dest)
+    (WEIGHTS / "toy").mkdir(parents=True, exist_ok=True)
+    weights = {k: v.to(torch.float16) for k, v in load_file(lora).items()}
+    save_file(weights, WEIGHTS / "toy" / lora.name, metadata={"format": "pt"})
+    size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
+    print(f"pack: {size / 2**20:.1f} MiB in {WEIGHTS}", file=sys.stderr)
+
+
 def make_data(out: Path, images: int, seed: int) -> None:
     toy.make_toy_dataset(out / "data", images, SIZE, seed=seed)
     print(f"data: {images} captioned images in {out / 'data'}", file=sys.stderr)
@@ -223,22 +285,26 @@ def make_data(out: Path, images: int, seed: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["ae", "teacher", "data"])
+    ap.add_argument("stage", choices=["ae", "teacher", "data", "pack"])
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "toy")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--init", type=Path, help="ae: continue from this autoencoder folder")
+    ap.add_argument("--lr", type=float, default=1e-3, help="ae: peak learning rate")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.stage == "ae":
-        train_ae(args.out, args.steps or 1500, args.batch or 16, args.seed)
+        train_ae(args.out, args.steps or 1500, args.batch or 16, args.seed, args.init, args.lr)
     elif args.stage == "teacher":
         train_teacher(args.out, args.steps or 4000, args.batch or 64, args.seed)
+    elif args.stage == "pack":
+        pack(args.out, args.out / "toy-lcm" / "pytorch_lora_weights.safetensors")
     else:
         make_data(args.out, args.images, args.seed)
     with open(args.out / "times.json", "a") as f:

@@ -28,7 +28,7 @@ from ..config import ModelConfig
 from ..errors import UserError
 from .container import Models
 from .device import pick_device, pick_dtype
-from .presets import DEFAULT_MODEL, MOTION_PRESETS, PRESETS, TINY_MODELS, VAE_ALIASES, motion_preset
+from .presets import DEFAULT_MODEL, MOTION_PRESETS, PRESETS, TINY_MODELS, VAE_ALIASES, motion_preset, preset_path
 from .tiny import tiny_components, tiny_motion_adapter, tiny_taesd
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -120,7 +120,12 @@ def vae_source(m: ModelConfig) -> str | None:
     or None for the model's own."""
     if m.vae or not m.fast:
         return m.vae
-    return "builtin:tiny-taesd" if m.model in TINY_MODELS else "taesd"
+    if m.model in TINY_MODELS:
+        return "builtin:tiny-taesd"
+    preset = PRESETS.get(m.model or "")
+    if preset is not None and preset.base.startswith("weights:"):
+        raise UserError(f"--fast: there is no tiny autoencoder for {m.model!r} (its own is already small); drop --fast")
+    return "taesd"
 
 
 def models_for(m: ModelConfig, models: Models | None = None, device: str | None = None) -> Models:
@@ -143,11 +148,13 @@ def parse_lora(spec: str) -> tuple[str, float]:
     return spec, 1.0
 
 
-def load_motion_adapter(source: str, dtype: torch.dtype) -> MotionAdapter:
-    """A ``MotionAdapter`` from a motion preset name, hub id, diffusers directory or single checkpoint file."""
+def load_motion_adapter(source: str, dtype: torch.dtype, unet=None) -> MotionAdapter:
+    """A ``MotionAdapter`` from a motion preset name, hub id, diffusers directory or single checkpoint file; the
+    ``tiny`` preset is built to fit ``unet``'s channels (random weights)."""
     preset = motion_preset(source)
     if preset is not None and preset.adapter == "builtin:tiny":
-        return tiny_motion_adapter().to(dtype=dtype)
+        channels = tuple(unet.config.block_out_channels) if unet is not None else (32, 64)
+        return tiny_motion_adapter(block_out_channels=channels).to(dtype=dtype)
     source = preset.adapter if preset else source
     path = Path(source)
     _check_exists_if_file("--motion-adapter", source)
@@ -182,7 +189,7 @@ def load_models(
     dt = pick_dtype(dtype, dev)
     preset = PRESETS.get(model)
     mpreset = motion_preset(motion_adapter)
-    loras = [*(preset.lora if preset else ()), *(mpreset.lora if mpreset else ()), *lora]
+    loras = [preset_path(s) for s in (*(preset.lora if preset else ()), *(mpreset.lora if mpreset else ()), *lora)]
     vae = vae or (preset.vae if preset else None)
     if preset and preset.base.startswith("builtin:"):
         comps = tiny_components(guidance_embedding=preset.base == "builtin:tiny")
@@ -190,12 +197,12 @@ def load_models(
             **comps, safety_checker=None, feature_extractor=None, requires_safety_checker=False
         )
     else:
-        pipe = _load_base(preset.base if preset else model, dt)
+        pipe = _load_base(preset_path(preset.base) if preset else model, dt)
     sched_overrides = dict(mpreset.scheduler) if mpreset else {}
     pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config, **sched_overrides)
     max_context = None
     if motion_adapter:
-        adapter = load_motion_adapter(motion_adapter, dt)
+        adapter = load_motion_adapter(motion_adapter, dt, pipe.unet)
         pipe = _with_motion(pipe, adapter, model, motion_adapter)
         max_context = int(adapter.config.motion_max_seq_length)
     if loras:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # small trained models shipped with the package
 
 
 @dataclass(frozen=True)
 class ModelPreset:
-    """A named model recipe. ``base`` is a hub id, or ``builtin:*`` for models built in code."""
+    """A named model recipe. ``base`` is a hub id, ``builtin:*`` for models built in code, or ``weights:*`` for
+    weights shipped in the package (``lora`` entries too)."""
 
     name: str
     base: str
@@ -44,6 +48,20 @@ PRESETS: dict[str, ModelPreset] = {
             "builtin:tiny-lora",
             "random weights built in code, no w-embedding: LCM-LoRA style, guidance > 1 runs CFG",
             guidance=1.5,
+        ),
+        ModelPreset(
+            "toy-teacher",
+            "weights:toy-teacher",
+            "the toy world's latent diffusion model, trained here (64 px shapes and textures; DDPM, 25-50 steps)",
+            guidance=5.0,
+        ),
+        ModelPreset(
+            "toy",
+            "weights:toy-teacher",
+            "toy-teacher distilled into an LCM-LoRA here (lcm-video distill): 1-4 steps, prompts like "
+            "'a red circle on a blue background'",
+            guidance=1.0,
+            lora=("weights:toy/pytorch_lora_weights.safetensors",),
         ),
     )
 }
@@ -101,3 +119,10 @@ VAE_ALIASES = {"taesd": "madebyollin/taesd"}
 DEFAULT_MODEL = "lcm-dreamshaper-v7"
 DEFAULT_MOTION = "animatelcm"
 TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("builtin:"))
+SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base.startswith("weights:"))
+"""Models built or trained at 64 px, which pair with the ``tiny`` motion adapter (built to fit them)."""
+
+
+def preset_path(source: str) -> str:
+    """``weights:NAME`` → the path of weights shipped in the package; any other source unchanged."""
+    return str(WEIGHTS / source.removeprefix("weights:")) if source.startswith("weights:") else source

@@ -96,12 +96,13 @@ def tiny_taesd(seed: int = 0) -> AutoencoderTiny:
     return vae.eval()
 
 
-def tiny_motion_adapter(seed: int = 0) -> MotionAdapter:
-    """A random-weight ``MotionAdapter`` that fits ``tiny_components``' UNet (32/64 channels, 1 layer per block)."""
+def tiny_motion_adapter(seed: int = 0, block_out_channels: tuple[int, ...] = (32, 64)) -> MotionAdapter:
+    """A random-weight ``MotionAdapter`` for a UNet of ``block_out_channels`` with 1 layer per block: by default
+    ``tiny_components``' UNet (32/64 channels), or any small one, such as the toy models'."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         adapter = MotionAdapter(
-            block_out_channels=(32, 64),
+            block_out_channels=tuple(block_out_channels),
             motion_layers_per_block=1,
             motion_num_attention_heads=2,
             motion_norm_num_groups=8,

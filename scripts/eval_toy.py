@@ -1,0 +1,186 @@
+"""Quality of the toy models, measured in code (BENCHMARKS.md quotes its output):
+
+    python scripts/eval_toy.py [--teacher DIR] [--lora FILE] [--samples 64] [--out FILE.json]
+
+- autoencoder: PSNR of reconstructions of held-out toy images and of the frames of samples/clip.mp4 (ordinary video);
+- 1 step: mean squared distance (decoded pixels in [0, 1]) between the student's one-step sample and the teacher's
+  50-step DDIM sample from the same initial noise, against the teacher's own one-step x0 prediction from that noise;
+- 2 and 4 steps: sliced Wasserstein distance (256 projections, pixels at 32x32) of the student's samples, and of the
+  teacher's 2- and 4-step DDIM samples, to the teacher's 50-step samples (same prompts, other noises);
+- prompt adherence: on "a COLOUR SHAPE on a BACKGROUND background" prompts, an image adheres when the largest region
+  of non-background pixels is nearest to the asked colour and its bounding-box fill ratio gives the asked shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from lcm_video.train import toy  # noqa: E402
+
+GUIDANCE = 5.0  # the teacher's classifier-free guidance scale for its reference samples (w = 4)
+
+
+def plain_prompts(n: int, seed: int) -> list[tuple[str, str, str]]:
+    """(colour, shape, background) triples on plain backgrounds, cycling through every shape and colour."""
+    rng = np.random.default_rng(seed)
+    out = []
+    colours = list(toy.COLOURS)
+    for i in range(n):
+        colour = colours[i % len(colours)]
+        shape = toy.SHAPES[(i // len(colours)) % len(toy.SHAPES)]
+        bgs = [c for c in colours if c != colour]
+        out.append((colour, shape, bgs[rng.integers(len(bgs))]))
+    return out
+
+
+def caption(colour: str, shape: str, background: str) -> str:
+    return toy.Scene(shape, colour, background, 0, 0, 0).caption
+
+
+def classify(img: np.ndarray, background: str) -> tuple[str | None, str | None]:
+    """(colour, shape) of the main non-background region of uint8 (h, w, 3), by nearest palette colour and the
+    region's bounding-box fill ratio (square ≈ 1, circle ≈ π/4, triangle ≈ 1/2)."""
+    palette = np.array(list(toy.COLOURS.values()), np.float32)
+    names = list(toy.COLOURS)
+    d = ((img[:, :, None, :].astype(np.float32) - palette[None, None]) ** 2).sum(-1)
+    nearest = d.argmin(-1)
+    bg = names.index(background)
+    counts = np.bincount(nearest[nearest != bg].ravel(), minlength=len(names))
+    if counts.sum() < 0.02 * img.shape[0] * img.shape[1]:
+        return None, None
+    colour = int(counts.argmax())
+    mask = nearest == colour
+    ys, xs = np.nonzero(mask)
+    box = (ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)
+    fill = mask.sum() / box
+    shape = "square" if fill > 0.9 else ("circle" if fill > 0.65 else "triangle")
+    return names[colour], shape
+
+
+def swd(a: np.ndarray, b: np.ndarray, projections: int = 256, seed: int = 0) -> float:
+    """Sliced Wasserstein-1 distance between two sets of vectors (n, d) with equal n."""
+    rng = np.random.default_rng(seed)
+    dirs = rng.normal(size=(a.shape[1], projections))
+    dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
+    pa, pb = np.sort(a @ dirs, axis=0), np.sort(b @ dirs, axis=0)
+    return float(np.abs(pa - pb).mean())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return 100.0 if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+@torch.no_grad()
+def autoencoder_psnr(vae, n: int, seed: int) -> dict[str, float]:
+    from lcm_video.core.codec import LatentCodec, to_uint8, to_unit
+    from lcm_video.video.reader import FrameReader, probe
+
+    codec = LatentCodec(vae, chunk=8)
+    rng = np.random.default_rng(seed + 1000)
+    pics = []
+    for _ in range(n):
+        scene = toy.random_scene(rng, 64)
+        tex = toy.smooth_texture(64, rng) if scene.background == "textured" else None
+        pics.append(toy.draw(scene, 64, tex))
+    x = torch.from_numpy(np.stack(pics))
+    rec = to_uint8(codec.decode(codec.encode(to_unit(x))))
+    info = probe(ROOT / "samples" / "clip.mp4")
+    frames = FrameReader(info, (160, 120)).read(range(0, info.frames, 4))
+    rec_clip = to_uint8(codec.decode(codec.encode(to_unit(frames))))
+    return {"toy_psnr": psnr(x.numpy(), rec.numpy()), "clip_psnr": psnr(frames.numpy(), rec_clip.numpy())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher", default="toy-teacher")
+    ap.add_argument("--lora", default=None, help="the distilled LCM-LoRA (default: the toy preset's)")
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    from diffusers import DDIMScheduler, LCMScheduler, StableDiffusionPipeline
+
+    from lcm_video.models.loading import load_models
+    from lcm_video.models.presets import PRESETS, preset_path
+
+    lora = args.lora or preset_path(PRESETS["toy"].lora[0])
+    base = load_models(args.teacher, device="cpu").pipe
+    parts = {k: getattr(base, k) for k in ("vae", "text_encoder", "tokenizer", "unet")}
+    common = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    ddim = DDIMScheduler.from_config(base.scheduler.config, timestep_spacing="trailing", set_alpha_to_one=False)
+    teacher = StableDiffusionPipeline(**parts, scheduler=ddim, **common)
+    student_models = load_models(args.teacher, lora=[str(lora)], device="cpu").pipe
+    sparts = {k: getattr(student_models, k) for k in ("vae", "text_encoder", "tokenizer", "unet")}
+    student = StableDiffusionPipeline(**sparts, scheduler=LCMScheduler.from_config(base.scheduler.config), **common)
+    for p in (teacher, student):
+        p.set_progress_bar_config(disable=True)
+    n = args.samples
+    triples = plain_prompts(n, args.seed)
+    prompts = [caption(*t) for t in triples]
+    g = torch.Generator().manual_seed(args.seed)
+    noise = torch.randn(n, 4, 8, 8, generator=g)
+    noise_b = torch.randn(n, 4, 8, 8, generator=g)
+
+    def run(pipe, steps, lat, guidance, batch=16):
+        out = []
+        for i in range(0, n, batch):
+            res = pipe(
+                prompts[i : i + batch],
+                height=64,
+                width=64,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                latents=lat[i : i + batch].clone(),
+                generator=torch.Generator().manual_seed(args.seed + i),
+                output_type="np",
+            ).images
+            out.append(np.clip(res, 0, 1))
+        return np.concatenate(out)
+
+    report: dict[str, float] = autoencoder_psnr(base.vae, n, args.seed)
+    ref = run(teacher, 50, noise, GUIDANCE)
+    one = run(student, 1, noise, 1.0)
+    # The teacher's own one-step x0 prediction: DDIM with one step from t = 999 is exactly that.
+    teacher_one = run(teacher, 1, noise, GUIDANCE)
+    report["mse_1step_student"] = float(((one - ref) ** 2).mean())
+    report["mse_1step_teacher_x0"] = float(((teacher_one - ref) ** 2).mean())
+    ref_b = run(teacher, 50, noise_b, GUIDANCE)
+
+    def flat(x):
+        t = torch.from_numpy(x).permute(0, 3, 1, 2)
+        return torch.nn.functional.avg_pool2d(t, 2).reshape(len(x), -1).numpy()
+
+    for steps in (2, 4):
+        report[f"swd_{steps}step_student"] = swd(flat(run(student, steps, noise, 1.0)), flat(ref_b))
+        report[f"swd_{steps}step_teacher_ddim"] = swd(flat(run(teacher, steps, noise, GUIDANCE)), flat(ref_b))
+    report["swd_50step_teacher_other_noise"] = swd(flat(ref), flat(ref_b))
+
+    def adherence(images) -> float:
+        hits = 0
+        for img, (colour, shape, bg) in zip(images, triples, strict=True):
+            got = classify((img * 255).round().astype(np.uint8), bg)
+            hits += got == (colour, shape)
+        return hits / len(images)
+
+    report["adherence_teacher_50step"] = adherence(ref)
+    report["adherence_student_4step"] = adherence(run(student, 4, noise, 1.0))
+    report["adherence_student_1step"] = adherence(one)
+    text = json.dumps({k: round(v, 5) for k, v in report.items()}, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -101,6 +101,36 @@ def autoencoder_psnr(vae, n: int, seed: int) -> dict[str, float]:
     return {"toy_psnr": psnr(x.numpy(), rec.numpy()), "clip_psnr": psnr(frames.numpy(), rec_clip.numpy())}
 
 
+def nearest_mask(frames: np.ndarray, colour: str) -> np.ndarray:
+    """bool (f, h, w): pixels whose nearest palette colour is ``colour``."""
+    palette = np.array(list(toy.COLOURS.values()), np.float32)
+    d = ((frames[..., None, :].astype(np.float32) - palette) ** 2).sum(-1)
+    return d.argmin(-1) == list(toy.COLOURS).index(colour)
+
+
+def video_iou(
+    tmp: Path, model: str = "toy", lora: tuple[str, ...] = (), strength: float = 0.6, frames: int = 24
+) -> dict[str, float]:
+    """Stylise a red square moving over white into "a blue square on a white background": per-frame IoU of the
+    output's blue region with the source's red square."""
+    import lcm_video
+    from lcm_video.video.synthetic import frames_clip
+
+    scene = toy.Scene("square", "red", "white", 14.0, 32.0, 10.0)
+    src = toy.moving_clip(scene, frames, 64, (1.5, 0.0))
+    clip = frames_clip(tmp / "red_square.mp4", src, fps=24)
+    out = tmp / "blue_square.mp4"
+    prompt = "a blue square on a white background"
+    lcm_video.stylize(clip, out, prompt, model=model, lora=lora, strength=strength, quiet=True)
+    import decord
+
+    vr = decord.VideoReader(str(out))
+    got = vr.get_batch(list(range(len(vr)))).asnumpy()
+    a, b = nearest_mask(src, "red"), nearest_mask(got, "blue")
+    ious = (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
+    return {"video_iou_min": float(ious.min()), "video_iou_mean": float(ious.mean())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default="toy-teacher")
@@ -176,6 +206,11 @@ def main() -> None:
     report["adherence_teacher_50step"] = adherence(ref)
     report["adherence_student_4step"] = adherence(run(student, 4, noise, 1.0))
     report["adherence_student_1step"] = adherence(one)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        toy_preset = args.teacher == "toy-teacher" and args.lora is None
+        report |= video_iou(Path(tmp)) if toy_preset else video_iou(Path(tmp), args.teacher, (str(lora),))
     text = json.dumps({k: round(v, 5) for k, v in report.items()}, indent=2)
     print(text)
     if args.out:

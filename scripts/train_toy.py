@@ -193,7 +193,8 @@ def train_ae(out: Path, steps: int, batch: int, seed: int, init: Path | None = N
 
 def train_teacher(out: Path, steps: int, batch: int, seed: int, pool: int = 20000) -> None:
     """Epsilon-prediction DDPM loss on the frozen autoencoder's latents; the text encoder learns with the UNet;
-    10% empty captions for classifier-free guidance; AdamW 5e-4 (100 warm-up steps, cosine); EMA 0.999."""
+    10% empty captions for classifier-free guidance; AdamW 5e-4 (100 warm-up steps, cosine); EMA 0.999 after a
+    warm-up ((1 + step) / (10 + step))."""
     import copy
 
     from diffusers import AutoencoderKL, StableDiffusionPipeline
@@ -220,6 +221,22 @@ def train_teacher(out: Path, steps: int, batch: int, seed: int, pool: int = 2000
     mean, std = torch.cat([p.mean for p in posts]), torch.cat([p.std for p in posts])
     del pool_x
     print(f"teacher: {pool} images encoded in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    def save(step: int) -> None:
+        """The EMA teacher as a diffusers folder (written at every 1000 steps too, to look at it early)."""
+        pipe = StableDiffusionPipeline(
+            vae=vae,
+            text_encoder=ema_text,
+            tokenizer=tok,
+            unet=ema_unet,
+            scheduler=noise_sched,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        pipe.save_pretrained(out / "toy-teacher")
+        print(f"teacher: saved at step {step}", file=sys.stderr, flush=True)
+
     for step in range(1, steps + 1):
         pick = torch.from_numpy(rng.integers(0, pool, batch))
         caps = ["" if rng.random() < 0.1 else pool_caps[i] for i in pick.tolist()]
@@ -236,23 +253,16 @@ def train_teacher(out: Path, steps: int, batch: int, seed: int, pool: int = 2000
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
+        decay = min(0.999, (1 + step) / (10 + step))  # warm-up, so the random initial weights fade out early
         with torch.no_grad():
             for ema, live in ((ema_unet, unet), (ema_text, text)):
                 for pe, pl in zip(ema.parameters(), live.parameters(), strict=True):
-                    pe.lerp_(pl, 1 - 0.999)
+                    pe.lerp_(pl, 1 - decay)
         if step % 50 == 0 or step == steps:
             _log("teacher", step, steps, float(loss), t0)
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=ema_text,
-        tokenizer=tok,
-        unet=ema_unet,
-        scheduler=noise_sched,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(out / "toy-teacher")
+        if step % 1000 == 0 and step < steps:
+            save(step)
+    save(steps)
     print(f"teacher: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 

@@ -1,10 +1,16 @@
 """Train the toy world's models here, on a CPU, from nothing: an autoencoder, then a text-conditioned latent diffusion
 teacher (``toy-teacher``), then its LCM by ``lcm-video distill`` (``toy``). Seeded; see BENCHMARKS.md for the times.
 
-    python scripts/train_toy.py ae       --out build/toy [--steps 1500]
-    python scripts/train_toy.py teacher  --out build/toy [--steps 4000]
-    python scripts/train_toy.py data     --out build/toy [--images 4000]
-    python scripts/train_toy.py pack     --out build/toy        # fp16 copies into lcm_video/weights/
+The recipe of the shipped weights (times on 2 cores in BENCHMARKS.md):
+
+    python scripts/train_toy.py ae      --out build/toy --steps 1500
+    cp -r build/toy/vae build/toy/vae_stage1
+    python scripts/train_toy.py ae      --out build/toy --steps 3000 --init build/toy/vae_stage1 --lr 5e-4 --seed 1
+    python scripts/train_toy.py teacher --out build/toy --steps 2500 --batch 64
+    python scripts/train_toy.py data    --out build/toy --images 4000 --seed 2
+    lcm-video distill --teacher build/toy/toy-teacher --data build/toy/data --out build/toy/toy-lcm --resolution 64 \
+        --steps 600 --batch-size 16 --lora-rank 16 --lr 1e-3 --w-min 3 --w-max 7 --save-every 200
+    python scripts/train_toy.py pack    --out build/toy        # fp16 copies into lcm_video/weights/
 
 The shapes are SD1.5's, small: an ``AutoencoderKL`` with 8x downsampling and 4 latent channels, a
 ``UNet2DConditionModel`` (epsilon prediction, SD1.5's scaled-linear DDPM schedule over 1000 steps), a CLIP text encoder

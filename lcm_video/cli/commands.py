@@ -44,11 +44,18 @@ def _render_config(ns: argparse.Namespace, command: str):
     p = cfg.prompt
     if not p.prompt and not p.prompt_at:
         raise UserError("no prompt: give -p/--prompt TEXT (or prompt: in the --config file)")
-    if cfg.output.quiet:  # diffusers' own loading bars too
-        from diffusers.utils import logging as diffusers_logging
-
-        diffusers_logging.disable_progress_bar()
+    if cfg.output.quiet:
+        _quiet_loading()
     return cfg
+
+
+def _quiet_loading() -> None:
+    """diffusers' and transformers' own loading bars, which ``-q`` silences too."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
 
 def _report(res, quiet: bool) -> None:
@@ -100,6 +107,8 @@ def _run_distill(ns: argparse.Namespace) -> int:
     open_dataset(cfg.data)  # a bad data set fails before torch is imported
     from ..train.distill import distill
 
+    if cfg.quiet:
+        _quiet_loading()
     res = distill(config=cfg)
     if not cfg.quiet:
         print(f"wrote {res.output} after {len(res.losses)} steps (loss {res.losses[-1]:.4g})", file=sys.stderr)

@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lcm_video.models.tiny import tiny_tokenizer  # noqa: E402
+from lcm_video.models.tiny import byte_text_encoder, tiny_tokenizer  # noqa: E402
 from lcm_video.train import toy  # noqa: E402
 
 SIZE = 64
@@ -76,22 +76,7 @@ def toy_unet():
 
 
 def toy_text_encoder():
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    return CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=514,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=77,
-            bos_token_id=512,
-            eos_token_id=513,
-            pad_token_id=513,
-            projection_dim=64,
-        )
-    )
+    return byte_text_encoder(64, 128, layers=2, heads=4, projection=64)
 
 
 def toy_scheduler():

@@ -29,6 +29,26 @@ def tiny_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
 
 
+def byte_text_encoder(
+    hidden: int, intermediate: int, layers: int, heads: int, vocab: int = 514, projection: int | None = None
+) -> CLIPTextModel:
+    """A random-weight CLIP text encoder that reads ``tiny_tokenizer``'s ids (77 positions, start 512, end 513)."""
+    extra = {} if projection is None else {"projection_dim": projection}
+    config = CLIPTextConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        max_position_embeddings=77,
+        bos_token_id=512,
+        eos_token_id=513,
+        pad_token_id=513,
+        **extra,
+    )
+    return CLIPTextModel(config)
+
+
 def tiny_components(seed: int = 0, guidance_embedding: bool = True) -> dict:
     """Random-weight UNet, VAE, text encoder, tokenizer and LCM scheduler; the same weights for the same seed."""
     with torch.random.fork_rng(devices=[]):
@@ -57,20 +77,7 @@ def tiny_components(seed: int = 0, guidance_embedding: bool = True) -> dict:
             norm_num_groups=8,
             sample_size=64,
         )
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=514,
-                hidden_size=32,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=77,
-                bos_token_id=512,
-                eos_token_id=513,
-                pad_token_id=513,
-                projection_dim=32,
-            )
-        )
+        text_encoder = byte_text_encoder(32, 64, layers=2, heads=4, projection=32)
     for m in (unet, vae, text_encoder):
         m.eval()
     return {
@@ -127,19 +134,7 @@ def sd15_components(seed: int = 0) -> dict:
             latent_channels=4,
             sample_size=512,
         )
-        text = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=49408,
-                hidden_size=768,
-                intermediate_size=3072,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                max_position_embeddings=77,
-                bos_token_id=512,
-                eos_token_id=513,
-                pad_token_id=513,
-            )
-        )
+        text = byte_text_encoder(768, 3072, layers=12, heads=12, vocab=49408)  # CLIP-L's size
         taesd, adapter = AutoencoderTiny(), MotionAdapter()
     return {
         "unet": unet.eval(),

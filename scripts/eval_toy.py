@@ -88,12 +88,7 @@ def autoencoder_psnr(vae, n: int, seed: int) -> dict[str, float]:
 
     codec = LatentCodec(vae, chunk=8)
     rng = np.random.default_rng(seed + 1000)
-    pics = []
-    for _ in range(n):
-        scene = toy.random_scene(rng, 64)
-        tex = toy.smooth_texture(64, rng) if scene.background == "textured" else None
-        pics.append(toy.draw(scene, 64, tex))
-    x = torch.from_numpy(np.stack(pics))
+    x = torch.from_numpy(np.stack([toy.scene_picture(rng, 64)[0] for _ in range(n)]))
     rec = to_uint8(codec.decode(codec.encode(to_unit(x))))
     info = probe(ROOT / "samples" / "clip.mp4")
     frames = FrameReader(info, (160, 120)).read(range(0, info.frames, 4))

@@ -125,14 +125,9 @@ def toy_batch(rng: np.random.Generator, n: int, busy: float = 0.0) -> tuple[torc
             pics.append(clutter(rng))
             caps.append("clutter")
             continue
-        if rng.random() < 0.2:
-            pics.append(toy.smooth_texture(SIZE, rng))
-            caps.append("a texture")
-            continue
-        scene = toy.random_scene(rng, SIZE)
-        tex = toy.smooth_texture(SIZE, rng) if scene.background == "textured" else None
-        pics.append(toy.draw(scene, SIZE, tex))
-        caps.append(scene.caption)
+        pixels, caption = toy.random_picture(rng, SIZE)
+        pics.append(pixels)
+        caps.append(caption)
     x = torch.from_numpy(np.stack(pics)).permute(0, 3, 1, 2).float() / 127.5 - 1
     return x, caps
 

@@ -95,6 +95,20 @@ def draw(scene: Scene, size: int, background: np.ndarray | None = None) -> np.nd
     return np.asarray(img)
 
 
+def scene_picture(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]:
+    """A random scene, drawn: uint8 (size, size, 3) and its caption."""
+    scene = random_scene(rng, size)
+    tex = smooth_texture(size, rng) if scene.background == "textured" else None
+    return draw(scene, size, tex), scene.caption
+
+
+def random_picture(rng: np.random.Generator, size: int, textures: float = 0.2) -> tuple[np.ndarray, str]:
+    """A plain texture ("a texture") with probability ``textures``, else a random scene: the toy world's mix."""
+    if rng.random() < textures:
+        return smooth_texture(size, rng), "a texture"
+    return scene_picture(rng, size)
+
+
 def make_toy_dataset(folder: str | Path, images: int, size: int = 64, seed: int = 0, textures: float = 0.2) -> Path:
     """Write ``images`` captioned PNGs (``textures`` of them plain textures) into ``folder``; the same files for the
     same arguments. Returns the folder, ready for ``lcm-video distill --data`` and the toy training script."""
@@ -104,12 +118,7 @@ def make_toy_dataset(folder: str | Path, images: int, size: int = 64, seed: int 
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(images):
-        if rng.random() < textures:
-            pixels, caption = smooth_texture(size, rng), "a texture"
-        else:
-            scene = random_scene(rng, size)
-            tex = smooth_texture(size, rng) if scene.background == "textured" else None
-            pixels, caption = draw(scene, size, tex), scene.caption
+        pixels, caption = random_picture(rng, size, textures)
         Image.fromarray(pixels).save(out / f"{i:06d}.png")
         (out / f"{i:06d}.txt").write_text(caption + "\n", encoding="utf-8")
     return out

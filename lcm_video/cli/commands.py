@@ -29,12 +29,13 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _extra(ns: argparse.Namespace, name: str):
-    """A non-setting option's value from the command line, coerced and checked by its declaration."""
+def _extra(ns: argparse.Namespace, name: str, fill_default: bool = True):
+    """A non-setting option's value from the command line, coerced and checked by its declaration; when it was not
+    given, its default (or None with ``fill_default=False``, where a lower layer supplies the default)."""
     opt = _EXTRA[name]
     value = opt.coerce(getattr(ns, name, None))
     opt.check(value)
-    return value if value is not None else opt.default
+    return value if value is not None or not fill_default else opt.default
 
 
 def _render_config(ns: argparse.Namespace, command: str):
@@ -91,10 +92,8 @@ def _run_generate(ns: argparse.Namespace) -> int:
 def _run_batch(ns: argparse.Namespace) -> int:
     from ..batch.run import run_batch
 
-    seg = _EXTRA["segment_frames"].coerce(getattr(ns, "segment_frames", None))
-    _EXTRA["segment_frames"].check(seg)
-    quiet = getattr(ns, "quiet", False)
-    rows = run_batch(ns.jobs, ns.out, seg, quiet)
+    seg = _extra(ns, "segment_frames", fill_default=False)  # None: the job file's own default applies
+    rows = run_batch(ns.jobs, ns.out, seg, getattr(ns, "quiet", False))
     return 0 if all(r["status"] == "done" for r in rows) else 1
 
 

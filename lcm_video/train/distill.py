@@ -33,6 +33,7 @@ import torch
 
 from ..config import LORA_TARGETS, DistillConfig, resolve_distill
 from ..errors import UserError
+from ..models.device import pick_device
 from ..pipelines.events import OnProgress, Progress, default_progress
 from .consistency import DDIMSolver, boundary_scalings, guided, huber, predicted_eps, predicted_x0
 from .data import Sample, load_pixels, open_dataset
@@ -54,12 +55,6 @@ class DistillResult:
 
 # --------------------------------------------------------------------------------------------------------------------
 # Set-up.
-
-
-def _device(name: str) -> torch.device:
-    from ..models.device import pick_device
-
-    return pick_device(name)
 
 
 def _teacher(cfg: DistillConfig, device: torch.device):
@@ -445,7 +440,7 @@ def distill(
     if Path(cfg.data).is_dir() and out_dir.resolve().is_relative_to(Path(cfg.data).resolve()):
         raise UserError(f"--out {cfg.out!r} is inside --data; its validation images would become training data")
     samples = open_dataset(cfg.data)
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     accelerator = Accelerator(cpu=device.type == "cpu")
     models = _teacher(cfg, device)
     trainer = _Trainer(cfg, models, accelerator)

@@ -310,11 +310,12 @@ class OutputConfig:
     crf: int = option(
         18, "encoder quality, lower is better", lo=0, hi=63, hint="; 18 is near lossless", metavar="N", doc=None
     )
-    codec: str = option(
-        "libx264",
+    codec: str | None = option(
+        None,
         "ffmpeg video encoder",
+        derived="libx264; libvpx-vp9 for .webm",
         metavar="C",
-        doc="any ffmpeg video encoder (`libx265`, `libvpx-vp9` for `.webm`)",
+        doc="any ffmpeg video encoder (`libx265`, `libvpx-vp9`, `h264_nvenc`)",
     )
     preset: str = option("medium", "x264/x265 speed preset", metavar="P")
     audio: bool = option(True, "drop the source's audio", commands=(STYLIZE,))

@@ -14,7 +14,7 @@ The recipe of the shipped weights (times on 2 cores in BENCHMARKS.md):
 
 The shapes are SD1.5's, small: an ``AutoencoderKL`` with 8x downsampling and 4 latent channels, a
 ``UNet2DConditionModel`` (epsilon prediction, SD1.5's scaled-linear DDPM schedule over 1000 steps), a CLIP text encoder
-on the project's offline byte-level tokenizer, all trained at 64 px. Classifier-free guidance is learnt by dropping
+on the project's offline byte-level tokenizer with one token per caption word (``toy.tokenizer()``), all trained at 64 px. Classifier-free guidance is learnt by dropping
 10% of the captions. The teacher's weights are an EMA (0.999) of the trained ones.
 """
 
@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lcm_video.models.tiny import byte_text_encoder, tiny_tokenizer  # noqa: E402
+from lcm_video.models.tiny import byte_text_encoder  # noqa: E402
 from lcm_video.train import toy  # noqa: E402
 
 SIZE = 64
@@ -49,7 +49,7 @@ def toy_autoencoder():
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(16, 32, 64, 64),
+        block_out_channels=(32, 64, 96, 96),
         layers_per_block=1,
         latent_channels=4,
         norm_num_groups=8,
@@ -76,7 +76,7 @@ def toy_unet():
 
 
 def toy_text_encoder():
-    return byte_text_encoder(64, 128, layers=2, heads=4, projection=64)
+    return byte_text_encoder(64, 128, layers=2, heads=4, vocab=len(toy.tokenizer()), projection=64)
 
 
 def toy_scheduler():
@@ -141,10 +141,13 @@ def _log(stage: str, step: int, steps: int, loss: float, t0: float) -> None:
     )
 
 
-def train_ae(out: Path, steps: int, batch: int, seed: int, init: Path | None = None, lr: float = 1e-3) -> None:
-    """L1 reconstruction + a 1e-6 KL term (SD's weight) on random 32x32 crops (the autoencoder is all convolutions),
-    Adam 1e-3 with a cosine decay; the latents' std then sets ``scaling_factor`` so the diffusion model sees
-    unit-variance latents, as SD's 0.18215 does."""
+def train_ae(
+    out: Path, steps: int, batch: int, seed: int, init: Path | None = None, lr: float = 1e-3, pool: int = 6000
+) -> None:
+    """L1 reconstruction plus L1 on the horizontal and vertical pixel differences (edges stay sharp: a plain L1
+    decoder rounds the shapes' corners off) and a 1e-6 KL term (SD's weight), on random 32x32 crops of a pool of
+    pictures drawn once (the autoencoder is all convolutions), flipped at random; Adam with a cosine decay. The
+    latents' std then sets ``scaling_factor`` so the diffusion model sees unit-variance latents, as SD's 0.18215 does."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     from diffusers import AutoencoderKL
@@ -153,13 +156,22 @@ def train_ae(out: Path, steps: int, batch: int, seed: int, init: Path | None = N
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     t0 = time.perf_counter()
+    pictures, _ = toy_batch(rng, pool, busy=0.15)
+    print(f"ae: {pool} pictures drawn in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    def edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+
     for step in range(1, steps + 1):
-        x, _ = toy_batch(rng, batch, busy=0.4)
+        x = pictures[torch.from_numpy(rng.integers(0, pool, batch))]
         i, j = rng.integers(0, SIZE - CROP + 1, 2) // 8 * 8  # on the latent grid
         x = x[:, :, i : i + CROP, j : j + CROP]
+        if rng.random() < 0.5:
+            x = x.flip(-1)
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample()).sample
-        loss = (rec - x).abs().mean() + 1e-6 * post.kl().mean()
+        edge = sum((a - b).abs().mean() for a, b in zip(edges(rec), edges(x), strict=True))
+        loss = (rec - x).abs().mean() + 0.5 * edge + 1e-6 * post.kl().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -188,7 +200,7 @@ def train_teacher(out: Path, steps: int, batch: int, seed: int, pool: int = 2000
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     vae = AutoencoderKL.from_pretrained(out / "vae").eval().requires_grad_(False)
-    unet, text, tok, noise_sched = toy_unet().train(), toy_text_encoder().train(), tiny_tokenizer(), toy_scheduler()
+    unet, text, tok, noise_sched = toy_unet().train(), toy_text_encoder().train(), toy.tokenizer(), toy_scheduler()
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text).eval()
     params = [*unet.parameters(), *text.parameters()]
     opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=1e-2)

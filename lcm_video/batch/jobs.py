@@ -129,7 +129,7 @@ def _config(mode: str, values: dict[str, Any], out_path: Path | None):
     if mode == STYLIZE:
         LCMSchedule.check(cfg.sampling.steps, cfg.sampling.strength)
     if out_path is not None:
-        check_container(out_path, cfg.output.codec)
+        check_container(out_path, cfg.output.codec, cfg.output.preset)
     return cfg
 
 

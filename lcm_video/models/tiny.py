@@ -12,8 +12,8 @@ from diffusers import AutoencoderKL, AutoencoderTiny, LCMScheduler, MotionAdapte
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 
-def tiny_tokenizer() -> CLIPTokenizer:
-    """A byte-level CLIP tokenizer with a 514-entry vocabulary and no merges: works offline, no files."""
+def _byte_vocab() -> dict[str, int]:
+    """CLIP's byte-level vocabulary without merges: 256 byte characters, the same with ``</w>``, start 512, end 513."""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     chars, extra = [], 0
     for b in range(256):  # CLIP's byte → unicode table: printable bytes map to themselves, the rest above 255
@@ -26,13 +26,51 @@ def tiny_tokenizer() -> CLIPTokenizer:
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": 256 + i for i, c in enumerate(chars)})
     vocab.update({"<|startoftext|>": 512, "<|endoftext|>": 513})
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return vocab
+
+
+def tiny_tokenizer(words: tuple[str, ...] = ()) -> CLIPTokenizer:
+    """A byte-level CLIP tokenizer that works offline, with no files: 514 ids (start 512, end 513), and with ``words``
+    (lower-case letters) each one more id from 514 on, made by BPE merges as CLIP's own vocabulary is, so a text
+    encoder trained on a small captioned world reads its words whole; any other text falls back to bytes."""
+    vocab = _byte_vocab()
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        # Each new merge ranks last, so it only fires once every earlier merge has been applied: the words made
+        # before stay whole, and this one gets one merge per pass until it is a single token.
+        while len(parts := _bpe(word, merges)) > 1:
+            merges.append((parts[0], parts[1]))
+            vocab.setdefault(parts[0] + parts[1], len(vocab))
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def _bpe(word: str, merges: list[tuple[str, str]]) -> list[str]:
+    """CLIP's BPE on one word: the adjacent pair whose merge ranks first is joined, until none applies."""
+    parts = [*word[:-1], word[-1] + "</w>"]
+    rank = {m: i for i, m in enumerate(merges)}
+    while len(parts) > 1:
+        pairs = [(rank.get(pair, len(rank)), i) for i, pair in enumerate(zip(parts, parts[1:]))]
+        best, i = min(pairs)
+        if best == len(rank):
+            break
+        pair = merges[best]
+        out, k = [], 0
+        while k < len(parts):
+            if k + 1 < len(parts) and (parts[k], parts[k + 1]) == pair:
+                out.append(parts[k] + parts[k + 1])
+                k += 2
+            else:
+                out.append(parts[k])
+                k += 1
+        parts = out
+    return parts
 
 
 def byte_text_encoder(
     hidden: int, intermediate: int, layers: int, heads: int, vocab: int = 514, projection: int | None = None
 ) -> CLIPTextModel:
-    """A random-weight CLIP text encoder that reads ``tiny_tokenizer``'s ids (77 positions, start 512, end 513)."""
+    """A random-weight CLIP text encoder that reads ``tiny_tokenizer``'s ids (77 positions, start 512, end 513; with
+    words, ``vocab`` = ``len(tokenizer)``)."""
     extra = {} if projection is None else {"projection_dim": projection}
     config = CLIPTextConfig(
         vocab_size=vocab,

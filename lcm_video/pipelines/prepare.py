@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import GenerateConfig, StylizeConfig
+from ..errors import UserError
 from ..video.plan import FramePlan
 from ..video.reader import VideoInfo, output_size, probe
 from ..video.writer import check_output
@@ -34,13 +35,30 @@ class Prepared:
 
 def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: StylizeConfig) -> Prepared:
     """Check the output path and the source, and plan the frames; a UserError for anything wrong."""
-    out = check_output(output, (input,), cfg.output.codec)
+    out = check_output(output, (input,), cfg.output.codec, cfg.output.preset)
     info = probe(input)
-    return Prepared(out, info, plan_video(info, cfg), output_size(info, cfg.frames.width, cfg.frames.height))
+    size = output_size(info, cfg.frames.width, cfg.frames.height)
+    check_upscale(info, size)
+    return Prepared(out, info, plan_video(info, cfg), size)
+
+
+MAX_UPSCALE = 4.0
+
+
+def check_upscale(info: VideoInfo, size: tuple[int, int]) -> None:
+    """Refuse a size over ``MAX_UPSCALE``× the source's on a side: a diffusion pass adds no real detail that far up
+    and the render's cost grows with the square (a 25× request ran ten minutes on a 160x120 clip)."""
+    factor = max(size[0] / info.width, size[1] / info.height)
+    if factor > MAX_UPSCALE:
+        raise UserError(
+            f"{size[0]}x{size[1]} is {factor:.1f}x the {info.width}x{info.height} source; stylise at most "
+            f"{MAX_UPSCALE:g}x ({int(info.width * MAX_UPSCALE)}x{int(info.height * MAX_UPSCALE)} here) and upscale "
+            "the result with an upscaler"
+        )
 
 
 def prepare_generate(output: str | os.PathLike, cfg: GenerateConfig) -> Prepared:
     """Check the output path and plan the clip's frames (``cfg`` resolved: its size is known)."""
-    out = check_output(output, (), cfg.output.codec)
+    out = check_output(output, (), cfg.output.codec, cfg.output.preset)
     f = cfg.frames
     return Prepared(out, None, FramePlan.for_clip(f.frames, f.fps), (f.width, f.height))

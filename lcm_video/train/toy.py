@@ -25,6 +25,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (140, 50, 190),
 }
 SHAPES = ("circle", "square", "triangle")
+WORDS = ("a", "an", "on", "background", "texture", "textured", *COLOURS, *SHAPES)
+"""Every word of the captions: the toy text encoder's tokenizer reads each as one token (``tokenizer()``)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,13 @@ class Scene:
 
 def _a(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
+
+
+def tokenizer():
+    """The toy models' tokenizer: CLIP's byte-level BPE with one merged token per word of ``WORDS``."""
+    from lcm_video.models.tiny import tiny_tokenizer
+
+    return tiny_tokenizer(WORDS)
 
 
 def smooth_texture(size: int, rng: np.random.Generator) -> np.ndarray:

@@ -36,22 +36,67 @@ def encoders() -> frozenset[str]:
     return frozenset(names)
 
 
-def check_container(path: Path, codec: str) -> None:
-    """Refuse an output name ffmpeg cannot write here: an unknown container, an encoder this ffmpeg lacks, or a
-    codec the container cannot hold."""
+def encoder_for(path: str | os.PathLike, codec: str | None) -> str:
+    """The video encoder of an output: ``codec`` when given, else VP9 for ``.webm`` and H.264 for the rest."""
+    if codec:
+        return codec
+    return "libvpx-vp9" if Path(path).suffix.lower() == ".webm" else "libx264"
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def check_container(path: Path, codec: str | None, preset: str = "medium") -> None:
+    """Refuse an output name ffmpeg cannot write here: an unknown container, an encoder this ffmpeg lacks or cannot
+    open on this machine (a GPU encoder without its GPU), a preset the encoder rejects, or a codec the container
+    cannot hold."""
     if path.suffix.lower() not in CONTAINERS:
         raise UserError(f"output {str(path)!r} needs a video extension: one of {', '.join(sorted(CONTAINERS))}")
+    codec = encoder_for(path, codec)
     if codec not in encoders():
         raise UserError(f"--codec {codec!r} is not an encoder of this ffmpeg; try libx264, libx265 or libvpx-vp9")
     if path.suffix.lower() == ".webm" and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"):
         raise UserError(f"--codec {codec} cannot go in .webm; use --codec libvpx-vp9 or an .mp4 output")
+    if codec in ("libx264", "libx264rgb", "libx265") and preset not in (*X264_PRESETS, "placebo"):
+        raise UserError(f"--preset {preset!r} is not an x264/x265 preset; use one of {', '.join(X264_PRESETS)}")
+    if codec not in ("libx264", "libx264rgb"):
+        err = encoder_error(codec, preset)
+        if err:
+            raise UserError(f"--codec {codec} cannot encode here: {err}")
 
 
-def check_output(output: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = (), codec: str = "libx264"):
+@lru_cache(maxsize=16)
+def encoder_error(codec: str, preset: str) -> str | None:
+    """ffmpeg's first error line when ``codec`` fails to encode one small frame here with ``preset`` (an encoder
+    that is compiled in but cannot open: no GPU, no driver), else None. About 0.1 s, once per process."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "color=s=256x256"]
+    cmd += ["-frames:v", "1", "-pix_fmt", "yuv420p", "-c:v", codec]
+    if codec in ("libx265",) or "nvenc" in codec or "qsv" in codec:
+        cmd += ["-preset", preset]
+    proc = subprocess.run([*cmd, "-f", "null", "-"], capture_output=True, text=True)
+    return _first_error(proc.stderr) if proc.returncode else None
+
+
+def _first_error(log: str) -> str:
+    """The line of an ffmpeg error log that names the cause: the first (the last is a generic "Nothing was written
+    into output file" or "Conversion failed!"), without its ``[libx264 @ 0x...]`` prefix."""
+    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+    if not lines:
+        return "ffmpeg exited with an error"
+    line = lines[0]
+    return line.split("] ", 1)[1] if line.startswith("[") and "] " in line else line
+
+
+def check_output(
+    output: str | os.PathLike,
+    inputs: tuple[str | os.PathLike, ...] = (),
+    codec: str | None = None,
+    preset: str = "medium",
+):
     """Refuse outputs that would overwrite an input, are a folder, sit under a file, or have a container ffmpeg
     cannot write here. Missing folders are fine: the writer creates them."""
     out = Path(output)
-    check_container(out, codec)
+    check_container(out, codec, preset)
     if out.is_dir():
         raise UserError(f"output {str(out)!r} is a directory; give a file name such as out.mp4")
     parent = out.resolve().parent
@@ -79,7 +124,7 @@ class VideoWriter:
         size: tuple[int, int],
         fps: Fraction,
         *,
-        codec: str = "libx264",
+        codec: str | None = None,
         crf: int = 18,
         preset: str = "medium",
         audio_from: str | os.PathLike | None = None,
@@ -89,6 +134,7 @@ class VideoWriter:
         video_input: list[str] | None = None,
     ):
         self.path = Path(path)
+        codec = encoder_for(self.path, codec)
         self.size, self.fps = size, Fraction(fps)
         self.frames = 0
         self.path.resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -136,8 +182,7 @@ class VideoWriter:
 
     def _ffmpeg_error(self) -> str:
         self._log.seek(0)
-        lines = [ln for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
-        return lines[-1].strip() if lines else "ffmpeg exited with an error"
+        return _first_error(self._log.read().decode(errors="replace"))
 
     def write(self, frames) -> None:
         """Append uint8 (f, h, w, 3) RGB frames: a numpy array or a CPU torch tensor."""

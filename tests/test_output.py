@@ -1,0 +1,39 @@
+"""Output files: the encoder follows the container unless asked, and an encoder that cannot run here is refused up
+front with ffmpeg's own reason (not after the render, with "Nothing was written into output file")."""
+
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lcm_video.errors import UserError
+from lcm_video.video.writer import VideoWriter, check_container, encoder_error, encoders
+
+from .conftest import FFMPEG
+
+
+def _video_codec(path: Path) -> str:
+    log = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    return next(line for line in log.splitlines() if "Video:" in line).split("Video:")[1].split()[0]
+
+
+@pytest.mark.parametrize(("name", "codec"), [("a.webm", "vp9"), ("a.mp4", "h264"), ("a.mkv", "h264")])
+def test_the_container_picks_the_encoder_when_none_is_asked(tmp_path, name, codec):
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    with VideoWriter(tmp_path / name, (32, 32), Fraction(8)) as w:
+        w.write(frames)
+        out = w.close()
+    assert _video_codec(out) == codec
+
+
+def test_an_encoder_compiled_in_but_unusable_here_is_refused_with_ffmpegs_reason():
+    broken = [c for c in ("h264_nvenc", "hevc_nvenc", "h264_qsv") if c in encoders() and encoder_error(c, "medium")]
+    if not broken:
+        pytest.skip("every hardware encoder of this ffmpeg works here (or none is compiled in)")
+    with pytest.raises(UserError, match=f"--codec {broken[0]} cannot encode here: ") as err:
+        check_container(Path("out.mp4"), broken[0])
+    assert "Nothing was written" not in str(err.value)

@@ -14,8 +14,9 @@ The recipe of the shipped weights (times on 2 cores in BENCHMARKS.md):
 
 The shapes are SD1.5's, small: an ``AutoencoderKL`` with 8x downsampling and 4 latent channels, a
 ``UNet2DConditionModel`` (epsilon prediction, SD1.5's scaled-linear DDPM schedule over 1000 steps), a CLIP text encoder
-on the project's offline byte-level tokenizer with one token per caption word (``toy.tokenizer()``), all trained at 64 px. Classifier-free guidance is learnt by dropping
-10% of the captions. The teacher's weights are an EMA (0.999) of the trained ones.
+on the project's offline byte-level tokenizer with one token per caption word (``toy.tokenizer()``), all trained at
+64 px. Classifier-free guidance is learnt by dropping 10% of the captions. The teacher's weights are an EMA (0.999)
+of the trained ones.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def train_ae(
     """L1 reconstruction plus L1 on the horizontal and vertical pixel differences (edges stay sharp: a plain L1
     decoder rounds the shapes' corners off) and a 1e-6 KL term (SD's weight), on random 32x32 crops of a pool of
     pictures drawn once (the autoencoder is all convolutions), flipped at random; Adam with a cosine decay. The
-    latents' std then sets ``scaling_factor`` so the diffusion model sees unit-variance latents, as SD's 0.18215 does."""
+    latents' std then sets ``scaling_factor`` so the diffusion model sees unit-variance latents (SD's 0.18215)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     from diffusers import AutoencoderKL

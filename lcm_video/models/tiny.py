@@ -49,7 +49,7 @@ def _bpe(word: str, merges: list[tuple[str, str]]) -> list[str]:
     parts = [*word[:-1], word[-1] + "</w>"]
     rank = {m: i for i, m in enumerate(merges)}
     while len(parts) > 1:
-        pairs = [(rank.get(pair, len(rank)), i) for i, pair in enumerate(zip(parts, parts[1:]))]
+        pairs = [(rank.get(pair, len(rank)), i) for i, pair in enumerate(zip(parts, parts[1:], strict=False))]
         best, i = min(pairs)
         if best == len(rank):
             break

@@ -35,5 +35,11 @@ __all__ = sorted(_EXPORTS)
 # No exported name may equal a submodule's: importing ``lcm_video.x`` sets the package attribute ``x`` to the module.
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        module = _EXPORTS[name]
+        if module in (".config", ".errors", ".models.presets"):  # no torch: keep them instant
+            return getattr(importlib.import_module(module, __name__), name)
+        from .notices import library_notices_off
+
+        with library_notices_off():
+            return getattr(importlib.import_module(module, __name__), name)
     raise AttributeError(f"module 'lcm_video' has no attribute {name!r}")

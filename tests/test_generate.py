@@ -223,3 +223,21 @@ def test_motion_defaults_resolve_from_presets_and_their_hub_ids():
     assert cfg.model.model == "emilianJR/epiCRealism"  # the hub id gets the AnimateLCM recipe
     cfg = resolve("generate", None, {"prompt": "x", "model": "tiny"})
     assert (cfg.model.motion_adapter, cfg.frames.width, cfg.frames.height) == ("tiny", 64, 64)
+
+
+@pytest.mark.slow  # a fresh interpreter: torch and diffusers imported from nothing
+def test_the_readme_load_once_pattern_for_generate_runs_and_prints_nothing(tmp_path):
+    """Library use is as quiet as the CLI: no diffusers/transformers notices on import or load (issue 11, bug 2)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import lcm_video\n"
+        "models = lcm_video.load_models('tiny', motion_adapter='tiny')\n"
+        f"for name in ('a.mp4', 'b.mp4'):\n"
+        f"    lcm_video.generate('a fox', {str(tmp_path)!r} + '/' + name, models=models, frames=8, quiet=True)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == ""
+    assert read_frames(tmp_path / "b.mp4").shape[0] == 8

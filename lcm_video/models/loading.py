@@ -26,6 +26,7 @@ from diffusers import (
 
 from ..config import ModelConfig
 from ..errors import UserError
+from ..notices import library_notices_off
 from .container import Models
 from .device import pick_device, pick_dtype
 from .presets import DEFAULT_MODEL, MOTION_PRESETS, PRESETS, TINY_MODELS, VAE_ALIASES, motion_preset, preset_path
@@ -185,6 +186,11 @@ def load_models(
     ``motion_adapter``: motion preset (``animatelcm``, ``animatediff-v1-5-2``, ``tiny``), hub id, directory or file;
     the UNet becomes a ``UNetMotionModel`` and the preset's LoRAs and scheduler settings apply.
     """
+    with library_notices_off():
+        return _load_models(model, lora, vae, device, dtype, motion_adapter)
+
+
+def _load_models(model, lora, vae, device, dtype, motion_adapter) -> Models:
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     preset = PRESETS.get(model)

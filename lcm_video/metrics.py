@@ -8,7 +8,9 @@
 - ``tof``: mean end-point difference (pixels) between the video's flow and the source's flow (needs a source).
 - ``psnr`` (dB, capped at 100) and ``ssim`` (Gaussian window σ = 1.5, RGB mean) against the source (needs a source).
 
-Frames are paired with the source by index; the source is resized to the video's size.
+Frames are paired with the source by index; the source is resized to the video's size. When the two differ in frame
+rate, frame count or aspect (a ``--fps``, ``--start/--end`` or cropped render), pairing by index compares different
+moments or framings: ``Metrics.notes`` says so, and the command line prints each note as a warning.
 """
 
 from __future__ import annotations
@@ -45,9 +47,35 @@ class Metrics:
     tof: float | None = None
     psnr: float | None = None
     ssim: float | None = None
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["notes"] = list(self.notes)
+        return d
+
+
+def pairing_notes(info, sinfo) -> tuple[str, ...]:
+    """Why pairing ``info``'s frames with ``sinfo``'s by index may compare unrelated frames (VideoInfo of the output
+    and of the source); empty when rate, count and aspect agree."""
+    notes = []
+    if abs(float(info.fps) - float(sinfo.fps)) > 1e-3 * float(sinfo.fps):
+        notes.append(
+            f"the video runs at {float(info.fps):.4g} fps and the source at {float(sinfo.fps):.4g}: frames are paired "
+            "by index, not time, so the source metrics compare different moments"
+        )
+    if info.frames != sinfo.frames:
+        notes.append(
+            f"the video has {info.frames} frames and the source {sinfo.frames}: only the first "
+            f"{min(info.frames, sinfo.frames)} are paired (for a --start/--end render, cut the source the same way)"
+        )
+    a, b = info.width / info.height, sinfo.width / sinfo.height
+    if abs(a - b) > 0.02 * b:
+        notes.append(
+            f"the video is {info.width}x{info.height} and the source {sinfo.width}x{sinfo.height}: the source is "
+            "centre-cropped to the video's aspect before comparing"
+        )
+    return tuple(notes)
 
 
 def _flow(dis, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -106,9 +134,10 @@ def evaluate(
     n = info.frames if max_frames is None else min(info.frames, max_frames)
     size = (info.width, info.height)
     reader = FrameReader(info, size)
-    src = None
+    src, notes = None, ()
     if source is not None:
         sinfo = probe(source)
+        notes = pairing_notes(info, sinfo)
         n = min(n, sinfo.frames)
         src = FrameReader(sinfo, size)
     if n < 2:
@@ -142,7 +171,7 @@ def evaluate(
     def mean(xs):
         return float(np.mean(xs)) if xs else None
 
-    return Metrics(n, mean(warp), mean(flick), mean(tof), mean(ps), mean(ss))
+    return Metrics(n, mean(warp), mean(flick), mean(tof), mean(ps), mean(ss), notes)
 
 
 def write_metrics(video: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:

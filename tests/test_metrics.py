@@ -63,8 +63,23 @@ def test_a_still_video_has_no_flicker_and_self_flow_without_source(pan):
 
 def test_eval_command_prints_json(pan, capsys):
     assert cli.main(["eval", str(pan["pan"]), "--source", str(pan["pan"]), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"frames", "warp_error", "flicker", "tof", "psnr", "ssim"}
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert set(out) == {"frames", "warp_error", "flicker", "tof", "psnr", "ssim", "notes"}
+    assert out["notes"] == [] and captured.err == ""
+
+
+def test_pairing_a_retimed_or_cut_render_with_its_source_warns(pan, tmp_path, capsys):
+    """By index, a --fps or --start/--end render is compared with the wrong source frames: said, not silent."""
+    frames = np.stack([np.full((96, 128, 3), 10 * i, np.uint8) for i in range(6)])
+    half = VideoWriter(tmp_path / "half.mp4", (128, 96), Fraction(12), crf=0)
+    half.write(frames)
+    half.close()
+    assert cli.main(["eval", str(tmp_path / "half.mp4"), "--source", str(pan["pan"])]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("lcm-video: warning: ") for line in err)
+    assert "12 fps and the source at 24" in err[0] and "6 frames and the source 12" in err[1]
+    assert evaluate(pan["flicker"], source=pan["pan"]).notes == ()  # same rate, count and size: nothing to say
 
 
 def test_stylize_writes_metrics_beside_the_output(videos, tmp_path):

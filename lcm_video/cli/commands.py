@@ -118,10 +118,14 @@ def _run_eval(ns: argparse.Namespace) -> int:
     from ..metrics import evaluate
 
     m = evaluate(ns.video, getattr(ns, "source", None), _extra(ns, "eval_frames")).to_dict()
+    for note in m["notes"]:
+        print(f"{PROG}: warning: {note}", file=sys.stderr)
     if getattr(ns, "json", False):
         print(json.dumps(m))
         return 0
     for key, value in m.items():
+        if key == "notes":
+            continue
         shown = "-" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
         print(f"{key:11s} {shown}")
     return 0

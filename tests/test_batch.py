@@ -188,3 +188,23 @@ def test_two_processes_render_each_unit_once_and_match_one_process(tmp_path, cli
         assert np.array_equal(read_frames(out / name), read_frames(ref / name))
     report = json.loads((out / "report.json").read_text())["jobs"]
     assert [r["status"] for r in report] == ["done", "done"]
+
+
+def test_ctrl_c_says_how_many_segments_were_kept(tmp_path, monkeypatch, capsys):
+    jobs = [{"name": "gen", "mode": "generate", "prompt": "a fox", "frames": 12, "fps": 8, "output": "fox.mp4"}]
+    job_file = write_jobs(tmp_path, jobs, {"model": "tiny", "device": "cpu", "segment_frames": 4})
+    real, calls = batch.render_unit, []
+
+    def render_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch, "render_unit", render_then_interrupt)
+    assert cli.main(["batch", str(job_file), "--out", str(tmp_path / "out"), "-q"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted; 2 finished segment(s) kept" in err[0] and "resume" in err[0], err
+    monkeypatch.setattr(batch, "render_unit", real)
+    assert cli.main(["batch", str(job_file), "--out", str(tmp_path / "out"), "-q"]) == 0
+    assert read_frames(tmp_path / "out" / "fox.mp4").shape[0] == 12

@@ -71,6 +71,7 @@ def test_skip_similar_repeats_renders_and_saves_unet_calls(tmp_path, tiny_models
     # --skip-max 10: frames 1-10 repeat frame 0, 11 is rendered (the 11th still frame), then the pan: 14 renders,
     # 4 windows of 4 (the last padded) → 16 UNet calls against 6 windows (24 calls) without the filter.
     assert (off.unet_calls, on.unet_calls) == (24, 16)
+    assert (off.reused, on.reused) == (0, 10)  # what the command line reports ("10 reused by --skip-similar")
     a, b = read_frames(tmp_path / "off.mp4").astype(int), read_frames(tmp_path / "on.mp4").astype(int)
     assert all(np.array_equal(b[i], b[0]) for i in range(1, 11))
     # No blending and noise keyed on output frames: a rendered frame is what it is without the filter (to 1/255: a

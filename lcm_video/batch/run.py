@@ -157,6 +157,14 @@ def finish_job(plan: JobPlan) -> dict:
 # The command.
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a batch: finished segments stay on disk; ``message`` says how many, for the command line."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
 def run_batch(
     job_file: str | os.PathLike,
     out: str | os.PathLike,
@@ -196,8 +204,14 @@ def run_batch(
     with default_progress(on_progress, "all jobs", no_bar) as callback:
         progress = Progress(callback, total)
         progress.emit("load")
-        for i, k in mine:
-            render_unit(plans[i], k, cache, state.process_index, progress)
+        try:
+            for i, k in mine:
+                render_unit(plans[i], k, cache, state.process_index, progress)
+        except KeyboardInterrupt:
+            kept = sum(len(p.segments) for p in plans if not p.error) - len(pending_units(plans))
+            raise BatchInterrupted(
+                f"interrupted; {kept} finished segment(s) kept in {str(out_dir)!r}: run the same command to resume"
+            ) from None
         state.wait_for_everyone()
         if state.is_main_process:
             for p in plans:

@@ -64,8 +64,9 @@ def _report(res, quiet: bool) -> None:
         return
     fps = f"{res.fps.numerator}/{res.fps.denominator}" if res.fps.denominator != 1 else str(res.fps.numerator)
     rate = res.frames / res.seconds if res.seconds > 0 else 0.0
+    reused = f", {res.reused} reused by --skip-similar" if res.reused else ""
     print(
-        f"wrote {res.output} ({res.frames} frames, {res.size[0]}x{res.size[1]}, {fps} fps) "
+        f"wrote {res.output} ({res.frames} frames{reused}, {res.size[0]}x{res.size[1]}, {fps} fps) "
         f"in {res.seconds:.1f} s, {rate:.2f} frames/s",
         file=sys.stderr,
     )
@@ -165,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"{PROG}: {getattr(exc, 'message', 'interrupted; nothing was written')}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `lcm-video models | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

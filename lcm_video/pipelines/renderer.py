@@ -26,7 +26,8 @@ from ..video.plan import Window, windows
 
 @dataclass(frozen=True)
 class RenderResult:
-    """What a render produced: the output file, its frame count, exact fps, (width, height) and wall time."""
+    """What a render produced: the output file, its frame count, exact fps, (width, height), wall time, UNet calls,
+    and how many of the frames repeat an earlier render (``--skip-similar``) instead of being rendered."""
 
     output: Path
     frames: int
@@ -34,6 +35,7 @@ class RenderResult:
     size: tuple[int, int]
     seconds: float
     unet_calls: int
+    reused: int = 0
 
 
 def check_guidance(models: Models, negative_prompt: str, guidance: float) -> None:

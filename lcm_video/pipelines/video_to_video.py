@@ -164,4 +164,5 @@ def stylize(
             write_metrics(out, input)
         progress.emit("done")
     calls = source.stylizer.denoiser.calls
-    return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, calls)
+    reused = len(plan) - source.reuse.rendered
+    return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, calls, reused)

@@ -138,3 +138,11 @@ def test_configs_folder_holds_only_valid_keys():
             continue
         command = "generate" if "generate" in path.name else "stylize"
         resolve(command, path, {})
+
+
+def test_ci_runs_the_readmes_set_up_line_and_test_command_verbatim():
+    readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
+    setup = next(line for line in readme.splitlines() if line.startswith("pip install torch=="))
+    assert "download.pytorch.org/whl/cpu" in setup  # a stock pip would pull the CUDA build otherwise
+    assert f"python3 -m {setup}" in ci.replace(" -q ", " ")
+    assert "python3 -m pytest -q" in ci and "python -m pytest -q\n" in readme

@@ -20,7 +20,20 @@ import yaml
 
 from .errors import UserError
 from .models.presets import DEFAULT_MODEL, DEFAULT_MOTION, PRESETS, SMALL_MODELS, motion_preset
-from .options import BATCH, DISTILL, EVAL, GENERATE, RENDER, STYLIZE, Option, did_you_mean, option, options_of
+from .options import (
+    BATCH,
+    DISTILL,
+    EVAL,
+    GENERATE,
+    INFO,
+    RENDER,
+    RERUN,
+    STYLIZE,
+    Option,
+    did_you_mean,
+    option,
+    options_of,
+)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -323,7 +336,7 @@ class OutputConfig:
         False,
         "also write OUTPUT_STEM.metrics.json (see `lcm-video eval`)",
     )
-    quiet: bool = option(False, "no progress bar", commands=(STYLIZE, GENERATE, BATCH), short="-q")
+    quiet: bool = option(False, "no progress bar", commands=(STYLIZE, GENERATE, BATCH, RERUN), short="-q")
 
 
 PARTS: dict[str, type] = {
@@ -342,7 +355,7 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
         "output",
         "path",
         "output video (.mp4, .mkv, .mov, .webm); missing folders are created",
-        commands=RENDER,
+        commands=(*RENDER, RERUN),
         short="-o",
         required=True,
         metavar="FILE",
@@ -381,7 +394,13 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
         metavar="N",
     ),
     Option("video", "path", "video to measure", commands=(EVAL,), positional=True),
-    Option("source", "path", "the video it was made from", commands=(EVAL,), metavar="FILE"),
+    Option(
+        "source",
+        "path",
+        "the video it was made from (rerun: default, the recorded source)",
+        commands=(EVAL, RERUN),
+        metavar="FILE",
+    ),
     Option(
         "eval_frames",
         "int",
@@ -392,7 +411,14 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
         hint=" (temporal metrics need two frames)",
         metavar="N",
     ),
-    Option("json", "bool", "print JSON", False, commands=(EVAL,)),
+    Option("json", "bool", "print JSON", False, commands=(EVAL, INFO)),
+    Option(
+        "made",
+        "path",
+        "a video lcm-video made (its settings are recorded in it)",
+        commands=(INFO, RERUN),
+        positional=True,
+    ),
 )
 
 SETTINGS: dict[str, Option] = {o.name: o for name, part in PARTS.items() for o in options_of(part, name)}
@@ -659,6 +685,17 @@ def setting(command: str, key: Any, source: str = "options") -> Option:
 # Resolving: defaults ← config object ← YAML file ← keyword arguments / flags, then validation.
 
 
+def load_config_file(path: str | Path, command: str) -> dict[str, Any]:
+    """A ``--config``'s settings: a YAML file's, or those recorded in a video this tool made (``record.py``)."""
+    from .video.writer import CONTAINERS
+
+    if Path(path).suffix.lower() in CONTAINERS:
+        from .record import recorded_settings
+
+        return recorded_settings(path, command)
+    return load_yaml(path)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with the safe loader; any Python object tag is refused."""
     p = Path(path)
@@ -697,7 +734,7 @@ def resolve(
     """
     cls = CONFIGS[command]
     if isinstance(config, (str, Path)):
-        cfg = cls.from_options(load_yaml(config), str(config))
+        cfg = cls.from_options(load_config_file(config, command), str(config))
     elif config is None:
         cfg = cls()
     elif isinstance(config, cls):

@@ -19,6 +19,7 @@ from typing import Any
 from .errors import UserError
 
 STYLIZE, GENERATE, BATCH, EVAL, DISTILL = "stylize", "generate", "batch", "eval", "distill"
+INFO, RERUN = "info", "rerun"
 RENDER = (STYLIZE, GENERATE)
 
 KINDS = {

@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import UserError
 from ..options import GENERATE, STYLIZE
 from ..pipelines.events import Cancelled, OnProgress, Progress, default_progress
+from ..record import make_record
 from .jobs import Job, load_jobs
 from .work import JobPlan, pending_units, plan_job, prepare_work, seg_name, write_json
 
@@ -126,6 +127,7 @@ def finish_job(plan: JobPlan) -> dict:
     t0 = time.perf_counter()
     o = job.cfg.output
     audio = job.mode == STYLIZE and o.audio
+    record = make_record(job.mode, job.cfg.flat(), job.input)
     try:
         assemble(
             [plan.work / f"{seg_name(s)}.mkv" for s in plan.segments],
@@ -138,6 +140,7 @@ def finish_job(plan: JobPlan) -> dict:
             audio_from=job.input if audio else None,
             audio_start=plan.start,
             audio_duration=float(plan.frames / plan.fps),
+            record=record,
         )
     except UserError as exc:
         row["error"] = str(exc)
@@ -150,7 +153,7 @@ def finish_job(plan: JobPlan) -> dict:
     write_json(done, {"seconds": seconds})
     for seg in plan.segments:  # the output is complete: segments are no longer needed
         (plan.work / f"{seg_name(seg)}.mkv").unlink(missing_ok=True)
-    return row | {"status": "done", "frames": plan.frames, "seconds": round(seconds, 3)}
+    return row | {"status": "done", "frames": plan.frames, "seconds": round(seconds, 3), "record": record}
 
 
 # --------------------------------------------------------------------------------------------------------------------

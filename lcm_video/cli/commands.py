@@ -12,7 +12,7 @@ import warnings
 
 from ..config import EXTRA_OPTIONS, SETTINGS, resolve
 from ..errors import UserError
-from ..options import BATCH, DISTILL, EVAL, GENERATE, STYLIZE
+from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE
 from ..pipelines.prepare import prepare_generate, prepare_stylize
 from .parser import PROG, build_parser
 
@@ -132,6 +132,59 @@ def _run_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _run_info(ns: argparse.Namespace) -> int:
+    import yaml
+
+    from ..record import read_record
+    from ..video.reader import probe
+
+    info = probe(ns.made)
+    rec = read_record(ns.made)
+    if rec is None:
+        raise UserError(f"{ns.made!r} has no lcm-video settings in it (made by another tool, or re-encoded)")
+    if getattr(ns, "json", False):
+        print(json.dumps(rec))
+        return 0
+    fps = f"{info.fps.numerator}/{info.fps.denominator}" if info.fps.denominator != 1 else str(info.fps.numerator)
+    print(f"# {ns.made}: {info.frames} frames, {info.width}x{info.height}, {fps} fps")
+    print(f"# made by lcm-video {rec.get('version')} {rec.get('command')}", end="")
+    print(f" from {rec['source']['path']}" if rec.get("source") else "")
+    for spec, digest in rec.get("sha256", {}).items():
+        print(f"# sha256 {digest}  {spec}")
+    print(yaml.safe_dump(rec["settings"], sort_keys=False, allow_unicode=True), end="")
+    return 0
+
+
+def _run_rerun(ns: argparse.Namespace) -> int:
+    from ..record import read_record
+
+    rec = read_record(ns.made)
+    if rec is None or rec.get("command") not in (STYLIZE, GENERATE):
+        raise UserError(f"{ns.made!r} has no lcm-video render settings in it; nothing to rerun")
+    command, settings = rec["command"], dict(rec["settings"])
+    if hasattr(ns, "quiet"):
+        settings["quiet"] = True
+    cfg = resolve(command, None, settings, f"the settings recorded in {ns.made!r}")
+    if command == GENERATE:
+        prepare_generate(ns.output, cfg)
+        from ..pipelines.text_to_video import generate
+
+        _report(generate(None, ns.output, config=cfg), cfg.output.quiet)
+        return 0
+    source = getattr(ns, "source", None)
+    if source is None:  # the recorded one (a given --source is checked as any input is)
+        source = rec["source"]["path"]
+        if not os.path.exists(source):
+            raise UserError(f"the recorded source {source!r} is gone; give it with --source FILE")
+        if os.path.getsize(source) != rec["source"].get("bytes"):
+            print(f"{PROG}: warning: {source!r} changed since the render (its size differs)", file=sys.stderr)
+    prepare_stylize(source, ns.output, cfg)
+    from ..pipelines.video_to_video import stylize
+
+    _report(stylize(source, ns.output, config=cfg), cfg.output.quiet)
+    return 0
+
+
 def _run_models(ns: argparse.Namespace) -> int:
     from ..models.presets import MOTION_PRESETS, PRESETS
 
@@ -150,6 +203,8 @@ RUN = {
     BATCH: _run_batch,
     DISTILL: _run_distill,
     EVAL: _run_eval,
+    INFO: _run_info,
+    RERUN: _run_rerun,
     "models": _run_models,
 }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import options_for
-from ..options import BATCH, DISTILL, EVAL, GENERATE, STYLIZE, Option, did_you_mean
+from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE, Option, did_you_mean
 
 PROG = "lcm-video"
 
@@ -33,6 +33,15 @@ COMMANDS = {
         "temporal consistency and fidelity metrics of a video",
         "warp_error (Lai et al. 2018, DIS flow, forward-backward occlusion mask), flicker, and with --source: tof "
         "(flow difference), psnr, ssim. Frames are paired with the source by index.",
+    ),
+    INFO: (
+        "print how a video was made (the settings recorded in it), as a YAML --config",
+        "Print the settings lcm-video recorded in MADE: a YAML mapping usable as --config, under comments naming the "
+        "command, version, source and weight hashes.",
+    ),
+    RERUN: (
+        "render a video again from the settings recorded in it",
+        "Render MADE again into --output: the same command and settings, from the recorded source (or --source).",
     ),
 }
 

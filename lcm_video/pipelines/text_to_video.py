@@ -19,6 +19,7 @@ from ..metrics import write_metrics
 from ..models.container import Models
 from ..models.loading import models_for
 from ..options import GENERATE
+from ..record import make_record
 from ..video.writer import VideoWriter
 from .events import OnProgress, Progress, default_progress
 from .prepare import prepare_generate
@@ -71,7 +72,8 @@ def generate(
         models = models_for(cfg.model, models)
         context, overlap = motion_context(models, cfg.temporal.context, cfg.temporal.overlap)
         generator = ClipGenerator(models, cfg, size)
-        writer = VideoWriter(out, size, plan.fps, codec=o.codec, crf=o.crf, preset=o.preset)
+        record = make_record(GENERATE, cfg.flat())
+        writer = VideoWriter(out, size, plan.fps, codec=o.codec, crf=o.crf, preset=o.preset, record=record)
         with writer:
             for done, frames in render_range(lambda w, e: generator(w.indices, e), 0, len(plan), context, overlap):
                 writer.write(frames)

@@ -20,6 +20,7 @@ from ..metrics import write_metrics
 from ..models.container import Models
 from ..models.loading import models_for
 from ..options import STYLIZE
+from ..record import make_record
 from ..video import similarity
 from ..video.plan import FramePlan, Reuse
 from ..video.reader import FrameReader, VideoInfo
@@ -151,6 +152,7 @@ def stylize(
             audio_from=info.path if o.audio else None,
             audio_start=float(plan.start),
             audio_duration=float(plan.duration),
+            record=make_record(STYLIZE, cfg.flat(), input),
         )
         try:
             with writer:

@@ -112,7 +112,8 @@ def check_output(
 class VideoWriter:
     """Streams uint8 (f, h, w, 3) RGB frames to ffmpeg.
 
-    ``audio_from``: a file whose first audio stream, from ``audio_start`` seconds for ``audio_duration`` seconds (the
+    ``record``: how the video was made (``record.make_record``), written into its comment tag. ``audio_from``: a
+    file whose first audio stream, from ``audio_start`` seconds for ``audio_duration`` seconds (the
     video's duration), is muxed in; a file without audio gives a silent video. Use as a context manager and call
     ``close()`` at the end: that renames the temporary file to ``path``; an exception removes it instead and leaves
     ``path`` untouched.
@@ -132,6 +133,7 @@ class VideoWriter:
         audio_duration: float | None = None,
         lossless: bool = False,
         video_input: list[str] | None = None,
+        record: dict | None = None,
     ):
         self.path = Path(path)
         codec = encoder_for(self.path, codec)
@@ -168,6 +170,10 @@ class VideoWriter:
                 cmd += ["-crf", str(crf), "-b:v", "0"]
         if self.path.suffix.lower() in (".mp4", ".mov"):
             cmd += ["-movflags", "+faststart"]
+        if record is not None:
+            from ..record import metadata_args
+
+            cmd += metadata_args(record)
         self._cmd = cmd
         self._proc: subprocess.Popen | None = None
 
@@ -236,7 +242,7 @@ class VideoWriter:
 def assemble(segments: list[Path], output: str | os.PathLike, size: tuple[int, int], fps: Fraction, **options) -> Path:
     """Concatenate lossless segment files into ``output``: one encode with the final codec, audio muxed, atomic.
 
-    ``options`` are ``VideoWriter``'s (codec, crf, preset, audio_from, audio_start, audio_duration).
+    ``options`` are ``VideoWriter``'s (codec, crf, preset, audio_from, audio_start, audio_duration, record).
     """
     out = Path(output)
     out.resolve().parent.mkdir(parents=True, exist_ok=True)

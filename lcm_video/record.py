@@ -1,0 +1,118 @@
+"""How an output was made, written into the video itself (as ComfyUI and A1111 embed their settings) and read back:
+``lcm-video info OUT.mp4`` prints it, ``--config OUT.mp4`` and ``lcm-video rerun OUT.mp4`` render it again.
+
+The record is one JSON object in the container's ``comment`` tag (mp4/mov ``©cmt``, Matroska/WebM ``COMMENT``, AVI
+``ICMT``): the tool and its version, the command, every resolved setting (``cfg.flat()``), the source file and its
+size and date (stylise), and the SHA-256 of local weight files (checkpoint, LoRAs, VAE, motion adapter) where the
+setting names one. No torch here: reading a record is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import UserError
+
+TOOL = "lcm_video"
+_WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter")
+
+
+@lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_hash(spec: str) -> str | None:
+    """SHA-256 of a setting's local weight file (``path`` or ``path:scale`` of a LoRA, or a preset's shipped file);
+    None for hub ids, presets without a file and directories."""
+    from .models.presets import preset_path
+
+    path = Path(preset_path(spec))
+    if not path.is_file():
+        head, _, scale = spec.rpartition(":")
+        path = Path(preset_path(head)) if head and scale.replace(".", "", 1).isdigit() else path
+    if not path.is_file():
+        return None
+    st = path.stat()
+    return _sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def make_record(command: str, settings: dict[str, Any], source: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The record of one render: ``settings`` is the resolved config's ``flat()``."""
+    hashes = {}
+    for key in _WEIGHT_SETTINGS:
+        value = settings.get(key)
+        for spec in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(spec, str) and (digest := file_hash(spec)):
+                hashes[spec] = digest
+    rec: dict[str, Any] = {"tool": TOOL, "version": __version__, "command": command}
+    made = {k: v for k, v in settings.items() if k != "quiet"}  # how it was made, not how it was watched
+    rec["settings"] = json.loads(json.dumps(made, default=str))  # Fraction → "30000/1001", tuples → lists
+    if source is not None:
+        p = Path(source).resolve()
+        st = p.stat()
+        rec["source"] = {"path": str(p), "bytes": st.st_size, "mtime": int(st.st_mtime)}
+    if hashes:
+        rec["sha256"] = hashes
+    return rec
+
+
+def metadata_args(record: dict[str, Any]) -> list[str]:
+    """ffmpeg arguments that write ``record`` into the output's comment tag."""
+    return ["-metadata", "comment=" + json.dumps(record, separators=(",", ":"), ensure_ascii=True)]
+
+
+def _unescape(value: str) -> str:
+    """ffmetadata escapes ``=;#\\`` and newlines with a backslash."""
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value):
+            i += 1
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The record written into ``path``, or None when it has none (not made by this tool)."""
+    from .video.reader import check_input
+    from .video.writer import ffmpeg_exe
+
+    p = check_input(path)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(p), "-f", "ffmetadata", "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UserError(f"cannot read {str(p)!r}: not a video, or truncated/corrupt")
+    for line in proc.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.lower() == "comment":
+            try:
+                rec = json.loads(_unescape(value))
+            except ValueError:
+                return None
+            return rec if isinstance(rec, dict) and rec.get("tool") == TOOL else None
+    return None
+
+
+def recorded_settings(path: str | os.PathLike, command: str) -> dict[str, Any]:
+    """The settings recorded in a video made by ``command``, for ``--config VIDEO``; a UserError otherwise."""
+    rec = read_record(path)
+    if rec is None:
+        raise UserError(f"{str(path)!r} has no lcm-video settings in it; give a YAML file or a video lcm-video made")
+    if rec.get("command") != command:
+        raise UserError(
+            f"{str(path)!r} was made by `lcm-video {rec.get('command')}`; use it as --config of that command "
+            f"(or `lcm-video rerun {path}`)"
+        )
+    return dict(rec["settings"])

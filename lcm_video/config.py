@@ -411,7 +411,6 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
         hint=" (temporal metrics need two frames)",
         metavar="N",
     ),
-    Option("json", "bool", "print JSON", False, commands=(EVAL, INFO)),
     Option(
         "made",
         "path",
@@ -419,6 +418,7 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
         commands=(INFO, RERUN),
         positional=True,
     ),
+    Option("json", "bool", "print JSON", False, commands=(EVAL, INFO)),
 )
 
 SETTINGS: dict[str, Option] = {o.name: o for name, part in PARTS.items() for o in options_of(part, name)}

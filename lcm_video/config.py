@@ -69,10 +69,11 @@ class PromptConfig:
     )
     prompt_at: tuple[str, ...] = option(
         (),
-        "prompt from FRAME on, interpolated from the previous key; repeatable (prompt travel)",
-        commands=(GENERATE,),
+        "prompt from output frame FRAME on, interpolated from the previous key; repeatable (prompt travel)",
+        commands=(STYLIZE, GENERATE),
         metavar="FRAME=TEXT",
-        doc="prompt from FRAME on, linearly interpolated from the previous key; repeatable (prompt travel)",
+        doc="prompt from output frame FRAME on, linearly interpolated from the previous key (frame 0: `--prompt`); "
+        "repeatable (prompt travel)",
     )
 
 
@@ -757,16 +758,17 @@ def derive_generate(cfg: RenderConfig, loaded_model: str | None = None) -> Rende
     return cfg.replace(motion_adapter=adapter, model=model, width=w, height=h)
 
 
-def parse_prompt_at(specs: tuple[str, ...], frames: int, prompt: str) -> dict[int, str]:
-    """``("0=a fox", "24=a fox at night")`` → {0: ..., 24: ...}; frame 0 defaults to ``prompt``."""
+def parse_prompt_at(specs: tuple[str, ...], frames: int | None, prompt: str) -> dict[int, str]:
+    """``("0=a fox", "24=a fox at night")`` → {0: ..., 24: ...}; frame 0 defaults to ``prompt``. ``frames``: the
+    output's frame count, or None where it is not known yet (a stylise before its source is probed)."""
     keys: dict[int, str] = {}
     for spec in specs:
         head, sep, text = spec.partition("=")
         if not sep or not head.strip().isdigit() or not text.strip():
             raise UserError(f"--prompt-at {spec!r} must be FRAME=TEXT with a frame number, e.g. 24='a fox at night'")
         frame = int(head)
-        if frame >= frames:
-            raise UserError(f"--prompt-at {spec!r}: frame {frame} is past the clip's last frame ({frames - 1})")
+        if frames is not None and frame >= frames:
+            raise UserError(f"--prompt-at {spec!r}: frame {frame} is past the output's last frame ({frames - 1})")
         if frame in keys:
             raise UserError(f"--prompt-at gives frame {frame} twice; give each frame once")
         keys[frame] = text.strip()
@@ -797,6 +799,7 @@ def validate(cfg: RenderConfig) -> RenderConfig:
             for name in ("context", "overlap"):
                 if getattr(t, name) is not None:
                     raise UserError(f"--{name} applies to motion-aware stylise only; add --motion-adapter or drop it")
+        parse_prompt_at(cfg.prompt.prompt_at, None, cfg.prompt.prompt)  # the frame range once the source is known
     else:
         parse_prompt_at(cfg.prompt.prompt_at, f.frames, cfg.prompt.prompt)
     return cfg

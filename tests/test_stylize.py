@@ -17,7 +17,7 @@ from lcm_video.models.loading import load_models
 from lcm_video.pipelines.video_to_video import Stylizer, stylize
 from lcm_video.video.writer import VideoWriter
 
-from .conftest import read_audio, stream_info
+from .conftest import read_audio, read_frames, stream_info
 
 NTSC = Fraction(30000, 1001)
 
@@ -153,3 +153,19 @@ def test_package_functions_stay_functions(videos, tmp_path, tiny_models):
         assert type(getattr(lcm_video, name)).__name__ != "module"
     for i in range(2):
         lcm_video.stylize(videos["moving"], tmp_path / f"{i}.mp4", "x", models=tiny_models, max_frames=2, quiet=True)
+
+
+def test_prompt_keyframes_switch_the_prompt_at_their_output_frame(tiny_models, videos, tmp_path, capsys):
+    """--prompt-at for stylise: before the key the frames are the first prompt's, from it on the second's (no
+    blending, noise keyed per frame, so each frame depends on its own text only)."""
+    common = dict(models=tiny_models, quiet=True, blend=0.0, codec="libx264rgb", crf=0, audio=False, window=4)
+    src = videos["moving"]
+    stylize(src, tmp_path / "a.mp4", "ink", **common)
+    stylize(src, tmp_path / "b.mp4", "neon", **common)
+    stylize(src, tmp_path / "ab.mp4", "ink", prompt_at=("12=neon",), **common)
+    a, b, ab = (read_frames(tmp_path / f"{n}.mp4").astype(int) for n in ("a", "b", "ab"))
+    assert np.abs(ab[0] - a[0]).max() <= 1 and np.abs(ab[12:] - b[12:]).max() <= 1
+    assert np.abs(a[12:] - b[12:]).max() > 3  # the control: the prompts give different frames (8 levels here)
+    n = len(a)
+    code = cli.main(["stylize", str(src), "-o", str(tmp_path / "x.mp4"), "-p", "x", "--prompt-at", f"{n}=y", "-q"])
+    assert code == 2 and f"past the output's last frame ({n - 1})" in capsys.readouterr().err

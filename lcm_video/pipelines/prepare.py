@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import GenerateConfig, StylizeConfig
+from ..config import GenerateConfig, StylizeConfig, parse_prompt_at
 from ..errors import UserError
 from ..video.plan import FramePlan
 from ..video.reader import VideoInfo, output_size, probe
@@ -39,7 +39,9 @@ def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: St
     info = probe(input)
     size = output_size(info, cfg.frames.width, cfg.frames.height)
     check_upscale(info, size)
-    return Prepared(out, info, plan_video(info, cfg), size)
+    plan = plan_video(info, cfg)
+    parse_prompt_at(cfg.prompt.prompt_at, len(plan), cfg.prompt.prompt)
+    return Prepared(out, info, plan, size)
 
 
 MAX_UPSCALE = 4.0

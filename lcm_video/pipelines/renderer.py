@@ -177,8 +177,9 @@ class WindowRenderer:
             self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
         eps = self.noise.window(indices if noise_keys is None else noise_keys, self.models.device)
         x = eps[0] if clean is None else self.schedule.add_noise(clean, eps[0])
+        frames = indices if noise_keys is None else noise_keys  # output frame numbers: prompt keys and noise
         x0 = sample(
-            lambda x, t: self.denoiser(x, t, indices),
+            lambda x, t: self.denoiser(x, t, frames),
             x,
             self.schedule,
             eps,

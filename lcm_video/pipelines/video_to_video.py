@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..config import DEFAULT_WINDOW, StylizeConfig, resolve
+from ..config import DEFAULT_WINDOW, StylizeConfig, parse_prompt_at, resolve
 from ..core.codec import to_unit
 from ..core.schedule import LCMSchedule
 from ..errors import UserError
@@ -37,12 +37,15 @@ class Stylizer(WindowRenderer):
 
     ``__call__(frames, indices, emit)``: uint8 (f, h, w, 3) source frames that are output frames ``indices``
     (following the previous window) → uint8 stylised frames of ``emit`` (default all of ``indices``). ``batch``
-    (default ``cfg.window``) is the fixed 2D UNet/VAE batch; pass the clip length when it is shorter.
+    (default ``cfg.window``) is the fixed 2D UNet/VAE batch; pass the clip length when it is shorter. ``frames``:
+    the output's frame count, which ``--prompt-at`` keys are checked against.
     """
 
-    def __init__(self, models: Models, cfg: StylizeConfig, batch: int | None = None):
+    def __init__(self, models: Models, cfg: StylizeConfig, batch: int | None = None, frames: int | None = None):
         batch = batch or cfg.temporal.window or DEFAULT_WINDOW
-        super().__init__(models, cfg, prompts=cfg.prompt.prompt, strength=cfg.sampling.strength, batch=batch)
+        p = cfg.prompt
+        prompts = parse_prompt_at(p.prompt_at, frames, p.prompt) if p.prompt_at else p.prompt
+        super().__init__(models, cfg, prompts=prompts, strength=cfg.sampling.strength, batch=batch)
 
     def __call__(
         self, frames: torch.Tensor, indices: range, emit: range | None = None, noise_keys: list[int] | None = None
@@ -69,7 +72,7 @@ class SourceRender:
         rendered = self.reuse.rendered
         self.window, self.overlap = window_layout(models, cfg, rendered)
         self.warm = warmup_frames(t.blend, self.window if models.motion else 0, self.overlap)
-        self.stylizer = Stylizer(models, cfg, batch=min(self.window, rendered))
+        self.stylizer = Stylizer(models, cfg, batch=min(self.window, rendered), frames=len(plan))
         self.reader = FrameReader(info, size)
         shows = self.reuse.shows
         # The output frame each position stands for: the first that shows it.

@@ -8,6 +8,7 @@ the seed and its index.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from ..errors import UserError
 from ..options import GENERATE, STYLIZE
 from ..pipelines.events import Cancelled, OnProgress, Progress, default_progress
 from ..record import make_record
+from ..video.lock import OutputLock
 from .jobs import Job, load_jobs
 from .work import JobPlan, pending_units, plan_job, prepare_work, seg_name, write_json
 
@@ -191,8 +193,14 @@ def run_batch(
     jobs = load_jobs(job_file, out_dir, segment_frames)
     cpu = all(j.cfg.model.device == "cpu" for j in jobs) or not _accelerator_available()
     state = PartialState(cpu=cpu)
-    if state.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    # One batch per --out: the main process holds the folder's lock for the run (if it refuses, torchrun/accelerate
+    # stop the other processes), so a second run cannot delete this one's temporary files as stale.
+    lock = OutputLock(out_dir, "folder") if state.is_main_process else contextlib.nullcontext()
+    with lock:
+        return _run_batch(state, jobs, out_dir, quiet, on_progress)
+
+
+def _run_batch(state, jobs: list[Job], out_dir: Path, quiet: bool, on_progress: OnProgress | None) -> list[dict]:
     state.wait_for_everyone()
     plans = [plan_job(j, out_dir) for j in jobs]
     if state.is_main_process:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..options import STYLIZE
+from ..video.lock import remove_stale_partials
 from .jobs import Job
 
 WORK = ".lcm-video-work"
@@ -92,7 +93,8 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def prepare_work(plans: list[JobPlan]) -> None:
-    """Main process, before the split: discard work folders of changed jobs, stale temporaries and old failures."""
+    """Main process, before the split, holding the ``--out`` lock (so no live run owns a temporary file): discard
+    work folders of changed jobs, stale temporaries and old failures."""
     for p in plans:
         if p.error:
             continue
@@ -109,6 +111,7 @@ def prepare_work(plans: list[JobPlan]) -> None:
         p.work.mkdir(parents=True, exist_ok=True)
         for stale in [*p.work.glob("*.partial"), *p.work.glob("*.failed"), *p.work.glob("*.tmp")]:
             stale.unlink(missing_ok=True)
+        remove_stale_partials(p.job.output)  # a dead run's half-assembled output
         write_json(meta, {"name": p.job.name, "fingerprint": p.fingerprint})
 
 

@@ -20,6 +20,7 @@ from ..models.container import Models
 from ..models.loading import models_for
 from ..options import GENERATE
 from ..record import make_record
+from ..video.lock import OutputLock, remove_stale_partials
 from ..video.writer import VideoWriter
 from .events import OnProgress, Progress, default_progress
 from .prepare import prepare_generate
@@ -66,7 +67,8 @@ def generate(
     o = cfg.output
     prep = prepare_generate(output, cfg)
     out, plan, size = prep.output, prep.plan, prep.size
-    with default_progress(on_progress, GENERATE, o.quiet) as callback:
+    with OutputLock(out), default_progress(on_progress, GENERATE, o.quiet) as callback:
+        remove_stale_partials(out)
         progress = Progress(callback, len(plan))
         progress.emit("load")
         models = models_for(cfg.model, models)

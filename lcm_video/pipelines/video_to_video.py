@@ -22,6 +22,7 @@ from ..models.loading import models_for
 from ..options import STYLIZE
 from ..record import make_record
 from ..video import similarity
+from ..video.lock import OutputLock, remove_stale_partials
 from ..video.plan import FramePlan, Reuse
 from ..video.reader import FrameReader, VideoInfo
 from ..video.writer import VideoWriter
@@ -137,7 +138,8 @@ def stylize(
     prep = prepare_stylize(input, output, cfg)
     out, info, plan, size = prep.output, prep.info, prep.plan, prep.size
     LCMSchedule.check(cfg.sampling.steps, cfg.sampling.strength)  # before loading anything
-    with default_progress(on_progress, STYLIZE, cfg.output.quiet) as callback:
+    with OutputLock(out), default_progress(on_progress, STYLIZE, cfg.output.quiet) as callback:
+        remove_stale_partials(out)
         progress = Progress(callback, len(plan))
         progress.emit("load")
         models = models_for(cfg.model, models)

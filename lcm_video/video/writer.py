@@ -140,7 +140,7 @@ class VideoWriter:
         self.size, self.fps = size, Fraction(fps)
         self.frames = 0
         self.path.resolve().parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.resolve().parent, prefix=f".{self.path.stem}.", suffix=".partial")
+        fd, tmp = tempfile.mkstemp(dir=self.path.resolve().parent, prefix=f".{self.path.name}.", suffix=".partial")
         os.close(fd)
         umask = os.umask(0)
         os.umask(umask)

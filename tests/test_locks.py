@@ -63,3 +63,21 @@ def test_a_killed_runs_lock_and_temporary_files_do_not_linger(tmp_path):
     time.sleep(0.1)
     assert cli.main(["generate", "-p", "x", "-o", str(out), "--model", "tiny", "--frames", "8", "-q"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # the dead run's lock and partial are gone
+
+
+@pytest.mark.slow  # a fresh interpreter
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path, sig):
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "lcm_video", "generate", "-p", "x", "-o", str(out), "--model", "tiny"]
+    cmd += ["--frames", "400", "-q"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.mp4.*.partial")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # inside the render
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig
+    assert err.strip() == "lcm-video: interrupted; nothing was written"
+    assert list(tmp_path.iterdir()) == []  # no output, no partial, no lock

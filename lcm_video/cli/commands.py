@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 
@@ -209,6 +210,24 @@ RUN = {
 }
 
 
+def _stop_on_signals(caught: list[int]) -> dict:
+    """SIGTERM and SIGHUP (a closed terminal, a job scheduler's stop) unwind like Ctrl-C, so the writer removes its
+    temporary file and a batch keeps its finished segments; exit status 128 + the signal's number."""
+
+    def stop(signum, frame):
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            try:
+                previous[sig] = signal.signal(sig, stop)
+            except ValueError:  # not the main thread (main() called from a worker thread): leave them alone
+                break
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -216,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help, or a usage error already printed as one line
         return int(exc.code or 0)
     _quiet_libraries()
+    caught: list[int] = []
+    previous = _stop_on_signals(caught)
     try:
         return RUN[ns.command](ns)
     except UserError as exc:
@@ -223,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         print(f"{PROG}: {getattr(exc, 'message', 'interrupted; nothing was written')}", file=sys.stderr)
-        return 130
+        return 128 + (caught[0] if caught else signal.SIGINT)
     except BrokenPipeError:  # `lcm-video models | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

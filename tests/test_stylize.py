@@ -169,3 +169,31 @@ def test_prompt_keyframes_switch_the_prompt_at_their_output_frame(tiny_models, v
     n = len(a)
     code = cli.main(["stylize", str(src), "-o", str(tmp_path / "x.mp4"), "-p", "x", "--prompt-at", f"{n}=y", "-q"])
     assert code == 2 and f"past the output's last frame ({n - 1})" in capsys.readouterr().err
+
+
+def test_an_anamorphic_source_keeps_its_display_aspect(tiny_models, tmp_path):
+    """120x120 coded pixels with SAR 4:3 are shown 160x120: the output is 160x120 square pixels, and the frames
+    the model sees are the source as displayed (compared with ffmpeg's own SAR-aware scale)."""
+    import subprocess
+
+    from lcm_video.video.reader import FrameReader, probe
+    from lcm_video.video.synthetic import lavfi_clip
+
+    from .conftest import FFMPEG
+
+    src = lavfi_clip(tmp_path / "ana.mp4", size="120x120", encode=["-vf", "setsar=4/3"], audio=False)
+    info = probe(src)
+    assert (info.width, info.height, info.sar) == (160, 120, Fraction(4, 3))
+    res = stylize(src, tmp_path / "out.mp4", "x", models=tiny_models, quiet=True)
+    assert res.size == (160, 120) and read_frames(tmp_path / "out.mp4").shape[1:3] == (120, 160)
+    log = subprocess.run([FFMPEG, "-hide_banner", "-i", str(tmp_path / "out.mp4")], capture_output=True, text=True)
+    assert "SAR 4:3" not in log.stderr
+    ref = subprocess.run(
+        [FFMPEG, "-loglevel", "error", "-i", str(src), "-frames:v", "1", "-vf", "scale=iw*sar:ih,setsar=1"]
+        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    ref = np.frombuffer(ref, np.uint8).reshape(120, 160, 3).astype(int)
+    ours = FrameReader(info, (160, 120)).read([0])[0].numpy().astype(int)
+    assert np.abs(ours - ref).mean() < 4  # the same picture, up to the two scalers' filters

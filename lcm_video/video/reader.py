@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,13 +27,16 @@ def _decord():
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a source video is: decodable frame count, exact frame rate, and frame size in pixels."""
+    """What a source video is: decodable frame count, exact frame rate, and its size as displayed: ``width`` is the
+    coded width times the sample aspect ratio (``sar``; 4:3 for 120 coded pixels shown 160 wide), so everything
+    downstream works in square pixels and an anamorphic source keeps its display aspect."""
 
     path: Path
     frames: int
     fps: Fraction
     width: int
     height: int
+    sar: Fraction = Fraction(1)
 
     @property
     def duration(self) -> Fraction:
@@ -97,7 +101,26 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         h, w = vr[0].shape[:2]
     except Exception:
         raise UserError(f"cannot decode the first frame of {str(p)!r}: the file is corrupt") from None
-    return VideoInfo(p, n, exact_fps(fps), int(w), int(h))
+    sar = sample_aspect(p)
+    return VideoInfo(p, n, exact_fps(fps), max(1, round(int(w) * sar)), int(h), sar)
+
+
+_SAR = re.compile(r"\[SAR (\d+):(\d+) DAR \d+:\d+\]")
+
+
+def sample_aspect(path: Path) -> Fraction:
+    """The first video stream's sample (pixel) aspect ratio, from ffmpeg's stream line; 1 when it states none.
+    (decord decodes coded pixels and does not say.)"""
+    import subprocess
+
+    from .writer import ffmpeg_exe
+
+    log = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    line = next((ln for ln in log.splitlines() if "Video:" in ln), "")
+    m = _SAR.search(line)
+    if not m or int(m.group(1)) == 0 or int(m.group(2)) == 0:
+        return Fraction(1)
+    return Fraction(int(m.group(1)), int(m.group(2)))
 
 
 def output_size(info: VideoInfo, width: int | None, height: int | None) -> tuple[int, int]:

@@ -329,7 +329,8 @@ class OutputConfig:
         "ffmpeg video encoder",
         derived="libx264; libvpx-vp9 for .webm",
         metavar="C",
-        doc="any ffmpeg video encoder (`libx265`, `libvpx-vp9`, `h264_nvenc`)",
+        doc="any ffmpeg video encoder (`libx265`, `libvpx-vp9`, `h264_nvenc`); `.webm` outputs default to VP9, `.gif` "
+        "outputs (a palette per frame, no audio, no recorded settings) take none",
     )
     preset: str = option("medium", "x264/x265 speed preset", metavar="P")
     audio: bool = option(True, "drop the source's audio", commands=(STYLIZE,))
@@ -355,7 +356,7 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
     Option(
         "output",
         "path",
-        "output video (.mp4, .mkv, .mov, .webm); missing folders are created",
+        "output video (.mp4, .mkv, .mov, .webm, .gif); missing folders are created",
         commands=(*RENDER, RERUN),
         short="-o",
         required=True,

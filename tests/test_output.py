@@ -37,3 +37,22 @@ def test_an_encoder_compiled_in_but_unusable_here_is_refused_with_ffmpegs_reason
     with pytest.raises(UserError, match=f"--codec {broken[0]} cannot encode here: ") as err:
         check_container(Path("out.mp4"), broken[0])
     assert "Nothing was written" not in str(err.value)
+
+
+def test_a_gif_output_streams_a_palette_per_frame(tmp_path):
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (1, 8, 8, 3)).repeat(4, 1).repeat(4, 2)  # flat 4x4 blocks: palette-friendly
+    frames = np.concatenate([np.roll(base, k, axis=2) for k in range(5)]).astype(np.uint8)
+    with VideoWriter(tmp_path / "a.gif", (32, 32), Fraction(10), audio_from=None) as w:
+        w.write(frames)
+        out = w.close()
+    raw = subprocess.run(
+        [FFMPEG, "-loglevel", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    back = np.frombuffer(raw, np.uint8).reshape(-1, 32, 32, 3)
+    assert back.shape[0] == 5
+    assert np.abs(back.astype(int) - frames.astype(int)).mean() < 2  # 16 colours a frame fit any palette
+    with pytest.raises(UserError, match="do not go together"):
+        check_container(tmp_path / "b.gif", "libx264")

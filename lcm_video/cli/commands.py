@@ -139,10 +139,12 @@ def _run_info(ns: argparse.Namespace) -> int:
     from ..record import read_record
     from ..video.reader import probe
 
-    info = probe(ns.made)
     rec = read_record(ns.made)
     if rec is None:
-        raise UserError(f"{ns.made!r} has no lcm-video settings in it (made by another tool, or re-encoded)")
+        raise UserError(
+            f"{ns.made!r} has no lcm-video settings in it (made by another tool, re-encoded, or a GIF, which keeps none)"
+        )
+    info = probe(ns.made)
     if getattr(ns, "json", False):
         print(json.dumps(rec))
         return 0

@@ -16,7 +16,9 @@ import numpy as np
 
 from ..errors import UserError
 
-MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".avi": "avi"}
+MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".avi": "avi", ".gif": "gif"}
+# A palette per frame (no whole-video palette pass, so a GIF streams like any output), dithered.
+GIF_FILTER = "split[a][b];[a]palettegen=stats_mode=single:reserve_transparent=0[p];[b][p]paletteuse=new=1"
 CONTAINERS = set(MUXERS)
 
 
@@ -40,7 +42,7 @@ def encoder_for(path: str | os.PathLike, codec: str | None) -> str:
     """The video encoder of an output: ``codec`` when given, else VP9 for ``.webm`` and H.264 for the rest."""
     if codec:
         return codec
-    return "libvpx-vp9" if Path(path).suffix.lower() == ".webm" else "libx264"
+    return {".webm": "libvpx-vp9", ".gif": "gif"}.get(Path(path).suffix.lower(), "libx264")
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -57,6 +59,8 @@ def check_container(path: Path, codec: str | None, preset: str = "medium") -> No
         raise UserError(f"--codec {codec!r} is not an encoder of this ffmpeg; try libx264, libx265 or libvpx-vp9")
     if path.suffix.lower() == ".webm" and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"):
         raise UserError(f"--codec {codec} cannot go in .webm; use --codec libvpx-vp9 or an .mp4 output")
+    if (path.suffix.lower() == ".gif") != (codec == "gif"):
+        raise UserError(f"--codec {codec} and {path.suffix} do not go together; a .gif output takes no --codec")
     if codec in ("libx264", "libx264rgb", "libx265") and preset not in (*X264_PRESETS, "placebo"):
         raise UserError(f"--preset {preset!r} is not an x264/x265 preset; use one of {', '.join(X264_PRESETS)}")
     if codec not in ("libx264", "libx264rgb"):
@@ -154,6 +158,8 @@ class VideoWriter:
             cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", rate, "-i", "pipe:0"]
         else:
             cmd += video_input
+        if self.path.suffix.lower() == ".gif":
+            audio_from = None  # GIF has no audio
         if audio_from is not None:
             cmd += ["-ss", f"{audio_start:.6f}"]
             if audio_duration is not None:
@@ -162,6 +168,8 @@ class VideoWriter:
             cmd += ["-c:a", "libopus" if self.path.suffix.lower() == ".webm" else "aac", "-b:a", "160k"]
         if lossless:  # RGB in, RGB out, bit-exact: for intermediate segments
             cmd += ["-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "rgb24", "-r", rate]
+        elif codec == "gif":
+            cmd += ["-vf", GIF_FILTER, "-c:v", "gif", "-r", rate]
         else:
             cmd += ["-c:v", codec, "-pix_fmt", "rgb24" if codec == "libx264rgb" else "yuv420p", "-r", rate]
             if codec in ("libx264", "libx264rgb", "libx265"):

@@ -8,8 +8,8 @@
 - 2 and 4 steps: sliced Wasserstein distance (256 projections, pixels at 32x32) of the student's samples, and of the
   teacher's 2- and 4-step DDIM samples, to the teacher's 50-step samples (same prompts, other noises);
 - prompt adherence: on "a COLOUR SHAPE on a BACKGROUND background" prompts, an image adheres when its main
-  non-background colour (nearest palette colour) is the asked one and the bounding-box fill ratio of that colour's
-  largest connected region gives the asked shape (``classify``: 100% right on the drawn pictures themselves).
+  non-background colour (nearest palette colour) is the asked one and that colour's largest connected region
+  overlaps the asked shape's template best (``classify``: 100% right on the drawn pictures themselves).
 """
 
 from __future__ import annotations
@@ -48,11 +48,29 @@ def caption(colour: str, shape: str, background: str) -> str:
     return toy.Scene(shape, colour, background, 0, 0, 0).caption
 
 
+def shape_of(mask: np.ndarray) -> str:
+    """The toy shape (upright triangle, axis-aligned square, circle) whose template of the same area and centroid
+    overlaps bool (h, w) ``mask`` best (IoU): what a person would call a rounded triangle or a soft-cornered square."""
+
+    ys, xs = np.nonzero(mask)
+    area, cy, cx = len(ys), ys.mean(), xs.mean()
+    best, name = -1.0, "circle"
+    for shape in toy.SHAPES:
+        # toy.draw's own shape, its radius from the mask's area: circles and squares of radius r cover πr², the
+        # triangle inscribed in that circle 3√3/4·r².
+        r = math.sqrt(4 * area / (3 * math.sqrt(3)) if shape == "triangle" else area / math.pi)
+        t = toy.draw(toy.Scene(shape, "white", "black", float(cx), float(cy), r), mask.shape[0])[..., 0] > 127
+        iou = (mask & t).sum() / max(1, (mask | t).sum())
+        if iou > best:
+            best, name = iou, shape
+    return name
+
+
 def classify(img: np.ndarray, background: str) -> tuple[str | None, str | None]:
     """(colour, shape) of the main non-background region of uint8 (h, w, 3): pixels take their nearest palette colour;
     the most common colour other than the background's is the shape's; its largest connected region (so a stray
-    pixel of that colour elsewhere does not stretch the box) gives the shape by its bounding-box fill ratio
-    (square ≈ 1, circle ≈ π/4, triangle ≈ 1/2). (None, None) when under 2% of the picture is not background."""
+    pixel of that colour elsewhere does not count) is matched against the three shapes' templates (``shape_of``).
+    (None, None) when under 2% of the picture is not background."""
     import cv2
 
     palette = np.array(list(toy.COLOURS.values()), np.float32)
@@ -66,10 +84,7 @@ def classify(img: np.ndarray, background: str) -> tuple[str | None, str | None]:
     colour = int(counts.argmax())
     _, labels, stats, _ = cv2.connectedComponentsWithStats((nearest == colour).astype(np.uint8), connectivity=4)
     largest = 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
-    w, h, area = (int(stats[largest, k]) for k in (cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT, cv2.CC_STAT_AREA))
-    fill = area / (w * h)
-    shape = "square" if fill > 0.9 else ("circle" if fill > 0.65 else "triangle")
-    return names[colour], shape
+    return names[colour], shape_of(labels == largest)
 
 
 def swd(a: np.ndarray, b: np.ndarray, projections: int = 256, seed: int = 0) -> float:
@@ -116,8 +131,8 @@ def video_iou(
     import lcm_video
     from lcm_video.video.synthetic import frames_clip
 
-    scene = toy.Scene("square", "red", "white", 14.0, 32.0, 10.0)
-    src = toy.moving_clip(scene, frames, 64, (1.5, 0.0))
+    scene = toy.Scene("square", "red", "white", 18.0, 32.0, 16.0)
+    src = toy.moving_clip(scene, frames, 64, (1.0, 0.0))
     clip = frames_clip(tmp / "red_square.mp4", src, fps=24)
     out = tmp / "blue_square.mp4"
     prompt = "a blue square on a white background"

@@ -142,7 +142,7 @@ def _run_info(ns: argparse.Namespace) -> int:
     rec = read_record(ns.made)
     if rec is None:
         raise UserError(
-            f"{ns.made!r} has no lcm-video settings in it (made by another tool, re-encoded, or a GIF, which keeps none)"
+            f"{ns.made!r} has no lcm-video settings in it (made by another tool, re-encoded, or a GIF: GIFs keep none)"
         )
     info = probe(ns.made)
     if getattr(ns, "json", False):

@@ -313,7 +313,8 @@ class FramesConfig:
         defaults={GENERATE: Fraction(8)},
         derived="the source's exact rate",
         metavar="R",
-        doc="output rate (`12`, `29.97`, `30000/1001`); stylize drops or repeats source frames to reach it",
+        doc="output rate (`12`, `29.97`, `30000/1001`); stylize drops or repeats source frames to reach it; for an "
+        "image-sequence input it is the frames' own rate (default 24, said)",
     )
 
 
@@ -352,7 +353,13 @@ PARTS: dict[str, type] = {
 
 # Options that are not render settings: paths, the config file, and the batch and eval commands' own.
 EXTRA_OPTIONS: tuple[Option, ...] = (
-    Option("input", "path", "source video file", commands=(STYLIZE,), positional=True),
+    Option(
+        "input",
+        "path",
+        "source video file, or a folder of frames (PNG/JPEG..., natural order)",
+        commands=(STYLIZE,),
+        positional=True,
+    ),
     Option(
         "output",
         "path",

@@ -197,3 +197,29 @@ def test_an_anamorphic_source_keeps_its_display_aspect(tiny_models, tmp_path):
     ref = np.frombuffer(ref, np.uint8).reshape(120, 160, 3).astype(int)
     ours = FrameReader(info, (160, 120)).read([0])[0].numpy().astype(int)
     assert np.abs(ours - ref).mean() < 4  # the same picture, up to the two scalers' filters
+
+
+def test_a_folder_of_frames_is_a_source(tiny_models, videos, tmp_path, capsys):
+    """Image-sequence input: natural order (frame2 before frame10), --fps sets its rate, else 24 is said."""
+    from PIL import Image
+
+    frames = read_frames(videos["moving"])[:12]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"frame{i}.png")
+    (folder / "notes.txt").write_text("not a frame")
+    common = dict(models=tiny_models, quiet=True, codec="libx264rgb", crf=0, blend=0.0)
+    stylize(folder, tmp_path / "seq.mp4", "x", fps=12, **common)
+    assert stream_info(tmp_path / "seq.mp4")["fps"] == Fraction(12) and read_frames(tmp_path / "seq.mp4").shape[0] == 12
+    # The same frames from the video (same noise keys, no blending) give the same output: order and pixels kept.
+    stylize(videos["moving"], tmp_path / "vid.mp4", "x", max_frames=12, **common)
+    a, b = read_frames(tmp_path / "seq.mp4").astype(int), read_frames(tmp_path / "vid.mp4").astype(int)
+    assert np.abs(a - b).max() <= 2
+    out = tmp_path / "cli.mp4"
+    assert cli.main(["stylize", str(folder), "-o", str(out), "-p", "x", "--model", "tiny", "--max-frames", "4"]) == 0
+    assert "12 images read as a video at 24 fps; give --fps" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["stylize", str(empty), "-o", str(out), "-p", "x", "--model", "tiny", "-q"]) == 2
+    assert "has no images" in capsys.readouterr().err

@@ -113,7 +113,7 @@ def _input(entry: dict, mode: str, base: Path, label: str, problems: _Problems) 
         problems.append(f"{label}: stylize needs an input video")
         return None
     path = (base / str(entry["input"])).resolve()
-    if not path.is_file():
+    if not path.exists():
         problems.append(f"{label}: input {str(entry['input'])!r} not found (relative to the job file)")
     return path
 

@@ -47,11 +47,10 @@ class ModelCache:
 
 def render_segment(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
-    from ..pipelines.prepare import plan_video
+    from ..pipelines.prepare import plan_video, probe_source
     from ..pipelines.renderer import render_range, warmup_frames, window_layout
     from ..pipelines.text_to_video import ClipGenerator
     from ..pipelines.video_to_video import SourceRender
-    from ..video.reader import probe
 
     job, cfg = plan.job, plan.job.cfg
     if job.mode == GENERATE:
@@ -60,7 +59,7 @@ def render_segment(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
         gen = ClipGenerator(models, cfg, plan.size)
         yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm)
         return
-    info = probe(job.input)
+    info, _ = probe_source(job.input, cfg)
     source = SourceRender(models, cfg, info, plan_video(info, cfg), plan.size)
     try:
         yield from source.frames(seg[0], seg[1])
@@ -128,7 +127,7 @@ def finish_job(plan: JobPlan) -> dict:
         return row
     t0 = time.perf_counter()
     o = job.cfg.output
-    audio = job.mode == STYLIZE and o.audio
+    audio = job.mode == STYLIZE and o.audio and job.input.is_file()  # an image sequence has none
     record = make_record(job.mode, job.cfg.flat(), job.input)
     try:
         assemble(

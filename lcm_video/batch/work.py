@@ -59,15 +59,15 @@ def _fingerprint(job: Job) -> str:
 
 def plan_job(job: Job, out_dir: Path) -> JobPlan:
     """The job's frames, size and segments, or the reason it cannot be planned (an undecodable input, say)."""
-    from ..pipelines.prepare import plan_video
+    from ..pipelines.prepare import plan_video, probe_source
     from ..video.plan import FramePlan
-    from ..video.reader import output_size, probe
+    from ..video.reader import output_size
 
     work = out_dir / WORK / job.name
     f = job.cfg.frames
     try:
         if job.mode == STYLIZE:
-            info = probe(job.input)
+            info, _ = probe_source(job.input, job.cfg)
             plan = plan_video(info, job.cfg)
             size = output_size(info, f.width, f.height)
             start = float(plan.start)

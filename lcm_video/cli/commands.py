@@ -75,7 +75,9 @@ def _report(res, quiet: bool) -> None:
 
 def _run_stylize(ns: argparse.Namespace) -> int:
     cfg = _render_config(ns, STYLIZE)
-    prepare_stylize(ns.input, ns.output, cfg)  # bad paths and files fail here, before torch is imported
+    prep = prepare_stylize(ns.input, ns.output, cfg)  # bad paths and files fail here, before torch is imported
+    for note in prep.notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     from ..pipelines.video_to_video import stylize
 
     _report(stylize(ns.input, ns.output, config=cfg), cfg.output.quiet)

@@ -5,7 +5,7 @@ frames to render. No torch here, so the command line runs it first and a bad fil
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import GenerateConfig, StylizeConfig, parse_prompt_at
@@ -31,17 +31,29 @@ class Prepared:
     info: VideoInfo | None
     plan: FramePlan
     size: tuple[int, int]
+    notes: tuple[str, ...] = ()  # what was assumed, for the user (the CLI prints them; the library warns)
 
 
 def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: StylizeConfig) -> Prepared:
     """Check the output path and the source, and plan the frames; a UserError for anything wrong."""
     out = check_output(output, (input,), cfg.output.codec, cfg.output.preset)
-    info = probe(input)
+    info, notes = probe_source(input, cfg)
     size = output_size(info, cfg.frames.width, cfg.frames.height)
     check_upscale(info, size)
     plan = plan_video(info, cfg)
     parse_prompt_at(cfg.prompt.prompt_at, len(plan), cfg.prompt.prompt)
-    return Prepared(out, info, plan, size)
+    return Prepared(out, info, plan, size, notes)
+
+
+def probe_source(input: str | os.PathLike, cfg: StylizeConfig) -> tuple[VideoInfo, tuple[str, ...]]:
+    """The source as ``cfg`` reads it, and what was assumed. An image sequence has no rate of its own: ``--fps``
+    gives it (and so the output's), else 24 is assumed and said."""
+    info = probe(input)
+    if not info.images:
+        return info, ()
+    if cfg.frames.fps is not None:
+        return replace(info, fps=cfg.frames.fps, fps_assumed=False), ()
+    return info, (f"{info.frames} images read as a video at {info.fps} fps; give --fps to set their rate",)
 
 
 MAX_UPSCALE = 4.0

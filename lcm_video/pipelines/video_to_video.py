@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,8 @@ def stylize(
     cfg = resolve(STYLIZE, config, options, "stylize() arguments")
     prep = prepare_stylize(input, output, cfg)
     out, info, plan, size = prep.output, prep.info, prep.plan, prep.size
+    for note in prep.notes:
+        warnings.warn(note, UserWarning, stacklevel=2)
     LCMSchedule.check(cfg.sampling.steps, cfg.sampling.strength)  # before loading anything
     with OutputLock(out), default_progress(on_progress, STYLIZE, cfg.output.quiet) as callback:
         remove_stale_partials(out)
@@ -154,7 +157,7 @@ def stylize(
             codec=o.codec,
             crf=o.crf,
             preset=o.preset,
-            audio_from=info.path if o.audio else None,
+            audio_from=info.path if o.audio and not info.images else None,
             audio_start=float(plan.start),
             audio_duration=float(plan.duration),
             record=make_record(STYLIZE, cfg.flat(), input),

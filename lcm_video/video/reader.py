@@ -37,6 +37,8 @@ class VideoInfo:
     width: int
     height: int
     sar: Fraction = Fraction(1)
+    images: tuple[Path, ...] = ()  # an image sequence (a folder of frames): its files in order
+    fps_assumed: bool = False  # an image sequence's rate, when nothing gave it
 
     @property
     def duration(self) -> Fraction:
@@ -49,11 +51,14 @@ def exact_fps(fps: float) -> Fraction:
     return frac if abs(float(frac) - fps) < 1e-6 * fps else Fraction(fps).limit_denominator(100000)
 
 
-def check_input(path: str | os.PathLike) -> Path:
+def check_input(path: str | os.PathLike, folders: bool = False) -> Path:
+    """``path`` if it is a non-empty file (or, with ``folders``, a folder: an image sequence); else a UserError."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"input {str(p)!r} does not exist; check the path")
     if p.is_dir():
+        if folders:
+            return p
         raise UserError(f"input {str(p)!r} is a directory; give a video file")
     if p.stat().st_size == 0:
         raise UserError(f"input {str(p)!r} is empty (0 bytes); give a video file")
@@ -89,9 +94,40 @@ def _open(path: Path, **kwargs):
         ) from None
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+SEQUENCE_FPS = Fraction(24)
+
+
+def _natural(path: Path) -> list:
+    """Sort key: frame2.png before frame10.png."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def probe_images(folder: Path) -> VideoInfo:
+    """An image sequence: the folder's PNG/JPEG/WebP/BMP/TIFF files in natural order, the first one's size, and
+    ``SEQUENCE_FPS`` (``fps_assumed``) until the caller sets the rate (stylise: ``--fps``)."""
+    from PIL import Image, UnidentifiedImageError
+
+    files = tuple(sorted((f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), key=_natural))
+    if not files:
+        raise UserError(
+            f"input folder {str(folder)!r} has no images ({', '.join(IMAGE_SUFFIXES)}); give a video or a folder "
+            "of frames"
+        )
+    try:
+        with Image.open(files[0]) as img:
+            w, h = img.size
+    except (OSError, UnidentifiedImageError):
+        raise UserError(f"cannot read {str(files[0])!r} as an image; remove it from the folder or re-save it") from None
+    return VideoInfo(folder, len(files), SEQUENCE_FPS, w, h, images=files, fps_assumed=True)
+
+
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """Frame count, exact fps and size of a video; a UserError if it cannot be decoded."""
-    p = check_input(path)
+    """Frame count, exact fps and size of a video (or of an image sequence: a folder of frames); a UserError if it
+    cannot be decoded."""
+    p = check_input(path, folders=True)
+    if p.is_dir():
+        return probe_images(p)
     vr = _open(p)
     n = len(vr)
     fps = vr.get_avg_fps()
@@ -149,9 +185,25 @@ class FrameReader:
         w, h = size
         scale = max(w / info.width, h / info.height)
         self._cover = (max(w, round(info.width * scale)), max(h, round(info.height * scale)))
-        self._vr = _open(info.path, width=self._cover[0], height=self._cover[1])
+        self._vr = None if info.images else _open(info.path, width=self._cover[0], height=self._cover[1])
+
+    def _read_images(self, indices: list[int] | range) -> np.ndarray:
+        """Frames of an image sequence, each scaled to cover the size (Lanczos, as decord's scaler would)."""
+        from PIL import Image, UnidentifiedImageError
+
+        out = []
+        for i in indices:
+            path = self.info.images[i]
+            try:
+                with Image.open(path) as img:
+                    out.append(np.asarray(img.convert("RGB").resize(self._cover, Image.Resampling.LANCZOS)))
+            except (OSError, UnidentifiedImageError):
+                raise UserError(f"cannot read frame {str(path)!r}: not an image, or truncated; re-save it") from None
+        return np.stack(out)
 
     def read(self, indices: list[int] | range):
+        if self.info.images:
+            return self._crop(self._read_images(indices))
         decord = _decord()
         try:
             with _silence_stderr_fd():
@@ -161,6 +213,9 @@ class FrameReader:
                 f"cannot decode frames {indices[0]}-{indices[-1]} of {str(self.info.path)!r}: the file is truncated "
                 "or corrupt; re-encode it with ffmpeg or use --end to stop before the damage"
             ) from None
+        return self._crop(batch)
+
+    def _crop(self, batch: np.ndarray):
         cw, ch = self._cover
         w, h = self.size
         x0, y0 = (cw - w) // 2, (ch - h) // 2

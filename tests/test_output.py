@@ -56,3 +56,30 @@ def test_a_gif_output_streams_a_palette_per_frame(tmp_path):
     assert np.abs(back.astype(int) - frames.astype(int)).mean() < 2  # 16 colours a frame fit any palette
     with pytest.raises(UserError, match="do not go together"):
         check_container(tmp_path / "b.gif", "libx264")
+
+
+def test_a_png_sequence_output_appears_whole_and_replaces_a_longer_one(tmp_path):
+    from lcm_video.video.writer import check_output
+
+    rng = np.random.default_rng(2)
+    frames = rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "00007.png").write_bytes(b"an older render's frame 7")
+    (folder / "keep.txt").write_text("not a frame")
+    pattern = check_output(str(folder) + "/")
+    assert pattern == folder / "%05d.png"
+    with VideoWriter(pattern, (24, 16), Fraction(8)) as w:
+        w.write(frames[:2])
+        shown = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        assert shown == ["00007.png", "keep.txt"]  # nothing until complete
+        w.write(frames[2:])
+        w.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["00000.png", "00001.png", "00002.png", "00003.png", "keep.txt"]
+    from PIL import Image
+
+    assert all(np.array_equal(np.asarray(Image.open(folder / f"{i:05d}.png")), frames[i]) for i in range(4))  # lossless
+    with pytest.raises(UserError, match="frame number pattern"):
+        check_output(tmp_path / "still.png")
+    with pytest.raises(UserError, match="into the input folder"):
+        check_output(folder / "%05d.png", (folder,))

@@ -7,7 +7,9 @@ live writer. The kernel drops the lock when its process dies, so a dead run neve
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 from pathlib import Path
 
 from ..errors import UserError
@@ -68,10 +70,16 @@ class OutputLock:
 
 def remove_stale_partials(path: Path) -> int:
     """Delete temporary files a dead run left for output ``path`` (``.NAME.*.partial`` beside it, as ``VideoWriter``
-    names them); call only while holding its ``OutputLock``. Returns how many were removed."""
+    names them: ``writer.partial_prefix``); call only while holding its ``OutputLock``. Returns how many were
+    removed."""
     n = 0
-    for stale in path.resolve().parent.glob(f".{path.name}.*.partial"):
+    from .writer import partial_prefix
+
+    for stale in path.resolve().parent.glob(glob.escape(partial_prefix(path)) + "*.partial"):
         with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
+            if stale.is_dir():  # a PNG sequence's frames
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
             n += 1
     return n

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import subprocess
 import tempfile
 from fractions import Fraction
@@ -38,11 +40,34 @@ def encoders() -> frozenset[str]:
     return frozenset(names)
 
 
+_PATTERN = re.compile(r"%0?(\d*)d")
+
+
+def is_sequence(path: str | os.PathLike) -> bool:
+    """A numbered PNG pattern such as ``frames/%05d.png``: the output is one PNG per frame, numbered from 0."""
+    return Path(path).suffix.lower() == ".png" and _PATTERN.search(Path(path).name) is not None
+
+
+def sequence_files(pattern: Path) -> list[Path]:
+    """The files in ``pattern``'s folder that the pattern names (any frame number)."""
+    name = pattern.name
+    m = _PATTERN.search(name)
+    rx = re.compile(re.escape(name[: m.start()]) + r"\d+" + re.escape(name[m.end() :]) + "$")
+    folder = pattern.parent
+    return sorted(f for f in folder.iterdir() if rx.match(f.name)) if folder.is_dir() else []
+
+
+def partial_prefix(path: Path) -> str:
+    """How the temporary file (or, for a PNG sequence, folder) of output ``path`` is named: ``.NAME.`` + random +
+    ``.partial``, without ``%`` (ffmpeg would read it as a frame number in a folder name)."""
+    return "." + path.name.replace("%", "") + "."
+
+
 def encoder_for(path: str | os.PathLike, codec: str | None) -> str:
     """The video encoder of an output: ``codec`` when given, else VP9 for ``.webm`` and H.264 for the rest."""
     if codec:
         return codec
-    return {".webm": "libvpx-vp9", ".gif": "gif"}.get(Path(path).suffix.lower(), "libx264")
+    return {".webm": "libvpx-vp9", ".gif": "gif", ".png": "png"}.get(Path(path).suffix.lower(), "libx264")
 
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -52,8 +77,17 @@ def check_container(path: Path, codec: str | None, preset: str = "medium") -> No
     """Refuse an output name ffmpeg cannot write here: an unknown container, an encoder this ffmpeg lacks or cannot
     open on this machine (a GPU encoder without its GPU), a preset the encoder rejects, or a codec the container
     cannot hold."""
+    if path.suffix.lower() == ".png":
+        if not is_sequence(path):
+            raise UserError(f"output {str(path)!r}: a PNG sequence needs a frame number pattern, e.g. frames/%05d.png")
+        if codec not in (None, "png"):
+            raise UserError(f"--codec {codec} does not write PNG frames; a PNG sequence takes no --codec")
+        return
     if path.suffix.lower() not in CONTAINERS:
-        raise UserError(f"output {str(path)!r} needs a video extension: one of {', '.join(sorted(CONTAINERS))}")
+        raise UserError(
+            f"output {str(path)!r} needs a video extension: one of {', '.join(sorted(CONTAINERS))} (or a folder, "
+            "or frames/%05d.png, for PNG frames)"
+        )
     codec = encoder_for(path, codec)
     if codec not in encoders():
         raise UserError(f"--codec {codec!r} is not an encoder of this ffmpeg; try libx264, libx265 or libvpx-vp9")
@@ -97,12 +131,13 @@ def check_output(
     codec: str | None = None,
     preset: str = "medium",
 ):
-    """Refuse outputs that would overwrite an input, are a folder, sit under a file, or have a container ffmpeg
-    cannot write here. Missing folders are fine: the writer creates them."""
+    """The output path, checked: refused when it would overwrite an input, sits under a file, or has a container
+    ffmpeg cannot write here. A folder (existing, or ending in ``/``) means its PNG frames, ``FOLDER/%05d.png``.
+    Missing folders are fine: the writer creates them."""
     out = Path(output)
+    if out.is_dir() or str(output).endswith(("/", os.sep)):
+        out = out / "%05d.png"  # a folder: its PNG frames
     check_container(out, codec, preset)
-    if out.is_dir():
-        raise UserError(f"output {str(out)!r} is a directory; give a file name such as out.mp4")
     parent = out.resolve().parent
     blocker = next((p for p in (parent, *parent.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
@@ -110,6 +145,8 @@ def check_output(
     for src in inputs:
         if Path(src).resolve() == out.resolve() or (out.exists() and Path(src).exists() and os.path.samefile(src, out)):
             raise UserError(f"output {str(out)!r} is the input; choose another output path")
+        if is_sequence(out) and Path(src).resolve() in (out.resolve().parent, *out.resolve().parent.parents):
+            raise UserError(f"output frames {str(out)!r} would go into the input folder; choose another folder")
     return out
 
 
@@ -143,13 +180,20 @@ class VideoWriter:
         codec = encoder_for(self.path, codec)
         self.size, self.fps = size, Fraction(fps)
         self.frames = 0
-        self.path.resolve().parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.resolve().parent, prefix=f".{self.path.name}.", suffix=".partial")
-        os.close(fd)
+        self.sequence = is_sequence(self.path)
+        folder = self.path.resolve().parent
+        folder.mkdir(parents=True, exist_ok=True)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would leak into the final file
-        self.tmp = Path(tmp)
+        if self.sequence:  # frames go to a hidden folder beside them, moved into place when complete
+            self.tmp = Path(tempfile.mkdtemp(dir=folder, prefix=partial_prefix(self.path), suffix=".partial"))
+            os.chmod(self.tmp, 0o777 & ~umask)
+            audio_from = None
+        else:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=partial_prefix(self.path), suffix=".partial")
+            os.close(fd)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would leak into the final file
+            self.tmp = Path(tmp)
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - ffmpeg's stderr, closed in close()/abort()
         w, h = size
         rate = f"{self.fps.numerator}/{self.fps.denominator}"
@@ -170,6 +214,8 @@ class VideoWriter:
             cmd += ["-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "rgb24", "-r", rate]
         elif codec == "gif":
             cmd += ["-vf", GIF_FILTER, "-c:v", "gif", "-r", rate]
+        elif self.sequence:
+            cmd += ["-c:v", "png", "-pix_fmt", "rgb24", "-start_number", "0"]
         else:
             cmd += ["-c:v", codec, "-pix_fmt", "rgb24" if codec == "libx264rgb" else "yuv420p", "-r", rate]
             if codec in ("libx264", "libx264rgb", "libx265"):
@@ -178,7 +224,7 @@ class VideoWriter:
                 cmd += ["-crf", str(crf), "-b:v", "0"]
         if self.path.suffix.lower() in (".mp4", ".mov"):
             cmd += ["-movflags", "+faststart"]
-        if record is not None:
+        if record is not None and not self.sequence:
             from ..record import metadata_args
 
             cmd += metadata_args(record)
@@ -186,7 +232,10 @@ class VideoWriter:
         self._proc: subprocess.Popen | None = None
 
     def _start(self) -> None:
-        cmd = [*self._cmd, "-f", MUXERS[self.path.suffix.lower()], str(self.tmp)]
+        if self.sequence:
+            cmd = [*self._cmd, "-f", "image2", str(self.tmp / self.path.name)]
+        else:
+            cmd = [*self._cmd, "-f", MUXERS[self.path.suffix.lower()], str(self.tmp)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def finish_from_input(self) -> Path:
@@ -224,9 +273,22 @@ class VideoWriter:
             err = self._ffmpeg_error()
             self.abort()
             raise UserError(f"ffmpeg could not write {str(self.path)!r}: {err}")
-        os.replace(self.tmp, self.path)
+        if self.sequence:
+            self._place_frames()
+        else:
+            os.replace(self.tmp, self.path)
         self._log.close()
         return self.path
+
+    def _place_frames(self) -> None:
+        """Move the finished frames over the folder's (an older, longer render's extra frames are removed first)."""
+        new = {f.name for f in self.tmp.iterdir()}
+        for old in sequence_files(self.path):
+            if old.name not in new:
+                old.unlink()
+        for name in sorted(new):
+            os.replace(self.tmp / name, self.path.parent / name)
+        self.tmp.rmdir()
 
     def abort(self) -> None:
         """Stop ffmpeg and delete the temporary file; the output path is never touched."""
@@ -236,7 +298,10 @@ class VideoWriter:
         if self._proc is not None and self._proc.stdin and not self._proc.stdin.closed:
             with contextlib.suppress(OSError):
                 self._proc.stdin.close()
-        self.tmp.unlink(missing_ok=True)
+        if self.sequence:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            self.tmp.unlink(missing_ok=True)
         self._log.close()
 
     def __enter__(self) -> VideoWriter:

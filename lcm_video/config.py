@@ -363,7 +363,8 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
     Option(
         "output",
         "path",
-        "output video (.mp4, .mkv, .mov, .webm, .gif); missing folders are created",
+        "output video (.mp4, .mkv, .mov, .webm, .gif), or PNG frames (frames/%05d.png, or a folder); missing "
+        "folders are created",
         commands=(*RENDER, RERUN),
         short="-o",
         required=True,

@@ -55,6 +55,19 @@ class Metrics:
         return d
 
 
+def source_note(video: str | os.PathLike, source: str | os.PathLike) -> tuple[str, ...]:
+    """A note when ``video`` records (``record.py``) that it was made from another file than ``source``."""
+    from .record import read_record
+
+    rec = read_record(video)
+    made_from = (rec or {}).get("source", {}).get("path")
+    if made_from and Path(made_from) != Path(source).resolve():
+        return (
+            f"the video was made from {made_from!r}, not {str(source)!r}: the source metrics compare other footage",
+        )
+    return ()
+
+
 def pairing_notes(info, sinfo) -> tuple[str, ...]:
     """Why pairing ``info``'s frames with ``sinfo``'s by index may compare unrelated frames (VideoInfo of the output
     and of the source); empty when rate, count and aspect agree."""
@@ -137,7 +150,7 @@ def evaluate(
     src, notes = None, ()
     if source is not None:
         sinfo = probe(source)
-        notes = pairing_notes(info, sinfo)
+        notes = pairing_notes(info, sinfo) + source_note(video, source)
         n = min(n, sinfo.frames)
         src = FrameReader(sinfo, size)
     if n < 2:

@@ -70,3 +70,11 @@ def test_records_that_do_not_fit_are_one_line_errors(made, videos, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expect in err[0], err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_eval_against_another_source_than_the_recorded_one_warns(made, videos):
+    from lcm_video.metrics import evaluate
+
+    assert not any("was made from" in n for n in evaluate(made / "s.mp4", videos["moving"]).notes)
+    notes = evaluate(made / "s.mp4", videos["static"]).notes
+    assert any(f"was made from {str(videos['moving'].resolve())!r}" in n for n in notes)

@@ -162,6 +162,14 @@ class SamplingConfig:
         metavar="S",
         doc="in (0, 1]: how far from the source; 0.3–0.6 keeps the layout, 1 ignores it",
     )
+    strength_at: tuple[str, ...] = option(
+        (),
+        "strength from output frame FRAME on, interpolated from the previous key; repeatable",
+        commands=(STYLIZE,),
+        metavar="FRAME=S",
+        doc="strength from output frame FRAME on, linearly interpolated from the previous key (frame 0: "
+        "`--strength`); repeatable; each frame keeps its own timesteps (not with `--motion-adapter`)",
+    )
     guidance: float | None = option(
         None,
         "guidance scale",
@@ -785,6 +793,28 @@ def parse_prompt_at(specs: tuple[str, ...], frames: int | None, prompt: str) -> 
     return dict(sorted(keys.items()))
 
 
+def parse_strength_at(specs: tuple[str, ...], frames: int | None, strength: float) -> dict[int, float]:
+    """``("0=0.3", "48=0.7")`` → {0: 0.3, 48: 0.7}; frame 0 defaults to ``strength``. ``frames`` as for
+    :func:`parse_prompt_at`."""
+    keys: dict[int, float] = {}
+    for spec in specs:
+        head, sep, value = spec.partition("=")
+        try:
+            s = float(value)
+        except ValueError:
+            s = float("nan")
+        if not sep or not head.strip().isdigit() or not 0 < s <= 1:
+            raise UserError(f"--strength-at {spec!r} must be FRAME=S with S in (0, 1], e.g. 48=0.7")
+        frame = int(head)
+        if frames is not None and frame >= frames:
+            raise UserError(f"--strength-at {spec!r}: frame {frame} is past the output's last frame ({frames - 1})")
+        if frame in keys:
+            raise UserError(f"--strength-at gives frame {frame} twice; give each frame once")
+        keys[frame] = s
+    keys.setdefault(0, strength)
+    return dict(sorted(keys.items()))
+
+
 def validate(cfg: RenderConfig) -> RenderConfig:
     """Check every value against its declaration, then the rules between options; a UserError naming the option
     and the fix. Returns ``cfg``."""
@@ -809,6 +839,9 @@ def validate(cfg: RenderConfig) -> RenderConfig:
                 if getattr(t, name) is not None:
                     raise UserError(f"--{name} applies to motion-aware stylise only; add --motion-adapter or drop it")
         parse_prompt_at(cfg.prompt.prompt_at, None, cfg.prompt.prompt)  # the frame range once the source is known
+        parse_strength_at(cfg.sampling.strength_at, None, cfg.sampling.strength)
+        if cfg.sampling.strength_at and m.motion_adapter is not None:
+            raise UserError("--strength-at needs one timestep per frame: not with --motion-adapter (drop one)")
     else:
         parse_prompt_at(cfg.prompt.prompt_at, f.frames, cfg.prompt.prompt)
     return cfg

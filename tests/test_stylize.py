@@ -223,3 +223,27 @@ def test_a_folder_of_frames_is_a_source(tiny_models, videos, tmp_path, capsys):
     empty.mkdir()
     assert cli.main(["stylize", str(empty), "-o", str(out), "-p", "x", "--model", "tiny", "-q"]) == 2
     assert "has no images" in capsys.readouterr().err
+
+
+def test_strength_keyframes_give_each_frame_its_own_schedule(tiny_models, videos, tmp_path, capsys):
+    """--strength-at: a key equal to --strength changes nothing (bit for bit); after a key the frames are those of a
+    render at that strength, before it those of --strength (no blending: each frame depends on its own schedule)."""
+    common = dict(models=tiny_models, quiet=True, blend=0.0, codec="libx264rgb", crf=0, audio=False, window=4)
+    src = videos["moving"]
+    stylize(src, tmp_path / "lo.mp4", "x", strength=0.3, **common)
+    stylize(src, tmp_path / "hi.mp4", "x", strength=0.7, **common)
+    stylize(src, tmp_path / "same.mp4", "x", strength=0.3, strength_at=("6=0.3",), **common)
+    stylize(src, tmp_path / "key.mp4", "x", strength=0.3, strength_at=("9=0.7", "30=0.7"), **common)
+    lo, hi, same, key = (read_frames(tmp_path / f"{n}.mp4").astype(int) for n in ("lo", "hi", "same", "key"))
+    assert np.array_equal(same, lo)
+    assert np.abs(key[0] - lo[0]).max() <= 1 and np.abs(key[9:] - hi[9:]).max() <= 1
+    assert np.abs(lo[9:] - hi[9:]).max() > 10  # the control: the strengths differ
+    base = ["stylize", str(src), "-o", str(tmp_path / "x.mp4"), "-p", "x", "--model", "tiny", "-q"]
+    for extra, expect in (
+        (["--strength-at", "5=1.5"], "must be FRAME=S with S in (0, 1]"),
+        (["--strength-at", "5=0.05"], "raise --strength"),
+        (["--strength-at", "5=0.5", "--motion-adapter", "tiny"], "not with --motion-adapter"),
+    ):
+        assert cli.main(base + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expect in err[0], err

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import EXTRA_OPTIONS, SETTINGS, GenerateConfig, StylizeConfig, load_yaml, resolve
+from ..config import EXTRA_OPTIONS, SETTINGS, GenerateConfig, StylizeConfig, load_yaml, parse_strength_at, resolve
 from ..errors import UserError
 from ..options import BATCH, GENERATE, STYLIZE, did_you_mean
 
@@ -127,7 +127,8 @@ def _config(mode: str, values: dict[str, Any], out_path: Path | None):
         raise UserError("needs a prompt")
     cfg = resolve(mode, None, values, "the job")
     if mode == STYLIZE:
-        LCMSchedule.check(cfg.sampling.steps, cfg.sampling.strength)
+        for strength in parse_strength_at(cfg.sampling.strength_at, None, cfg.sampling.strength).values():
+            LCMSchedule.check(cfg.sampling.steps, strength)
     if out_path is not None:
         check_container(out_path, cfg.output.codec, cfg.output.preset)
     return cfg

@@ -76,9 +76,12 @@ class UNetDenoiser:
         self.calls = 0  # UNet forward passes, for tests of "steps are steps"
 
     @torch.inference_mode()
-    def __call__(self, x: torch.Tensor, t: int, frames: range | list[int]) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, t: int | torch.Tensor, frames: range | list[int]) -> torch.Tensor:
         n = x.shape[0]
         x = pad_batch(x, self.batch)
+        if isinstance(t, torch.Tensor):  # one timestep per frame (strength keyframes; 2D UNet only)
+            t = pad_batch(t, self.batch)
+            t = torch.cat([t, t]) if self.uncond is not None else t
         frames = list(frames) + [frames[-1]] * (x.shape[0] - n)
         states = self.cond(frames)
         xs = [x]
@@ -95,7 +98,7 @@ class UNetDenoiser:
             # One memory layout for every call (the first step's latents come out of the VAE channels-last): the
             # same strides keep BLAS on one path and let a compiled UNet reuse its graph.
             sample.to(dev, self.dtype).contiguous(),
-            torch.tensor(t, device=dev),
+            t.to(dev) if isinstance(t, torch.Tensor) else torch.tensor(t, device=dev),
             encoder_hidden_states=states.to(dev, self.dtype),
             timestep_cond=tcond,
             return_dict=False,

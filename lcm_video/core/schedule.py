@@ -3,6 +3,7 @@ consistency boundary scalings c_skip / c_out; forward diffusion and the consiste
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -87,3 +88,46 @@ class LCMSchedule:
         if self.clip_sample is not None:
             x0 = x0.clamp(-self.clip_sample, self.clip_sample)
         return self.c_out[step] * x0 + self.c_skip[step] * x
+
+
+class WindowSchedule:
+    """The constants of one window whose frames run different schedules (strength keyframes): ``LCMSchedule``'s
+    interface with per-frame values, ``timesteps[i]`` a long tensor (f,) and coefficients (f, 1, 1, 1) float32
+    tensors that broadcast over latents (f, c, h, w). All schedules have the same number of steps."""
+
+    def __init__(self, schedules: Sequence[LCMSchedule]):
+        first = schedules[0]
+        self.prediction_type, self.clip_sample = first.prediction_type, first.clip_sample
+        self.timesteps = tuple(torch.tensor([s.timesteps[i] for s in schedules]) for i in range(len(first)))
+
+        def per_step(name: str) -> tuple[torch.Tensor, ...]:
+            values = [getattr(s, name) for s in schedules]
+            return tuple(torch.tensor([v[i] for v in values]).view(-1, 1, 1, 1) for i in range(len(first)))
+
+        self.sqrt_alpha, self.sqrt_one_minus_alpha = per_step("sqrt_alpha"), per_step("sqrt_one_minus_alpha")
+        self.c_skip, self.c_out = per_step("c_skip"), per_step("c_out")
+
+    def __len__(self) -> int:
+        return len(self.timesteps)
+
+    add_noise = LCMSchedule.add_noise
+    denoise = LCMSchedule.denoise
+
+
+class FrameSchedules:
+    """Strength keyframes: ``strength_of(frame)`` → that frame's LCM schedule (strengths rounded to 0.01, so frames
+    share schedules and a constant strength gives exactly ``LCMSchedule``'s numbers). ``window(frames)`` → a
+    ``WindowSchedule``."""
+
+    def __init__(self, scheduler: LCMScheduler, steps: int, strength_of):
+        self._scheduler, self._steps, self._strength_of = scheduler, steps, strength_of
+        self._cache: dict[float, LCMSchedule] = {}
+
+    def of(self, frame: int) -> LCMSchedule:
+        s = round(float(self._strength_of(frame)), 2)
+        if s not in self._cache:
+            self._cache[s] = LCMSchedule.from_scheduler(self._scheduler, self._steps, s)
+        return self._cache[s]
+
+    def window(self, frames: Sequence[int]) -> WindowSchedule:
+        return WindowSchedule([self.of(f) for f in frames])

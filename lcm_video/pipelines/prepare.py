@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import GenerateConfig, StylizeConfig, parse_prompt_at
+from ..config import GenerateConfig, StylizeConfig, parse_prompt_at, parse_strength_at
 from ..errors import UserError
 from ..video.plan import FramePlan
 from ..video.reader import VideoInfo, output_size, probe
@@ -42,6 +42,7 @@ def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: St
     check_upscale(info, size)
     plan = plan_video(info, cfg)
     parse_prompt_at(cfg.prompt.prompt_at, len(plan), cfg.prompt.prompt)
+    parse_strength_at(cfg.sampling.strength_at, len(plan), cfg.sampling.strength)
     return Prepared(out, info, plan, size, notes)
 
 

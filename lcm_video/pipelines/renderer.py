@@ -17,7 +17,7 @@ from ..core.codec import LatentCodec, to_uint8
 from ..core.denoiser import UNetDenoiser
 from ..core.noise import FrameNoise
 from ..core.sampler import sample
-from ..core.schedule import LCMSchedule
+from ..core.schedule import FrameSchedules, LCMSchedule
 from ..errors import UserError
 from ..models.container import Models
 from ..temporal.blend import TemporalBlender
@@ -175,13 +175,14 @@ class WindowRenderer:
         """
         if self.noise is None:
             self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
-        eps = self.noise.window(indices if noise_keys is None else noise_keys, self.models.device)
-        x = eps[0] if clean is None else self.schedule.add_noise(clean, eps[0])
-        frames = indices if noise_keys is None else noise_keys  # output frame numbers: prompt keys and noise
+        frames = indices if noise_keys is None else noise_keys  # output frame numbers: prompt/strength keys, noise
+        eps = self.noise.window(frames, self.models.device)
+        schedule = self.schedule.window(frames) if isinstance(self.schedule, FrameSchedules) else self.schedule
+        x = eps[0] if clean is None else schedule.add_noise(clean, eps[0])
         x0 = sample(
             lambda x, t: self.denoiser(x, t, frames),
             x,
-            self.schedule,
+            schedule,
             eps,
             blend=lambda x0, i: self.blender(x0, i, indices),
         )

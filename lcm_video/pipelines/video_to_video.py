@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import DEFAULT_WINDOW, StylizeConfig, parse_prompt_at, resolve
+from ..config import DEFAULT_WINDOW, StylizeConfig, parse_prompt_at, parse_strength_at, resolve
 from ..core.codec import to_unit
-from ..core.schedule import LCMSchedule
+from ..core.schedule import FrameSchedules, LCMSchedule
 from ..errors import UserError
 from ..metrics import write_metrics
 from ..models.container import Models
@@ -34,6 +35,17 @@ from .renderer import RenderResult, WindowRenderer, render_range, warmup_frames,
 __all__ = ["RenderResult", "SourceRender", "Stylizer", "stylize"]
 
 
+class Keyframes:
+    """``{frame: value}`` keys → the value at any frame: linear between keys, held before the first and after the
+    last (as ``PromptSchedule`` does for text)."""
+
+    def __init__(self, keys: dict[int, float]):
+        self.frames, self.values = sorted(keys), [keys[k] for k in sorted(keys)]
+
+    def __call__(self, frame: int) -> float:
+        return float(np.interp(frame, self.frames, self.values))
+
+
 class Stylizer(WindowRenderer):
     """Video-to-video state, fed one window of source frames at a time.
 
@@ -45,9 +57,12 @@ class Stylizer(WindowRenderer):
 
     def __init__(self, models: Models, cfg: StylizeConfig, batch: int | None = None, frames: int | None = None):
         batch = batch or cfg.temporal.window or DEFAULT_WINDOW
-        p = cfg.prompt
+        p, sampling = cfg.prompt, cfg.sampling
         prompts = parse_prompt_at(p.prompt_at, frames, p.prompt) if p.prompt_at else p.prompt
-        super().__init__(models, cfg, prompts=prompts, strength=cfg.sampling.strength, batch=batch)
+        super().__init__(models, cfg, prompts=prompts, strength=sampling.strength, batch=batch)
+        if sampling.strength_at:
+            keys = parse_strength_at(sampling.strength_at, frames, sampling.strength)
+            self.schedule = FrameSchedules(models.scheduler, sampling.steps, Keyframes(keys))
 
     def __call__(
         self, frames: torch.Tensor, indices: range, emit: range | None = None, noise_keys: list[int] | None = None
@@ -140,7 +155,8 @@ def stylize(
     out, info, plan, size = prep.output, prep.info, prep.plan, prep.size
     for note in prep.notes:
         warnings.warn(note, UserWarning, stacklevel=2)
-    LCMSchedule.check(cfg.sampling.steps, cfg.sampling.strength)  # before loading anything
+    for strength in parse_strength_at(cfg.sampling.strength_at, len(plan), cfg.sampling.strength).values():
+        LCMSchedule.check(cfg.sampling.steps, strength)  # before loading anything
     with OutputLock(out), default_progress(on_progress, STYLIZE, cfg.output.quiet) as callback:
         remove_stale_partials(out)
         progress = Progress(callback, len(plan))

@@ -3,13 +3,11 @@ teacher (``toy-teacher``), then its LCM by ``lcm-video distill`` (``toy``). Seed
 
 The recipe of the shipped weights (times on 2 cores in BENCHMARKS.md):
 
-    python scripts/train_toy.py ae      --out build/toy --steps 1500
-    cp -r build/toy/vae build/toy/vae_stage1
-    python scripts/train_toy.py ae      --out build/toy --steps 3000 --init build/toy/vae_stage1 --lr 5e-4 --seed 1
-    python scripts/train_toy.py teacher --out build/toy --steps 2500 --batch 64
+    python scripts/train_toy.py ae      --out build/toy --steps 4000
+    python scripts/train_toy.py teacher --out build/toy --steps 3000 --batch 64
     python scripts/train_toy.py data    --out build/toy --images 4000 --seed 2
     lcm-video distill --teacher build/toy/toy-teacher --data build/toy/data --out build/toy/toy-lcm --resolution 64 \
-        --steps 600 --batch-size 16 --lora-rank 16 --lr 1e-3 --w-min 3 --w-max 7 --save-every 200
+        --steps 800 --batch-size 16 --lora-rank 16 --lr 1e-3 --w-min 4 --w-max 4 --save-every 200
     python scripts/train_toy.py pack    --out build/toy        # fp16 copies into lcm_video/weights/
 
 The shapes are SD1.5's, small: an ``AutoencoderKL`` with 8x downsampling and 4 latent channels, a
@@ -117,7 +115,12 @@ def clutter(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img)
 
 
-def toy_batch(rng: np.random.Generator, n: int, busy: float = 0.0) -> tuple[torch.Tensor, list[str]]:
+AE_RADIUS = (0.15, 0.15)  # the shipped autoencoder was trained on the first version's shape sizes
+
+
+def toy_batch(
+    rng: np.random.Generator, n: int, busy: float = 0.0, radius: tuple[float, float] = toy.RADIUS
+) -> tuple[torch.Tensor, list[str]]:
     """(n, 3, 64, 64) float in [-1, 1] and captions: toy scenes, a fifth plain textures; with ``busy`` > 0 that share
     of cluttered pictures too (for the autoencoder; their caption is "clutter", never used)."""
     pics, caps = [], []
@@ -126,7 +129,7 @@ def toy_batch(rng: np.random.Generator, n: int, busy: float = 0.0) -> tuple[torc
             pics.append(clutter(rng))
             caps.append("clutter")
             continue
-        pixels, caption = toy.random_picture(rng, SIZE)
+        pixels, caption = toy.random_picture(rng, SIZE, radius=radius)
         pics.append(pixels)
         caps.append(caption)
     x = torch.from_numpy(np.stack(pics)).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -157,7 +160,7 @@ def train_ae(
     opt = torch.optim.Adam(vae.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     t0 = time.perf_counter()
-    pictures, _ = toy_batch(rng, pool, busy=0.15)
+    pictures, _ = toy_batch(rng, pool, busy=0.15, radius=AE_RADIUS)
     print(f"ae: {pool} pictures drawn in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     def edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,7 +184,7 @@ def train_ae(
             _log("ae", step, steps, float(loss), t0)
     vae.eval()
     with torch.no_grad():
-        x, _ = toy_batch(np.random.default_rng(seed + 1), 256)
+        x, _ = toy_batch(np.random.default_rng(seed + 1), 256, radius=AE_RADIUS)
         std = float(torch.cat([vae.encode(c).latent_dist.mode() for c in x.split(32)]).std())
     vae.register_to_config(scaling_factor=1.0 / std)
     vae.save_pretrained(out / "vae")

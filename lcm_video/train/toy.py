@@ -74,14 +74,18 @@ def smooth_texture(size: int, rng: np.random.Generator) -> np.ndarray:
     return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
-def random_scene(rng: np.random.Generator, size: int) -> Scene:
+RADIUS = (0.22, 0.14)
+"""Shape radius as a share of the side: 0.22 + 0.14·U[0, 1). Shapes span 3-6 latent cells, large enough that an 8x
+autoencoder keeps a triangle's corners and a square's (at the first version's 0.15 + 0.15·U, a third of
+reconstructed triangles read as circles)."""
+
+
+def random_scene(rng: np.random.Generator, size: int, radius: tuple[float, float] = RADIUS) -> Scene:
     shape = SHAPES[rng.integers(len(SHAPES))]
     colour = list(COLOURS)[rng.integers(len(COLOURS))]
     backgrounds = [c for c in COLOURS if c != colour] + ["textured"]
     background = backgrounds[rng.integers(len(backgrounds))]
-    # Radius 22-36% of the side: shapes span 3-6 latent cells, large enough that an 8x autoencoder keeps a
-    # triangle's corners and a square's (at 15-30% a third of reconstructed triangles read as circles).
-    r = size * (0.22 + 0.14 * rng.random())
+    r = size * (radius[0] + radius[1] * rng.random())
     cx, cy = (r + (size - 2 * r) * rng.random(2)).tolist()
     return Scene(shape, colour, background, cx, cy, r)
 
@@ -106,18 +110,20 @@ def draw(scene: Scene, size: int, background: np.ndarray | None = None) -> np.nd
     return np.asarray(img)
 
 
-def scene_picture(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]:
+def scene_picture(rng: np.random.Generator, size: int, radius: tuple[float, float] = RADIUS) -> tuple[np.ndarray, str]:
     """A random scene, drawn: uint8 (size, size, 3) and its caption."""
-    scene = random_scene(rng, size)
+    scene = random_scene(rng, size, radius)
     tex = smooth_texture(size, rng) if scene.background == "textured" else None
     return draw(scene, size, tex), scene.caption
 
 
-def random_picture(rng: np.random.Generator, size: int, textures: float = 0.2) -> tuple[np.ndarray, str]:
+def random_picture(
+    rng: np.random.Generator, size: int, textures: float = 0.2, radius: tuple[float, float] = RADIUS
+) -> tuple[np.ndarray, str]:
     """A plain texture ("a texture") with probability ``textures``, else a random scene: the toy world's mix."""
     if rng.random() < textures:
         return smooth_texture(size, rng), "a texture"
-    return scene_picture(rng, size)
+    return scene_picture(rng, size, radius)
 
 
 def make_toy_dataset(folder: str | Path, images: int, size: int = 64, seed: int = 0, textures: float = 0.2) -> Path:

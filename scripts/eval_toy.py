@@ -225,7 +225,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         toy_preset = args.teacher == "toy-teacher" and args.lora is None
-        report |= video_iou(Path(tmp)) if toy_preset else video_iou(Path(tmp), args.teacher, (str(lora),))
+        for strength in (0.6, 0.8):  # the strength, and one that lets the colour change through
+            model = ("toy", ()) if toy_preset else (args.teacher, (str(lora),))
+            got = video_iou(Path(tmp), *model, strength=strength)
+            report |= {f"{k}_s{strength:g}": v for k, v in got.items()}
     text = json.dumps({k: round(v, 5) for k, v in report.items()}, indent=2)
     print(text)
     if args.out:

@@ -193,7 +193,9 @@ def train_ae(
     )
 
 
-def train_teacher(out: Path, steps: int, batch: int, seed: int, pool: int = 20000) -> None:
+def train_teacher(
+    out: Path, steps: int, batch: int, seed: int, pool: int = 20000, init: Path | None = None, lr: float = 5e-4
+) -> None:
     """Epsilon-prediction DDPM loss on the frozen autoencoder's latents; the text encoder learns with the UNet;
     10% empty captions for classifier-free guidance; AdamW 5e-4 (100 warm-up steps, cosine); EMA 0.999 after a
     warm-up ((1 + step) / (10 + step))."""
@@ -205,9 +207,15 @@ def train_teacher(out: Path, steps: int, batch: int, seed: int, pool: int = 2000
     rng = np.random.default_rng(seed)
     vae = AutoencoderKL.from_pretrained(out / "vae").eval().requires_grad_(False)
     unet, text, tok, noise_sched = toy_unet().train(), toy_text_encoder().train(), toy.tokenizer(), toy_scheduler()
+    if init is not None:  # continue from a saved teacher (its EMA weights; a fresh optimiser, warm-up and decay)
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        unet = UNet2DConditionModel.from_pretrained(init / "unet").train()
+        text = CLIPTextModel.from_pretrained(init / "text_encoder").train()
     ema_unet, ema_text = copy.deepcopy(unet).eval(), copy.deepcopy(text).eval()
     params = [*unet.parameters(), *text.parameters()]
-    opt = torch.optim.AdamW(params, lr=5e-4, weight_decay=1e-2)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     warm = 100
 
     def lr(s: int) -> float:
@@ -304,17 +312,17 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--init", type=Path, help="ae: continue from this autoencoder folder")
-    ap.add_argument("--lr", type=float, default=1e-3, help="ae: peak learning rate")
+    ap.add_argument("--init", type=Path, help="ae/teacher: continue from this autoencoder / teacher folder")
+    ap.add_argument("--lr", type=float, help="peak learning rate (ae: 1e-3, teacher: 5e-4)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.stage == "ae":
-        train_ae(args.out, args.steps or 1500, args.batch or 16, args.seed, args.init, args.lr)
+        train_ae(args.out, args.steps or 1500, args.batch or 16, args.seed, args.init, args.lr or 1e-3)
     elif args.stage == "teacher":
-        train_teacher(args.out, args.steps or 4000, args.batch or 64, args.seed)
+        train_teacher(args.out, args.steps or 4000, args.batch or 64, args.seed, init=args.init, lr=args.lr or 5e-4)
     elif args.stage == "pack":
         pack(args.out, args.out / "toy-lcm" / "pytorch_lora_weights.safetensors")
     else:

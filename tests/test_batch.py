@@ -190,6 +190,7 @@ def test_two_processes_render_each_unit_once_and_match_one_process(tmp_path, cli
     assert [r["status"] for r in report] == ["done", "done"]
 
 
+@pytest.mark.slow  # two batch runs; the quick loop stays under 90 s
 def test_ctrl_c_says_how_many_segments_were_kept(tmp_path, monkeypatch, capsys):
     jobs = [{"name": "gen", "mode": "generate", "prompt": "a fox", "frames": 12, "fps": 8, "output": "fox.mp4"}]
     job_file = write_jobs(tmp_path, jobs, {"model": "tiny", "device": "cpu", "segment_frames": 4})

@@ -191,7 +191,7 @@ GEN_CASES = {
     "context past adapter": (["--context", "40"], "supports (32 frames)"),
     "overlap >= context": (["--context", "8", "--overlap", "8"], "--overlap"),
     "malformed prompt-at": (["--prompt-at", "fox at night"], "FRAME=TEXT"),
-    "prompt-at past the end": (["--frames", "8", "--prompt-at", "9=x"], "past the clip"),
+    "prompt-at past the end": (["--frames", "8", "--prompt-at", "9=x"], "past the output's last frame"),
     "unknown fuse": (["--fuse", "zigzag"], "--fuse"),
     "unknown motion adapter": (["--motion-adapter", "not one"], "not a preset"),
 }

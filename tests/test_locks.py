@@ -34,6 +34,7 @@ def test_a_second_render_to_the_same_output_is_refused(videos, tmp_path, capsys)
     assert cli.main(["generate", "-p", "x", "-o", str(out), "--model", "tiny", "--frames", "8", "-q"]) == 0
 
 
+@pytest.mark.slow  # a batch run; the quick loop stays under 90 s
 def test_a_second_batch_on_the_same_out_is_refused(tmp_path, capsys):
     jobs = tmp_path / "jobs.yaml"
     job = {"name": "g", "mode": "generate", "prompt": "x", "frames": 8, "output": "g.mp4"}
@@ -45,6 +46,7 @@ def test_a_second_batch_on_the_same_out_is_refused(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".lcm-video-work", "g.mp4", "report.json"]
 
 
+@pytest.mark.slow  # a second interpreter
 def test_a_killed_runs_lock_and_temporary_files_do_not_linger(tmp_path):
     out = tmp_path / "out.mp4"
     holder = (

@@ -34,6 +34,7 @@ def test_the_settings_are_in_the_video(made, videos):
     assert "quiet" not in s
 
 
+@pytest.mark.slow  # three more renders; the quick loop stays under 90 s
 def test_rerun_and_config_from_the_video_render_identical_frames(made, videos, tmp_path):
     for name in ("s", "g"):
         assert cli.main(["rerun", str(made / f"{name}.mp4"), "-o", str(tmp_path / f"{name}.mp4"), "-q"]) == 0

@@ -214,3 +214,25 @@ def test_the_toy_world_is_deterministic_and_its_captions_say_what_is_drawn(tmp_p
     clip = moving_clip(Scene("square", "red", "white", 8.0, 16.0, 5.0), 4, 32, (4.0, 0.0))
     left = [int(np.argmax((clip[k, 16] == COLOURS["red"]).all(1))) for k in range(4)]  # the shape's left edge
     assert np.diff(left).tolist() == [4, 4, 4]  # moves 4 px a frame
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_distil_and_save_once(data, tmp_path):
+    """Several processes (each its own --batch-size a step, gradients averaged by DDP): the student is a DDP wrapper
+    there, which once broke the step (its dtype was read off the wrapper)."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lcm_video", "distill"]
+    cmd += ["--teacher", "tiny-lora", "--data", str(data), "--out", str(out), "--steps", "4", "--batch-size", "2"]
+    cmd += ["--resolution", "32", "--lora-rank", "4", "--device", "cpu", "--save-every", "2", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(out / "checkpoints" / "step_000004.pt", weights_only=False)
+    assert len(state["losses"]) == 4
+    assert (out / LORA_FILE).is_file()

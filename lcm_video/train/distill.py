@@ -164,7 +164,7 @@ class _Trainer:
         return emb.to(self.device)
 
     def _unet(self, unet, x, t, states, tcond=None) -> torch.Tensor:
-        dtype = unet.dtype
+        dtype = self.accelerator.unwrap_model(unet).dtype  # under several processes the student is a DDP wrapper
         out = unet(x.to(dtype), t, encoder_hidden_states=states.to(dtype), timestep_cond=tcond, return_dict=False)[0]
         return out.float()
 

@@ -36,12 +36,11 @@ def _sha256(path: str, size: int, mtime: int) -> str:
 def file_hash(spec: str) -> str | None:
     """SHA-256 of a setting's local weight file (``path`` or ``path:scale`` of a LoRA, or a preset's shipped file);
     None for hub ids, presets without a file and directories."""
-    from .models.presets import preset_path
+    from .models.presets import parse_lora, preset_path
 
     path = Path(preset_path(spec))
     if not path.is_file():
-        head, _, scale = spec.rpartition(":")
-        path = Path(preset_path(head)) if head and scale.replace(".", "", 1).isdigit() else path
+        path = Path(preset_path(parse_lora(spec)[0]))
     if not path.is_file():
         return None
     st = path.stat()

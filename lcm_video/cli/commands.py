@@ -60,10 +60,15 @@ def _quiet_loading() -> None:
     transformers_logging.disable_progress_bar()
 
 
+def _rate(fps) -> str:
+    """An exact frame rate as typed on the command line: ``24`` or ``30000/1001``."""
+    return f"{fps.numerator}/{fps.denominator}" if fps.denominator != 1 else str(fps.numerator)
+
+
 def _report(res, quiet: bool) -> None:
     if quiet:
         return
-    fps = f"{res.fps.numerator}/{res.fps.denominator}" if res.fps.denominator != 1 else str(res.fps.numerator)
+    fps = _rate(res.fps)
     rate = res.frames / res.seconds if res.seconds > 0 else 0.0
     reused = f", {res.reused} reused by --skip-similar" if res.reused else ""
     print(
@@ -73,24 +78,30 @@ def _report(res, quiet: bool) -> None:
     )
 
 
-def _run_stylize(ns: argparse.Namespace) -> int:
-    cfg = _render_config(ns, STYLIZE)
-    prep = prepare_stylize(ns.input, ns.output, cfg)  # bad paths and files fail here, before torch is imported
+def _stylize(source, output, cfg) -> int:
+    prep = prepare_stylize(source, output, cfg)  # bad paths and files fail here, before torch is imported
     for note in prep.notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     from ..pipelines.video_to_video import stylize
 
-    _report(stylize(ns.input, ns.output, config=cfg), cfg.output.quiet)
+    _report(stylize(source, output, config=cfg), cfg.output.quiet)
     return 0
+
+
+def _generate(output, cfg) -> int:
+    prepare_generate(output, cfg)
+    from ..pipelines.text_to_video import generate
+
+    _report(generate(None, output, config=cfg), cfg.output.quiet)
+    return 0
+
+
+def _run_stylize(ns: argparse.Namespace) -> int:
+    return _stylize(ns.input, ns.output, _render_config(ns, STYLIZE))
 
 
 def _run_generate(ns: argparse.Namespace) -> int:
-    cfg = _render_config(ns, GENERATE)
-    prepare_generate(ns.output, cfg)
-    from ..pipelines.text_to_video import generate
-
-    _report(generate(None, ns.output, config=cfg), cfg.output.quiet)
-    return 0
+    return _generate(ns.output, _render_config(ns, GENERATE))
 
 
 def _run_batch(ns: argparse.Namespace) -> int:
@@ -150,8 +161,7 @@ def _run_info(ns: argparse.Namespace) -> int:
     if getattr(ns, "json", False):
         print(json.dumps(rec))
         return 0
-    fps = f"{info.fps.numerator}/{info.fps.denominator}" if info.fps.denominator != 1 else str(info.fps.numerator)
-    print(f"# {ns.made}: {info.frames} frames, {info.width}x{info.height}, {fps} fps")
+    print(f"# {ns.made}: {info.frames} frames, {info.width}x{info.height}, {_rate(info.fps)} fps")
     print(f"# made by lcm-video {rec.get('version')} {rec.get('command')}", end="")
     print(f" from {rec['source']['path']}" if rec.get("source") else "")
     for spec, digest in rec.get("sha256", {}).items():
@@ -171,11 +181,7 @@ def _run_rerun(ns: argparse.Namespace) -> int:
         settings["quiet"] = True
     cfg = resolve(command, None, settings, f"the settings recorded in {ns.made!r}")
     if command == GENERATE:
-        prepare_generate(ns.output, cfg)
-        from ..pipelines.text_to_video import generate
-
-        _report(generate(None, ns.output, config=cfg), cfg.output.quiet)
-        return 0
+        return _generate(ns.output, cfg)
     source = getattr(ns, "source", None)
     if source is None:  # the recorded one (a given --source is checked as any input is)
         source = rec["source"]["path"]
@@ -183,11 +189,7 @@ def _run_rerun(ns: argparse.Namespace) -> int:
             raise UserError(f"the recorded source {source!r} is gone; give it with --source FILE")
         if os.path.getsize(source) != rec["source"].get("bytes"):
             print(f"{PROG}: warning: {source!r} changed since the render (its size differs)", file=sys.stderr)
-    prepare_stylize(source, ns.output, cfg)
-    from ..pipelines.video_to_video import stylize
-
-    _report(stylize(source, ns.output, config=cfg), cfg.output.quiet)
-    return 0
+    return _stylize(source, ns.output, cfg)
 
 
 def _run_models(ns: argparse.Namespace) -> int:

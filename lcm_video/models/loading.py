@@ -29,7 +29,16 @@ from ..errors import UserError
 from ..notices import library_notices_off
 from .container import Models
 from .device import pick_device, pick_dtype
-from .presets import DEFAULT_MODEL, MOTION_PRESETS, PRESETS, TINY_MODELS, VAE_ALIASES, motion_preset, preset_path
+from .presets import (
+    DEFAULT_MODEL,
+    MOTION_PRESETS,
+    PRESETS,
+    TINY_MODELS,
+    VAE_ALIASES,
+    motion_preset,
+    parse_lora,
+    preset_path,
+)
 from .tiny import tiny_components, tiny_motion_adapter, tiny_taesd
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -139,14 +148,6 @@ def models_for(m: ModelConfig, models: Models | None = None, device: str | None 
     if m.compile:
         models.compile()
     return models
-
-
-def parse_lora(spec: str) -> tuple[str, float]:
-    """``"path_or_id[:scale]"`` → (source, scale). The scale defaults to 1."""
-    src, sep, tail = spec.rpartition(":")
-    if sep and src and re.fullmatch(r"-?\d+(\.\d*)?|-?\.\d+", tail):
-        return src, float(tail)
-    return spec, 1.0
 
 
 def load_motion_adapter(source: str, dtype: torch.dtype, unet=None) -> MotionAdapter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +127,11 @@ SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base
 def preset_path(source: str) -> str:
     """``weights:NAME`` → the path of weights shipped in the package; any other source unchanged."""
     return str(WEIGHTS / source.removeprefix("weights:")) if source.startswith("weights:") else source
+
+
+def parse_lora(spec: str) -> tuple[str, float]:
+    """``"path_or_id[:scale]"`` → (source, scale). The scale defaults to 1."""
+    src, sep, tail = spec.rpartition(":")
+    if sep and src and re.fullmatch(r"-?\d+(\.\d*)?|-?\.\d+", tail):
+        return src, float(tail)
+    return spec, 1.0

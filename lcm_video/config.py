@@ -319,10 +319,11 @@ class FramesConfig:
         None,
         "frame rate, e.g. 12 or 30000/1001",
         defaults={GENERATE: Fraction(8)},
-        derived="the source's exact rate",
+        derived="the source's exact rate (or frame times)",
         metavar="R",
-        doc="output rate (`12`, `29.97`, `30000/1001`); stylize drops or repeats source frames to reach it; for an "
-        "image-sequence input it is the frames' own rate (default 24, said)",
+        doc="output rate (`12`, `29.97`, `30000/1001`); stylize drops or repeats source frames to reach it (a "
+        "variable-rate source otherwise keeps each frame's own time); for an image-sequence input it is the frames' "
+        "own rate (default 24, said)",
     )
 
 

@@ -140,8 +140,9 @@ def finish_job(plan: JobPlan) -> dict:
             preset=o.preset,
             audio_from=job.input if audio else None,
             audio_start=plan.start,
-            audio_duration=float(plan.frames / plan.fps),
+            audio_duration=float(plan.duration),
             record=record,
+            times=plan.pts,
         )
     except UserError as exc:
         row["error"] = str(exc)

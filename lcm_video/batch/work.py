@@ -43,6 +43,11 @@ class JobPlan:
     segments: tuple[tuple[int, int], ...] = ()
     fingerprint: str = ""
     error: str | None = None
+    pts: tuple[Fraction, ...] | None = None  # a variable-rate output: its frames' times (``FramePlan.pts``)
+
+    @property
+    def duration(self) -> Fraction:
+        return self.pts[-1] if self.pts is not None else self.frames / self.fps
 
 
 def _fingerprint(job: Job) -> str:
@@ -78,7 +83,7 @@ def plan_job(job: Job, out_dir: Path) -> JobPlan:
         return JobPlan(job, work, error=str(exc))
     n, seg = len(plan), job.segment_frames
     segments = tuple((s, min(n, s + seg)) for s in range(0, n, seg))
-    return JobPlan(job, work, n, plan.fps, size, start, segments, _fingerprint(job))
+    return JobPlan(job, work, n, plan.fps, size, start, segments, _fingerprint(job), pts=plan.pts)
 
 
 def seg_name(seg: tuple[int, int]) -> str:

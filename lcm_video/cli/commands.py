@@ -65,14 +65,19 @@ def _rate(fps) -> str:
     return f"{fps.numerator}/{fps.denominator}" if fps.denominator != 1 else str(fps.numerator)
 
 
+def _rate_phrase(fps, variable: bool) -> str:
+    """How a video's rate reads in a message: ``30000/1001 fps``, or ``variable rate, 18 fps on average``."""
+    return f"variable rate, {float(fps):.3g} fps on average" if variable else f"{_rate(fps)} fps"
+
+
 def _report(res, quiet: bool) -> None:
     if quiet:
         return
-    fps = _rate(res.fps)
+    fps = _rate_phrase(res.fps, res.variable_rate)
     rate = res.frames / res.seconds if res.seconds > 0 else 0.0
     reused = f", {res.reused} reused by --skip-similar" if res.reused else ""
     print(
-        f"wrote {res.output} ({res.frames} frames{reused}, {res.size[0]}x{res.size[1]}, {fps} fps) "
+        f"wrote {res.output} ({res.frames} frames{reused}, {res.size[0]}x{res.size[1]}, {fps}) "
         f"in {res.seconds:.1f} s, {rate:.2f} frames/s",
         file=sys.stderr,
     )
@@ -161,7 +166,7 @@ def _run_info(ns: argparse.Namespace) -> int:
     if getattr(ns, "json", False):
         print(json.dumps(rec))
         return 0
-    print(f"# {ns.made}: {info.frames} frames, {info.width}x{info.height}, {_rate(info.fps)} fps")
+    print(f"# {ns.made}: {info.frames} frames, {info.width}x{info.height}, {_rate_phrase(info.fps, info.variable)}")
     print(f"# made by lcm-video {rec.get('version')} {rec.get('command')}", end="")
     print(f" from {rec['source']['path']}" if rec.get("source") else "")
     for spec, digest in rec.get("sha256", {}).items():

@@ -19,7 +19,13 @@ def plan_video(info: VideoInfo, cfg: StylizeConfig) -> FramePlan:
     """The output frames of a stylise render of ``info`` under ``cfg`` (range, target fps, frame cap)."""
     f = cfg.frames
     return FramePlan.for_video(
-        info.frames, info.fps, start=f.start, end=f.end, target_fps=f.fps, max_frames=f.max_frames
+        info.frames,
+        info.fps,
+        start=f.start,
+        end=f.end,
+        target_fps=f.fps,
+        max_frames=f.max_frames,
+        stamps=None if info.images else info.stamps,
     )
 
 

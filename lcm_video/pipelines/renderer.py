@@ -26,8 +26,9 @@ from ..video.plan import Window, windows
 
 @dataclass(frozen=True)
 class RenderResult:
-    """What a render produced: the output file, its frame count, exact fps, (width, height), wall time, UNet calls,
-    and how many of the frames repeat an earlier render (``--skip-similar``) instead of being rendered."""
+    """What a render produced: the output file, its frame count, exact fps (the average, when ``variable_rate``: the
+    frames kept a variable-rate source's times), (width, height), wall time, UNet calls, and how many of the frames
+    repeat an earlier render (``--skip-similar``) instead of being rendered."""
 
     output: Path
     frames: int
@@ -36,6 +37,7 @@ class RenderResult:
     seconds: float
     unet_calls: int
     reused: int = 0
+    variable_rate: bool = False
 
 
 def check_guidance(models: Models, negative_prompt: str, guidance: float) -> None:

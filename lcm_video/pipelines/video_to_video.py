@@ -177,6 +177,7 @@ def stylize(
             audio_start=float(plan.start),
             audio_duration=float(plan.duration),
             record=make_record(STYLIZE, cfg.flat(), input),
+            times=plan.pts,
         )
         try:
             with writer:
@@ -191,4 +192,5 @@ def stylize(
         progress.emit("done")
     calls = source.stylizer.denoiser.calls
     reused = len(plan) - source.reuse.rendered
-    return RenderResult(out, len(plan), plan.fps, size, time.perf_counter() - t_start, calls, reused)
+    seconds = time.perf_counter() - t_start
+    return RenderResult(out, len(plan), plan.fps, size, seconds, calls, reused, variable_rate=plan.pts is not None)

@@ -36,22 +36,27 @@ class FramePlan:
     """The output frames: ``sources[i]`` is the source frame shown at output frame ``i``, at ``times[i]`` seconds.
 
     ``fps`` is the exact output rate and ``start`` the source time (seconds) of output frame 0, so the rendered
-    range of the source (for audio) is ``[start, start + len / fps)``.
+    range of the source (for audio) is ``[start, start + duration)``. A variable-rate plan (a variable-rate source
+    rendered without ``--fps``) has ``pts``: each output frame's time from output frame 0, and the end of the last
+    frame as one more entry; its ``fps`` is then the average rate.
     """
 
     sources: tuple[int, ...]
     fps: Fraction
     start: Fraction
+    pts: tuple[Fraction, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
 
     @property
     def duration(self) -> Fraction:
-        return len(self.sources) / self.fps
+        return self.pts[-1] if self.pts is not None else len(self.sources) / self.fps
 
     @property
     def times(self) -> tuple[Fraction, ...]:
+        if self.pts is not None:
+            return tuple(self.start + t for t in self.pts[:-1])
         return tuple(self.start + Fraction(i) / self.fps for i in range(len(self)))
 
     @classmethod
@@ -64,28 +69,44 @@ class FramePlan:
         end: float | None = None,
         target_fps: Fraction | None = None,
         max_frames: int | None = None,
+        stamps: tuple[float, ...] | None = None,
     ) -> FramePlan:
-        """Plan the frames of a source of ``n_frames`` at exact rate ``fps``.
+        """Plan the frames of a source of ``n_frames`` at exact rate ``fps``, or, given ``stamps`` (a variable-rate
+        source: each frame's start time and the last one's end, ``n_frames + 1`` seconds), at those times.
 
-        Without ``target_fps`` every source frame whose timestamp lies in ``[start, end)`` is kept. With it, output
-        frame ``j`` shows the source frame on screen at ``start + j / target_fps`` (drop or repeat, no blending).
+        Without ``target_fps`` every source frame whose timestamp lies in ``[start, end)`` is kept, at its own time.
+        With it, output frame ``j`` shows the source frame on screen at ``start + j / target_fps`` (drop or repeat,
+        no blending): a constant-rate output.
         """
         if n_frames < 1:
             raise UserError("the video has no frames; check the file plays in a video player")
-        duration = Fraction(n_frames) / fps
+        if stamps is not None and len(stamps) != n_frames + 1:
+            raise ValueError("stamps: one start time per frame and the last frame's end")
+        # Source times as exact rationals (microseconds: finer than any container's clock that matters here).
+        at = None if stamps is None else [Fraction(round(t * 1_000_000), 1_000_000) for t in stamps]
+        duration = Fraction(n_frames) / fps if at is None else at[-1]
         t0 = Fraction(start).limit_denominator(1_000_000)
         t1 = duration if end is None else min(Fraction(end).limit_denominator(1_000_000), duration)
         if t0 >= duration:
             raise UserError(f"--start {float(t0):g} s is past the end of the video ({float(duration):.3f} s)")
-        if target_fps is None:
+        pts = None
+        if target_fps is None and at is None:
             first = math.ceil(t0 * fps)
             last = math.ceil(t1 * fps)  # exclusive: frames whose timestamp is before t1
             sources = list(range(first, min(last, n_frames)))
             out_fps, out_start = fps, Fraction(first) / fps
+        elif target_fps is None:
+            first, last = bisect.bisect_left(at, t0, hi=n_frames), bisect.bisect_left(at, t1, hi=n_frames)
+            sources = list(range(first, last))
+            out_start = at[first] if first < n_frames else t0
         else:
             count = math.ceil((t1 - t0) * target_fps)
-            # Floor of the frame on screen at each output time; exact rational arithmetic keeps this stable.
-            sources = [min(n_frames - 1, math.floor((t0 + Fraction(j) / target_fps) * fps)) for j in range(count)]
+            times = [t0 + Fraction(j) / target_fps for j in range(count)]
+            # The frame on screen at each output time; exact rational arithmetic keeps this stable.
+            if at is None:
+                sources = [min(n_frames - 1, math.floor(t * fps)) for t in times]
+            else:
+                sources = [max(0, min(n_frames - 1, bisect.bisect_right(at, t) - 1)) for t in times]
             out_fps, out_start = target_fps, t0
         if max_frames is not None:
             sources = sources[:max_frames]
@@ -93,7 +114,11 @@ class FramePlan:
             raise UserError(
                 f"no frames fall between --start {float(t0):g} s and --end {float(t1):g} s; widen the range"
             )
-        return cls(tuple(sources), out_fps, out_start)
+        if target_fps is None and at is not None:
+            ends = at[sources[-1] + 1]
+            pts = tuple(at[i] - out_start for i in sources) + (ends - out_start,)
+            out_fps = (len(sources) / pts[-1]).limit_denominator(1001)
+        return cls(tuple(sources), out_fps, out_start, pts)
 
     @classmethod
     def for_clip(cls, n_frames: int, fps: Fraction) -> FramePlan:

@@ -39,6 +39,14 @@ class VideoInfo:
     sar: Fraction = Fraction(1)
     images: tuple[Path, ...] = ()  # an image sequence (a folder of frames): its files in order
     fps_assumed: bool = False  # an image sequence's rate, when nothing gave it
+    stamps: tuple[float, ...] | None = None
+    """Variable frame rate: each frame's start time in seconds from the first frame's, and the end of the last frame
+    as one more entry (``frames + 1`` values); None when the frames are evenly spaced at ``fps`` (within
+    ``VFR_TOLERANCE``), the common case. ``fps`` is then the average rate."""
+
+    @property
+    def variable(self) -> bool:
+        return self.stamps is not None
 
     @property
     def duration(self) -> Fraction:
@@ -138,7 +146,34 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     except Exception:
         raise UserError(f"cannot decode the first frame of {str(p)!r}: the file is corrupt") from None
     sar = sample_aspect(p)
-    return VideoInfo(p, n, exact_fps(fps), max(1, round(int(w) * sar)), int(h), sar)
+    rate = exact_fps(fps)
+    stamps = frame_stamps(vr, rate)
+    if stamps is not None:  # the container's average may be a guess (WebM has none): the frames' own
+        rate = Fraction(n / stamps[-1]).limit_denominator(1001)
+    return VideoInfo(p, n, rate, max(1, round(int(w) * sar)), int(h), sar, stamps=stamps)
+
+
+VFR_TOLERANCE = 0.0005
+"""Seconds a frame may sit off the even grid of its average rate before a source counts as variable-rate: half the
+1 ms that output frame times are kept to, so rounding a near-even source onto the grid stays within it (a 29.97 fps
+stream in a millisecond-clock container sits up to 0.5 ms off)."""
+
+
+def frame_stamps(vr, fps: Fraction) -> tuple[float, ...] | None:
+    """The frames' start times (seconds from the first frame's) and the last frame's end, from the demuxer's
+    timestamps (decord: presentation order), when they are not evenly spaced at ``fps``; else None. The last frame
+    lasts as long as the one before it (containers rarely say)."""
+    n = len(vr)
+    if n < 2:
+        return None
+    t = vr.get_frame_timestamp(range(n))[:, 0].astype(np.float64)
+    t -= t[0]
+    grid = np.arange(n) / float(fps)
+    if np.abs(t - grid).max() <= VFR_TOLERANCE:
+        return None
+    if np.any(np.diff(t) <= 0):  # unordered or repeated timestamps: the grid is the best guess there is
+        return None
+    return (*t.tolist(), float(t[-1] + (t[-1] - t[-2])))
 
 
 _SAR = re.compile(r"\[SAR (\d+):(\d+) DAR \d+:\d+\]")

@@ -153,7 +153,9 @@ def check_output(
 class VideoWriter:
     """Streams uint8 (f, h, w, 3) RGB frames to ffmpeg.
 
-    ``record``: how the video was made (``record.make_record``), written into its comment tag. ``audio_from``: a
+    ``record``: how the video was made (``record.make_record``), written into its comment tag. ``times``: each
+    frame's presentation time in seconds from the first, and the last frame's end (frames + 1 values), for a
+    variable-rate output (``FramePlan.pts``); without it frames are evenly spaced at ``fps``. ``audio_from``: a
     file whose first audio stream, from ``audio_start`` seconds for ``audio_duration`` seconds (the
     video's duration), is muxed in; a file without audio gives a silent video. Use as a context manager and call
     ``close()`` at the end: that renames the temporary file to ``path``; an exception removes it instead and leaves
@@ -175,12 +177,16 @@ class VideoWriter:
         lossless: bool = False,
         video_input: list[str] | None = None,
         record: dict | None = None,
+        times: tuple[Fraction, ...] | None = None,
     ):
         self.path = Path(path)
         codec = encoder_for(self.path, codec)
         self.size, self.fps = size, Fraction(fps)
         self.frames = 0
         self.sequence = is_sequence(self.path)
+        # Frames at their own times go in as NUT (rawvideo with a timestamp each); the rest as a bare raw pipe.
+        self.times = None if self.sequence or lossless or video_input is not None else times
+        self._nut = None
         folder = self.path.resolve().parent
         folder.mkdir(parents=True, exist_ok=True)
         umask = os.umask(0)
@@ -198,7 +204,9 @@ class VideoWriter:
         w, h = size
         rate = f"{self.fps.numerator}/{self.fps.denominator}"
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-nostdin"]
-        if video_input is None:
+        if self.times is not None:
+            cmd += ["-f", "nut", "-i", "pipe:0"]
+        elif video_input is None:
             cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", rate, "-i", "pipe:0"]
         else:
             cmd += video_input
@@ -210,14 +218,16 @@ class VideoWriter:
                 cmd += ["-t", f"{audio_duration:.6f}"]
             cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?"]
             cmd += ["-c:a", "libopus" if self.path.suffix.lower() == ".webm" else "aac", "-b:a", "160k"]
+        # Evenly spaced frames at the exact rate; or each at its own time, on the input's clock (not one a rate implies)
+        rate_args = ["-r", rate] if self.times is None else ["-fps_mode", "passthrough", "-enc_time_base", "demux"]
         if lossless:  # RGB in, RGB out, bit-exact: for intermediate segments
-            cmd += ["-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "rgb24", "-r", rate]
+            cmd += ["-c:v", "libx264rgb", "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "rgb24", *rate_args]
         elif codec == "gif":
-            cmd += ["-vf", GIF_FILTER, "-c:v", "gif", "-r", rate]
+            cmd += ["-vf", GIF_FILTER, "-c:v", "gif", *rate_args]
         elif self.sequence:
             cmd += ["-c:v", "png", "-pix_fmt", "rgb24", "-start_number", "0"]
         else:
-            cmd += ["-c:v", codec, "-pix_fmt", "rgb24" if codec == "libx264rgb" else "yuv420p", "-r", rate]
+            cmd += ["-c:v", codec, "-pix_fmt", "rgb24" if codec == "libx264rgb" else "yuv420p", *rate_args]
             if codec in ("libx264", "libx264rgb", "libx265"):
                 cmd += ["-crf", str(crf), "-preset", preset]
             elif codec.startswith("libvpx"):
@@ -237,6 +247,8 @@ class VideoWriter:
         else:
             cmd = [*self._cmd, "-f", MUXERS[self.path.suffix.lower()], str(self.tmp)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
+        if self.times is not None:
+            self._nut = _NutMuxer(self._proc.stdin, self.size, self.times)
 
     def finish_from_input(self) -> Path:
         """Run ffmpeg on ``video_input`` (no frames are piped) and move the result into place."""
@@ -255,8 +267,13 @@ class VideoWriter:
             raise ValueError(f"expected uint8 (f, {h}, {w}, 3) frames, got {arr.dtype} {arr.shape}")
         if self._proc is None:
             self._start()
+        if self.times is not None and self.frames + arr.shape[0] > len(self.times) - 1:
+            raise ValueError(f"{self.frames + arr.shape[0]} frames written but only {len(self.times) - 1} times given")
         try:
-            self._proc.stdin.write(np.ascontiguousarray(arr).tobytes())
+            if self._nut is not None:
+                self._nut.write(arr)
+            else:
+                self._proc.stdin.write(np.ascontiguousarray(arr).tobytes())
         except (BrokenPipeError, OSError):
             self._proc.wait()
             raise UserError(f"ffmpeg stopped while writing {str(self.path)!r}: {self._ffmpeg_error()}") from None
@@ -267,7 +284,12 @@ class VideoWriter:
         if self._proc is None:
             self.abort()
             raise UserError("no frames were rendered, so no video was written")
-        self._proc.stdin.close()
+        try:
+            if self._nut is not None:
+                self._nut.close()
+            self._proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass  # ffmpeg stopped early: its exit status and log below say why
         code = self._proc.wait()
         if code != 0:
             err = self._ffmpeg_error()
@@ -312,10 +334,55 @@ class VideoWriter:
             self.abort()
 
 
-def assemble(segments: list[Path], output: str | os.PathLike, size: tuple[int, int], fps: Fraction, **options) -> Path:
+class _NutMuxer:
+    """Raw RGB frames with a timestamp each, muxed as NUT into ffmpeg's stdin by PyAV: the one way to hand the
+    ffmpeg binary frames at arbitrary times through a pipe (a raw pipe only has a rate)."""
+
+    TIME_BASE = Fraction(1, 1_000_000)  # the plan's times are whole microseconds
+
+    def __init__(self, pipe, size: tuple[int, int], times: tuple[Fraction, ...]):
+        import av
+
+        self._av, self.times, self.count = av, times, 0
+        self.container = av.open(pipe, mode="w", format="nut")
+        self.stream = self.container.add_stream("rawvideo")
+        self.stream.width, self.stream.height = size
+        self.stream.pix_fmt = "rgb24"
+        self.stream.time_base = self.stream.codec_context.time_base = self.TIME_BASE
+
+    def write(self, frames: np.ndarray) -> None:
+        for rgb in frames:
+            frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            t, t_next = self.times[self.count], self.times[self.count + 1]
+            frame.pts, frame.time_base = round(t / self.TIME_BASE), self.TIME_BASE
+            frame.duration = round((t_next - t) / self.TIME_BASE)
+            self._mux(frame)
+            self.count += 1
+
+    def _mux(self, frame) -> None:
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+        except self._av.error.FFmpegError as exc:  # the pipe closed under it: ffmpeg has stopped
+            raise BrokenPipeError(str(exc)) from None
+
+    def close(self) -> None:
+        self._mux(None)
+        self.container.close()
+
+
+def assemble(
+    segments: list[Path],
+    output: str | os.PathLike,
+    size: tuple[int, int],
+    fps: Fraction,
+    times: tuple[Fraction, ...] | None = None,
+    **options,
+) -> Path:
     """Concatenate lossless segment files into ``output``: one encode with the final codec, audio muxed, atomic.
 
-    ``options`` are ``VideoWriter``'s (codec, crf, preset, audio_from, audio_start, audio_duration, record).
+    ``options`` are ``VideoWriter``'s (codec, crf, preset, audio_from, audio_start, audio_duration, record). With
+    ``times`` (a variable-rate output) the segments are decoded and written again at those times.
     """
     out = Path(output)
     out.resolve().parent.mkdir(parents=True, exist_ok=True)
@@ -325,6 +392,31 @@ def assemble(segments: list[Path], output: str | os.PathLike, size: tuple[int, i
             for seg in segments:  # paths are ours (the work folder); quote them for the concat demuxer anyway
                 f.write("file '" + str(Path(seg).resolve()).replace("'", "'\\''") + "'\n")
         video_input = ["-f", "concat", "-safe", "0", "-i", listing]
-        return VideoWriter(out, size, fps, video_input=video_input, **options).finish_from_input()
+        if times is None:
+            return VideoWriter(out, size, fps, video_input=video_input, **options).finish_from_input()
+        return _retime(video_input, out, size, fps, times, **options)
     finally:
         os.unlink(listing)
+
+
+def _retime(video_input: list[str], out: Path, size: tuple[int, int], fps: Fraction, times, **options) -> Path:
+    """Decode ``video_input`` to raw frames and write them to ``out`` at ``times``, a few frames at a time."""
+    w, h = size
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", *video_input]
+    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+    frame_bytes, chunk = w * h * 3, 16
+    with tempfile.TemporaryFile() as log:
+        dec = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
+        try:
+            with VideoWriter(out, size, fps, times=times, **options) as writer:
+                while data := dec.stdout.read(frame_bytes * chunk):
+                    arr = np.frombuffer(data, np.uint8)
+                    writer.write(arr[: len(arr) // frame_bytes * frame_bytes].reshape(-1, h, w, 3))
+                if dec.wait() != 0:
+                    log.seek(0)
+                    raise UserError(f"cannot read the rendered segments back: {_first_error(log.read().decode())}")
+                return writer.close()
+        finally:
+            if dec.poll() is None:
+                dec.kill()
+            dec.wait()

@@ -1,0 +1,92 @@
+"""Variable-frame-rate sources: every output frame keeps its source frame's time (within 1 ms) unless --fps asks for
+a constant rate; through a direct render, a range, and batch segments."""
+
+from __future__ import annotations
+
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lcm_video.batch import run as batch
+from lcm_video.pipelines.video_to_video import stylize
+from lcm_video.video.plan import FramePlan
+from lcm_video.video.reader import probe
+
+from .conftest import FFMPEG, stream_info
+from .test_batch import write_jobs
+
+# 10 frames at 10 fps, then 20 at 30 fps: 1.667 s, of which ffmpeg's average rate makes 18 fps.
+SOURCE_TIMES = [i / 10 for i in range(10)] + [1 + i / 30 for i in range(20)]
+
+
+@pytest.fixture(scope="module")
+def vfr(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vfr") / "vfr.mp4"
+    cmd = [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30"]
+    cmd += ["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-frames:v", "30"]
+    cmd += ["-vf", "setpts='if(lt(N,10),N/10,1+(N-10)/30)/TB'", "-fps_mode", "passthrough"]
+    cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "0", "-c:a", "aac", str(out)]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def frame_times(path: Path) -> np.ndarray:
+    """Each frame's presentation time in seconds, as the demuxer reads it (decord)."""
+    import decord
+
+    vr = decord.VideoReader(str(path))
+    return vr.get_frame_timestamp(range(len(vr)))[:, 0].astype(np.float64)
+
+
+def test_a_variable_rate_plan_keeps_source_times_and_ranges_cut_by_time():
+    stamps = (*SOURCE_TIMES, 1 + 20 / 30)
+    plan = FramePlan.for_video(30, Fraction(18), stamps=stamps)
+    assert plan.sources == tuple(range(30))
+    np.testing.assert_allclose([float(t) for t in plan.times], SOURCE_TIMES, atol=1e-6)
+    assert float(plan.duration) == pytest.approx(5 / 3, abs=1e-6)
+    cut = FramePlan.for_video(30, Fraction(18), stamps=stamps, start=0.35, end=1.05)
+    assert cut.sources == tuple(range(4, 12))  # 0.4 ... 1.0333: timestamps in [0.35, 1.05)
+    assert cut.start == Fraction(2, 5)
+    np.testing.assert_allclose(
+        [float(t) for t in cut.pts], [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.63333, 0.66667], atol=1e-5
+    )
+    even = FramePlan.for_video(30, Fraction(18), stamps=stamps, target_fps=Fraction(10))
+    assert even.pts is None and even.fps == 10
+    # The frame on screen at 0.0, 0.1, ... 1.6 s: one per 10 fps frame, then every third of the 30 fps ones.
+    assert even.sources == (*range(11), 13, 16, 19, 22, 25, 28)
+
+
+def test_probe_tells_a_variable_rate_source_from_an_even_one(vfr, videos):
+    info = probe(vfr)
+    assert info.variable and info.frames == 30
+    np.testing.assert_allclose(info.stamps[:-1], SOURCE_TIMES, atol=1e-4)
+    assert not probe(videos["ntsc"]).variable  # 29.97 fps: evenly spaced, kept on its exact rate
+
+
+def test_stylising_a_variable_rate_source_keeps_every_frame_time(tmp_path, vfr, tiny_models):
+    out = stylize(vfr, tmp_path / "out.mp4", "a cat", models=tiny_models, quiet=True).output
+    got = frame_times(out)
+    assert len(got) == 30
+    assert np.abs(got - frame_times(vfr)).max() <= 1e-3
+    audio = stream_info(out)["audio_seconds"]
+    assert audio == pytest.approx(5 / 3, abs=0.05)  # the audio of the rendered span, not frames / average rate
+
+    cut = stylize(vfr, tmp_path / "cut.mkv", "a cat", models=tiny_models, quiet=True, start=0.35, end=1.05).output
+    np.testing.assert_allclose(frame_times(cut), frame_times(vfr)[4:12] - frame_times(vfr)[4], atol=1e-3)
+
+
+def test_fps_turns_a_variable_rate_source_into_an_even_one(tmp_path, vfr, tiny_models):
+    out = stylize(vfr, tmp_path / "even.mp4", "a cat", models=tiny_models, quiet=True, fps=10).output
+    got = frame_times(out)
+    np.testing.assert_allclose(got, np.arange(17) / 10, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_batch_segments_of_a_variable_rate_source_keep_its_frame_times(tmp_path, vfr):
+    jobs = [{"name": "v", "mode": "stylize", "input": str(vfr), "prompt": "x", "output": "v.mp4"}]
+    rows = batch.run_batch(write_jobs(tmp_path, jobs), tmp_path / "out", segment_frames=7, quiet=True)
+    assert rows[0]["status"] == "done", rows
+    assert np.abs(frame_times(tmp_path / "out" / "v.mp4") - frame_times(vfr)).max() <= 1e-3

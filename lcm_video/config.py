@@ -39,6 +39,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 RENOISE = ("fresh", "initial")
 FUSE = ("flat", "linear", "pyramid")
+WARP = ("none", "flow")
+FLOW = ("dis", "farneback")  # optical flow estimators (OpenCV)
 DEFAULT_WINDOW = 16  # frames per 2D UNet batch: 12 frames at batch 12 run 7% faster per frame than 2 x 6 on CPU
 DEFAULT_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-frame clips
 
@@ -209,6 +211,17 @@ class TemporalConfig:
         hint="; 0 turns blending off, 0.1-0.5 is typical",
         metavar="B",
         doc="0..1, latent blending: each frame's x0 estimate is pulled toward the previous frame's at every step",
+    )
+    warp: str = option(
+        "none",
+        "blend toward the previous frame moved along the source's optical flow (flow), or in place (none)",
+        commands=(STYLIZE,),
+        choices=WARP,
+        metavar="|".join(WARP),
+        doc="`flow`: the previous frame's x0 is first moved along the source's optical flow (OpenCV DIS, on the "
+        "latent grid) and blended only where the flow's forward-backward check finds no occlusion; a hard cut "
+        "(most of the frame new) is not blended across. `none`: blended at the same latent position, which smears "
+        "moving footage",
     )
     renoise: str = option(
         "fresh",
@@ -429,6 +442,15 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
         lo=2,
         hint=" (temporal metrics need two frames)",
         metavar="N",
+    ),
+    Option(
+        "flow",
+        "str",
+        "optical flow of warp_error and tof: dis or farneback (grade a method by a flow it did not use)",
+        default="dis",
+        commands=(EVAL,),
+        choices=FLOW,
+        metavar="|".join(FLOW),
     ),
     Option(
         "made",

@@ -1,9 +1,10 @@
 """Temporal-consistency and fidelity metrics of a video, streamed two frames at a time.
 
 - ``warp_error`` (Lai et al. 2018, "Learning Blind Video Temporal Consistency"): optical flow between consecutive
-  frames of the *source* (or of the video itself without one), OpenCV's DIS flow; pixels failing the forward-backward
-  consistency check (Sundaram et al. 2010) are masked as occluded; the error is the masked mean squared difference of
-  each frame and the next frame warped back onto it. RGB in [0, 1], so the unit is [0, 1]².
+  frames of the *source* (or of the video itself without one), OpenCV's DIS flow (or Farneback's: ``flow=``);
+  pixels failing the forward-backward consistency check (Sundaram et al. 2010) are masked as occluded; the error is
+  the masked mean squared difference of each frame and the next frame warped back onto it. RGB in [0, 1], so the
+  unit is [0, 1]².
 - ``flicker``: mean absolute difference of consecutive frames, RGB in [0, 1].
 - ``tof``: mean end-point difference (pixels) between the video's flow and the source's flow (needs a source).
 - ``psnr`` (dB, capped at 100) and ``ssim`` (Gaussian window σ = 1.5, RGB mean) against the source (needs a source).
@@ -24,17 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .temporal.flow import FlowEstimator, consistent_mask, warp_image
 from .video.reader import FrameReader, probe
 
 PSNR_CAP = 100.0
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError:  # pragma: no cover - exercised only without the extra
-        raise UserError("metrics need OpenCV: pip install 'lcm-video[metrics]' (opencv-python-headless)") from None
-    return cv2
 
 
 @dataclass(frozen=True)
@@ -91,39 +85,15 @@ def pairing_notes(info, sinfo) -> tuple[str, ...]:
     return tuple(notes)
 
 
-def _flow(dis, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """DIS flow a → b on grey uint8 frames: (h, w, 2) float32 with b(x + f(x)) ≈ a(x)."""
-    cv2 = _cv2()
-    return dis.calc(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)
-
-
-def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample ``img`` at x + flow(x) (bilinear, edges replicated)."""
-    cv2 = _cv2()
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def consistent_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
-    """(h, w) float32, 1 where forward and backward flow agree and the target is inside the frame, 0 if occluded."""
-    h, w = fw.shape[:2]
-    bw_at = _warp(bw, fw)
-    err = ((fw + bw_at) ** 2).sum(-1)
-    ok = err <= 0.01 * ((fw**2).sum(-1) + (bw_at**2).sum(-1)) + 0.5
-    gx, gy = np.meshgrid(np.arange(w), np.arange(h))
-    tx, ty = gx + fw[..., 0], gy + fw[..., 1]
-    ok &= (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
-    return ok.astype(np.float32)
-
-
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Structural similarity of two float RGB images in [0, 1] (Wang et al. 2004), averaged over channels."""
-    cv2 = _cv2()
+    from .temporal.flow import cv2
+
+    cv = cv2()
     c1, c2 = 0.01**2, 0.03**2
 
     def blur(x):
-        return cv2.GaussianBlur(x, (11, 11), 1.5)
+        return cv.GaussianBlur(x, (11, 11), 1.5)
 
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a**2
@@ -139,10 +109,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate(
-    video: str | os.PathLike, source: str | os.PathLike | None = None, max_frames: int | None = None
+    video: str | os.PathLike,
+    source: str | os.PathLike | None = None,
+    max_frames: int | None = None,
+    flow: str = "dis",
 ) -> Metrics:
-    """Metrics of ``video`` (and against ``source``), reading two frames at a time."""
-    cv2 = _cv2()
+    """Metrics of ``video`` (and against ``source``), reading two frames at a time; ``flow``: the optical flow
+    estimator of warp error and tOF (``FLOW_METHODS``), so a method is not graded only by the flow it used."""
+    estimate = FlowEstimator(flow)
     info = probe(video)
     n = info.frames if max_frames is None else min(info.frames, max_frames)
     size = (info.width, info.height)
@@ -155,7 +129,6 @@ def evaluate(
         src = FrameReader(sinfo, size)
     if n < 2:
         raise UserError(f"{str(video)!r} has {n} frame(s); temporal metrics need at least 2")
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     warp, flick, tof, ps, ss = [], [], [], [], []
     prev = reader.read([0])[0].numpy()
     prev_s = src.read([0])[0].numpy() if src else None
@@ -169,14 +142,14 @@ def evaluate(
         cur = reader.read([i + 1])[0].numpy()
         cur_s = src.read([i + 1])[0].numpy() if src else None
         ga, gb = (prev_s, cur_s) if src is not None else (prev, cur)
-        fw, bw = _flow(dis, ga, gb), _flow(dis, gb, ga)
+        fw, bw = estimate(ga, gb), estimate(gb, ga)
         mask = consistent_mask(fw, bw)
         o_t, o_t1 = prev.astype(np.float32) / 255, cur.astype(np.float32) / 255
-        sq = ((o_t - _warp(o_t1, fw)) ** 2).mean(-1)
+        sq = ((o_t - warp_image(o_t1, fw)) ** 2).mean(-1)
         warp.append(float((sq * mask).sum() / max(mask.sum(), 1.0)))
         flick.append(float(np.abs(o_t1 - o_t).mean()))
         if src is not None:
-            fo = _flow(dis, prev, cur)
+            fo = estimate(prev, cur)
             tof.append(float(np.sqrt(((fo - fw) ** 2).sum(-1)).mean()))
         prev, prev_s = cur, cur_s
     reader.close()

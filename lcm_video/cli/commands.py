@@ -137,7 +137,7 @@ def _run_distill(ns: argparse.Namespace) -> int:
 def _run_eval(ns: argparse.Namespace) -> int:
     from ..metrics import evaluate
 
-    m = evaluate(ns.video, getattr(ns, "source", None), _extra(ns, "eval_frames")).to_dict()
+    m = evaluate(ns.video, getattr(ns, "source", None), _extra(ns, "eval_frames"), _extra(ns, "flow")).to_dict()
     for note in m["notes"]:
         print(f"{PROG}: warning: {note}", file=sys.stderr)
     if getattr(ns, "json", False):

@@ -31,7 +31,8 @@ COMMANDS = {
     ),
     EVAL: (
         "temporal consistency and fidelity metrics of a video",
-        "warp_error (Lai et al. 2018, DIS flow, forward-backward occlusion mask), flicker, and with --source: tof "
+        "warp_error (Lai et al. 2018, DIS or Farneback flow, forward-backward occlusion mask), flicker, and with "
+        "--source: tof "
         "(flow difference), psnr, ssim. Frames are paired with the source by index.",
     ),
     INFO: (

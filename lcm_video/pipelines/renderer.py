@@ -168,12 +168,14 @@ class WindowRenderer:
         emit: range,
         shape: tuple[int, int, int],
         noise_keys: list[int] | None = None,
+        motion: dict | None = None,
     ):
         """Sample output frames ``indices`` and decode those in ``emit`` to uint8 (e, h, w, 3).
 
         clean: (f, c, h, w) float32 source latents (video-to-video: noised to the first timestep), or None
         (text-to-video: the start is pure noise, as diffusers' LCM text pipelines do). ``noise_keys``: the frame
         numbers the noise is keyed on, when ``indices`` are positions among rendered frames rather than output frames.
+        ``motion``: {index: LatentMotion from the previous frame} for motion-compensated blending (``--warp flow``).
         """
         if self.noise is None:
             self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
@@ -186,7 +188,7 @@ class WindowRenderer:
             x,
             schedule,
             eps,
-            blend=lambda x0, i: self.blender(x0, i, indices),
+            blend=lambda x0, i: self.blender(x0, i, indices, motion),
         )
         self.blender.end_window()
         keep = slice(emit.start - indices.start, emit.stop - indices.start)

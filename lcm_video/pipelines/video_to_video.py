@@ -23,6 +23,7 @@ from ..models.container import Models
 from ..models.loading import models_for
 from ..options import STYLIZE
 from ..record import make_record
+from ..temporal.flow import FlowEstimator, LatentMotion, latent_motion
 from ..video import similarity
 from ..video.lock import OutputLock, remove_stale_partials
 from ..video.plan import FramePlan, Reuse
@@ -63,13 +64,39 @@ class Stylizer(WindowRenderer):
         if sampling.strength_at:
             keys = parse_strength_at(sampling.strength_at, frames, sampling.strength)
             self.schedule = FrameSchedules(models.scheduler, sampling.steps, Keyframes(keys))
+        t = cfg.temporal
+        self.flow = FlowEstimator("dis") if t.warp == "flow" and t.blend > 0 else None
+        self._sources: dict[int, np.ndarray] = {}  # index → uint8 source frame, the last window's (flow to the next)
+        self._motion: dict[int, LatentMotion] = {}  # index → motion from its previous frame, the last window's
+
+    def reset(self) -> None:
+        """Forget the temporal state (blending, and the source frames the next flow would start from): a cold start."""
+        self.blender.reset()
+        self._sources, self._motion = {}, {}
+
+    def motion(self, frames: torch.Tensor, indices: range, factor: int) -> dict[int, LatentMotion]:
+        """{index: motion from the previous source frame} for every frame of the window whose previous frame is
+        known (this window's, or the last one's): the flow of a pair is computed once, however windows overlap."""
+        current = {i: frames[j].numpy() for j, i in enumerate(indices)}
+        known = {**self._sources, **current}
+        out = {}
+        for i in indices:
+            if i in self._motion:
+                out[i] = self._motion[i]
+            elif i - 1 in known:
+                out[i] = latent_motion(known[i - 1], known[i], factor, self.flow)
+        self._sources, self._motion = current, out
+        return out
 
     def __call__(
         self, frames: torch.Tensor, indices: range, emit: range | None = None, noise_keys: list[int] | None = None
     ) -> torch.Tensor:
         latents = self.codec.encode(to_unit(frames))  # (f, 4, h/8, w/8) float32
         emit = indices if emit is None else emit
-        return self.render(latents, indices, emit, tuple(latents.shape[1:]), noise_keys)
+        motion = None
+        if self.flow is not None:
+            motion = self.motion(frames, indices, frames.shape[2] // latents.shape[-1])
+        return self.render(latents, indices, emit, tuple(latents.shape[1:]), noise_keys, motion)
 
 
 class SourceRender:
@@ -107,7 +134,7 @@ class SourceRender:
         positions = self.reuse.positions(start, stop)
         warm = 0
         if positions.start != self._resume_at:
-            self.stylizer.blender.reset()
+            self.stylizer.reset()
             warm = self.warm
 
         def window_fn(win, emit):

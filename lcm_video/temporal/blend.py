@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .flow import warp_latent
+
 FUSE_MODES = ("flat", "linear", "pyramid")
 
 
@@ -23,7 +25,9 @@ class TemporalBlender:
        current window's weight (``flat`` 1/2, ``linear`` rising across the overlap, ``pyramid`` by each window's
        distance to its edge);
     2. **latent blending**: every other frame, in order, ``x0[f] ← (1-β)·x0[f] + β·x0[f-1]``, where ``x0[f-1]`` is
-       already final (from this window, or from the previous one at the window's first frame).
+       already final (from this window, or from the previous one at the window's first frame). Given the frame's
+       ``LatentMotion`` (``--warp flow``), ``x0[f-1]`` is first warped along the flow onto frame f and β applies only
+       where the cell is not occluded; no blending across a hard cut.
 
     Call with x0 (f, c, h, w) float32 once per step in step order, then ``end_window()``. With no overlap and β = 0
     this is the identity.
@@ -52,7 +56,9 @@ class TemporalBlender:
         wc = _pyramid(j, size)
         return wc / (wc + wp)
 
-    def __call__(self, x0: torch.Tensor, step: int, frames: range) -> torch.Tensor:
+    def __call__(self, x0: torch.Tensor, step: int, frames: range, motion: dict | None = None) -> torch.Tensor:
+        """``motion``: {frame: LatentMotion from the previous frame}, for motion-compensated blending; None blends
+        in place."""
         if len(frames) != x0.shape[0]:
             raise ValueError("one index per frame of x0 expected")
         prev = self._prev.get(step, {})
@@ -65,8 +71,15 @@ class TemporalBlender:
                 if f in prev:
                     continue  # already pulled toward the previous window, which was blended
                 before = out[j - 1] if j > 0 else prev.get(f - 1)
-                if before is not None:
+                if before is None:
+                    continue
+                if motion is None:
                     out[j] = torch.lerp(out[j], before, self.beta)
+                    continue
+                m = motion[f]
+                if not m.cut:
+                    weight = (self.beta * m.valid).to(out[j].device, out[j].dtype)
+                    out[j] = torch.lerp(out[j], warp_latent(before, m.flow), weight)
         self._cur[step] = {f: t.detach() for f, t in zip(frames, out, strict=True)}
         self._cur_frames = frames
         return torch.stack(out)

@@ -1,0 +1,152 @@
+"""Motion-compensated temporal consistency, measured: ``--warp`` (and the other temporal options) on toy-world clips
+with each kind of motion, stylised by the trained ``toy`` model, graded under two optical flow estimators.
+
+    python scripts/bench_temporal.py quality [--size 128] [--frames 24] [--strengths 0.4,0.6] [--blends 0.2,0.5]
+                                             [--out FILE.json]
+    python scripts/bench_temporal.py cost [--size 512] [--frames 8] [--out FILE.json]
+
+quality: the clips of ``lcm_video.video.synthetic.motion_clip`` (pan, zoom, crossing, cut, still; lossless H.264),
+each stylised with ``--model toy`` for every strength x blend x setting, then ``lcm-video eval`` against the source
+with DIS and with Farneback flow: warp error (both), tOF, flicker, PSNR and SSIM; and, per clip and setting, the
+ratio of warp error to ``--warp none`` at the same strength and blend. A still clip also reports whether all frames
+came out identical.
+
+cost: stylise with random weights of SD1.5's shapes (``models.tiny.sd15_components``) on a panning clip, ``--warp
+none`` against ``--warp flow``, same process, interleaved twice; seconds per frame and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+from lcm_video.metrics import evaluate  # noqa: E402
+from lcm_video.video.synthetic import MOTION_CLIPS, frames_clip, motion_clip  # noqa: E402
+
+PROMPTS = {"crossing": "a blue square on a textured background"}
+DEFAULT_PROMPT = "a texture"
+SETTINGS = {"none": {"warp": "none"}, "flow": {"warp": "flow"}}
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",")]
+
+
+def quality(args) -> list[dict]:
+    from lcm_video import load_models, stylize
+    from lcm_video.video.reader import FrameReader, probe
+
+    models = load_models("toy", device="cpu")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for kind in MOTION_CLIPS:
+            src = frames_clip(tmp / f"{kind}.mp4", motion_clip(kind, args.size, args.frames), fps=24)
+            for strength in _floats(args.strengths):
+                for blend in _floats(args.blends):
+                    base = None
+                    for name, setting in SETTINGS.items():
+                        out = tmp / f"{kind}_{strength}_{blend}_{name}.mp4"
+                        t0 = time.perf_counter()
+                        stylize(
+                            src,
+                            out,
+                            PROMPTS.get(kind, DEFAULT_PROMPT),
+                            models=models,
+                            strength=strength,
+                            blend=blend,
+                            quiet=True,
+                            codec="libx264rgb",
+                            crf=0,
+                            **setting,
+                        )
+                        seconds = time.perf_counter() - t0
+                        dis, farn = evaluate(out, src, flow="dis"), evaluate(out, src, flow="farneback")
+                        row = {"clip": kind, "strength": strength, "blend": blend, "setting": name}
+                        row |= {"warp_dis": dis.warp_error, "warp_farneback": farn.warp_error, "tof": dis.tof}
+                        row |= {"flicker": dis.flicker, "psnr": dis.psnr, "ssim": dis.ssim, "seconds": seconds}
+                        if kind == "still":
+                            info = probe(out)
+                            frames = FrameReader(info, (info.width, info.height)).read(range(info.frames)).numpy()
+                            row["identical_frames"] = bool((frames == frames[:1]).all())
+                        if base is None:
+                            base = row
+                        for key in ("warp_dis", "warp_farneback", "tof"):
+                            row[f"{key}_vs_none"] = row[key] / base[key] if base[key] else None
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+    return rows
+
+
+def cost(args) -> list[dict]:
+    import torch
+
+    from lcm_video import stylize
+    from lcm_video.models.container import Models
+    from lcm_video.models.tiny import sd15_components
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from benchmark import _models  # noqa: E402 - the speed benchmark's own SD1.5-shaped Models
+
+    comps = sd15_components()
+    models: Models = _models(comps, torch.device("cpu"), torch.float32)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = frames_clip(Path(tmp) / "pan.mp4", motion_clip("pan", args.size, args.frames), fps=24)
+        times: dict[str, list[float]] = {name: [] for name in SETTINGS}
+        for _ in range(2):
+            for name, setting in SETTINGS.items():
+                t0 = time.perf_counter()
+                stylize(src, Path(tmp) / f"{name}.mp4", "a fox", models=models, quiet=True, **setting)
+                times[name].append(time.perf_counter() - t0)
+        for name, ts in times.items():
+            row = {"setting": name, "size": args.size, "frames": args.frames, "seconds": min(ts)}
+            row["s_per_frame"] = min(ts) / args.frames
+            row["vs_none"] = min(ts) / min(times["none"])
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path)
+    sub = ap.add_subparsers(dest="case", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--size", type=int, default=128)
+    q.add_argument("--frames", type=int, default=24)
+    q.add_argument("--strengths", default="0.4,0.6")
+    q.add_argument("--blends", default="0.2,0.5")
+    c = sub.add_parser("cost")
+    c.add_argument("--size", type=int, default=512)
+    c.add_argument("--frames", type=int, default=8)
+    args = ap.parse_args()
+    rows = quality(args) if args.case == "quality" else cost(args)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    if args.case == "quality":
+        summary: dict = {}
+        for r in rows:
+            if r["setting"] != "none" and r["clip"] != "still":
+                summary.setdefault(r["setting"], []).append((r["warp_dis_vs_none"], r["warp_farneback_vs_none"]))
+        for name, pairs in summary.items():
+            a = np.array(pairs, dtype=float)
+            print(
+                f"{name}: warp error vs none, moving clips: DIS mean {a[:, 0].mean():.3f} max {a[:, 0].max():.3f}; "
+                f"Farneback mean {a[:, 1].mean():.3f} max {a[:, 1].max():.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

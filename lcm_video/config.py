@@ -40,6 +40,7 @@ DTYPES = ("auto", "float32", "float16", "bfloat16")
 RENOISE = ("fresh", "initial")
 FUSE = ("flat", "linear", "pyramid")
 WARP = ("none", "flow")
+CROSS_FRAME = ("off", "anchor", "anchor+prev")
 FLOW = ("dis", "farneback")  # optical flow estimators (OpenCV)
 DEFAULT_WINDOW = 16  # frames per 2D UNet batch: 12 frames at batch 12 run 7% faster per frame than 2 x 6 on CPU
 DEFAULT_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-frame clips
@@ -222,6 +223,17 @@ class TemporalConfig:
         "latent grid) and blended only where the flow's forward-backward check finds no occlusion; a hard cut "
         "(most of the frame new) is not blended across. `none`: blended at the same latent position, which smears "
         "moving footage",
+    )
+    cross_frame: str = option(
+        "off",
+        "spatial self-attention also attends to the first frame (anchor) and the previous one (anchor+prev)",
+        commands=(STYLIZE,),
+        choices=CROSS_FRAME,
+        metavar="|".join(CROSS_FRAME),
+        doc="cross-frame attention (Text2Video-Zero, Rerender-A-Video): every frame's spatial self-attention in the "
+        "UNet also attends to the render's first frame (`anchor`) and to the previous frame (`anchor+prev`) at the "
+        "same step and layer, so what frames draw agrees; text and temporal attention are unchanged. A segment "
+        "that starts later renders frame 0 once more to get the anchor",
     )
     renoise: str = option(
         "fresh",

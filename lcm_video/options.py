@@ -133,7 +133,7 @@ class Option:
     def help_text(self, command: str) -> str:
         """The ``--help`` line: the help and, where there is one, the default."""
         shown = self.default_text(command)
-        if self.positional or self.required or shown in ("", "off") or self.kind == "bool":
+        if self.positional or self.required or shown == "" or self.kind == "bool":
             return self.help
         return f"{self.help} (default: {shown})"
 

@@ -113,14 +113,14 @@ def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, c
     assert len(loads) == 1  # 3 jobs x 3 segments, one model
 
 
-@pytest.mark.parametrize(("blend", "warp"), [(0.3, "none"), (0.6, "none"), (0.6, "flow")])
-def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend, warp):
+@pytest.mark.parametrize(
+    ("blend", "extra"), [(0.3, {}), (0.6, {}), (0.6, {"warp": "flow"}), (0.3, {"cross_frame": "anchor+prev"})]
+)
+def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend, extra):
     job = {"name": "s", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "s.mp4", "blend": blend}
     defaults = {"model": "tiny", "device": "cpu", "crf": 0}
-    batch.run_batch(
-        write_jobs(tmp_path, [job | {"warp": warp}], defaults), tmp_path / "out", segment_frames=7, quiet=True
-    )
-    opts = {"blend": blend, "warp": warp, "crf": 0, "quiet": True}
+    batch.run_batch(write_jobs(tmp_path, [job | extra], defaults), tmp_path / "out", segment_frames=7, quiet=True)
+    opts = {"blend": blend, "crf": 0, "quiet": True, **extra}
     whole = stylize(clip, tmp_path / "whole.mp4", "x", model="tiny", device="cpu", **opts)
     a, b = read_frames(tmp_path / "out" / "s.mp4").astype(int), read_frames(whole.output).astype(int)
     assert a.shape == b.shape

@@ -64,3 +64,33 @@ def test_eval_grades_with_either_flow_estimator(tmp_path):
     assert a.tof == pytest.approx(0, abs=1e-6) and b.tof == pytest.approx(0, abs=1e-6)
     assert a.warp_error != b.warp_error
     assert np.isfinite([a.warp_error, b.warp_error]).all()
+
+
+def test_cross_frame_attention_over_identical_frames_is_self_attention(tiny_models):
+    from lcm_video.temporal.attention import CrossFrameAttnProcessor, CrossFrameState
+
+    attn = tiny_models.unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1
+    x = torch.randn(1, 16, attn.to_q.in_features).expand(3, -1, -1).contiguous()  # 3 frames, the same hidden states
+    state = CrossFrameState("anchor+prev")
+    state.start_window(range(3))
+    state.begin_call(3, 3, 1)
+    with torch.no_grad():
+        plain = attn(x)
+        cross = CrossFrameAttnProcessor(state, "l")(attn, x)
+    assert torch.allclose(cross, plain, atol=1e-5)
+    assert state.anchor[(0, "l")].shape == (1, 16, attn.to_q.in_features)
+
+
+def test_cross_frame_renders_change_frames_and_leave_the_shared_models_as_they_were(tiny_models, tmp_path):
+    from lcm_video import stylize
+
+    src = frames_clip(tmp_path / "pan.mp4", motion_clip("pan", 64, 6), fps=24)
+    before = {k: type(v) for k, v in tiny_models.unet.attn_processors.items()}
+    off = stylize(src, tmp_path / "off.mp4", "x", models=tiny_models, quiet=True, crf=0, codec="libx264rgb")
+    on = stylize(
+        src, tmp_path / "on.mp4", "x", models=tiny_models, quiet=True, crf=0, codec="libx264rgb", cross_frame="anchor"
+    )
+    from .conftest import read_frames
+
+    assert not np.array_equal(read_frames(off.output), read_frames(on.output))
+    assert {k: type(v) for k, v in tiny_models.unet.attn_processors.items()} == before

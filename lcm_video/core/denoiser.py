@@ -74,6 +74,13 @@ class UNetDenoiser:
         self.batch = None if self.motion else batch
         self.dtype = unet.dtype
         self.calls = 0  # UNet forward passes, for tests of "steps are steps"
+        self.cross_frame = None  # (CrossFrameState, processors) for ``--cross-frame``: see ``use_cross_frame``
+
+    def use_cross_frame(self, state) -> None:
+        """Run the UNet's spatial self-attention as cross-frame attention driven by ``state`` (a CrossFrameState)."""
+        from ..temporal.attention import processors
+
+        self.cross_frame = (state, processors(self.unet, state))
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, t: int | torch.Tensor, frames: range | list[int]) -> torch.Tensor:
@@ -94,15 +101,25 @@ class UNetDenoiser:
         else:
             sample = torch.cat(xs)  # (b·f, c, h, w)
         tcond = None if self.tcond is None else self.tcond.expand(sample.shape[0], -1)
-        out = self.unet(
-            # One memory layout for every call (the first step's latents come out of the VAE channels-last): the
-            # same strides keep BLAS on one path and let a compiled UNet reuse its graph.
-            sample.to(dev, self.dtype).contiguous(),
-            t.to(dev) if isinstance(t, torch.Tensor) else torch.tensor(t, device=dev),
-            encoder_hidden_states=states.to(dev, self.dtype),
-            timestep_cond=tcond,
-            return_dict=False,
-        )[0]
+        before = None
+        if self.cross_frame is not None:
+            state, procs = self.cross_frame
+            state.begin_call(n, x.shape[0], len(xs))
+            before = dict(self.unet.attn_processors)
+            self.unet.set_attn_processor(dict(procs))  # diffusers empties the dict it is given
+        try:
+            out = self.unet(
+                # One memory layout for every call (the first step's latents come out of the VAE channels-last): the
+                # same strides keep BLAS on one path and let a compiled UNet reuse its graph.
+                sample.to(dev, self.dtype).contiguous(),
+                t.to(dev) if isinstance(t, torch.Tensor) else torch.tensor(t, device=dev),
+                encoder_hidden_states=states.to(dev, self.dtype),
+                timestep_cond=tcond,
+                return_dict=False,
+            )[0]
+        finally:
+            if before is not None:
+                self.unet.set_attn_processor(before)
         self.calls += 1
         out = out.float()
         if self.motion:

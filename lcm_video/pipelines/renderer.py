@@ -183,6 +183,9 @@ class WindowRenderer:
         eps = self.noise.window(frames, self.models.device)
         schedule = self.schedule.window(frames) if isinstance(self.schedule, FrameSchedules) else self.schedule
         x = eps[0] if clean is None else schedule.add_noise(clean, eps[0])
+        cross = self.denoiser.cross_frame[0] if self.denoiser.cross_frame else None
+        if cross is not None:
+            cross.start_window(indices)
         x0 = sample(
             lambda x, t: self.denoiser(x, t, frames),
             x,
@@ -191,5 +194,7 @@ class WindowRenderer:
             blend=lambda x0, i: self.blender(x0, i, indices, motion),
         )
         self.blender.end_window()
+        if cross is not None:
+            cross.end_window()
         keep = slice(emit.start - indices.start, emit.stop - indices.start)
         return to_uint8(self.codec.decode(x0[keep]))

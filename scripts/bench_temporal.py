@@ -3,7 +3,7 @@ with each kind of motion, stylised by the trained ``toy`` model, graded under tw
 
     python scripts/bench_temporal.py quality [--size 128] [--frames 24] [--strengths 0.4,0.6] [--blends 0.2,0.5]
                                              [--out FILE.json]
-    python scripts/bench_temporal.py cost [--size 512] [--frames 8] [--out FILE.json]
+    python scripts/bench_temporal.py cost [--size 512] [--frames 8] [--repeat 2] [--out FILE.json]
 
 quality: the clips of ``lcm_video.video.synthetic.motion_clip`` (pan, zoom, crossing, cut, still; lossless H.264),
 each stylised with ``--model toy`` for every strength x blend x setting, then ``lcm-video eval`` against the source
@@ -11,8 +11,9 @@ with DIS and with Farneback flow: warp error (both), tOF, flicker, PSNR and SSIM
 ratio of warp error to ``--warp none`` at the same strength and blend. A still clip also reports whether all frames
 came out identical.
 
-cost: stylise with random weights of SD1.5's shapes (``models.tiny.sd15_components``) on a panning clip, ``--warp
-none`` against ``--warp flow``, same process, interleaved twice; seconds per frame and the ratio.
+cost: stylise with random weights of SD1.5's shapes (``models.tiny.sd15_components``) on a panning clip, every
+setting against ``none``, same process, interleaved ``--repeat`` times (the fastest run counts); seconds per frame
+and the ratio.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from lcm_video.metrics import evaluate  # noqa: E402
-from lcm_video.video.synthetic import MOTION_CLIPS, frames_clip, motion_clip  # noqa: E402
+from lcm_video.video.synthetic import MOTION_CLIPS, MOTION_PROMPT, frames_clip, motion_clip  # noqa: E402
 
-PROMPTS = {"crossing": "a blue square on a textured background"}
-DEFAULT_PROMPT = "a texture"
-SETTINGS = {"none": {"warp": "none"}, "flow": {"warp": "flow"}}
+SETTINGS = {
+    "none": {"warp": "none"},
+    "flow": {"warp": "flow"},
+    "cross": {"cross_frame": "anchor+prev"},
+    "flow+cross": {"warp": "flow", "cross_frame": "anchor+prev"},
+}
 
 
 def _floats(text: str) -> list[float]:
@@ -62,7 +66,7 @@ def quality(args) -> list[dict]:
                         stylize(
                             src,
                             out,
-                            PROMPTS.get(kind, DEFAULT_PROMPT),
+                            MOTION_PROMPT,
                             models=models,
                             strength=strength,
                             blend=blend,
@@ -105,7 +109,7 @@ def cost(args) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         src = frames_clip(Path(tmp) / "pan.mp4", motion_clip("pan", args.size, args.frames), fps=24)
         times: dict[str, list[float]] = {name: [] for name in SETTINGS}
-        for _ in range(2):
+        for _ in range(args.repeat):
             for name, setting in SETTINGS.items():
                 t0 = time.perf_counter()
                 stylize(src, Path(tmp) / f"{name}.mp4", "a fox", models=models, quiet=True, **setting)
@@ -131,6 +135,7 @@ def main() -> None:
     c = sub.add_parser("cost")
     c.add_argument("--size", type=int, default=512)
     c.add_argument("--frames", type=int, default=8)
+    c.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     rows = quality(args) if args.case == "quality" else cost(args)
     if args.out:

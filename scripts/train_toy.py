@@ -4,7 +4,9 @@ teacher (``toy-teacher``), then its LCM by ``lcm-video distill`` (``toy``). Seed
 The recipe of the shipped weights (times on 2 cores in BENCHMARKS.md):
 
     python scripts/train_toy.py ae      --out build/toy --steps 4000
-    python scripts/train_toy.py teacher --out build/toy --steps 3000 --batch 64
+    python scripts/train_toy.py teacher --out build/toy --steps 3000 --batch 64 --lr 1e-3
+    python scripts/train_toy.py teacher --out build/toy --init build/toy/toy-teacher --steps 5000 --batch 64 \
+        --seed 1 --lr 3e-4                                 # continued: a fresh pool of pictures, a lower peak rate
     python scripts/train_toy.py data    --out build/toy --images 4000 --seed 2
     lcm-video distill --teacher build/toy/toy-teacher --data build/toy/data --out build/toy/toy-lcm --resolution 64 \
         --steps 800 --batch-size 16 --lora-rank 16 --lr 1e-3 --w-min 4 --w-max 4 --save-every 200

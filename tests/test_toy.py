@@ -32,10 +32,10 @@ def toy():
     return lcm_video.load_models("toy", device="cpu")
 
 
-def test_toy_draws_the_asked_colour(toy):
-    """Unlike random weights, the toy LCM draws what it is asked, in four steps: the colour of the shape (judged by the
-    evaluation script's classifier) for 12 prompts covering every colour and shape. Measured 8 of 12 colours (3 of 12
-    with the shape too: BENCHMARKS.md has the adherence over 64 prompts); random weights: 0-1."""
+def test_toy_draws_the_asked_colour_and_shape(toy):
+    """Unlike random weights, the toy LCM draws what it is asked, in four steps: the colour and the shape (judged by
+    the evaluation script's classifier) for 12 prompts covering every colour and shape. Measured 12 of 12
+    (BENCHMARKS.md has the adherence over 64 prompts: 96.9%); random weights: 0-1."""
     from diffusers import LCMScheduler, StableDiffusionPipeline
 
     pipe = toy.pipe
@@ -62,15 +62,16 @@ def test_toy_draws_the_asked_colour(toy):
     ).images
     pixels = (np.clip(images, 0, 1) * 255).round().astype(np.uint8)
     got = [classify(img, bg) for img, (_, _, bg) in zip(pixels, triples, strict=True)]
-    hits = sum(g[0] == colour for g, (colour, _, _) in zip(got, triples, strict=True))
-    assert hits >= 6, list(zip(got, triples, strict=True))
+    hits = sum(g == (colour, shape) for g, (colour, shape, _) in zip(got, triples, strict=True))
+    assert hits >= 10, list(zip(got, triples, strict=True))
 
 
 def test_toy_restyles_a_moving_square_where_it_is(tmp_path):
-    """The issue's video check at strength 0.8: a red square moving over white, restyled to "a blue square on a white
-    background", is blue where the source's square is (IoU per frame; measured mean 0.64, min 0.45)."""
-    got = video_iou(tmp_path, strength=0.8)
-    assert got["video_iou_mean"] >= 0.5 and got["video_iou_min"] >= 0.3, got
+    """The issue's video check at its strength, 0.6: a red square moving over white, restyled to "a blue square on a
+    white background", is blue where the source's square is (IoU per frame; measured mean 0.68, min 0.49; the
+    issue's target, 0.7 per frame, is not met yet)."""
+    got = video_iou(tmp_path, strength=0.6)
+    assert got["video_iou_mean"] >= 0.6 and got["video_iou_min"] >= 0.4, got
 
 
 def test_generate_with_toy_and_the_tiny_motion_adapter_runs(tmp_path):

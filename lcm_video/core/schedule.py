@@ -39,7 +39,10 @@ class LCMSchedule:
         """
         if scheduler.config.get("thresholding", False):
             raise UserError("the model's scheduler asks for dynamic thresholding, which lcm_video does not support")
-        probe = LCMScheduler.from_config(scheduler.config)
+        from ..notices import library_notices_off
+
+        with library_notices_off():  # a converted DDPM config's leftover keys ("variance_type") are not the user's
+            probe = LCMScheduler.from_config(scheduler.config)
         try:
             probe.set_timesteps(steps, strength=strength)
         except ValueError:

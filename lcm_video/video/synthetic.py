@@ -78,7 +78,7 @@ def frames_clip(out: str | Path, frames: np.ndarray, fps: int = 30) -> Path:
     """Write uint8 (f, h, w, 3) frames as lossless H.264 (yuv444p, qp 0)."""
     f, h, w, _ = frames.shape
     writer = imageio_ffmpeg.write_frames(
-        str(out), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv444p", output_params=["-qp", "0"]
+        str(out), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv444p", quality=None, output_params=["-qp", "0"]
     )
     writer.send(None)
     for frame in frames:

@@ -29,6 +29,7 @@ from .options import (
     RENDER,
     RERUN,
     STYLIZE,
+    UI,
     Option,
     did_you_mean,
     option,
@@ -472,6 +473,54 @@ EXTRA_OPTIONS: tuple[Option, ...] = (
         positional=True,
     ),
     Option("json", "bool", "print JSON", False, commands=(EVAL, INFO)),
+    Option(
+        "host",
+        "str",
+        "address to serve on; anything but 127.0.0.1 lets other machines in",
+        default="127.0.0.1",
+        commands=(UI,),
+        metavar="ADDR",
+        doc="address to serve on; the default lets in this machine only. `0.0.0.0` serves the whole network (the UI "
+        "has no login: do that on a trusted network only)",
+    ),
+    Option("port", "int", "port to serve on", default=7860, commands=(UI,), lo=1, hi=65535, metavar="N"),
+    Option(
+        "ui_model",
+        "str",
+        "model selected when the page opens; a local path given here is offered in the page too",
+        default=None,
+        commands=(UI,),
+        derived="the stylize default",
+        flag="--model",
+        metavar="NAME",
+        doc="model selected when the page opens (preset, hub id, directory or file). The page itself loads presets "
+        "and hub ids only: a local path is offered in it only when given here",
+    ),
+    Option(
+        "ui_out",
+        "path",
+        "folder the renders are written to (and the only one the page serves)",
+        default="lcm-video-ui",
+        commands=(UI,),
+        flag="--out",
+        metavar="DIR",
+    ),
+    Option(
+        "max_upload_mb",
+        "int",
+        "largest upload accepted, in MB",
+        default=500,
+        commands=(UI,),
+        lo=1,
+        metavar="MB",
+    ),
+    Option(
+        "share",
+        "bool",
+        "also serve through a public gradio.live link (needs internet; anyone with the link can render)",
+        False,
+        commands=(UI,),
+    ),
 )
 
 SETTINGS: dict[str, Option] = {o.name: o for name, part in PARTS.items() for o in options_of(part, name)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +42,14 @@ class Metrics:
     psnr: float | None = None
     ssim: float | None = None
     notes: tuple[str, ...] = ()
+    warp_errors: tuple[float, ...] = field(default=(), repr=False)  # per frame pair, in order (not in to_dict)
+    flickers: tuple[float, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict:
+        """The averages and notes (what ``lcm-video eval --json`` prints), without the per-pair values."""
         d = asdict(self)
         d["notes"] = list(self.notes)
+        del d["warp_errors"], d["flickers"]
         return d
 
 
@@ -157,7 +161,7 @@ def evaluate(
     def mean(xs):
         return float(np.mean(xs)) if xs else None
 
-    return Metrics(n, mean(warp), mean(flick), mean(tof), mean(ps), mean(ss), notes)
+    return Metrics(n, mean(warp), mean(flick), mean(tof), mean(ps), mean(ss), notes, tuple(warp), tuple(flick))
 
 
 def write_metrics(video: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:

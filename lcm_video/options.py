@@ -19,7 +19,7 @@ from typing import Any
 from .errors import UserError
 
 STYLIZE, GENERATE, BATCH, EVAL, DISTILL = "stylize", "generate", "batch", "eval", "distill"
-INFO, RERUN = "info", "rerun"
+INFO, RERUN, UI = "info", "rerun", "ui"
 RENDER = (STYLIZE, GENERATE)
 
 KINDS = {

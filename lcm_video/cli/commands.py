@@ -13,7 +13,7 @@ import warnings
 
 from ..config import EXTRA_OPTIONS, SETTINGS, resolve
 from ..errors import UserError
-from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE
+from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE, UI
 from ..pipelines.prepare import prepare_generate, prepare_stylize
 from .parser import PROG, build_parser
 
@@ -197,6 +197,15 @@ def _run_rerun(ns: argparse.Namespace) -> int:
     return _stylize(source, ns.output, cfg)
 
 
+def _run_ui(ns: argparse.Namespace) -> int:
+    from ..ui import launch
+
+    _quiet_loading()  # the server's log is for requests and errors, not loading bars
+    opts = {name: _extra(ns, name) for name in ("host", "port", "ui_model", "ui_out", "max_upload_mb")}
+    launch(opts["host"], opts["port"], opts["ui_model"], opts["ui_out"], opts["max_upload_mb"], _extra(ns, "share"))
+    return 0
+
+
 def _run_models(ns: argparse.Namespace) -> int:
     from ..models.presets import MOTION_PRESETS, PRESETS
 
@@ -217,6 +226,7 @@ RUN = {
     EVAL: _run_eval,
     INFO: _run_info,
     RERUN: _run_rerun,
+    UI: _run_ui,
     "models": _run_models,
 }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import options_for
-from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE, Option, did_you_mean
+from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE, UI, Option, did_you_mean
 
 PROG = "lcm-video"
 
@@ -39,6 +39,11 @@ COMMANDS = {
         "print how a video was made (the settings recorded in it), as a YAML --config",
         "Print the settings lcm-video recorded in MADE: a YAML mapping usable as --config, under comments naming the "
         "command, version, source and weight hashes.",
+    ),
+    UI: (
+        "serve the web UI (Gradio): stylise, generate, batch and evaluate in a browser",
+        "Serve a web page for stylise, generate, batch and evaluate on --host:--port, writing renders to --out. "
+        'Needs the ui extra: pip install "lcm-video[ui]".',
     ),
     RERUN: (
         "render a video again from the settings recorded in it",

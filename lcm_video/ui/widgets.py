@@ -1,0 +1,141 @@
+"""The web UI's inputs, made from the options' declarations (``config.py``): one Gradio component per option, with
+the option's name as the API parameter, its default as the value, its limits as the slider's range and its help as
+the hint. Nothing about an option is restated here, so the page cannot drift from the command line.
+
+Also the way back: the page's values → the flat ``{name: value}`` options that :func:`lcm_video.config.resolve`
+takes, and a resolved config → the ``lcm-video`` command line and YAML file that reproduce it.
+"""
+
+from __future__ import annotations
+
+import shlex
+from fractions import Fraction
+from typing import Any
+
+import yaml
+
+from ..config import CONFIGS, SETTINGS
+from ..options import GENERATE, STYLIZE, Option
+
+# Options the page sets itself (the output path, the progress bar) or takes another way (the source video upload).
+NOT_SHOWN = ("input", "output", "config", "quiet")
+
+# What the page shows above the fold, per command; every other option of the command goes under "Advanced".
+MAIN = {
+    STYLIZE: ("prompt", "negative_prompt", "model", "strength", "steps", "guidance", "seed", "blend",
+              "shared_noise", "warp", "cross_frame", "width", "height", "start", "end"),
+    GENERATE: ("prompt", "negative_prompt", "prompt_at", "model", "motion_adapter", "frames", "fps", "steps",
+               "guidance", "seed", "width", "height"),
+}  # fmt: skip
+
+
+def shown(command: str) -> list[Option]:
+    """Every setting of ``command`` the page has an input for, in declaration order: all but :data:`NOT_SHOWN`."""
+    return [o for o in SETTINGS.values() if command in o.commands and o.name not in NOT_SHOWN]
+
+
+def label(opt: Option) -> str:
+    return opt.name.replace("_", " ")
+
+
+def hint(opt: Option, command: str) -> str:
+    """The option's ``--help`` line and flag; for an on-by-default switch (``--no-audio``) the box says what
+    unticking does."""
+    text = opt.help_text(command)
+    if opt.kind == "bool" and opt.cli.startswith("--no-"):
+        return f"untick: {text} ({opt.cli})"
+    return f"{text} ({opt.cli})"
+
+
+def ui_value(opt: Option, command: str, value: Any = None) -> Any:
+    """An option's value as its component holds it: lists as lines, a frame rate as text, no value as empty."""
+    value = opt.default_for(command) if value is None else value
+    if opt.kind == "strs":
+        return "\n".join(value or ())
+    if opt.kind == "fps":
+        return "" if value is None else str(value)
+    if (opt.kind == "str" and not opt.choices) or (opt.kind in ("int", "float") and value is None):
+        return "" if value is None else value  # a derived default is an empty box (a number box would be required)
+    return value
+
+
+def component(opt: Option, command: str, value: Any = None, choices: list[str] | None = None):
+    """The Gradio input of ``opt``: a checkbox, a dropdown of its choices (or of ``choices``), a slider over a closed
+    range, a number, or text (one entry per line for a repeatable option)."""
+    import gradio as gr
+
+    kw = {"label": label(opt), "info": hint(opt, command), "value": ui_value(opt, command, value)}
+    if opt.kind == "bool":
+        return gr.Checkbox(**kw)
+    if opt.choices or choices:
+        return gr.Dropdown(choices=list(opt.choices or choices), allow_custom_value=not opt.choices, **kw)
+    if opt.kind in ("int", "float") and opt.lo is not None and opt.hi is not None:
+        step = 1 if opt.kind == "int" else (0.5 if opt.hi > 10 else 0.01)
+        return gr.Slider(minimum=opt.lo, maximum=opt.hi, step=step, **kw)
+    if opt.kind in ("int", "float") and opt.default_for(command) is not None:
+        return gr.Number(precision=0 if opt.kind == "int" else None, minimum=opt.lo, maximum=opt.hi, **kw)
+    placeholder = opt.default_text(command) or (opt.metavar or "")  # a derived default says what it derives from
+    if opt.kind == "strs":
+        return gr.Textbox(lines=2, placeholder=f"one {opt.metavar or 'value'} per line", **kw)
+    return gr.Textbox(placeholder=placeholder, **kw)
+
+
+def to_options(command: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The page's ``{name: value}`` → the options to resolve: empty text and empty numbers are "not given" (the
+    declared default applies), repeatable options are split into lines; unknown names are left for ``resolve`` to
+    refuse."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        opt = SETTINGS.get(name)
+        if opt is None or command not in opt.commands:
+            out[name] = value
+            continue
+        if opt.kind == "strs":
+            lines = value.splitlines() if isinstance(value, str) else list(value or ())
+            value = tuple(s.strip() for s in lines if str(s).strip())
+        elif isinstance(value, str) and not value.strip() and opt.default_for(command) in (None, ()):
+            value = None
+        elif opt.kind == "int" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # gradio numbers arrive as floats
+        if value is None:
+            continue
+        out[name] = value
+    return out
+
+
+def changed(cfg) -> dict[str, Any]:
+    """The settings of a resolved config that differ from its command's defaults, in declaration order, as YAML
+    would hold them (a frame rate as ``30000/1001``, lists as lists)."""
+    defaults = CONFIGS[cfg.command]().flat()
+    out = {}
+    for name, value in cfg.flat().items():
+        if name == "quiet" or value == defaults[name]:
+            continue
+        if isinstance(value, Fraction):
+            value = str(value) if value.denominator != 1 else value.numerator
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def command_line(cfg, source: str | None, output: str) -> str:
+    """The ``lcm-video`` command that renders ``cfg`` again (stylize from ``source``), shell-quoted."""
+    argv = ["lcm-video", cfg.command]
+    if source is not None:
+        argv.append(source)
+    argv += ["-o", output]
+    for name, value in changed(cfg).items():
+        opt = SETTINGS[name]
+        if opt.kind == "bool":
+            argv.append(opt.cli)  # a changed switch is the flag itself (--fast, or --no-audio)
+        elif opt.kind == "strs":
+            for item in value:
+                argv += [opt.cli, str(item)]
+        else:
+            argv += [opt.cli, str(value)]
+    return shlex.join(argv)
+
+
+def config_yaml(cfg) -> str:
+    """A ``--config`` file of the settings that differ from the defaults."""
+    head = f"# lcm-video {cfg.command} --config this.yaml\n"
+    return head + yaml.safe_dump(changed(cfg), sort_keys=False, allow_unicode=True)

@@ -35,8 +35,9 @@ class Job:
     @property
     def model_key(self) -> tuple:
         """What decides the loaded models: jobs with the same key share them."""
-        m = self.cfg.model
-        return (m.model or "", tuple(m.lora), m.vae or "", m.fast, m.motion_adapter or "", m.dtype, m.compile)
+        from ..models.cache import model_key
+
+        return model_key(self.cfg.model)
 
 
 def _keys(mapping: dict) -> dict[str, Any]:

@@ -19,30 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..models.cache import ModelCache
 from ..options import GENERATE, STYLIZE
 from ..pipelines.events import Cancelled, OnProgress, Progress, default_progress
 from ..record import make_record
 from ..video.lock import OutputLock
 from .jobs import Job, load_jobs
 from .work import JobPlan, pending_units, plan_job, prepare_work, seg_name, write_json
-
-
-class ModelCache:
-    """One loaded model at a time per process; units arrive grouped by model, so each loads once."""
-
-    def __init__(self, device: str):
-        self.device, self.key, self.models, self.loads = device, None, None, 0
-
-    def get(self, job: Job):
-        from ..models.loading import models_for
-
-        if job.model_key != self.key:
-            self.models = None  # free the previous model before loading the next
-            m = job.cfg.model
-            self.models = models_for(m, device=m.device if m.device != "auto" else self.device)
-            self.key = job.model_key
-            self.loads += 1
-        return self.models
 
 
 def render_segment(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
@@ -76,7 +59,7 @@ def render_unit(plan: JobPlan, k: int, cache: ModelCache, rank: int, progress: P
     stem = plan.work / seg_name(seg)
     t0 = time.perf_counter()
     try:
-        models = cache.get(plan.job)
+        models = cache.get(plan.job.cfg.model)
         writer = VideoWriter(stem.with_suffix(".mkv"), plan.size, plan.fps, lossless=True)
         with writer:
             for done, frames in render_segment(plan, models, seg):
@@ -207,7 +190,7 @@ def _run_batch(state, jobs: list[Job], out_dir: Path, quiet: bool, on_progress: 
         prepare_work(plans)
     state.wait_for_everyone()
     units = pending_units(plans)
-    cache = ModelCache(str(state.device))
+    cache = ModelCache(device=str(state.device))
     rows: list[dict] = []
     with state.split_between_processes(units) as mine:
         total = sum(plans[i].segments[k][1] - plans[i].segments[k][0] for i, k in mine)

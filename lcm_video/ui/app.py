@@ -24,11 +24,12 @@ import yaml
 from .. import __version__
 from ..config import EXTRA_OPTIONS, resolve
 from ..errors import UserError
+from ..models.cache import ModelCache
 from ..models.presets import MOTION_PRESETS, PRESETS
 from ..options import EVAL, GENERATE, STYLIZE
 from ..pipelines.events import Cancelled
 from . import widgets
-from .session import ModelCache, Renders, check_weights, describe, output_name, plain_name
+from .session import Renders, check_weights, describe, output_name, plain_name
 
 PREVIEW_FRAMES = 8  # "Preview" renders this many frames: one window, seconds on a CPU with the small models
 SEED_MAX = 2**31 - 1
@@ -151,6 +152,13 @@ class App:
         skip = gr.skip()
         with _user_errors():
             folder = self._batch_folder(jobs_text, videos or [])
+            try:
+                from ..batch.jobs import load_jobs
+
+                load_jobs(folder / "jobs.yaml", folder / "renders")  # the whole file checked before anything renders
+            except UserError:
+                shutil.rmtree(folder)  # nothing to keep
+                raise
         work = lambda on_progress: run_batch(folder / "jobs.yaml", folder / "renders", None, True, on_progress)  # noqa: E731
         rows = None
         for status in self.renders.run(session, work):
@@ -256,8 +264,12 @@ class _user_errors:  # noqa: N801 - used as a statement: ``with _user_errors():`
 # The page
 
 
-def _inputs(command: str, app: App) -> dict[str, Any]:
-    """The command's option components, main ones first then an "Advanced" accordion; returns {name: component}."""
+TEXT_FIRST = ("prompt", "negative_prompt", "prompt_at")  # full width, above the buttons
+
+
+def _inputs(command: str, app: App, buttons: Callable[[], None]) -> dict[str, Any]:
+    """The command's option components: the prompts, then ``buttons()``, the other main options two to a row, and
+    every remaining option in an "Advanced" accordion; returns {name: component} (and the seed's dice button)."""
     models = list(PRESETS) + sorted(app.allowed - set(PRESETS))
     choices = {"model": models, "motion_adapter": list(MOTION_PRESETS)}
     values = {"model": app.model} if app.model else {}
@@ -269,12 +281,16 @@ def _inputs(command: str, app: App) -> dict[str, Any]:
 
     main = [o for name in widgets.MAIN[command] for o in opts if o.name == name]
     for opt in main:
-        if opt.name == "seed":
-            with gr.Row(equal_height=True):
-                make(opt)
-                made["_dice"] = gr.Button("🎲", scale=0, min_width=60, elem_id=f"{command}-dice")
-        else:
+        if opt.name in TEXT_FIRST:
             make(opt)
+    buttons()
+    rest = [o for o in main if o.name not in TEXT_FIRST]
+    for pair in (rest[i : i + 2] for i in range(0, len(rest), 2)):
+        with gr.Row(equal_height=True):
+            for opt in pair:
+                make(opt)
+                if opt.name == "seed":
+                    made["_dice"] = gr.Button("🎲 new seed", scale=0, min_width=90, elem_id=f"{command}-dice")
     with gr.Accordion("Advanced", open=False):
         for opt in opts:
             if opt not in main:
@@ -291,22 +307,27 @@ def _session(request: gr.Request | None) -> str:
 
 
 def _render_tab(command: str, app: App) -> dict[str, Any]:
+    made: dict[str, Any] = {}
+
+    def buttons() -> None:
+        with gr.Row():
+            made["preview"] = gr.Button(f"Preview ({PREVIEW_FRAMES} frames)", elem_id=f"{command}-preview")
+            verb = "Stylise" if command == STYLIZE else "Generate"
+            made["run"] = gr.Button(verb, variant="primary", elem_id=f"{command}-run")
+            made["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{command}-cancel")
+
     with gr.Row():
         with gr.Column(scale=1):
-            video = gr.Video(label="source video", sources=["upload"]) if command == STYLIZE else None
-            inputs = _inputs(command, app)
-            with gr.Row():
-                preview = gr.Button(f"Preview ({PREVIEW_FRAMES} frames)", elem_id=f"{command}-preview")
-                verb = "Stylise" if command == STYLIZE else "Generate"
-                run = gr.Button(verb, variant="primary", elem_id=f"{command}-run")
-                cancel = gr.Button("Cancel", variant="stop", elem_id=f"{command}-cancel")
+            video = gr.Video(label="source video", sources=["upload"], height=240) if command == STYLIZE else None
+            inputs = _inputs(command, app, buttons)
         with gr.Column(scale=1):
             status = gr.Markdown("", label="status", elem_id=f"{command}-status")
-            result = gr.Video(label="result", interactive=False, elem_id=f"{command}-result")
+            result = gr.Video(label="result", interactive=False, elem_id=f"{command}-result", height=320)
             metrics = gr.JSON(label="metrics")
             cmd = gr.Code(label="command", language="shell", interactive=False)
             text = gr.Code(label="config (YAML)", language="yaml", interactive=False)
             yaml_file = gr.File(label="config file", interactive=False)
+    preview, run, cancel = made["preview"], made["run"], made["cancel"]
     dice = inputs.pop("_dice")
     dice.click(_dice, outputs=inputs["seed"], queue=False, api_visibility="private")
     kwargs = dict(inputs, **({"video": video} if video is not None else {}))

@@ -1,6 +1,6 @@
-"""What the web UI keeps between requests and how it runs one render: a small cache of loaded models, the guard on
-what a page may name (no local paths but the ones given at launch), and a render run in a worker thread whose
-progress events the page polls and which a Cancel request stops within one window. No Gradio here.
+"""How the web UI runs a render: the guard on what a page may name (no local paths but the ones given at launch),
+and a render run in a worker thread whose progress events the page polls and which a Cancel request stops within one
+window. No Gradio here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import queue
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,41 +39,6 @@ def check_weights(options: dict[str, Any], allowed: set[str]) -> None:
                     f"--{name.replace('_', '-')} {spec!r}: the web UI loads presets and hub ids only; to offer a local "
                     f"file, start it with `lcm-video ui --model PATH`"
                 )
-
-
-class ModelCache:
-    """The last ``size`` model sets loaded, by what loading depends on (model, LoRAs, VAE, device, dtype, motion
-    adapter, compile); the least recently used is dropped (and its memory freed) when a new one comes in."""
-
-    def __init__(self, size: int = 2):
-        self.size = size
-        self._models: OrderedDict[tuple, Any] = OrderedDict()
-        self.loads = 0
-
-    @staticmethod
-    def key(m) -> tuple:
-        from ..models.loading import vae_source
-
-        return (m.model, tuple(m.lora), vae_source(m), m.device, m.dtype, m.motion_adapter, m.compile)
-
-    def get(self, m):
-        """The models ``m`` (a :class:`ModelConfig`) asks for: cached, or loaded now."""
-        from ..models.loading import models_for
-
-        k = self.key(m)
-        if k in self._models:
-            self._models.move_to_end(k)
-            return self._models[k]
-        while len(self._models) >= self.size:
-            self._models.popitem(last=False)
-            gc.collect()
-        models = models_for(m)
-        self.loads += 1
-        self._models[k] = models
-        return models
-
-    def __len__(self) -> int:
-        return len(self._models)
 
 
 @dataclass

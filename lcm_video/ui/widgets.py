@@ -65,6 +65,7 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
     import gradio as gr
 
     kw = {"label": label(opt), "info": hint(opt, command), "value": ui_value(opt, command, value)}
+    kw["elem_id"] = f"{command}-{opt.name}"  # a stable handle for browsers and tests: #stylize-prompt
     if opt.kind == "bool":
         return gr.Checkbox(**kw)
     if opt.choices or choices:

@@ -1,0 +1,305 @@
+"""The web UI: its inputs are the options' declarations, its command lines parse back to the same config, and a
+running ``lcm-video ui`` (toy model) serves stylise, generate, errors, cancel, queueing and a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+gr = pytest.importorskip("gradio", reason="the ui extra is not installed")
+
+from lcm_video.cli.parser import build_parser  # noqa: E402
+from lcm_video.config import SETTINGS, resolve  # noqa: E402
+from lcm_video.errors import UserError  # noqa: E402
+from lcm_video.options import GENERATE, STYLIZE  # noqa: E402
+from lcm_video.ui import widgets  # noqa: E402
+from lcm_video.ui.session import check_weights  # noqa: E402
+from lcm_video.video.reader import probe  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIP = ROOT / "samples" / "clip.mp4"
+PROMPT = "a red circle on a white background"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# No server
+
+
+@pytest.mark.parametrize("command", [STYLIZE, GENERATE])
+def test_the_page_has_an_input_for_every_option(command):
+    declared = {o.name for o in SETTINGS.values() if command in o.commands} - set(widgets.NOT_SHOWN)
+    assert {o.name for o in widgets.shown(command)} == declared
+    assert set(widgets.MAIN[command]) <= declared
+
+
+@pytest.mark.parametrize("command", [STYLIZE, GENERATE])
+def test_command_line_parses_back_to_the_same_config(command):
+    values = {
+        "prompt": "a fox's den, at night",
+        "prompt_at": "4=a fox at dawn\n",
+        "model": "toy",
+        "steps": 3.0,  # gradio numbers come as floats
+        "seed": 7,
+        "guidance": "1.5",
+        "fps": "30000/1001",
+        "fast": True,
+        "lora": "a/b.safetensors:0.5\nc/d",
+        "width": "",
+    }
+    if command == STYLIZE:
+        values.update(strength=0.7, audio=False, end="2.5", warp="flow", max_frames=12)
+    else:
+        values.update(frames=24)
+    cfg = resolve(command, None, widgets.to_options(command, values))
+    line = widgets.command_line(cfg, "my clip.mp4" if command == STYLIZE else None, "out.mp4")
+    import shlex
+
+    argv = shlex.split(line)
+    assert argv[:2] == ["lcm-video", command]
+    ns = build_parser().parse_args(argv[1:])
+    again = resolve(command, None, {k: v for k, v in vars(ns).items() if k in SETTINGS})
+    assert again == cfg
+    from_yaml = resolve(command, None, __import__("yaml").safe_load(widgets.config_yaml(cfg)))
+    assert from_yaml == cfg
+
+
+def test_the_page_may_not_name_local_files(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"x")
+    for options in ({"model": str(weights)}, {"lora": (f"{weights}:0.5",)}, {"vae": "../x"}, {"model": "/etc"}):
+        with pytest.raises(UserError, match="presets and hub ids only"):
+            check_weights(options, set())
+    check_weights({"model": "toy", "lora": ("org/repo:0.5",), "motion_adapter": "tiny", "vae": "taesd"}, set())
+    check_weights({"model": str(weights)}, {str(weights)})  # given at launch
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A running app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """``lcm-video ui --model toy`` in a process of its own: (url, process, output folder)."""
+    out = tmp_path_factory.mktemp("ui-out")
+    port = _free_port()
+    with open(out.parent / "ui.log", "w+") as log:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+        command = [sys.executable, "-m", "lcm_video", "ui", "--model", "toy", "--out", str(out), "--port", str(port)]
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    pytest.fail(f"lcm-video ui did not start:\n{log.read()[-3000:]}")
+                time.sleep(0.5)
+        yield url, proc, out
+        proc.terminate()
+        proc.wait(30)
+
+
+@pytest.fixture()
+def client(server):
+    from gradio_client import Client
+
+    return Client(server[0], verbose=False)
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.slow
+def test_api_names_every_input_as_its_option(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    for command in (STYLIZE, GENERATE):
+        names = {p["parameter_name"] for p in api[f"/{command}"]["parameters"]}
+        assert names == {o.name for o in widgets.shown(command)} | ({"video"} if command == STYLIZE else set())
+        required = [p["parameter_name"] for p in api[f"/{command}"]["parameters"] if not p["parameter_has_default"]]
+        assert required == (["video"] if command == STYLIZE else [])
+
+
+@pytest.mark.slow
+def test_stylize_and_generate_through_the_api(client, server):
+    from gradio_client import handle_file
+
+    res = client.predict(video=handle_file(str(CLIP)), prompt=PROMPT, max_frames=6, api_name="/stylize")
+    video, status, metrics, command, config = res[:5]
+    assert probe(video).frames == 6 and (probe(video).width, probe(video).height) == (160, 120)
+    assert status.startswith("done:") and metrics["frames"] == 6 and metrics["psnr"] > 0
+    assert "--max-frames 6" in command and "--model toy" in command and "max_frames: 6" in config
+    assert (server[2] / Path(video).name).is_file()  # the render is in the output folder, with its YAML
+    assert (server[2] / Path(video).name).with_suffix(".yaml").is_file()
+
+    res = client.predict(prompt="a yellow square on a blue background", frames=12, api_name="/generate")
+    assert probe(res[0]).frames == 12 and (probe(res[0]).width, probe(res[0]).height) == (64, 64)
+    res = client.predict(prompt="a yellow square", frames=30, api_name="/generate_preview")
+    assert probe(res[0]).frames == 8
+
+
+@pytest.mark.slow
+def test_bad_input_is_the_clis_one_line_message(client, server):
+    from gradio_client import handle_file
+
+    before = _files(server[2])
+    cases = [
+        (dict(video=handle_file(str(CLIP)), prompt=PROMPT, start=3.0, end="1"), "--end (1 s) must be after --start"),
+        (dict(video=handle_file(str(CLIP)), prompt=""), "no prompt"),
+        (dict(video=handle_file(str(CLIP)), prompt=PROMPT, strength_at="x"), "--strength-at 'x' must be"),
+        (dict(video=handle_file(str(CLIP)), prompt=PROMPT, model="/etc"), "presets and hub ids only"),
+        (dict(video=handle_file(str(CLIP)), prompt=PROMPT, fps="fast"), "--fps expects a frame rate"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(Exception) as err:
+            client.predict(api_name="/stylize", **kwargs)
+        text = str(err.value)
+        assert message in text and "\n" not in text and "Traceback" not in text, text
+    with pytest.raises(Exception, match="not a video, or truncated"):
+        client.predict(video=handle_file(str(ROOT / "README.md")), prompt=PROMPT, api_name="/stylize")
+    assert _files(server[2]) == before
+
+
+@pytest.mark.slow
+def test_cancel_stops_within_a_window_and_leaves_nothing(client, server):
+    from gradio_client import handle_file
+
+    before = _files(server[2])
+    job = client.submit(video=handle_file(str(CLIP)), prompt=PROMPT, window=4, api_name="/stylize")
+    deadline = time.monotonic() + 120
+    while not any("render:" in str(o[1]) for o in job.outputs()):
+        assert time.monotonic() < deadline and not job.done(), "no progress came"
+        time.sleep(0.1)
+    assert client.predict(api_name="/stylize_cancel") == "cancelling…"
+    t0 = time.monotonic()
+    final = job.result()
+    assert final[0] is None and final[1].startswith("cancelled")
+    assert time.monotonic() - t0 < 20  # one window of 4 frames at 160x120, not the other 80
+    assert _files(server[2]) == before  # no video, no partial file, no YAML
+
+
+@pytest.mark.slow
+def test_two_clients_at_once_both_get_their_results(server):
+    from gradio_client import Client, handle_file
+
+    a, b = Client(server[0], verbose=False), Client(server[0], verbose=False)
+    ja = a.submit(video=handle_file(str(CLIP)), prompt=PROMPT, max_frames=10, api_name="/stylize")
+    jb = b.submit(prompt="a blue circle on a red background", frames=10, seed=3, api_name="/generate")
+    ra, rb = ja.result(timeout=300), jb.result(timeout=300)
+    assert probe(ra[0]).frames == 10 and probe(rb[0]).frames == 10
+    assert ra[0] != rb[0]
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_ten_renders(client, server):
+    import psutil
+    from gradio_client import handle_file
+
+    proc = psutil.Process(server[1].pid)
+    rss = []
+    for seed in range(10):
+        res = client.predict(video=handle_file(str(CLIP)), prompt=PROMPT, seed=seed, api_name="/stylize_preview")
+        assert probe(res[0]).frames == 8
+        rss.append(proc.memory_info().rss / 2**20)
+    growth = max(rss[3:]) - rss[2]
+    assert growth < 64, f"RSS per render (MiB): {[round(r) for r in rss]}"
+
+
+@pytest.mark.slow
+def test_batch_and_evaluate_tabs(client, server):
+    from gradio_client import handle_file
+
+    before = _files(server[2])
+    jobs = (
+        "defaults: {model: toy, max_frames: 5}\n"
+        "jobs:\n  - {name: a, mode: stylize, input: clip.mp4, output: a.mp4}\n"
+        "  - {name: b, mode: generate, prompt: a red circle, frames: 6, output: b.mp4}\n"
+        "defaults_prompt: x\n"
+    )
+    with pytest.raises(Exception, match="unknown top-level keys"):
+        client.predict(jobs_text=jobs, videos_in=[handle_file(str(CLIP))], api_name="/batch")
+    jobs = jobs.replace("defaults_prompt: x\n", "").replace("max_frames: 5", f"max_frames: 5, prompt: {PROMPT}")
+    with pytest.raises(Exception, match="plain file name"):
+        client.predict(jobs_text=jobs.replace("input: clip.mp4", "input: ../clip.mp4"),
+                       videos_in=[handle_file(str(CLIP))], api_name="/batch")  # fmt: skip
+    assert _files(server[2]) == before  # a refused job file leaves no folder behind
+    status, report, files = client.predict(jobs_text=jobs, videos_in=[handle_file(str(CLIP))], api_name="/batch")
+    assert "2/2 jobs done" in status
+    assert sorted(probe(f).frames for f in files) == [5, 6]
+
+    averages, plot = client.predict(video=handle_file(files[0]), result="", source=None, flow="dis", max_frames="",
+                                    api_name="/evaluate")  # fmt: skip
+    assert averages["frames"] in (5, 6) and averages["warp_error"] >= 0
+    pairs = plot["data"]
+    assert len(pairs) == 2 * (averages["frames"] - 1)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A real browser
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        reason = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("LCM_VIDEO_REQUIRE_BROWSER"):
+            pytest.fail(reason + "; CI must run the browser test")
+        print(f"skipping the browser test: {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.mark.slow
+def test_browser_stylise_and_generate_at_once(server, tmp_path):
+    chromium = _chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _, out = server
+    shot = Path(os.environ.get("LCM_VIDEO_SCREENSHOT", tmp_path / "ui.png"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        one = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        two = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        for page in (one, two):
+            page.goto(url)
+            page.wait_for_selector("#stylize-run")
+
+        one.locator("input[type=file]").first.set_input_files(str(CLIP))
+        one.locator("#stylize-prompt textarea").fill(PROMPT)
+        two.get_by_role("tab", name="Generate").click()
+        two.locator("#generate-run").wait_for()
+        two.locator("#generate-prompt textarea").fill("a yellow square on a blue background")
+        expect(one.locator("#stylize-result")).to_be_visible()
+        one.locator("#stylize-run").click()
+        two.locator("#generate-run").click()
+
+        expect(one.locator("#stylize-status")).to_contain_text("frames", timeout=120_000)  # live progress
+        expect(one.locator("#stylize-result video")).to_have_count(1, timeout=300_000)
+        expect(one.locator("#stylize-status")).to_contain_text("done:", timeout=60_000)
+        expect(two.locator("#generate-result video")).to_have_count(1, timeout=300_000)
+        expect(two.locator("#generate-status")).to_contain_text("done:", timeout=60_000)
+        one.evaluate("window.scrollTo(0, 0)")
+        one.screenshot(path=str(shot), full_page=False)
+        browser.close()
+    assert shot.stat().st_size > 10_000
+    made = sorted(p.name for p in out.glob("*.mp4"))
+    stylized = [n for n in made if n.startswith("stylize-")]
+    assert stylized and probe(out / stylized[-1]).frames == probe(CLIP).frames
+    assert any(n.startswith("generate-") for n in made)

@@ -219,6 +219,7 @@ def test_memory_stays_flat_over_ten_renders(client, server):
         assert probe(res[0]).frames == 8
         rss.append(proc.memory_info().rss / 2**20)
     growth = max(rss[3:]) - rss[2]
+    print(f"RSS after each render (MiB): {[round(r) for r in rss]}")
     assert growth < 64, f"RSS per render (MiB): {[round(r) for r in rss]}"
 
 
@@ -249,6 +250,31 @@ def test_batch_and_evaluate_tabs(client, server):
     assert averages["frames"] in (5, 6) and averages["warp_error"] >= 0
     pairs = plot["data"]
     assert len(pairs) == 2 * (averages["frames"] - 1)
+    made = str(Path(files[0]).relative_to(server[2])) if Path(files[0]).is_relative_to(server[2]) else None
+    made = made or next(str(p.relative_to(server[2])) for p in server[2].rglob(Path(files[0]).name))
+    again, _ = client.predict(video=None, result=made, source=None, flow="farneback", max_frames="3",
+                              api_name="/evaluate")  # fmt: skip
+    assert again["frames"] == 3
+    with pytest.raises(Exception, match="is not a result in the output folder"):
+        client.predict(video=None, result="../../etc/passwd", source=None, flow="dis", max_frames="",
+                       api_name="/evaluate")  # fmt: skip
+
+
+def test_a_job_file_built_from_the_stylise_settings_is_valid(tmp_path):
+    import yaml
+
+    from lcm_video.batch.jobs import load_jobs
+    from lcm_video.ui.app import App
+
+    app = App(tmp_path / "out", model="toy")
+    text, videos = app.batch_from({"video": str(CLIP), "prompt": PROMPT, "model": "toy", "strength": 0.6, "seed": 3})
+    assert videos == [str(CLIP)]
+    data = yaml.safe_load(text)
+    assert data["defaults"] == {"prompt": PROMPT, "strength": 0.6, "seed": 3, "model": "toy"}
+    (tmp_path / "jobs.yaml").write_text(text)
+    shutil.copyfile(CLIP, tmp_path / CLIP.name)
+    (job,) = load_jobs(tmp_path / "jobs.yaml", tmp_path / "renders")
+    assert job.input == (tmp_path / CLIP.name).resolve() and job.cfg.sampling.strength == 0.6
 
 
 # --------------------------------------------------------------------------------------------------------------------

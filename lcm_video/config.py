@@ -38,6 +38,7 @@ from .options import (
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+BACKENDS = ("torch", "openvino", "auto")
 RENOISE = ("fresh", "initial")
 FUSE = ("flat", "linear", "pyramid")
 WARP = ("none", "flow")
@@ -139,6 +140,16 @@ class ModelConfig:
         "a one-off compile of about 2 minutes (cached on disk by PyTorch: ~13 s in later runs); worth it for long "
         "videos, batch runs and repeated renders. Frames move by float rounding only. CPU needs a C++ compiler "
         "(`g++`); not on MPS",
+    )
+    backend: str = option(
+        "torch",
+        "torch, or openvino (CPU): UNet and VAE converted once per shape, cached on disk; auto picks",
+        choices=BACKENDS,
+        metavar="B",
+        doc="`torch`, or `openvino` (CPU only): the UNet and the VAE (or TAESD) converted by OpenVINO at the render's "
+        "shapes after LoRAs are fused, cached on disk ($LCM_VIDEO_CACHE, default ~/.cache/lcm_video), so only a "
+        "first run converts (it says so); computes in float32, or bfloat16 with `--dtype bfloat16`. `auto`: "
+        "openvino on a CPU where it is installed, else torch. Needs the `openvino` extra",
     )
 
 
@@ -908,6 +919,18 @@ def validate(cfg: RenderConfig) -> RenderConfig:
         raise UserError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {m.device!r}")
     if m.fast and m.vae:
         raise UserError("--fast swaps the VAE for TAESD; it cannot be combined with --vae (pick one)")
+    if m.backend == "openvino":
+        if m.compile:
+            raise UserError("--compile is torch's compiler; --backend openvino compiles on its own (drop one)")
+        if m.device not in ("auto", "cpu"):
+            raise UserError(f"--backend openvino runs on the CPU, not --device {m.device}; use --backend torch there")
+        if m.dtype == "float16":
+            raise UserError("--backend openvino computes in float32 or bfloat16 on a CPU; use --dtype bfloat16")
+        if cfg.command == STYLIZE and t.cross_frame != "off":
+            raise UserError("--cross-frame changes the torch UNet's attention per call; use it with --backend torch")
+    needs_torch = m.compile or m.dtype == "float16" or m.device not in ("auto", "cpu")
+    if m.backend == "auto" and (needs_torch or (cfg.command == STYLIZE and t.cross_frame != "off")):
+        cfg = cfg.replace(backend="torch")  # what auto means here, recorded as such
     if m.model is not None and not m.model:
         raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")
     if t.overlap is not None and t.context is not None and t.overlap >= t.context:

@@ -17,7 +17,7 @@ from lcm_video.errors import UserError
 
 from .conftest import ROOT
 
-COMMANDS = ("stylize", "generate", "batch", "distill", "eval", "info", "rerun")
+COMMANDS = ("stylize", "generate", "batch", "distill", "eval", "info", "rerun", "ui")
 
 
 def _help(command: str, capsys, usage_only: bool = False) -> str:

@@ -70,7 +70,7 @@ class UNetDenoiser:
         batch: int | None = None,
     ):
         self.unet, self.cond, self.uncond, self.guidance, self.tcond = unet, cond, uncond, guidance, timestep_cond
-        self.motion = type(unet).__name__ == "UNetMotionModel"
+        self.motion = getattr(unet, "motion", type(unet).__name__ == "UNetMotionModel")  # OpenVINO runners say
         self.batch = None if self.motion else batch
         self.dtype = unet.dtype
         self.calls = 0  # UNet forward passes, for tests of "steps are steps"
@@ -78,8 +78,11 @@ class UNetDenoiser:
 
     def use_cross_frame(self, state) -> None:
         """Run the UNet's spatial self-attention as cross-frame attention driven by ``state`` (a CrossFrameState)."""
+        from ..errors import UserError
         from ..temporal.attention import processors
 
+        if not hasattr(self.unet, "attn_processors"):
+            raise UserError("--cross-frame changes the torch UNet's attention per call; use it with --backend torch")
         self.cross_frame = (state, processors(self.unet, state))
 
     @torch.inference_mode()

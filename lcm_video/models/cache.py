@@ -10,7 +10,8 @@ from typing import Any
 
 def model_key(m) -> tuple:
     """What decides the loaded models of a :class:`ModelConfig`: renders with the same key share them."""
-    return (m.model or "", tuple(m.lora), m.vae or "", m.fast, m.motion_adapter or "", m.device, m.dtype, m.compile)
+    spec = (m.model or "", tuple(m.lora), m.vae or "", m.fast, m.motion_adapter or "")
+    return (*spec, m.device, m.dtype, m.compile, m.backend)
 
 
 class ModelCache:

@@ -32,15 +32,27 @@ class Models:
     name: str
     max_context: int | None = None
     compiled: bool = False
+    backend: str = "torch"
     _text_cache: dict = field(default_factory=dict, repr=False)
+    _openvino: tuple | None = field(default=None, repr=False)
 
     @property
     def unet(self):
-        return self.pipe.unet
+        """What the denoiser calls: the pipeline's UNet, or its OpenVINO runner (same call signature)."""
+        return self._openvino[0] if self._openvino else self.pipe.unet
 
     @property
     def vae(self):
-        return self.pipe.vae
+        """What the codec calls: the pipeline's VAE (or TAESD), or its OpenVINO runner."""
+        return self._openvino[1] if self._openvino else self.pipe.vae
+
+    def use_openvino(self, dtype: torch.dtype, quiet: bool = False) -> None:
+        """Run the UNet and VAE through OpenVINO from now on, computing in ``dtype`` (float32 or bfloat16); each
+        converts on its first call with a new shape (cached on disk). The text encoder stays torch's."""
+        from . import openvino
+
+        self._openvino = openvino.convert(self.pipe, dtype, quiet)
+        self.backend = "openvino"
 
     @property
     def scheduler(self) -> LCMScheduler:
@@ -60,6 +72,8 @@ class Models:
         """
         if self.compiled:
             return
+        if self._openvino:
+            raise UserError("--compile is torch's compiler; these models run on OpenVINO (drop one)")
         if self.device.type == "mps":
             raise UserError("--compile is not supported on MPS; drop --compile")
         if self.device.type == "cpu" and not (os.environ.get("CXX") or any(map(shutil.which, _CXX))):

@@ -144,7 +144,7 @@ def models_for(m: ModelConfig, models: Models | None = None, device: str | None 
     config asks for it."""
     if models is None:
         dev = m.device if device is None else device
-        models = load_models(m.model, m.lora, vae_source(m), dev, m.dtype, m.motion_adapter)
+        models = load_models(m.model, m.lora, vae_source(m), dev, m.dtype, m.motion_adapter, m.backend)
     if m.compile:
         models.compile()
     return models
@@ -178,6 +178,7 @@ def load_models(
     device: str = "auto",
     dtype: str = "auto",
     motion_adapter: str | None = None,
+    backend: str = "torch",
 ) -> Models:
     """Load (or build, for ``tiny*``) a model with its LoRAs, VAE override and motion adapter, on the device.
 
@@ -186,14 +187,30 @@ def load_models(
     ``vae``: hub id or directory of an ``AutoencoderKL``/``AutoencoderTiny`` (``taesd`` is an alias).
     ``motion_adapter``: motion preset (``animatelcm``, ``animatediff-v1-5-2``, ``tiny``), hub id, directory or file;
     the UNet becomes a ``UNetMotionModel`` and the preset's LoRAs and scheduler settings apply.
+    ``backend``: ``torch``, ``openvino`` (the UNet and VAE run by OpenVINO on the CPU, computing in ``dtype``; the
+    torch modules stay float32 for conversion and text encoding) or ``auto`` (openvino on a CPU where installed).
     """
     with library_notices_off():
-        return _load_models(model, lora, vae, device, dtype, motion_adapter)
+        models = _load_models(model, lora, vae, device, dtype, motion_adapter, backend)
+    return models
 
 
-def _load_models(model, lora, vae, device, dtype, motion_adapter) -> Models:
+def pick_backend(backend: str, device: torch.device) -> str:
+    """``auto`` → openvino on a CPU where OpenVINO is installed, else torch."""
+    from . import openvino
+
+    if backend == "auto":
+        return "openvino" if device.type == "cpu" and openvino.available() else "torch"
+    if backend == "openvino" and device.type != "cpu":
+        raise UserError(f"--backend openvino runs on the CPU, not {device}; use --backend torch there")
+    return backend
+
+
+def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch") -> Models:
     dev = pick_device(device)
-    dt = pick_dtype(dtype, dev)
+    backend = pick_backend(backend, dev)
+    compute = pick_dtype(dtype, dev)
+    dt = torch.float32 if backend == "openvino" else compute  # OpenVINO converts float32 weights
     preset = PRESETS.get(model)
     mpreset = motion_preset(motion_adapter)
     loras = [preset_path(s) for s in (*(preset.lora if preset else ()), *(mpreset.lora if mpreset else ()), *lora)]
@@ -224,7 +241,10 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter) -> Models:
         guidance = 8.0  # LCM checkpoints' usual w
     else:
         guidance = mpreset.guidance if mpreset and mpreset.guidance else 1.0
-    return Models(pipe, dev, dt, guidance, model, max_context)
+    models = Models(pipe, dev, dt, guidance, model, max_context)
+    if backend == "openvino":
+        models.use_openvino(compute)
+    return models
 
 
 def _with_motion(pipe, adapter: MotionAdapter, model: str, adapter_name: str) -> AnimateDiffPipeline:

@@ -157,15 +157,22 @@ def tiny_motion_adapter(seed: int = 0, block_out_channels: tuple[int, ...] = (32
     return adapter.eval()
 
 
-def sd15_components(seed: int = 0) -> dict:
+SD15_UNET = (320, 640, 1280, 1280)
+SD15_VAE = (128, 256, 512, 512)
+
+
+def sd15_components(seed: int = 0, unet_channels: tuple[int, ...] = SD15_UNET, vae_channels=SD15_VAE) -> dict:
     """Random weights with SD1.5's shapes: the 860M-parameter UNet with an LCM w-embedding, the SD VAE, a CLIP-L-sized
     text encoder (on the tiny tokenizer), plus ``taesd`` (TAESD's shapes) and ``adapter`` (AnimateDiff's). For speed
-    and memory benchmarks; about 1.3 GB in float32."""
+    and memory benchmarks; about 1.3 GB in float32. ``unet_channels`` / ``vae_channels`` narrow the UNet or VAE
+    (other model shapes, same layout)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, time_cond_proj_dim=256)
+        unet = UNet2DConditionModel(
+            sample_size=64, cross_attention_dim=768, time_cond_proj_dim=256, block_out_channels=tuple(unet_channels)
+        )
         vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
+            block_out_channels=tuple(vae_channels),
             down_block_types=("DownEncoderBlock2D",) * 4,
             up_block_types=("UpDecoderBlock2D",) * 4,
             layers_per_block=2,
@@ -173,7 +180,7 @@ def sd15_components(seed: int = 0) -> dict:
             sample_size=512,
         )
         text = byte_text_encoder(768, 3072, layers=12, heads=12, vocab=49408)  # CLIP-L's size
-        taesd, adapter = AutoencoderTiny(), MotionAdapter()
+        taesd, adapter = AutoencoderTiny(), MotionAdapter(block_out_channels=tuple(unet_channels))
     return {
         "unet": unet.eval(),
         "vae": vae.eval(),

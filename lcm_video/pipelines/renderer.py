@@ -126,7 +126,7 @@ def render_range(
 
 def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:
     """(c, h, w) of the latents of a (width, height) frame."""
-    vae = models.vae
+    vae = models.pipe.vae
     factor = 8 if isinstance(vae, AutoencoderTiny) else 2 ** (len(vae.config.block_out_channels) - 1)
     return (models.unet.config.in_channels, size[1] // factor, size[0] // factor)
 

@@ -1,0 +1,192 @@
+"""The OpenVINO backend (``--backend openvino``): the UNet (2D or motion) and the VAE's two halves (or TAESD's)
+converted with ``openvino.convert_model`` at the render's fixed shapes, after LoRAs are fused, and run by OpenVINO's
+CPU plugin in float32 or bfloat16.
+
+Every render calls each module with one fixed shape (the 2D batch is padded, VAE chunks are balanced; see
+``UNetDenoiser``), so a module converts once per shape. The converted model is saved on disk under a key of its
+weights' digest, the input shapes, the precision and the OpenVINO version (``cache_dir()``), and OpenVINO's own
+compiled-blob cache sits beside it, so only a first run converts. The wrappers take and return torch tensors, with the
+call signatures the denoiser and the codec use, so nothing above this module knows which backend runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from ..errors import UserError
+
+PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}
+
+
+def available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require() -> None:
+    if not available():
+        raise UserError('--backend openvino needs OpenVINO: pip install "lcm-video[openvino]"')
+
+
+def cache_dir() -> Path:
+    """Where converted models live: ``$LCM_VIDEO_CACHE/openvino`` (default ``~/.cache/lcm_video/openvino``)."""
+    root = os.environ.get("LCM_VIDEO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lcm_video")
+    return Path(root) / "openvino"
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """BLAKE2b of every parameter and buffer (names, dtypes, shapes, bytes): fused LoRAs change it, a reload of the
+    same weights does not. About 1 GB/s."""
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in sorted({**dict(module.named_parameters()), **dict(module.named_buffers())}.items()):
+        t = t.detach().contiguous().cpu()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class _Converted:
+    """One torch module run through OpenVINO: converted (or read from the cache) on the first call with each shape
+    signature, compiled for the CPU at ``precision``."""
+
+    def __init__(self, module: torch.nn.Module, what: str, precision: str, notify=None):
+        self.module, self.what, self.precision, self.notify = module.eval(), what, precision, notify
+        self._digest: str | None = None
+        self._compiled: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, inputs: dict[str, torch.Tensor]) -> tuple:
+        return tuple((k, tuple(v.shape), str(v.dtype)) for k, v in inputs.items())
+
+    def _compile(self, inputs: dict[str, torch.Tensor]):
+        import openvino as ov
+
+        if self._digest is None:
+            self._digest = weights_digest(self.module)
+        shapes = "_".join(f"{k}{'x'.join(map(str, v.shape))}" for k, v in inputs.items())
+        tag = hashlib.blake2b(f"{shapes}|{ov.__version__}".encode(), digest_size=8).hexdigest()
+        folder = cache_dir() / f"{self.what}-{self._digest}-{tag}"
+        xml = folder / "model.xml"
+        core = ov.Core()
+        core.set_property({"CACHE_DIR": str(cache_dir() / "blobs")})
+        if not xml.is_file():
+            if self.notify is not None:
+                self.notify(f"converting the {self.what} for OpenVINO at {shapes} (first run only; cached in {folder})")
+            import warnings
+
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notes on Python branches over shapes: fixed here
+                model = ov.convert_model(self.module, example_input=inputs)
+            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+            tmp.mkdir(parents=True, exist_ok=True)
+            ov.save_model(model, tmp / "model.xml", compress_to_fp16=False)
+            try:
+                tmp.rename(folder)
+            except OSError:  # another process converted it first: theirs is the same model
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
+        return core.compile_model(core.read_model(xml), "CPU", config)
+
+    def __call__(self, **inputs: torch.Tensor) -> torch.Tensor:
+        key = self._key(inputs)
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is None:
+                compiled = self._compiled[key] = self._compile(inputs)
+        request = compiled.create_infer_request()
+        request.infer([v.numpy() for v in inputs.values()], share_inputs=True)
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+
+class _UNetCall(torch.nn.Module):
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None):
+        return self.unet(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond, return_dict=False)[0]
+
+
+class OVUNet:
+    """A UNet (``UNet2DConditionModel`` or ``UNetMotionModel``) run by OpenVINO, called as the denoiser calls a
+    diffusers UNet: ``(sample, timestep, encoder_hidden_states=, timestep_cond=, return_dict=False)`` → (out,).
+    Inputs and outputs are float32 torch tensors on the CPU; the precision hint decides what OpenVINO computes in."""
+
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, unet, precision: str, notify=None):
+        self.config = unet.config
+        self.motion = type(unet).__name__ == "UNetMotionModel"
+        self._run = _Converted(_UNetCall(unet.float()), "unet", precision, notify)
+
+    def __call__(self, sample, timestep, encoder_hidden_states, timestep_cond=None, return_dict=False):
+        b = sample.shape[0]
+        t = torch.as_tensor(timestep).to(torch.int64).reshape(-1).expand(b).contiguous()  # one signature for both
+        inputs = {"sample": sample.float().contiguous(), "timestep": t}
+        inputs["encoder_hidden_states"] = encoder_hidden_states.float().contiguous()
+        if timestep_cond is not None:
+            inputs["timestep_cond"] = timestep_cond.float().contiguous()
+        return (self._run(**inputs),)
+
+
+class _Encode(torch.nn.Module):
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x):
+        enc = self.vae.encode(x)
+        return enc.latent_dist.mode() if hasattr(enc, "latent_dist") else enc.latents
+
+
+class _Decode(torch.nn.Module):
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, z):
+        return self.vae.decode(z, return_dict=False)[0]
+
+
+class OVVae:
+    """An ``AutoencoderKL`` or ``AutoencoderTiny`` run by OpenVINO, with the calls the codec makes: ``encode(x)`` →
+    an object with ``latents`` (the posterior mean for a KL VAE), ``decode(z, return_dict=False)`` → (images,)."""
+
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, vae, precision: str, notify=None):
+        self.config = vae.config
+        name = "taesd" if type(vae).__name__ == "AutoencoderTiny" else "vae"
+        vae = vae.float()
+        self._encode = _Converted(_Encode(vae), f"{name}-encoder", precision, notify)
+        self._decode = _Converted(_Decode(vae), f"{name}-decoder", precision, notify)
+
+    def encode(self, x):
+        return SimpleNamespace(latents=self._encode(x=x.float().contiguous()))
+
+    def decode(self, z, return_dict=False):
+        return (self._decode(z=z.float().contiguous()),)
+
+
+def convert(pipe, dtype: torch.dtype, quiet: bool = False) -> tuple[OVUNet, OVVae]:
+    """The pipeline's UNet and VAE as OpenVINO modules computing in ``dtype`` (float32 or bfloat16)."""
+    require()
+    if dtype not in PRECISIONS:
+        raise UserError(f"--backend openvino computes in float32 or bfloat16, not {str(dtype).split('.')[-1]}")
+    notify = None if quiet else (lambda text: print(f"lcm-video: {text}", file=sys.stderr))
+    precision = PRECISIONS[dtype]
+    return OVUNet(pipe.unet, precision, notify), OVVae(pipe.vae, precision, notify)

@@ -1,0 +1,155 @@
+"""Whole-process speed and memory of `lcm-video stylize` per backend and precision against the per-frame diffusers
+loop a user would write, on several model shapes and sizes. Every case it runs is reported.
+
+    python scripts/bench_backends.py [--shapes small,mid,sd15] [--sizes 256,512] [--frames 12] [--out FILE.json]
+                                     [--modes torch,openvino,openvino-bf16,openvino-fast] [--repeat 1]
+
+Models: random weights (speed does not depend on them), saved as diffusers folders and loaded from disk by both sides:
+  small  UNet 64/128/256/256, VAE 64/128/256/256 (half SD's widths)
+  mid    UNet 128/256/512/512, SD1.5's VAE
+  sd15   SD1.5's UNet (320/640/1280/1280) and VAE
+each with an LCM w-embedding, a CLIP-L-sized text encoder, and a TAESD-shaped autoencoder for `--fast`.
+Settings: 4 steps, strength 0.6, guidance 8 (the w-embedding, on both sides), float32 unless the mode says.
+
+diffusers: a fresh Python process that loads `LatentConsistencyModelImg2ImgPipeline.from_pretrained(DIR)` and loops
+over the frames (decord → pipe → imageio-ffmpeg), as its docs show; ours: `lcm-video stylize CLIP -o OUT --model DIR`
+with the mode's flags. Wall seconds of the whole process (imports and loading included) and its peak RSS; for
+OpenVINO the first run (which converts and caches) is reported apart from the later ones. Ratios are diffusers'
+seconds over ours (above 1: ours is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHAPES = {
+    "small": ((64, 128, 256, 256), (64, 128, 256, 256)),
+    "mid": ((128, 256, 512, 512), (128, 256, 512, 512)),
+    "sd15": ((320, 640, 1280, 1280), (128, 256, 512, 512)),
+}
+MODES = {
+    "torch": [],
+    "openvino": ["--backend", "openvino"],
+    "openvino-bf16": ["--backend", "openvino", "--dtype", "bfloat16"],
+    "torch-bf16": ["--dtype", "bfloat16"],
+    "openvino-fast": ["--backend", "openvino", "--vae", "{dir}/taesd"],
+    "openvino-bf16-fast": ["--backend", "openvino", "--dtype", "bfloat16", "--vae", "{dir}/taesd"],
+}
+PROMPT = "an oil painting of a harbour"
+STEPS, STRENGTH, GUIDANCE = 4, 0.6, 8.0
+
+DIFFUSERS_LOOP = """
+import sys, numpy as np, torch, decord, imageio_ffmpeg
+from PIL import Image
+from diffusers import LatentConsistencyModelImg2ImgPipeline
+model, clip, out, size, prompt = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+steps, strength, guidance = int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8])
+pipe = LatentConsistencyModelImg2ImgPipeline.from_pretrained(model, safety_checker=None, torch_dtype=torch.float32)
+pipe.set_progress_bar_config(disable=True)
+vr = decord.VideoReader(clip)
+w = imageio_ffmpeg.write_frames(out, (size, size), fps=24, quality=None)
+w.send(None)
+for i in range(len(vr)):
+    img = Image.fromarray(vr[i].asnumpy())
+    res = pipe(prompt, image=img, num_inference_steps=steps, strength=strength, guidance_scale=guidance,
+               output_type="np").images[0]
+    w.send(np.ascontiguousarray((res * 255).round().astype(np.uint8)))
+w.close()
+"""
+
+
+def save_models(shape: str, folder: Path) -> Path:
+    """The shape's random-weight models as a diffusers LCM folder (with ``taesd/`` inside), built once."""
+    if (folder / "model_index.json").is_file():
+        return folder
+    from diffusers import LatentConsistencyModelImg2ImgPipeline
+
+    from lcm_video.models.tiny import sd15_components
+
+    unet_ch, vae_ch = SHAPES[shape]
+    comps = sd15_components(unet_channels=unet_ch, vae_channels=vae_ch)
+    keys = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+    pipe = LatentConsistencyModelImg2ImgPipeline(
+        **{k: comps[k] for k in keys}, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+    pipe.save_pretrained(folder)
+    comps["taesd"].save_pretrained(folder / "taesd")
+    return folder
+
+
+def timed(argv: list[str], env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of a child process; raises with its stderr if it fails."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    took = time.perf_counter() - t
+    err = proc.stderr.read().decode(errors="replace")
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])}... failed ({proc.returncode}):\n{err[-2000:]}")
+    return took, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", default="small,mid,sd15")
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--modes", default="torch,openvino,openvino-bf16,openvino-fast")
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved runs of every side (the fastest counts)")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lcm_video_bench_backends")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    from scripts.make_sample import make_clip
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, LCM_VIDEO_CACHE=str(args.work / "cache"))
+    rows: list[dict] = []
+    for shape in args.shapes.split(","):
+        folder = save_models(shape, args.work / shape)
+        for size in map(int, args.sizes.split(",")):
+            clip = make_clip(args.work / f"clip{size}.mp4", seconds=args.frames / 24, size=f"{size}x{size}", rate="24")
+            out = args.work / "out.mp4"
+            theirs = [sys.executable, "-c", DIFFUSERS_LOOP, str(folder), str(clip), str(out), str(size), PROMPT]
+            theirs += [str(STEPS), str(STRENGTH), str(GUIDANCE)]
+            ours = ["lcm-video", "stylize", str(clip), "-o", str(out), "-p", PROMPT, "--model", str(folder)]
+            ours += ["--steps", str(STEPS), "--strength", str(STRENGTH), "--guidance", str(GUIDANCE), "--quiet"]
+            modes = args.modes.split(",")
+            first: dict[str, float] = {}
+            best: dict[str, tuple[float, float]] = {}
+            for mode in modes:  # the first OpenVINO run converts: timed apart, once
+                if mode.startswith("openvino"):
+                    flags = [f.format(dir=folder) for f in MODES[mode]]
+                    first[mode] = timed(ours + flags, env)[0]
+            for _ in range(args.repeat):
+                for who in ["diffusers", *modes]:
+                    argv = theirs if who == "diffusers" else ours + [f.format(dir=folder) for f in MODES[who]]
+                    got = timed(argv, env)
+                    if who not in best or got[0] < best[who][0]:
+                        best[who] = got
+            base = best["diffusers"][0]
+            for who, (seconds, rss) in best.items():
+                row = {"shape": shape, "size": size, "frames": args.frames, "who": who, "seconds": round(seconds, 1),
+                       "s_per_frame": round(seconds / args.frames, 2), "peak_rss_mib": round(rss),
+                       "vs_diffusers": round(base / seconds, 3)}  # fmt: skip
+                if who in first:
+                    row["first_run_seconds"] = round(first[who], 1)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if args.out:
+                    args.out.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The OpenVINO backend: its modules match torch's, a render matches torch's on the trained toy model, frames do not
+depend on how the video is cut, converted models are cached by weights and shape, and bad combinations are refused
+in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("openvino", reason="the openvino extra is not installed")
+
+from lcm_video import cli  # noqa: E402
+from lcm_video.batch import run as batch  # noqa: E402
+from lcm_video.models import openvino as ov_backend  # noqa: E402
+from lcm_video.models.loading import load_models  # noqa: E402
+from lcm_video.pipelines.text_to_video import generate  # noqa: E402
+from lcm_video.pipelines.video_to_video import stylize  # noqa: E402
+
+from .conftest import ROOT, read_frames  # noqa: E402
+
+CLIP = ROOT / "samples" / "clip.mp4"
+PROMPT = "a red circle on a white background"
+
+
+def _png(path) -> np.ndarray:
+    import imageio.v3 as iio
+
+    return iio.imread(path)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    """One conversion cache for this module's tests, away from the user's."""
+    folder = tmp_path_factory.getbasetemp() / "openvino-cache"
+    monkeypatch.setenv("LCM_VIDEO_CACHE", str(folder))
+    return folder / "openvino"
+
+
+def test_unet_and_vae_match_torch(tmp_path):
+    models = load_models("tiny", device="cpu")
+    unet, vae = models.pipe.unet, models.pipe.vae
+    runner_u, runner_v = ov_backend.OVUNet(unet, "f32"), ov_backend.OVVae(vae, "f32")
+    g = torch.Generator().manual_seed(0)
+    x, e = torch.randn(3, 4, 8, 8, generator=g), torch.randn(3, 77, unet.config.cross_attention_dim, generator=g)
+    tc = torch.randn(3, unet.config.time_cond_proj_dim, generator=g)
+    img = torch.rand(3, 3, 64, 64, generator=g) * 2 - 1
+    with torch.inference_mode():
+        ref = unet(x, torch.tensor(500), encoder_hidden_states=e, timestep_cond=tc, return_dict=False)[0]
+        lat = vae.encode(img).latent_dist.mode()
+        dec = vae.decode(lat, return_dict=False)[0]
+    assert torch.allclose(runner_u(x, 500, encoder_hidden_states=e, timestep_cond=tc)[0], ref, atol=1e-4)
+    assert torch.allclose(runner_v.encode(img).latents, lat, atol=1e-4)
+    assert torch.allclose(runner_v.decode(lat)[0], dec, atol=1e-4)
+
+
+def test_a_render_matches_torch_on_the_toy_model(tmp_path, cache):
+    """The issue's bound: mean absolute difference within 1/255 of torch's frames (PNG, no codec in between)."""
+    common = dict(model="toy", max_frames=8, quiet=True, device="cpu")
+    stylize(CLIP, tmp_path / "torch" / "%05d.png", PROMPT, **common)
+    stylize(CLIP, tmp_path / "ov" / "%05d.png", PROMPT, backend="openvino", **common)
+    a = np.stack([_png(p) for p in sorted((tmp_path / "torch").glob("*.png"))]).astype(float)
+    b = np.stack([_png(p) for p in sorted((tmp_path / "ov").glob("*.png"))]).astype(float)
+    assert a.shape == b.shape == (8, 120, 160, 3)
+    assert np.abs(a - b).mean() < 1.0, np.abs(a - b).mean()
+    assert any(cache.glob("unet-*/model.xml")) and any(cache.glob("vae-decoder-*/model.xml"))
+
+
+def test_frames_do_not_depend_on_segments_and_the_cache_is_reused(tmp_path, cache, capsys):
+    job = {"name": "s", "mode": "stylize", "input": str(CLIP), "prompt": PROMPT, "output": "s.mp4", "max_frames": 20}
+    defaults = {"model": "toy", "device": "cpu", "crf": 0, "backend": "openvino", "blend": 0.3}
+    import json
+
+    (tmp_path / "jobs.yaml").write_text(json.dumps({"defaults": defaults, "jobs": [job]}))
+    batch.run_batch(tmp_path / "jobs.yaml", tmp_path / "out", segment_frames=7, quiet=True)
+    capsys.readouterr()
+    whole = stylize(CLIP, tmp_path / "whole.mp4", PROMPT, **{**defaults, "max_frames": 20, "quiet": True})
+    assert "converting" not in capsys.readouterr().err  # same weights, same shapes: read from the cache
+    a, b = read_frames(tmp_path / "out" / "s.mp4").astype(int), read_frames(whole.output).astype(int)
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() <= 2  # as torch's bound: warm-up re-renders blending's memory
+
+
+def test_fused_loras_change_the_cache_key(tmp_path):
+    base, tuned = load_models("tiny-lora", device="cpu"), load_models("toy", device="cpu")
+    assert ov_backend.weights_digest(base.pipe.unet) != ov_backend.weights_digest(tuned.pipe.unet)
+    again = load_models("tiny-lora", device="cpu")
+    assert ov_backend.weights_digest(base.pipe.unet) == ov_backend.weights_digest(again.pipe.unet)
+
+
+def test_motion_unet_runs_on_openvino(tmp_path):
+    common = dict(model="toy", frames=8, quiet=True, device="cpu", crf=0)
+    a = generate(PROMPT, tmp_path / "torch.mp4", **common)
+    b = generate(PROMPT, tmp_path / "ov.mp4", backend="openvino", **common)
+    fa, fb = read_frames(a.output).astype(float), read_frames(b.output).astype(float)
+    assert fa.shape == fb.shape and np.abs(fa - fb).mean() < 1.0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--compile"], "--compile is torch's compiler"),
+        (["--device", "cuda"], "runs on the CPU"),
+        (["--dtype", "float16"], "float32 or bfloat16"),
+        (["--cross-frame", "anchor"], "--cross-frame changes the torch UNet"),
+    ],
+)
+def test_bad_combinations_are_one_line_errors(tmp_path, capsys, flags, message):
+    argv = ["stylize", str(CLIP), "-o", str(tmp_path / "o.mp4"), "-p", "x", "--model", "toy", "--backend", "openvino"]
+    assert cli.main(argv + flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_auto_picks_torch_where_openvino_cannot_run():
+    from lcm_video.config import StylizeConfig, resolve
+
+    cfg = resolve("stylize", StylizeConfig(), {"backend": "auto", "cross_frame": "anchor", "prompt": "x"})
+    assert cfg.model.backend == "torch"
+    models = load_models("tiny", device="cpu", backend="auto")
+    assert models.backend == "openvino"

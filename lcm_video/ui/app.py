@@ -390,7 +390,9 @@ def _eval_tab(app: App) -> None:
         with gr.Column():
             video = gr.Video(label="video to measure", sources=["upload"])
             picks = ["", *app.results()]
-            result = gr.Dropdown(label="or a result from the output folder", choices=picks, value="")
+            result = gr.Dropdown(
+                label="or a result from the output folder", choices=picks, value="", allow_custom_value=True
+            )
             refresh = gr.Button("Refresh results")
             source = gr.Video(label="source it was made from (optional)", sources=["upload"])
             flow = widgets.component(_EXTRA["flow"], EVAL)

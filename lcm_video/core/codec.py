@@ -30,11 +30,13 @@ class LatentCodec:
     """Encode frames to scaled latents and back, ``chunk`` frames per VAE call to bound activation memory.
 
     Encoding takes the posterior mean (no sampling noise), so a static source gives identical latents per frame.
-    Every VAE call sees exactly ``chunk`` frames (a short tail is padded), for the reason given in ``UNetDenoiser``.
+    Every VAE call sees exactly ``chunk`` frames (a short tail is padded), for the reason given in ``UNetDenoiser``;
+    ``decode_chunk`` (default ``chunk``) sets the decoder's own.
     """
 
-    def __init__(self, vae, chunk: int = 8):
+    def __init__(self, vae, chunk: int = 8, decode_chunk: int | None = None):
         self.vae, self.chunk = vae, max(1, chunk)
+        self.decode_chunk = max(1, decode_chunk or chunk)
         self.scale = float(vae.config.scaling_factor)
         self.shift = float(vae.config.get("shift_factor") or 0.0)
 
@@ -54,8 +56,8 @@ class LatentCodec:
         """float32 scaled latents (f, c, h/8, w/8) → float32 images (f, 3, h, w) in about [-1, 1]."""
         dev, dt = self.vae.device, self.vae.dtype
         out = []
-        for part in latents.split(self.chunk):
-            lat = pad_batch(part / self.scale + self.shift, self.chunk)
+        for part in latents.split(self.decode_chunk):
+            lat = pad_batch(part / self.scale + self.shift, self.decode_chunk)
             img = self.vae.decode(_fresh(lat, dev, dt), return_dict=False)[0]
             out.append(img[: len(part)].float())
         return torch.cat(out)

@@ -87,6 +87,19 @@ def emitting_windows(start: int, stop: int, size: int, overlap: int) -> list[tup
 
 
 VAE_CHUNK = 8
+# On a CPU, batching the VAE does not pay: per frame, SD1.5's VAE at 256² encodes in 1.04 / 1.22 / 1.20 s at batch
+# 1 / 2 / 6 and decodes in 2.13 / 2.04 / 2.03 s; a half-width VAE encodes in 0.34 / 0.41 / 0.49 s and decodes in
+# 0.71 / 0.55 / 0.75 s; at 512², 4.8 / 4.7 / 5.0 s (batch 1 / 2 / 4) and 10.3 / 7.7 / 8.0 s (BENCHMARKS.md).
+CPU_VAE_CHUNKS = (1, 2)  # (encode, decode)
+
+
+def vae_chunks(device, batch: int | None) -> tuple[int, int]:
+    """(encode, decode) frames per VAE call: on a CPU the measured best, elsewhere balanced batches of up to 8 (GPUs
+    gain from batching; not measured here)."""
+    if getattr(device, "type", str(device)) == "cpu":
+        return CPU_VAE_CHUNKS
+    chunk = balanced_window(batch or VAE_CHUNK, VAE_CHUNK)
+    return chunk, chunk
 
 
 def balanced_window(frames: int, window: int) -> int:
@@ -156,7 +169,7 @@ class WindowRenderer:
         cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
         # The VAE's activations at full resolution dwarf the UNet's: at most 8 frames per VAE call, balanced.
-        self.codec = LatentCodec(models.vae, chunk=balanced_window(batch or VAE_CHUNK, VAE_CHUNK))
+        self.codec = LatentCodec(models.vae, *vae_chunks(models.device, batch))
         self.blender = TemporalBlender(t.blend, t.fuse)
         self.seed, self.shared_noise, self.renoise = s.seed, t.shared_noise, t.renoise
         self.noise: FrameNoise | None = None

@@ -38,10 +38,10 @@ def label(opt: Option) -> str:
     return opt.name.replace("_", " ")
 
 
-def hint(opt: Option, command: str) -> str:
+def hint(opt: Option, command: str, value: Any = None) -> str:
     """The option's ``--help`` line and flag; for an on-by-default switch (``--no-audio``) the box says what
-    unticking does."""
-    text = opt.help_text(command)
+    unticking does; a value the page starts with (``lcm-video ui --model``) is named instead of the default."""
+    text = opt.help_text(command) if value is None else f"{opt.help} (this page starts with {value})"
     if opt.kind == "bool" and opt.cli.startswith("--no-"):
         return f"untick: {text} ({opt.cli})"
     return f"{text} ({opt.cli})"
@@ -64,7 +64,7 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
     range, a number, or text (one entry per line for a repeatable option)."""
     import gradio as gr
 
-    kw = {"label": label(opt), "info": hint(opt, command), "value": ui_value(opt, command, value)}
+    kw = {"label": label(opt), "info": hint(opt, command, value), "value": ui_value(opt, command, value)}
     kw["elem_id"] = f"{command}-{opt.name}"  # a stable handle for browsers and tests: #stylize-prompt
     if opt.kind == "bool":
         return gr.Checkbox(**kw)

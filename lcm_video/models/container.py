@@ -32,7 +32,6 @@ class Models:
     name: str
     max_context: int | None = None
     compiled: bool = False
-    backend: str = "torch"
     _text_cache: dict = field(default_factory=dict, repr=False)
     _openvino: tuple | None = field(default=None, repr=False)
 
@@ -46,13 +45,16 @@ class Models:
         """What the codec calls: the pipeline's VAE (or TAESD), or its OpenVINO runner."""
         return self._openvino[1] if self._openvino else self.pipe.vae
 
-    def use_openvino(self, dtype: torch.dtype, quiet: bool = False) -> None:
+    @property
+    def backend(self) -> str:
+        return "openvino" if self._openvino else "torch"
+
+    def use_openvino(self, dtype: torch.dtype) -> None:
         """Run the UNet and VAE through OpenVINO from now on, computing in ``dtype`` (float32 or bfloat16); each
         converts on its first call with a new shape (cached on disk). The text encoder stays torch's."""
         from . import openvino
 
-        self._openvino = openvino.convert(self.pipe, dtype, quiet)
-        self.backend = "openvino"
+        self._openvino = openvino.convert(self.pipe, dtype)
 
     @property
     def scheduler(self) -> LCMScheduler:

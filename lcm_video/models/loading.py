@@ -191,8 +191,7 @@ def load_models(
     torch modules stay float32 for conversion and text encoding) or ``auto`` (openvino on a CPU where installed).
     """
     with library_notices_off():
-        models = _load_models(model, lora, vae, device, dtype, motion_adapter, backend)
-    return models
+        return _load_models(model, lora, vae, device, dtype, motion_adapter, backend)
 
 
 def pick_backend(backend: str, device: torch.device) -> str:

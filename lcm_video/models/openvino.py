@@ -55,13 +55,25 @@ def weights_digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+class _Digest:
+    """A module's :func:`weights_digest`, computed on first use and kept (the VAE's two halves share one)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.module, self.value = module, None
+
+    def __call__(self) -> str:
+        if self.value is None:
+            self.value = weights_digest(self.module)
+        return self.value
+
+
 class _Converted:
     """One torch module run through OpenVINO: converted (or read from the cache) on the first call with each shape
     signature, compiled for the CPU at ``precision``."""
 
-    def __init__(self, module: torch.nn.Module, what: str, precision: str, notify=None):
+    def __init__(self, module: torch.nn.Module, what: str, precision: str, notify=None, digest=None):
         self.module, self.what, self.precision, self.notify = module.eval(), what, precision, notify
-        self._digest: str | None = None
+        self._digest = digest or _Digest(module)
         self._compiled: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
@@ -71,11 +83,9 @@ class _Converted:
     def _compile(self, inputs: dict[str, torch.Tensor]):
         import openvino as ov
 
-        if self._digest is None:
-            self._digest = weights_digest(self.module)
         shapes = "_".join(f"{k}{'x'.join(map(str, v.shape))}" for k, v in inputs.items())
         tag = hashlib.blake2b(f"{shapes}|{ov.__version__}".encode(), digest_size=8).hexdigest()
-        folder = cache_dir() / f"{self.what}-{self._digest}-{tag}"
+        folder = cache_dir() / f"{self.what}-{self._digest()}-{tag}"
         xml = folder / "model.xml"
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(cache_dir() / "blobs")})
@@ -171,8 +181,9 @@ class OVVae:
         self.config = vae.config
         name = "taesd" if type(vae).__name__ == "AutoencoderTiny" else "vae"
         vae = vae.float()
-        self._encode = _Converted(_Encode(vae), f"{name}-encoder", precision, notify)
-        self._decode = _Converted(_Decode(vae), f"{name}-decoder", precision, notify)
+        digest = _Digest(vae)
+        self._encode = _Converted(_Encode(vae), f"{name}-encoder", precision, notify, digest)
+        self._decode = _Converted(_Decode(vae), f"{name}-decoder", precision, notify, digest)
 
     def encode(self, x):
         return SimpleNamespace(latents=self._encode(x=x.float().contiguous()))
@@ -181,11 +192,11 @@ class OVVae:
         return (self._decode(z=z.float().contiguous()),)
 
 
-def convert(pipe, dtype: torch.dtype, quiet: bool = False) -> tuple[OVUNet, OVVae]:
+def convert(pipe, dtype: torch.dtype) -> tuple[OVUNet, OVVae]:
     """The pipeline's UNet and VAE as OpenVINO modules computing in ``dtype`` (float32 or bfloat16)."""
     require()
     if dtype not in PRECISIONS:
         raise UserError(f"--backend openvino computes in float32 or bfloat16, not {str(dtype).split('.')[-1]}")
-    notify = None if quiet else (lambda text: print(f"lcm-video: {text}", file=sys.stderr))
+    notify = lambda text: print(f"lcm-video: {text}", file=sys.stderr)  # noqa: E731
     precision = PRECISIONS[dtype]
     return OVUNet(pipe.unet, precision, notify), OVVae(pipe.vae, precision, notify)

@@ -96,7 +96,7 @@ CPU_VAE_CHUNKS = (1, 2)  # (encode, decode)
 def vae_chunks(device, batch: int | None) -> tuple[int, int]:
     """(encode, decode) frames per VAE call: on a CPU the measured best, elsewhere balanced batches of up to 8 (GPUs
     gain from batching; not measured here)."""
-    if getattr(device, "type", str(device)) == "cpu":
+    if device.type == "cpu":
         return CPU_VAE_CHUNKS
     chunk = balanced_window(batch or VAE_CHUNK, VAE_CHUNK)
     return chunk, chunk

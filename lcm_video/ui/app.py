@@ -10,6 +10,7 @@ prompt="...", api_name="/stylize")``, every input named as its option.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import sys
@@ -82,19 +83,26 @@ class App:
 
                 prepare_stylize(source, out, cfg)  # a bad file fails here, before any model loads
         work = self._work(command, cfg, source, out)
-        result = None
+        progress = lambda line: (skip, line, skip, skip, skip, skip)  # noqa: E731
+        cancelled = (None, "cancelled: nothing was written", None, "", "", None)
+        result = yield from self._follow(session, work, progress, cancelled)
+        if result is not None:
+            yield self._finished(command, cfg, source, result)
+
+    def _follow(self, session: str, work: Callable, progress: Callable, cancelled: tuple):
+        """Run ``work`` as ``session``'s render: yield ``progress(status line)`` per event, or ``cancelled`` once if
+        it was cancelled; return its result (None when cancelled). Its error becomes the page's one-line error."""
         for status in self.renders.run(session, work):
             if not status.finished:
-                yield (skip, describe(status.event), skip, skip, skip, skip)
-                continue
-            if isinstance(status.error, Cancelled):
-                yield (None, "cancelled: nothing was written", None, "", "", None)
-                return
-            if status.error is not None:
+                yield progress(describe(status.event))
+            elif isinstance(status.error, Cancelled):
+                yield cancelled
+                return None
+            elif status.error is not None:
                 with _user_errors():
                     raise status.error
-            result = status.result
-        yield self._finished(command, cfg, source, result)
+            else:
+                return status.result
 
     def _work(self, command: str, cfg, source, out: Path) -> Callable:
         def work(on_progress):
@@ -113,7 +121,11 @@ class App:
         from ..metrics import evaluate
 
         out = Path(res.output)
-        metrics = evaluate(out, source).to_dict() if res.frames >= 2 else {"frames": res.frames}
+        written = out.with_name(out.stem + ".metrics.json")  # --metrics has measured it already
+        if cfg.output.metrics and written.is_file():
+            metrics = json.loads(written.read_text())
+        else:
+            metrics = evaluate(out, source).to_dict() if res.frames >= 2 else {"frames": res.frames}
         metrics.pop("notes", None)
         metrics["seconds"] = round(res.seconds, 2)
         shown_source = Path(source).name if source else None
@@ -160,18 +172,10 @@ class App:
                 shutil.rmtree(folder)  # nothing to keep
                 raise
         work = lambda on_progress: run_batch(folder / "jobs.yaml", folder / "renders", None, True, on_progress)  # noqa: E731
-        rows = None
-        for status in self.renders.run(session, work):
-            if not status.finished:
-                yield (describe(status.event), skip, skip)
-                continue
-            if isinstance(status.error, Cancelled):
-                yield ("cancelled: finished segments are kept in " + folder.name, None, None)
-                return
-            if status.error is not None:
-                with _user_errors():
-                    raise status.error
-            rows = status.result
+        cancelled = ("cancelled: finished segments are kept in " + folder.name, None, None)
+        rows = yield from self._follow(session, work, lambda line: (line, skip, skip), cancelled)
+        if rows is None:
+            return
         files = [str(p) for r in rows for p in [folder / "renders" / str(r.get("output", ""))] if p.is_file()]
         table = [[r.get("name"), r.get("status"), r.get("output"), r.get("frames"), r.get("seconds")] for r in rows]
         done = sum(r.get("status") == "done" for r in rows)

@@ -4,12 +4,16 @@ with each kind of motion, stylised by the trained ``toy`` model, graded under tw
     python scripts/bench_temporal.py quality [--size 128] [--frames 24] [--strengths 0.4,0.6] [--blends 0.2,0.5]
                                              [--out FILE.json]
     python scripts/bench_temporal.py cost [--size 512] [--frames 8] [--repeat 2] [--out FILE.json]
+    python scripts/bench_temporal.py flows [--size 128] [--frames 24] [--out FILE.json]
 
 quality: the clips of ``lcm_video.video.synthetic.motion_clip`` (pan, zoom, crossing, cut, still; lossless H.264),
 each stylised with ``--model toy`` for every strength x blend x setting, then ``lcm-video eval`` against the source
-with DIS and with Farneback flow: warp error (both), tOF, flicker, PSNR and SSIM; and, per clip and setting, the
-ratio of warp error to ``--warp none`` at the same strength and blend. A still clip also reports whether all frames
-came out identical.
+with DIS and with Farneback flow: warp error (both), tOF, flicker, PSNR and SSIM; warp error under the clip's true
+motion (``motion_flow``: no estimator at all); and, per clip and setting, the ratio of each warp error to ``--warp
+none`` at the same strength and blend. A still clip also reports whether all frames came out identical.
+
+flows: each estimator's mean end-point error (pixels, where the true motion is defined) against the clips' true
+motion, and its time per flow: how far each grader and ``--warp flow``'s own flow can be trusted on these clips.
 
 cost: stylise with random weights of SD1.5's shapes (``models.tiny.sd15_components``) on a panning clip, every
 setting against ``none``, same process, interleaved ``--repeat`` times (the fastest run counts); seconds per frame
@@ -33,7 +37,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 
 from lcm_video.metrics import evaluate  # noqa: E402
-from lcm_video.video.synthetic import MOTION_CLIPS, MOTION_PROMPT, frames_clip, motion_clip  # noqa: E402
+from lcm_video.video.synthetic import (  # noqa: E402
+    MOTION_CLIPS,
+    MOTION_PROMPT,
+    frames_clip,
+    motion_clip,
+    motion_flow,
+)
 
 SETTINGS = {
     "none": {"warp": "none"},
@@ -47,6 +57,43 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",")]
 
 
+def _pairs(kind: str, frames: int):
+    """Frame pairs (k, k + 1) whose true motion is defined (all but the one across ``cut``'s cut)."""
+    return [k for k in range(frames - 1) if not (kind == "cut" and k + 1 == frames // 2)]
+
+
+def true_warp_error(video: np.ndarray, kind: str, clip: np.ndarray) -> float:
+    """``metrics.evaluate``'s warp error of uint8 (n, h, w, 3) ``video`` under ``clip``'s true motion."""
+    from lcm_video.temporal.flow import warp_image
+
+    errs = []
+    for k in _pairs(kind, len(clip)):
+        fw, valid = motion_flow(kind, clip, k)
+        a, b = video[k].astype(np.float32) / 255, video[k + 1].astype(np.float32) / 255
+        sq = ((a - warp_image(b, fw)) ** 2).mean(-1)
+        errs.append(float((sq * valid).sum() / max(valid.sum(), 1.0)))
+    return float(np.mean(errs))
+
+
+def flows(args) -> list[dict]:
+    from lcm_video.temporal.flow import FlowEstimator
+
+    rows = []
+    for kind in MOTION_CLIPS:
+        clip = motion_clip(kind, args.size, args.frames)
+        for method in ("dis", "farneback"):
+            est, errs, t0 = FlowEstimator(method), [], time.perf_counter()
+            for k in _pairs(kind, len(clip)):
+                fw, valid = motion_flow(kind, clip, k)
+                err = np.sqrt(((est(clip[k], clip[k + 1]) - fw) ** 2).sum(-1))
+                errs.append(float((err * valid).sum() / max(valid.sum(), 1.0)))
+            ms = (time.perf_counter() - t0) / len(errs) * 1000
+            row = {"clip": kind, "flow": method, "size": args.size, "epe_px": float(np.mean(errs)), "ms": ms}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def quality(args) -> list[dict]:
     from lcm_video import load_models, stylize
     from lcm_video.video.reader import FrameReader, probe
@@ -55,8 +102,10 @@ def quality(args) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
+        clips = {}
         for kind in MOTION_CLIPS:
-            src = frames_clip(tmp / f"{kind}.mp4", motion_clip(kind, args.size, args.frames), fps=24)
+            clips[kind] = motion_clip(kind, args.size, args.frames)
+            src = frames_clip(tmp / f"{kind}.mp4", clips[kind], fps=24)
             for strength in _floats(args.strengths):
                 for blend in _floats(args.blends):
                     base = None
@@ -80,13 +129,14 @@ def quality(args) -> list[dict]:
                         row = {"clip": kind, "strength": strength, "blend": blend, "setting": name}
                         row |= {"warp_dis": dis.warp_error, "warp_farneback": farn.warp_error, "tof": dis.tof}
                         row |= {"flicker": dis.flicker, "psnr": dis.psnr, "ssim": dis.ssim, "seconds": seconds}
+                        info = probe(out)
+                        frames = FrameReader(info, (info.width, info.height)).read(range(info.frames)).numpy()
+                        row["warp_true"] = true_warp_error(frames, kind, clips[kind])
                         if kind == "still":
-                            info = probe(out)
-                            frames = FrameReader(info, (info.width, info.height)).read(range(info.frames)).numpy()
                             row["identical_frames"] = bool((frames == frames[:1]).all())
                         if base is None:
                             base = row
-                        for key in ("warp_dis", "warp_farneback", "tof"):
+                        for key in ("warp_dis", "warp_farneback", "warp_true", "tof"):
                             row[f"{key}_vs_none"] = row[key] / base[key] if base[key] else None
                         rows.append(row)
                         print(json.dumps(row), flush=True)
@@ -136,20 +186,26 @@ def main() -> None:
     c.add_argument("--size", type=int, default=512)
     c.add_argument("--frames", type=int, default=8)
     c.add_argument("--repeat", type=int, default=2)
+    f = sub.add_parser("flows")
+    f.add_argument("--size", type=int, default=128)
+    f.add_argument("--frames", type=int, default=24)
     args = ap.parse_args()
-    rows = quality(args) if args.case == "quality" else cost(args)
+    rows = {"quality": quality, "cost": cost, "flows": flows}[args.case](args)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
     if args.case == "quality":
         summary: dict = {}
         for r in rows:
             if r["setting"] != "none" and r["clip"] != "still":
-                summary.setdefault(r["setting"], []).append((r["warp_dis_vs_none"], r["warp_farneback_vs_none"]))
+                summary.setdefault(r["setting"], []).append(
+                    (r["warp_dis_vs_none"], r["warp_farneback_vs_none"], r["warp_true_vs_none"])
+                )
         for name, pairs in summary.items():
             a = np.array(pairs, dtype=float)
             print(
                 f"{name}: warp error vs none, moving clips: DIS mean {a[:, 0].mean():.3f} max {a[:, 0].max():.3f}; "
-                f"Farneback mean {a[:, 1].mean():.3f} max {a[:, 1].max():.3f}"
+                f"Farneback mean {a[:, 1].mean():.3f} max {a[:, 1].max():.3f}; "
+                f"true motion mean {a[:, 2].mean():.3f} max {a[:, 2].max():.3f}"
             )
 
 

@@ -21,8 +21,8 @@ def test_a_pan_moves_a_quarter_cell_and_a_cut_is_found(method):
     assert not m.cut and m.valid.mean() > 0.6
     inner = m.flow[:, 2:-2, 2:-2]  # where each cell of frame 3 was in frame 2, in cells of 8 px: (+0.25, +0.125)
     if method == "dis":
-        assert inner[0].mean().item() == pytest.approx(0.25, abs=0.04)
-        assert inner[1].mean().item() == pytest.approx(0.125, abs=0.04)
+        assert inner[0].mean().item() == pytest.approx(0.25, abs=0.01)
+        assert inner[1].mean().item() == pytest.approx(0.125, abs=0.01)
     else:  # Farneback's windows see little texture on the smooth background: the right way, shorter
         assert 0.04 < inner[0].mean().item() <= 0.3 and 0.01 < inner[1].mean().item() <= 0.16
     cut = motion_clip("cut", 128, 8)
@@ -43,18 +43,31 @@ def test_latent_warp_by_whole_cells_is_a_shift_and_zero_flow_is_the_identity():
     assert torch.allclose(warp_latent(x, flow)[:, :, :-1], x[:, :, 1:], atol=1e-6)
 
 
-def test_the_blender_blends_only_valid_cells_and_never_across_a_cut():
-    prev, cur = torch.zeros(2, 4, 3, 3), torch.ones(2, 4, 3, 3)
+def test_the_blender_warps_valid_cells_blends_occluded_ones_in_place_and_never_across_a_cut():
+    prev = torch.arange(9.0).reshape(1, 1, 3, 3).expand(1, 4, 3, 3)
+    cur = torch.full((1, 4, 3, 3), 100.0)
     valid = torch.ones(1, 3, 3)
-    valid[0, 0, 0] = 0.0
-    still = LatentMotion(torch.zeros(2, 3, 3), valid, cut=False)
-    blender = TemporalBlender(beta=0.5)
-    out = blender(torch.cat([prev[:1], cur[:1]]), 0, range(2), {1: still})
-    assert out[1, :, 0, 0].eq(1).all()  # occluded: left alone
-    assert out[1, :, 1, 1].eq(0.5).all()  # in place, half way
-    blender = TemporalBlender(beta=0.5)
-    out = blender(torch.cat([prev[:1], cur[:1]]), 0, range(2), {1: LatentMotion(still.flow, valid, cut=True)})
-    assert out[1].eq(1).all()
+    valid[0, 0, 0] = 0.0  # occluded: the previous frame does not show it
+    valid[0, 1, 0] = 0.5  # half of the cell's pixels occluded
+    moving = LatentMotion(torch.tensor([1.0, 0.0]).view(2, 1, 1).expand(2, 3, 3), valid, cut=False)
+    out = TemporalBlender(beta=0.5)(torch.cat([prev, cur]), 0, range(2), {1: moving})[1, 0]
+    assert out[0, 0].item() == pytest.approx(0.5 * 100 + 0.5 * 0)  # in place, as without flow
+    assert out[0, 1].item() == pytest.approx(0.5 * 100 + 0.5 * 2)  # the cell to its right, moved onto it
+    assert out[1, 0].item() == pytest.approx(0.5 * 100 + 0.5 * (0.5 * 3 + 0.5 * 4))
+    cut = TemporalBlender(beta=0.5)(torch.cat([prev, cur]), 0, range(2), {1: LatentMotion(moving.flow, valid, True)})
+    assert cut[1].eq(100).all()
+
+
+def test_dis_finds_the_known_motion_of_the_synthetic_clips():
+    from lcm_video.video.synthetic import motion_flow
+
+    est = FlowEstimator("dis")
+    for kind, bound in (("pan", 0.05), ("zoom", 0.25), ("crossing", 0.5)):
+        clip = motion_clip(kind, 128, 8)
+        for k in (2, 5):
+            fw, valid = motion_flow(kind, clip, k)
+            err = np.sqrt(((est(clip[k], clip[k + 1]) - fw) ** 2).sum(-1))
+            assert (err * valid).sum() / valid.sum() < bound, (kind, k)
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ onto ``a``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,22 +33,39 @@ def cv2():
     return _cv2
 
 
+FLOW_SIDE = 256
+"""DIS runs its finest level at the largest power-of-two reduction of the frame whose shorter side is at most this:
+full resolution up to 256 px (OpenCV's medium preset stops at half resolution, which on a 128-px frame left 0.26 px
+of end-point error on a 2.2-px pan, 0.01 px at full resolution: ``scripts/bench_temporal.py flows``), and a
+bounded cost on large frames (about 20 ms a flow at 512² and 720p on one core)."""
+
+
+def dis_finest_scale(height: int, width: int) -> int:
+    """DIS's finest pyramid level for a (height, width) frame: ``FLOW_SIDE``'s rule."""
+    return max(0, math.ceil(math.log2(max(1, min(height, width)) / FLOW_SIDE)))
+
+
 class FlowEstimator:
-    """``estimator(a, b)``: flow a → b of two RGB uint8 (h, w, 3) frames, by ``method`` (``dis``: OpenCV's DIS at its
-    medium preset; ``farneback``: Farneback's polynomial expansion, a different estimator to cross-check DIS)."""
+    """``estimator(a, b)``: flow a → b of two RGB uint8 (h, w, 3) frames, by ``method`` (``dis``: OpenCV's DIS, its
+    medium preset with the finest level by ``FLOW_SIDE`` and 20 variational refinement iterations instead of 5;
+    ``farneback``: Farneback's polynomial expansion, a different estimator to cross-check DIS)."""
 
     def __init__(self, method: str = "dis"):
         if method not in FLOW_METHODS:
             raise UserError(f"flow method {method!r} is not one of {', '.join(FLOW_METHODS)}")
         self.method = method
         cv = cv2()
-        self._dis = cv.DISOpticalFlow_create(cv.DISOPTICAL_FLOW_PRESET_MEDIUM) if method == "dis" else None
+        self._dis = None
+        if method == "dis":
+            self._dis = cv.DISOpticalFlow_create(cv.DISOPTICAL_FLOW_PRESET_MEDIUM)
+            self._dis.setVariationalRefinementIterations(20)
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         cv = cv2()
         ga = a if a.ndim == 2 else cv.cvtColor(a, cv.COLOR_RGB2GRAY)
         gb = b if b.ndim == 2 else cv.cvtColor(b, cv.COLOR_RGB2GRAY)
         if self._dis is not None:
+            self._dis.setFinestScale(dis_finest_scale(*ga.shape[:2]))
             return self._dis.calc(ga, gb, None)
         return cv.calcOpticalFlowFarneback(ga, gb, None, 0.5, 4, 15, 3, 5, 1.2, 0)
 
@@ -76,8 +94,8 @@ def consistent_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class LatentMotion:
     """Where each latent cell of a frame was in the previous frame: ``flow`` (2, h, w) float32 in latent cells (x, y),
-    ``valid`` (1, h, w) float32, 1 where every pixel of the cell passed the consistency check (occlusions max-pooled,
-    as Rerender-A-Video does), and ``cut``: the previous frame explains under ``CUT_VALID`` of this one."""
+    ``valid`` (1, h, w) float32 in [0, 1], the share of the cell's pixels that passed the consistency checks (the rest
+    are occluded or disoccluded), and ``cut``: the previous frame explains under ``CUT_VALID`` of this one."""
 
     flow: object  # torch.Tensor
     valid: object  # torch.Tensor
@@ -87,8 +105,8 @@ class LatentMotion:
 def latent_motion(prev: np.ndarray, cur: np.ndarray, factor: int, estimator: FlowEstimator) -> LatentMotion:
     """The motion from RGB uint8 (h, w, 3) source frame ``prev`` to ``cur`` on a latent grid ``factor`` times
     coarser: flow averaged over each cell and divided by ``factor``; a pixel is valid where the flows agree forwards
-    and backwards and the colour it is brought from matches (``COLOUR_TOLERANCE``), a cell only if all its pixels
-    are."""
+    and backwards and the colour it is brought from matches (``COLOUR_TOLERANCE``), a cell by its share of valid
+    pixels."""
     import torch
 
     bw = estimator(cur, prev)  # cur(x) ≈ prev(x + bw(x)): where each pixel of cur was
@@ -98,9 +116,9 @@ def latent_motion(prev: np.ndarray, cur: np.ndarray, factor: int, estimator: Flo
     valid = consistent_mask(bw, fw) * same
     h, w = cur.shape[0] // factor, cur.shape[1] // factor
     cells = bw[: h * factor, : w * factor].reshape(h, factor, w, factor, 2).mean((1, 3)) / factor
-    ok = valid[: h * factor, : w * factor].reshape(h, factor, w, factor).min((1, 3))
+    share = valid[: h * factor, : w * factor].reshape(h, factor, w, factor).mean((1, 3), dtype=np.float32)
     flow = torch.from_numpy(np.ascontiguousarray(cells.transpose(2, 0, 1)))
-    return LatentMotion(flow, torch.from_numpy(ok)[None], float(valid.mean()) < CUT_VALID)
+    return LatentMotion(flow, torch.from_numpy(np.ascontiguousarray(share))[None], float(valid.mean()) < CUT_VALID)
 
 
 def warp_latent(x, flow):

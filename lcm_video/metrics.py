@@ -4,7 +4,8 @@
   frames of the *source* (or of the video itself without one), OpenCV's DIS flow (or Farneback's: ``flow=``);
   pixels failing the forward-backward consistency check (Sundaram et al. 2010) are masked as occluded; the error is
   the masked mean squared difference of each frame and the next frame warped back onto it. RGB in [0, 1], so the
-  unit is [0, 1]².
+  unit is [0, 1]². A pair across a hard cut (under ``CUT_VALID`` of the frame explained by the other, as
+  ``--warp flow`` decides it) is left out of it and of tOF, with a note: no motion relates the two frames.
 - ``flicker``: mean absolute difference of consecutive frames, RGB in [0, 1].
 - ``tof``: mean end-point difference (pixels) between the video's flow and the source's flow (needs a source).
 - ``psnr`` (dB, capped at 100) and ``ssim`` (Gaussian window σ = 1.5, RGB mean) against the source (needs a source).
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
-from .temporal.flow import FlowEstimator, consistent_mask, warp_image
+from .temporal.flow import CUT_VALID, FlowEstimator, consistent_mask, explained, warp_image
 from .video.reader import FrameReader, probe
 
 PSNR_CAP = 100.0
@@ -42,7 +43,7 @@ class Metrics:
     psnr: float | None = None
     ssim: float | None = None
     notes: tuple[str, ...] = ()
-    warp_errors: tuple[float, ...] = field(default=(), repr=False)  # per frame pair, in order (not in to_dict)
+    warp_errors: tuple[float, ...] = field(default=(), repr=False)  # per frame pair, in order, NaN across a cut
     flickers: tuple[float, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict:
@@ -133,7 +134,7 @@ def evaluate(
         src = FrameReader(sinfo, size)
     if n < 2:
         raise UserError(f"{str(video)!r} has {n} frame(s); temporal metrics need at least 2")
-    warp, flick, tof, ps, ss = [], [], [], [], []
+    warp, flick, tof, ps, ss, cuts = [], [], [], [], [], 0
     prev = reader.read([0])[0].numpy()
     prev_s = src.read([0])[0].numpy() if src else None
     for i in range(n):
@@ -147,20 +148,30 @@ def evaluate(
         cur_s = src.read([i + 1])[0].numpy() if src else None
         ga, gb = (prev_s, cur_s) if src is not None else (prev, cur)
         fw, bw = estimate(ga, gb), estimate(gb, ga)
-        mask = consistent_mask(fw, bw)
         o_t, o_t1 = prev.astype(np.float32) / 255, cur.astype(np.float32) / 255
-        sq = ((o_t - warp_image(o_t1, fw)) ** 2).mean(-1)
-        warp.append(float((sq * mask).sum() / max(mask.sum(), 1.0)))
         flick.append(float(np.abs(o_t1 - o_t).mean()))
-        if src is not None:
-            fo = estimate(prev, cur)
-            tof.append(float(np.sqrt(((fo - fw) ** 2).sum(-1)).mean()))
+        if float(explained(ga, gb, fw, bw).mean()) < CUT_VALID:
+            cuts += 1  # no motion relates the two frames: nothing to grade
+            warp.append(math.nan)
+        else:
+            mask = consistent_mask(fw, bw)
+            sq = ((o_t - warp_image(o_t1, fw)) ** 2).mean(-1)
+            warp.append(float((sq * mask).sum() / max(mask.sum(), 1.0)))
+            if src is not None:
+                fo = estimate(prev, cur)
+                tof.append(float(np.sqrt(((fo - fw) ** 2).sum(-1)).mean()))
         prev, prev_s = cur, cur_s
     reader.close()
 
     def mean(xs):
+        xs = [x for x in xs if not math.isnan(x)]
         return float(np.mean(xs)) if xs else None
 
+    if cuts:
+        notes += (
+            f"{cuts} of {n - 1} frame pairs are across a cut (the {'source' if src else 'video'} changes shot): "
+            "left out of warp error and tOF",
+        )
     return Metrics(n, mean(warp), mean(flick), mean(tof), mean(ps), mean(ss), notes, tuple(warp), tuple(flick))
 
 

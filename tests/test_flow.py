@@ -3,6 +3,8 @@ latent warp, and how the blender uses them."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,12 @@ def test_cross_frame_renders_change_frames_and_leave_the_shared_models_as_they_w
 
     assert not np.array_equal(read_frames(off.output), read_frames(on.output))
     assert {k: type(v) for k, v in tiny_models.unet.attn_processors.items()} == before
+
+
+def test_eval_leaves_the_pair_across_a_cut_out_of_warp_error_and_says_so(tmp_path):
+    clip = frames_clip(tmp_path / "cut.mp4", motion_clip("cut", 64, 8), fps=24)
+    for flow in ("dis", "farneback"):
+        m = evaluate(clip, clip, flow=flow)
+        assert [math.isnan(e) for e in m.warp_errors] == [False] * 3 + [True] + [False] * 3, flow
+        assert m.warp_error == pytest.approx(np.mean([e for e in m.warp_errors if not math.isnan(e)]))
+        assert any("1 of 7 frame pairs are across a cut" in n for n in m.notes)

@@ -91,6 +91,15 @@ def consistent_mask(fw: np.ndarray, bw: np.ndarray) -> np.ndarray:
     return ok.astype(np.float32)
 
 
+def explained(a: np.ndarray, b: np.ndarray, ab: np.ndarray, ba: np.ndarray) -> np.ndarray:
+    """(h, w) float32: 1 where the pixel of RGB uint8 frame ``a`` is seen in ``b``: flows ``ab`` (a → b) and ``ba``
+    agree and the colour ``ab`` brings from ``b`` matches (``COLOUR_TOLERANCE``). Its mean under ``CUT_VALID`` is a
+    hard cut."""
+    moved = warp_image(b, ab).astype(np.float32)
+    same = np.abs(moved - a.astype(np.float32)).mean(-1) <= COLOUR_TOLERANCE
+    return consistent_mask(ab, ba) * same
+
+
 @dataclass(frozen=True)
 class LatentMotion:
     """Where each latent cell of a frame was in the previous frame: ``flow`` (2, h, w) float32 in latent cells (x, y),
@@ -110,10 +119,7 @@ def latent_motion(prev: np.ndarray, cur: np.ndarray, factor: int, estimator: Flo
     import torch
 
     bw = estimator(cur, prev)  # cur(x) ≈ prev(x + bw(x)): where each pixel of cur was
-    fw = estimator(prev, cur)
-    moved = warp_image(prev, bw).astype(np.float32)
-    same = np.abs(moved - cur.astype(np.float32)).mean(-1) <= COLOUR_TOLERANCE
-    valid = consistent_mask(bw, fw) * same
+    valid = explained(cur, prev, bw, estimator(prev, cur))
     h, w = cur.shape[0] // factor, cur.shape[1] // factor
     cells = bw[: h * factor, : w * factor].reshape(h, factor, w, factor, 2).mean((1, 3)) / factor
     share = valid[: h * factor, : w * factor].reshape(h, factor, w, factor).mean((1, 3), dtype=np.float32)

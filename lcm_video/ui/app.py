@@ -11,6 +11,7 @@ prompt="...", api_name="/stylize")``, every input named as its option.
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import sys
@@ -239,7 +240,7 @@ class App:
             opt.check(n)
             _EXTRA["flow"].check(flow)
             m = evaluate(video, source or None, n, flow)
-        rows = [(i, v, "warp error") for i, v in enumerate(m.warp_errors)]
+        rows = [(i, v, "warp error") for i, v in enumerate(m.warp_errors) if not math.isnan(v)]  # NaN: a cut
         rows += [(i, v, "flicker") for i, v in enumerate(m.flickers)]
         plot = pd.DataFrame(rows, columns=["pair", "value", "metric"])
         averages = {k: v for k, v in m.to_dict().items() if v is not None}

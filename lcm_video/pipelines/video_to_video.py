@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from ..video.reader import FrameReader, VideoInfo
 from ..video.writer import VideoWriter
 from .events import OnProgress, Progress, default_progress
 from .prepare import prepare_stylize
-from .renderer import RenderResult, WindowRenderer, render_range, warmup_frames, window_layout
+from .renderer import RenderResult, WindowRenderer, latent_shape, render_range, warmup_frames, window_layout
 
 __all__ = ["RenderResult", "SourceRender", "Stylizer", "stylize"]
 
@@ -74,7 +75,7 @@ class Stylizer(WindowRenderer):
             self.denoiser.use_cross_frame(self.cross)
         self.flow = FlowEstimator("dis") if t.warp == "flow" and t.blend > 0 else None
         self._sources: dict[int, np.ndarray] = {}  # index → uint8 source frame, the last window's (flow to the next)
-        self._motion: dict[int, LatentMotion] = {}  # index → motion from its previous frame, the last window's
+        self._motion: dict[int, Future] = {}  # index → motion from its previous frame, the last window's
 
     def reset(self) -> None:
         """Forget the temporal state (blending, and the source frames the next flow would start from): a cold start."""
@@ -83,9 +84,12 @@ class Stylizer(WindowRenderer):
         if self.cross is not None:
             self.cross.reset()
 
-    def motion(self, frames: torch.Tensor, indices: range, factor: int) -> dict[int, LatentMotion]:
+    def motion(self, frames: torch.Tensor, indices: range, factor: int) -> PendingMotion:
         """{index: motion from the previous source frame} for every frame of the window whose previous frame is
-        known (this window's, or the last one's): the flow of a pair is computed once, however windows overlap."""
+        known (this window's, or the last one's): the flow of a pair is computed once, however windows overlap.
+
+        The pairs are computed by a pool of threads (OpenCV's flow leaves Python's lock) while the window is encoded
+        and its first UNet call runs; reading a frame's motion waits for it."""
         current = {i: frames[j].numpy() for j, i in enumerate(indices)}
         known = {**self._sources, **current}
         out = {}
@@ -93,19 +97,47 @@ class Stylizer(WindowRenderer):
             if i in self._motion:
                 out[i] = self._motion[i]
             elif i - 1 in known:
-                out[i] = latent_motion(known[i - 1], known[i], factor, self.flow)
+                out[i] = _flow_pool().submit(latent_motion, known[i - 1], known[i], factor, self.flow)
         self._sources, self._motion = current, out
-        return out
+        return PendingMotion(out)
 
     def __call__(
         self, frames: torch.Tensor, indices: range, emit: range | None = None, noise_keys: list[int] | None = None
     ) -> torch.Tensor:
+        motion = None
+        if self.flow is not None:  # first, so the flows are computed while the VAE encodes
+            width = frames.shape[2]  # frames: (f, h, w, 3) uint8
+            motion = self.motion(frames, indices, width // latent_shape(self.models, (width, frames.shape[1]))[2])
         latents = self.codec.encode(to_unit(frames))  # (f, 4, h/8, w/8) float32
         emit = indices if emit is None else emit
-        motion = None
-        if self.flow is not None:
-            motion = self.motion(frames, indices, frames.shape[2] // latents.shape[-1])
         return self.render(latents, indices, emit, tuple(latents.shape[1:]), noise_keys, motion)
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _flow_pool() -> ThreadPoolExecutor:
+    """The threads that compute optical flow ahead of the render (one per core, at most 8), made once."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="lcm-video-flow")
+    return _POOL
+
+
+class PendingMotion(Mapping):
+    """{index: LatentMotion}, each computed in the background; ``[index]`` waits for that one."""
+
+    def __init__(self, futures: dict[int, Future]):
+        self._futures = futures
+
+    def __getitem__(self, index: int) -> LatentMotion:
+        return self._futures[index].result()
+
+    def __iter__(self):
+        return iter(self._futures)
+
+    def __len__(self) -> int:
+        return len(self._futures)
 
 
 class SourceRender:

@@ -9,6 +9,7 @@ onto ``a``.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,19 +55,25 @@ class FlowEstimator:
         if method not in FLOW_METHODS:
             raise UserError(f"flow method {method!r} is not one of {', '.join(FLOW_METHODS)}")
         self.method = method
-        cv = cv2()
-        self._dis = None
-        if method == "dis":
-            self._dis = cv.DISOpticalFlow_create(cv.DISOPTICAL_FLOW_PRESET_MEDIUM)
-            self._dis.setVariationalRefinementIterations(20)
+        cv2()
+        self._local = threading.local()  # a DIS object keeps state between calls: one per thread
+
+    def _dis(self):
+        dis = getattr(self._local, "dis", None)
+        if dis is None:
+            cv = cv2()
+            dis = self._local.dis = cv.DISOpticalFlow_create(cv.DISOPTICAL_FLOW_PRESET_MEDIUM)
+            dis.setVariationalRefinementIterations(20)
+        return dis
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         cv = cv2()
         ga = a if a.ndim == 2 else cv.cvtColor(a, cv.COLOR_RGB2GRAY)
         gb = b if b.ndim == 2 else cv.cvtColor(b, cv.COLOR_RGB2GRAY)
-        if self._dis is not None:
-            self._dis.setFinestScale(dis_finest_scale(*ga.shape[:2]))
-            return self._dis.calc(ga, gb, None)
+        if self.method == "dis":
+            dis = self._dis()
+            dis.setFinestScale(dis_finest_scale(*ga.shape[:2]))
+            return dis.calc(ga, gb, None)
         return cv.calcOpticalFlowFarneback(ga, gb, None, 0.5, 4, 15, 3, 5, 1.2, 0)
 
 

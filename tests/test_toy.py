@@ -86,3 +86,22 @@ def test_generate_with_toy_and_the_tiny_motion_adapter_runs(tmp_path):
         assert frames.shape == (8, 64, 64, 3)
         mean[bg] = frames.mean()
     assert mean["white"] - mean["black"] > 30, mean
+
+
+@pytest.mark.slow
+def test_the_training_script_reproduces_its_weights_bit_for_bit(tmp_path):
+    """Two runs of the same stages with the same seeds give identical tensors (the recipe's reproducibility on one
+    machine; short runs, small pools)."""
+    from safetensors.torch import load_file
+    from train_toy import train_ae, train_teacher
+
+    for run in ("a", "b"):
+        train_ae(tmp_path / run, steps=3, batch=4, seed=0, pool=32)
+        train_teacher(tmp_path / run, steps=3, batch=8, seed=0, pool=64)
+    for part in (
+        "vae/diffusion_pytorch_model",
+        "toy-teacher/unet/diffusion_pytorch_model",
+        "toy-teacher/text_encoder/model",
+    ):
+        a, b = (load_file(tmp_path / run / f"{part}.safetensors") for run in "ab")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part

@@ -240,13 +240,13 @@ class TemporalConfig:
     cross_frame: str = option(
         "off",
         "spatial self-attention also attends to the first frame (anchor) and the previous one (anchor+prev)",
-        commands=(STYLIZE,),
+        commands=(STYLIZE, GENERATE),
         choices=CROSS_FRAME,
         metavar="|".join(CROSS_FRAME),
         doc="cross-frame attention (Text2Video-Zero, Rerender-A-Video): every frame's spatial self-attention in the "
         "UNet also attends to the render's first frame (`anchor`) and to the previous frame (`anchor+prev`) at the "
         "same step and layer, so what frames draw agrees; text and temporal attention are unchanged. A segment "
-        "that starts later renders frame 0 once more to get the anchor",
+        "that starts later renders frame 0 once more to get the anchor (with a motion adapter, its first window)",
     )
     renoise: str = option(
         "fresh",
@@ -919,7 +919,7 @@ def _needs_torch(cfg: RenderConfig) -> str | None:
         return f"--backend openvino runs on the CPU, not --device {m.device}; use --backend torch there"
     if m.dtype == "float16":
         return "--backend openvino computes in float32 or bfloat16 on a CPU; use --dtype bfloat16"
-    if cfg.command == STYLIZE and cfg.temporal.cross_frame != "off":
+    if cfg.temporal.cross_frame != "off":
         return "--cross-frame changes the torch UNet's attention per call; use it with --backend torch"
     return None
 

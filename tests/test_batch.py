@@ -18,6 +18,7 @@ from lcm_video import cli
 from lcm_video.batch import jobs as batch_jobs
 from lcm_video.batch import run as batch
 from lcm_video.errors import UserError
+from lcm_video.pipelines.text_to_video import generate
 from lcm_video.pipelines.video_to_video import stylize
 from lcm_video.video.synthetic import lavfi_clip
 
@@ -114,7 +115,14 @@ def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, c
 
 
 @pytest.mark.parametrize(
-    ("blend", "extra"), [(0.3, {}), (0.6, {}), (0.6, {"warp": "flow"}), (0.3, {"cross_frame": "anchor+prev"})]
+    ("blend", "extra"),
+    [
+        (0.3, {}),
+        (0.6, {"warp": "none"}),
+        (0.6, {"warp": "flow"}),
+        (0.3, {"cross_frame": "anchor+prev"}),
+        (0.3, {"motion_adapter": "tiny", "context": 8, "overlap": 2, "cross_frame": "anchor+prev"}),
+    ],
 )
 def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend, extra):
     job = {"name": "s", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "s.mp4", "blend": blend}
@@ -212,3 +220,15 @@ def test_ctrl_c_says_how_many_segments_were_kept(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(batch, "render_unit", real)
     assert cli.main(["batch", str(job_file), "--out", str(tmp_path / "out"), "-q"]) == 0
     assert read_frames(tmp_path / "out" / "fox.mp4").shape[0] == 12
+
+
+@pytest.mark.parametrize("cross", ["off", "anchor+prev"])
+def test_generate_segments_match_a_continuous_render_with_and_without_cross_frame(tmp_path, cross):
+    opts = {"frames": 20, "fps": 8, "context": 8, "overlap": 2, "cross_frame": cross}
+    job = {"name": "g", "mode": "generate", "prompt": "a fox", "output": "g.mp4", **opts}
+    defaults = {"model": "tiny", "device": "cpu", "crf": 0}
+    batch.run_batch(write_jobs(tmp_path, [job], defaults), tmp_path / "out", segment_frames=7, quiet=True)
+    whole = generate("a fox", tmp_path / "whole.mp4", model="tiny", device="cpu", crf=0, quiet=True, **opts)
+    a, b = read_frames(tmp_path / "out" / "g.mp4").astype(int), read_frames(whole.output).astype(int)
+    assert a.shape == b.shape
+    assert np.array_equal(a, b)  # the whole render's window layout, warmed from one window earlier

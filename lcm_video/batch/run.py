@@ -40,7 +40,11 @@ def render_segment(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
         size_w, overlap = window_layout(models, cfg, plan.frames)
         warm = warmup_frames(cfg.temporal.blend, size_w, overlap)
         gen = ClipGenerator(models, cfg, plan.size)
-        yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm)
+        first = gen.anchor_window(size_w)
+        if first is not None and seg[0] - warm > 0:  # cross-frame attention's anchor: the first window, once more
+            gen(range(0, min(first.stop, plan.frames)), range(0, 1))
+            gen.reset()
+        yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm, plan.frames)
         return
     info, _ = probe_source(job.input, cfg)
     source = SourceRender(models, cfg, info, plan_video(info, cfg), plan.size)

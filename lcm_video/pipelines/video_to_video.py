@@ -24,7 +24,6 @@ from ..models.container import Models
 from ..models.loading import models_for
 from ..options import STYLIZE
 from ..record import make_record
-from ..temporal.attention import CrossFrameState
 from ..temporal.flow import FlowEstimator, LatentMotion, latent_motion
 from ..video import similarity
 from ..video.lock import OutputLock, remove_stale_partials
@@ -67,22 +66,15 @@ class Stylizer(WindowRenderer):
             keys = parse_strength_at(sampling.strength_at, frames, sampling.strength)
             self.schedule = FrameSchedules(models.scheduler, sampling.steps, Keyframes(keys))
         t = cfg.temporal
-        self.cross = None
-        if t.cross_frame != "off":
-            if models.motion:
-                raise UserError("--cross-frame does not work with --motion-adapter yet; use one or the other")
-            self.cross = CrossFrameState(t.cross_frame)
-            self.denoiser.use_cross_frame(self.cross)
         self.flow = FlowEstimator("dis") if t.warp == "flow" and t.blend > 0 else None
         self._sources: dict[int, np.ndarray] = {}  # index → uint8 source frame, the last window's (flow to the next)
         self._motion: dict[int, Future] = {}  # index → motion from its previous frame, the last window's
 
     def reset(self) -> None:
-        """Forget the temporal state (blending, and the source frames the next flow would start from): a cold start."""
-        self.blender.reset()
+        """Forget the temporal state (blending, cross-frame's previous frame, and the source frames the next flow
+        would start from): a cold start."""
+        super().reset()
         self._sources, self._motion = {}, {}
-        if self.cross is not None:
-            self.cross.reset()
 
     def motion(self, frames: torch.Tensor, indices: range, factor: int) -> PendingMotion:
         """{index: motion from the previous source frame} for every frame of the window whose previous frame is
@@ -177,10 +169,14 @@ class SourceRender:
         if positions.start != self._resume_at:
             self.stylizer.reset()
             warm = self.warm
-            cross = self.stylizer.cross
-            if cross is not None and not cross.anchor and positions.start - warm > 0:
-                # The anchor's states at every step and layer: frame 0 rendered once more (one frame of work).
-                self.stylizer(self.reader.read([self.plan.sources[0]]), range(0, 1), range(0, 1))
+            first = self.stylizer.anchor_window(self.window)
+            if first is not None and positions.start - warm > 0:
+                # Cross-frame attention's anchor states, at every step and layer: frame 0 (with a motion adapter, its
+                # whole first window) rendered once more.
+                first = range(0, min(first.stop, len(self._frame_of)))
+                frames = self.reader.read([self.plan.sources[self._frame_of[p]] for p in first])
+                keys = [self._frame_of[p] for p in first] if self._filtered else None
+                self.stylizer(frames, first, range(0, 1), keys)
                 self.stylizer.reset()
 
         def window_fn(win, emit):
@@ -188,7 +184,10 @@ class SourceRender:
             keys = [self._frame_of[p] for p in win.indices] if self._filtered else None
             return self.stylizer(frames, win.indices, emit, keys)
 
-        for done, frames in render_range(window_fn, positions.start, positions.stop, self.window, self.overlap, warm):
+        total = len(self._frame_of)  # rendered positions: motion windows follow the whole render's layout
+        for done, frames in render_range(
+            window_fn, positions.start, positions.stop, self.window, self.overlap, warm, total
+        ):
             self._resume_at = done.stop
             out, offsets = self.reuse.expand(done, start, stop)
             if len(out):

@@ -4,8 +4,9 @@ Text2Video-Zero, Pix2Video and Rerender-A-Video do, so what each frame draws is 
 
 Only the self-attention of the spatial transformer blocks (``attn1``) changes: text cross-attention and a motion
 module's temporal attention are left alone. States carried between windows: per (step, layer), the anchor frame's
-hidden states and the last rendered frame's (one frame each, never the video), so a window cut anywhere sees the same
-context as one long window.
+hidden states and the previous frame's of the next window's first (one frame each, never the video), so a window cut
+anywhere sees the same context as one long window. Motion windows (generate, or stylise with a motion adapter) work
+the same way: the UNet's spatial layers see one frame at a time, in (guidance half, frame) order.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ class CrossFrameState:
         self._next_last: dict[tuple[int, str], torch.Tensor] = {}
         self.last_frame: int | None = None  # the frame ``last`` holds
         self.frames: list[int] = []
+        self.carry = 0  # the position in the window of the frame the next window's first frame follows
         self.real = 0
         self.groups = 1
         self.step = -1
 
-    def start_window(self, frames: range | list[int]) -> None:
-        """Before a window's first UNet call: its output frame indices (positions)."""
+    def start_window(self, frames: range | list[int], carry: int | None = None) -> None:
+        """Before a window's first UNet call: its output frame indices (positions), and ``carry``, the frame whose
+        states the next window's first frame takes as its previous: the frame before the next window starts (the
+        window's last without overlap; inside the overlap for motion windows). Default: the last."""
         self.frames, self.step = list(frames), -1
+        self.carry = len(self.frames) - 1 if carry is None else self.frames.index(carry)
 
     def begin_call(self, real: int, batch: int, groups: int) -> None:
         """Before each UNet call: ``real`` frames (the rest of ``batch`` is padding), ``groups`` guidance halves."""
@@ -43,10 +48,10 @@ class CrossFrameState:
         self.real, self.batch, self.groups = real, batch, groups
 
     def end_window(self) -> None:
-        """After a window: its last real frame's states become the previous frame of the next window's first."""
+        """After a window: the carried frame's states become the previous frame of the next window's first."""
         if self._next_last:
             self.last, self._next_last = self._next_last, {}
-            self.last_frame = self.frames[self.real - 1]
+            self.last_frame = self.frames[min(self.carry, self.real - 1)]
 
     def reset(self) -> None:
         """A cold start: forget the previous frame (the anchor stays: it is the render's, wherever a segment starts)."""
@@ -81,7 +86,7 @@ class CrossFrameAttnProcessor:
             carried = s.last.get(key) if s.frames and s.last_frame == s.frames[0] - 1 else None
             first = h[:, :1] if carried is None else carried[:, None]
             ctx.append(torch.cat([first, h[:, :-1]], 1))
-        s._next_last[key] = h[:, s.real - 1].detach().clone()
+        s._next_last[key] = h[:, min(s.carry, s.real - 1)].detach().clone()
         context = torch.cat(ctx, 2).reshape(bf, len(ctx) * tokens, dim)
         q, k, v = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
         heads = attn.heads

@@ -1,6 +1,7 @@
 """Quality of the toy models, measured in code (BENCHMARKS.md quotes its output):
 
     python scripts/eval_toy.py [--teacher DIR] [--lora FILE] [--samples 64] [--out FILE.json]
+    python scripts/eval_toy.py --video-seeds 8
 
 - autoencoder: PSNR of reconstructions of held-out toy images and of the frames of samples/clip.mp4 (ordinary video);
 - 1 step: mean squared distance (decoded pixels in [0, 1]) between the student's one-step sample and the teacher's
@@ -123,27 +124,96 @@ def nearest_mask(frames: np.ndarray, colour: str) -> np.ndarray:
     return d.argmin(-1) == list(toy.COLOURS).index(colour)
 
 
+def square_clip(frames: int = 24) -> np.ndarray:
+    """uint8 (frames, 64, 64, 3): a red square moving 1 px a frame to the right over white."""
+    return toy.moving_clip(toy.Scene("square", "red", "white", 18.0, 32.0, 16.0), frames, 64, (1.0, 0.0))
+
+
+def square_iou(src: np.ndarray, got: np.ndarray, colour: str = "blue") -> dict[str, float]:
+    """Per-frame IoU of ``got``'s ``colour`` region with ``src``'s red square (both uint8 (f, h, w, 3))."""
+    a, b = nearest_mask(src, "red"), nearest_mask(got, colour)
+    ious = (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
+    return {"video_iou_min": float(ious.min()), "video_iou_mean": float(ious.mean())}
+
+
 def video_iou(
-    tmp: Path, model: str = "toy", lora: tuple[str, ...] = (), strength: float = 0.6, frames: int = 24
+    tmp: Path,
+    model: str = "toy",
+    lora: tuple[str, ...] = (),
+    strength: float = 0.6,
+    frames: int = 24,
+    seed: int = 0,
+    colour: str = "blue",
 ) -> dict[str, float]:
-    """Stylise a red square moving over white into "a blue square on a white background": per-frame IoU of the
-    output's blue region with the source's red square."""
+    """Stylise a red square moving over white into "a COLOUR square on a white background": per-frame IoU of the
+    output's COLOUR region with the source's red square."""
     import lcm_video
     from lcm_video.video.synthetic import frames_clip
 
-    scene = toy.Scene("square", "red", "white", 18.0, 32.0, 16.0)
-    src = toy.moving_clip(scene, frames, 64, (1.0, 0.0))
+    src = square_clip(frames)
     clip = frames_clip(tmp / "red_square.mp4", src, fps=24)
-    out = tmp / "blue_square.mp4"
-    prompt = "a blue square on a white background"
-    lcm_video.stylize(clip, out, prompt, model=model, lora=lora, strength=strength, quiet=True)
+    out = tmp / "restyled_square.mp4"
+    prompt = f"a {colour} square on a white background"
+    lcm_video.stylize(clip, out, prompt, model=model, lora=lora, strength=strength, seed=seed, quiet=True)
     import decord
 
     vr = decord.VideoReader(str(out))
-    got = vr.get_batch(list(range(len(vr)))).asnumpy()
-    a, b = nearest_mask(src, "red"), nearest_mask(got, "blue")
-    ious = (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
-    return {"video_iou_min": float(ious.min()), "video_iou_mean": float(ious.mean())}
+    return square_iou(src, vr.get_batch(list(range(len(vr)))).asnumpy(), colour)
+
+
+def teacher_video_iou(seed: int, colour: str, strength: float = 0.6, steps: int = 50) -> dict[str, float]:
+    """The same clip restyled frame by frame by the teacher itself through diffusers'
+    ``StableDiffusionImg2ImgPipeline`` (DDIM, trailing spacing, guidance 5, the same seed for every frame): how well
+    the teacher keeps a layout at this strength, which bounds what its distilled student can do."""
+    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+
+    from lcm_video.models.loading import load_models
+
+    base = load_models("toy-teacher", device="cpu").pipe
+    parts = {k: getattr(base, k) for k in ("vae", "text_encoder", "tokenizer", "unet")}
+    ddim = DDIMScheduler.from_config(base.scheduler.config, timestep_spacing="trailing", set_alpha_to_one=False)
+    common = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    pipe = StableDiffusionImg2ImgPipeline(**parts, scheduler=ddim, **common)
+    pipe.set_progress_bar_config(disable=True)
+    src = square_clip()
+    images = torch.from_numpy(src).permute(0, 3, 1, 2).float() / 255
+    out = []
+    for img in images:
+        res = pipe(
+            f"a {colour} square on a white background",
+            image=img[None],
+            strength=strength,
+            num_inference_steps=steps,
+            guidance_scale=GUIDANCE,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+        ).images[0]
+        out.append((np.clip(res, 0, 1) * 255).round().astype(np.uint8))
+    return square_iou(src, np.stack(out), colour)
+
+
+def video_seeds(n: int) -> None:
+    """Per seed, the student's (``--model toy``) and the teacher's (50-step DDIM) per-frame IoU at strength 0.6, for
+    the blue prompt and for the source's own colour (red: nothing to restyle, only the layout to keep)."""
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(n):
+            for colour in ("blue", "red"):
+                row = {"seed": seed, "colour": colour}
+                row |= {f"toy_{k}": v for k, v in video_iou(Path(tmp), seed=seed, colour=colour).items()}
+                row |= {f"teacher_{k}": v for k, v in teacher_video_iou(seed, colour).items()}
+                rows.append(row)
+                print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    for who in ("toy", "teacher"):
+        for colour in ("blue", "red"):
+            mins = [r[f"{who}_video_iou_min"] for r in rows if r["colour"] == colour]
+            means = [r[f"{who}_video_iou_mean"] for r in rows if r["colour"] == colour]
+            print(
+                f"{who} {colour}: per-frame minimum {min(mins):.2f}-{max(mins):.2f} over {n} seeds "
+                f"(mean {np.mean(mins):.2f}); per-frame mean {np.mean(means):.2f}"
+            )
 
 
 def main() -> None:
@@ -153,7 +223,13 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--video-seeds", type=int, help="only the moving-square IoU, per seed, for the student and the teacher"
+    )
     args = ap.parse_args()
+    if args.video_seeds:
+        video_seeds(args.video_seeds)
+        return
     from diffusers import DDIMScheduler, LCMScheduler, StableDiffusionPipeline
 
     from lcm_video.models.loading import load_models

@@ -241,3 +241,16 @@ def test_the_readme_load_once_pattern_for_generate_runs_and_prints_nothing(tmp_p
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout == ""
     assert read_frames(tmp_path / "b.mp4").shape[0] == 8
+
+
+def test_cross_frame_attention_in_a_motion_unet_changes_the_frames_and_leaves_the_model_as_it_was(
+    motion_models, tmp_path
+):
+    opts = {"frames": 12, "context": 8, "overlap": 2, "crf": 0, "quiet": True}
+    before = {k: type(v) for k, v in motion_models.unet.attn_processors.items()}
+    off = read_frames(generate("a fox", tmp_path / "off.mp4", models=motion_models, **opts).output)
+    on = read_frames(
+        generate("a fox", tmp_path / "on.mp4", models=motion_models, cross_frame="anchor+prev", **opts).output
+    )
+    assert on.shape == off.shape and not np.array_equal(on, off)
+    assert {k: type(v) for k, v in motion_models.unet.attn_processors.items()} == before

@@ -5,12 +5,18 @@ with each kind of motion, stylised by the trained ``toy`` model, graded under tw
                                              [--out FILE.json]
     python scripts/bench_temporal.py cost [--size 512] [--frames 8] [--repeat 2] [--out FILE.json]
     python scripts/bench_temporal.py flows [--size 128] [--frames 24] [--out FILE.json]
+    python scripts/bench_temporal.py experiments [--size 128] [--frames 24] [--out FILE.json]
 
 quality: the clips of ``lcm_video.video.synthetic.motion_clip`` (pan, zoom, crossing, cut, still; lossless H.264),
 each stylised with ``--model toy`` for every strength x blend x setting, then ``lcm-video eval`` against the source
 with DIS and with Farneback flow: warp error (both), tOF, flicker, PSNR and SSIM; warp error under the clip's true
 motion (``motion_flow``: no estimator at all); and, per clip and setting, the ratio of each warp error to ``--warp
 none`` at the same strength and blend. A still clip also reports whether all frames came out identical.
+
+experiments: variants that were measured and not kept, run by patching the pipeline in this process (pan, zoom and
+crossing; strength 0.6, blend 0.5): ``oracle`` blends along the clip's true motion instead of DIS's (what a perfect
+flow would give), ``bicubic`` resamples the previous x0 bicubically, ``noise-moved`` moves the shared noise with the
+true motion by whole latent cells (with ``--warp none`` and ``flow``). Ratios to ``--warp none`` as in quality.
 
 flows: each estimator's mean end-point error (pixels, where the true motion is defined) against the clips' true
 motion, and its time per flow: how far each grader and ``--warp flow``'s own flow can be trusted on these clips.
@@ -91,6 +97,116 @@ def flows(args) -> list[dict]:
             row = {"clip": kind, "flow": method, "size": args.size, "epe_px": float(np.mean(errs)), "ms": ms}
             rows.append(row)
             print(json.dumps(row), flush=True)
+    return rows
+
+
+def _true_backward(kind: str, clip: np.ndarray, k: int):
+    """(flow, valid) telling where each pixel of frame k was in frame k - 1 (``latent_motion``'s convention)."""
+    size = clip.shape[1]
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    bw, valid = np.zeros((size, size, 2), np.float32), np.ones((size, size), np.float32)
+    if kind == "pan":
+        bw[..., 0], bw[..., 1] = 2.0, 1.0
+    elif kind == "zoom":
+        centre = (size - 1) / 2
+        bw[..., 0], bw[..., 1] = (xs - centre) * (0.985 - 1), (ys - centre) * (0.985 - 1)
+    elif kind == "crossing":
+        from lcm_video.train import toy
+
+        red = np.array(toy.COLOURS["red"])
+        was, now = (clip[k - 1] == red).all(-1), (clip[k] == red).all(-1)
+        bw[now, 0] = -3.0
+        valid[was & ~now] = 0.0  # background the square uncovers
+    return bw, valid
+
+
+def experiments(args) -> list[dict]:
+    import decord
+    import torch
+    import torch.nn.functional as F
+
+    import lcm_video.core.noise as noise_mod
+    import lcm_video.pipelines.video_to_video as v2v
+    import lcm_video.temporal.blend as blend_mod
+    from lcm_video import load_models, stylize
+    from lcm_video.temporal.flow import LatentMotion
+
+    models = load_models("toy", device="cpu")
+    warp0, motion0, eps0 = blend_mod.warp_latent, v2v.latent_motion, noise_mod.FrameNoise.frame_eps
+    state: dict = {}
+
+    def oracle_motion(prev, cur, factor, estimator):
+        clip = state["clip"]
+        k = int(np.argmin([np.abs(f.astype(np.float32) - cur).mean() for f in clip]))
+        bw, valid = _true_backward(state["kind"], clip, k)
+        h, w = cur.shape[0] // factor, cur.shape[1] // factor
+        cells = bw.reshape(h, factor, w, factor, 2).mean((1, 3)) / factor
+        share = valid.reshape(h, factor, w, factor).mean((1, 3))
+        flow = torch.from_numpy(np.ascontiguousarray(cells.transpose(2, 0, 1)))
+        return LatentMotion(flow, torch.from_numpy(np.ascontiguousarray(share))[None], False)
+
+    def bicubic(x, flow):
+        if not flow.any():
+            return x
+        c, h, w = x.shape
+        ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+        grid = torch.stack([(xs + flow[0]) / max(1, w - 1) * 2 - 1, (ys + flow[1]) / max(1, h - 1) * 2 - 1], -1)
+        out = F.grid_sample(x[None].float(), grid[None], mode="bicubic", padding_mode="border", align_corners=True)
+        return out[0].to(x.dtype)
+
+    def moved_eps(self, frame, step):
+        e = eps0(self, frame, step)
+        c, h, w = e.shape
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        if state["kind"] == "zoom":  # where each cell's content was in frame 0
+            cy, cx, scale = (h - 1) / 2, (w - 1) / 2, 0.985**frame
+            sx, sy = cx + (xs - cx) * scale, cy + (ys - cy) * scale
+        elif state["kind"] == "pan":
+            sx, sy = xs + frame * 2 / 8, ys + frame * 1 / 8
+        else:
+            return e
+        ix = torch.from_numpy(np.clip(np.round(sx).astype(np.int64), 0, w - 1))
+        iy = torch.from_numpy(np.clip(np.round(sy).astype(np.int64), 0, h - 1))
+        return e[:, iy, ix]
+
+    variants = {
+        "none": ({"warp": "none"}, {}),
+        "flow": ({"warp": "flow"}, {}),
+        "oracle": ({"warp": "flow"}, {"motion": oracle_motion}),
+        "bicubic": ({"warp": "flow"}, {"warp": bicubic}),
+        "noise-moved": ({"warp": "none"}, {"eps": moved_eps}),
+        "noise-moved+flow": ({"warp": "flow"}, {"eps": moved_eps}),
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("pan", "zoom", "crossing"):
+            clip = motion_clip(kind, args.size, args.frames)
+            state.update(kind=kind, clip=clip)
+            src = frames_clip(Path(tmp) / f"{kind}.mp4", clip, fps=24)
+            base = None
+            for name, (setting, patch) in variants.items():
+                if kind == "crossing" and name.startswith("noise-moved"):
+                    continue  # the background is still: nothing to move
+                blend_mod.warp_latent = patch.get("warp", warp0)
+                v2v.latent_motion = patch.get("motion", motion0)
+                noise_mod.FrameNoise.frame_eps = patch.get("eps", eps0)
+                try:
+                    out = Path(tmp) / f"{kind}_{name}.mp4"
+                    kw = {"strength": 0.6, "blend": 0.5, "codec": "libx264rgb", "crf": 0, "quiet": True}
+                    stylize(src, out, MOTION_PROMPT, models=models, **kw, **setting)
+                finally:
+                    blend_mod.warp_latent, v2v.latent_motion, noise_mod.FrameNoise.frame_eps = warp0, motion0, eps0
+                vr = decord.VideoReader(str(out))
+                got = vr.get_batch(list(range(len(vr)))).asnumpy()
+                row = {"clip": kind, "variant": name}
+                row |= {"warp_dis": evaluate(out, src, flow="dis").warp_error}
+                row |= {"warp_farneback": evaluate(out, src, flow="farneback").warp_error}
+                row |= {"warp_true": true_warp_error(got, kind, clip)}
+                base = base or row
+                for key in ("warp_dis", "warp_farneback", "warp_true"):
+                    row[f"{key}_vs_none"] = row[key] / base[key]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return rows
 
 
@@ -186,11 +302,14 @@ def main() -> None:
     c.add_argument("--size", type=int, default=512)
     c.add_argument("--frames", type=int, default=8)
     c.add_argument("--repeat", type=int, default=2)
+    e = sub.add_parser("experiments")
+    e.add_argument("--size", type=int, default=128)
+    e.add_argument("--frames", type=int, default=24)
     f = sub.add_parser("flows")
     f.add_argument("--size", type=int, default=128)
     f.add_argument("--frames", type=int, default=24)
     args = ap.parse_args()
-    rows = {"quality": quality, "cost": cost, "flows": flows}[args.case](args)
+    rows = {"quality": quality, "cost": cost, "flows": flows, "experiments": experiments}[args.case](args)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
     if args.case == "quality":

@@ -100,26 +100,6 @@ def flows(args) -> list[dict]:
     return rows
 
 
-def _true_backward(kind: str, clip: np.ndarray, k: int):
-    """(flow, valid) telling where each pixel of frame k was in frame k - 1 (``latent_motion``'s convention)."""
-    size = clip.shape[1]
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
-    bw, valid = np.zeros((size, size, 2), np.float32), np.ones((size, size), np.float32)
-    if kind == "pan":
-        bw[..., 0], bw[..., 1] = 2.0, 1.0
-    elif kind == "zoom":
-        centre = (size - 1) / 2
-        bw[..., 0], bw[..., 1] = (xs - centre) * (0.985 - 1), (ys - centre) * (0.985 - 1)
-    elif kind == "crossing":
-        from lcm_video.train import toy
-
-        red = np.array(toy.COLOURS["red"])
-        was, now = (clip[k - 1] == red).all(-1), (clip[k] == red).all(-1)
-        bw[now, 0] = -3.0
-        valid[was & ~now] = 0.0  # background the square uncovers
-    return bw, valid
-
-
 def experiments(args) -> list[dict]:
     import decord
     import torch
@@ -138,7 +118,7 @@ def experiments(args) -> list[dict]:
     def oracle_motion(prev, cur, factor, estimator):
         clip = state["clip"]
         k = int(np.argmin([np.abs(f.astype(np.float32) - cur).mean() for f in clip]))
-        bw, valid = _true_backward(state["kind"], clip, k)
+        bw, valid = motion_flow(state["kind"], clip, k, backward=True)
         h, w = cur.shape[0] // factor, cur.shape[1] // factor
         cells = bw.reshape(h, factor, w, factor, 2).mean((1, 3)) / factor
         share = valid.reshape(h, factor, w, factor).mean((1, 3))

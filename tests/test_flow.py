@@ -70,6 +70,9 @@ def test_dis_finds_the_known_motion_of_the_synthetic_clips():
             fw, valid = motion_flow(kind, clip, k)
             err = np.sqrt(((est(clip[k], clip[k + 1]) - fw) ** 2).sum(-1))
             assert (err * valid).sum() / valid.sum() < bound, (kind, k)
+            bw, bvalid = motion_flow(kind, clip, k + 1, backward=True)  # where frame k+1's pixels were in frame k
+            err = np.sqrt(((est(clip[k + 1], clip[k]) - bw) ** 2).sum(-1))
+            assert (err * bvalid).sum() / bvalid.sum() < bound, (kind, k, "backward")
 
 
 @pytest.mark.slow

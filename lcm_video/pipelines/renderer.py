@@ -144,17 +144,20 @@ def render_range(
         chosen = emitting_windows(max(0, start - warm), stop, size, overlap)
     for win, emit in chosen:
         keep = range(max(emit.start, start), min(emit.stop, stop))
-        if not len(keep) and emit.start >= stop:
-            break
         frames = window_fn(win, emit)
         if len(keep):
             yield keep, frames[keep.start - emit.start : keep.stop - emit.start]
 
 
+def vae_factor(models: Models) -> int:
+    """How many pixels one latent cell spans, per side (8 for SD's VAEs and TAESD)."""
+    vae = models.pipe.vae
+    return 8 if isinstance(vae, AutoencoderTiny) else 2 ** (len(vae.config.block_out_channels) - 1)
+
+
 def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:
     """(c, h, w) of the latents of a (width, height) frame."""
-    vae = models.pipe.vae
-    factor = 8 if isinstance(vae, AutoencoderTiny) else 2 ** (len(vae.config.block_out_channels) - 1)
+    factor = vae_factor(models)
     return (models.unet.config.in_channels, size[1] // factor, size[0] // factor)
 
 

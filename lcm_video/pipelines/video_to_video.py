@@ -32,7 +32,7 @@ from ..video.reader import FrameReader, VideoInfo
 from ..video.writer import VideoWriter
 from .events import OnProgress, Progress, default_progress
 from .prepare import prepare_stylize
-from .renderer import RenderResult, WindowRenderer, latent_shape, render_range, warmup_frames, window_layout
+from .renderer import RenderResult, WindowRenderer, render_range, vae_factor, warmup_frames, window_layout
 
 __all__ = ["RenderResult", "SourceRender", "Stylizer", "stylize"]
 
@@ -98,8 +98,7 @@ class Stylizer(WindowRenderer):
     ) -> torch.Tensor:
         motion = None
         if self.flow is not None:  # first, so the flows are computed while the VAE encodes
-            width = frames.shape[2]  # frames: (f, h, w, 3) uint8
-            motion = self.motion(frames, indices, width // latent_shape(self.models, (width, frames.shape[1]))[2])
+            motion = self.motion(frames, indices, vae_factor(self.models))
         latents = self.codec.encode(to_unit(frames))  # (f, 4, h/8, w/8) float32
         emit = indices if emit is None else emit
         return self.render(latents, indices, emit, tuple(latents.shape[1:]), noise_keys, motion)

@@ -28,8 +28,8 @@ class TemporalBlender:
        already final (from this window, or from the previous one at the window's first frame). Given the frame's
        ``LatentMotion`` (``--warp flow``), the target is ``x0[f-1]`` warped along the flow onto frame f, in place (as
        without flow) for the share of each cell that is occluded; no blending across a hard cut. (Not blending
-       occluded cells at all left them flickering against their blended neighbours: warp error 0.84-1.50x of in-place
-       blending on the toy clips, against 0.48-0.92x this way; BENCHMARKS.md.)
+       occluded cells at all left them flickering against their blended neighbours, part of why an object crossing
+       measured 1.75-2.27x the warp error of in-place blending at first, 0.59-0.68x now; BENCHMARKS.md.)
 
     Call with x0 (f, c, h, w) float32 once per step in step order, then ``end_window()``. With no overlap and β = 0
     this is the identity.

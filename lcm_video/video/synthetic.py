@@ -140,29 +140,32 @@ def motion_clip(kind: str, size: int = 128, frames: int = 24, seed: int = 0) -> 
     raise ValueError(f"kind must be one of {MOTION_CLIPS}")
 
 
-def motion_flow(kind: str, clip: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def motion_flow(kind: str, clip: np.ndarray, k: int, backward: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The true motion between frames ``k`` and ``k + 1`` of ``motion_clip(kind, ...)`` = ``clip`` (uint8 (n, s, s,
     3)), in ``FlowEstimator``'s convention: flow (s, s, 2) float32 pixels with ``clip[k+1](x + f(x)) = clip[k](x)``,
-    and valid (s, s) float32, 0 where the pixel of frame k is hidden in frame k + 1 or leaves it. So a benchmark can
-    grade with no estimator at all, and check the estimators. Not defined across the cut of ``cut``."""
+    and valid (s, s) float32, 0 where the pixel of frame k is hidden in frame k + 1 or leaves it. ``backward``: from
+    frame k to k - 1 instead (where each pixel of frame k was: ``latent_motion``'s convention). So a benchmark can
+    grade, or blend, with no estimator at all, and check the estimators. Not defined across the cut of ``cut``."""
+    other, sign = (k - 1, -1.0) if backward else (k + 1, 1.0)
     size = clip.shape[1]
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
     fw = np.zeros((size, size, 2), np.float32)
     valid = np.ones((size, size), bool)
     if kind in ("pan", "cut"):
-        if kind == "cut" and k + 1 == len(clip) // 2:
+        if kind == "cut" and max(k, other) == len(clip) // 2:
             raise ValueError("no motion across the cut")
-        fw[..., 0], fw[..., 1] = -2.0, -1.0  # the camera moves 2 px right and 1 down
+        fw[..., 0], fw[..., 1] = -2.0 * sign, -1.0 * sign  # the camera moves 2 px right and 1 down a frame
     elif kind == "zoom":
-        centre, scale = (size - 1) / 2, 1 / 0.985 - 1  # each frame shows 1.5 % less of the world, at the same size
+        # Each frame shows 1.5 % less of the world, at the same size.
+        centre, scale = (size - 1) / 2, (1 / 0.985 if not backward else 0.985) - 1
         fw[..., 0], fw[..., 1] = (xs - centre) * scale, (ys - centre) * scale
     elif kind == "crossing":
         from ..train import toy
 
         red = np.array(toy.COLOURS["red"])
-        here, there = (clip[k] == red).all(-1), (clip[k + 1] == red).all(-1)
-        fw[here, 0] = 3.0  # the square moves 3 px right over a still background
-        valid &= ~(there & ~here)  # background the square covers in the next frame
+        here, there = (clip[k] == red).all(-1), (clip[other] == red).all(-1)
+        fw[here, 0] = 3.0 * sign  # the square moves 3 px right a frame over a still background
+        valid &= ~(there & ~here)  # background the square covers in the other frame
     elif kind != "still":
         raise ValueError(f"kind must be one of {MOTION_CLIPS}")
     tx, ty = xs + fw[..., 0], ys + fw[..., 1]

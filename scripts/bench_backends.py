@@ -99,11 +99,14 @@ def _save(shape: str, folder: str) -> None:
 
 def timed(argv: list[str], env: dict | None = None) -> tuple[float, float]:
     """(wall seconds, peak RSS MiB) of a child process; raises with its stderr if it fails."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    took = time.perf_counter() - t
-    err = proc.stderr.read().decode(errors="replace")
+    # stderr to a file, not a pipe: a child that writes more than a pipe holds would block while we wait for it
+    with tempfile.TemporaryFile() as log:
+        t = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        took = time.perf_counter() - t
+        log.seek(0)
+        err = log.read().decode(errors="replace")
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[:3])}... failed ({proc.returncode}):\n{err[-2000:]}")

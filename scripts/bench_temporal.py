@@ -5,7 +5,7 @@ with each kind of motion, stylised by the trained ``toy`` model, graded under tw
                                              [--out FILE.json]
     python scripts/bench_temporal.py cost [--size 512] [--frames 8] [--repeat 2] [--out FILE.json]
     python scripts/bench_temporal.py flows [--size 128] [--frames 24] [--out FILE.json]
-    python scripts/bench_temporal.py experiments [--size 128] [--frames 24] [--out FILE.json]
+    python scripts/bench_temporal.py experiments [--size 128] [--frames 24] [--variants LIST] [--out FILE.json]
 
 quality: the clips of ``lcm_video.video.synthetic.motion_clip`` (pan, zoom, crossing, cut, still; lossless H.264),
 each stylised with ``--model toy`` for every strength x blend x setting, then ``lcm-video eval`` against the source
@@ -16,7 +16,10 @@ none`` at the same strength and blend. A still clip also reports whether all fra
 experiments: variants that were measured and not kept, run by patching the pipeline in this process (pan, zoom and
 crossing; strength 0.6, blend 0.5): ``oracle`` blends along the clip's true motion instead of DIS's (what a perfect
 flow would give), ``bicubic`` resamples the previous x0 bicubically, ``noise-moved`` moves the shared noise with the
-true motion by whole latent cells (with ``--warp none`` and ``flow``). Ratios to ``--warp none`` as in quality.
+true motion by whole latent cells, ``noise-integral`` moves it with a warp that keeps it Gaussian (each cell split
+into 8 x 8 sub-cells of conditional white noise, splatted along the true motion, summed over sqrt(count)), each with
+``--warp none`` and ``flow``. ``--variants a,b`` runs only those (and ``none``). Ratios to ``--warp none`` as in
+quality.
 
 flows: each estimator's mean end-point error (pixels, where the true motion is defined) against the clips' true
 motion, and its time per flow: how far each grader and ``--warp flow``'s own flow can be trusted on these clips.
@@ -149,6 +152,36 @@ def experiments(args) -> list[dict]:
         iy = torch.from_numpy(np.clip(np.round(sy).astype(np.int64), 0, h - 1))
         return e[:, iy, ix]
 
+    def integral_eps(self, frame, step, k=8):
+        # "How I Warped Your Noise" (Chang et al. 2024) by forward splatting: each latent cell of frame 0's noise is
+        # split into k x k sub-cells whose sum / k is the cell (conditional white noise); each sub-cell goes to the
+        # cell of frame ``frame`` its content lands in (true motion); a cell's noise is the sum of what landed in it
+        # over sqrt(count). Disjoint subsets of such sub-cells sum to independent N(0, count): every cell stays N(0, 1)
+        # and independent of the others, however the content moved; cells nothing landed in get fresh noise.
+        e0 = eps0(self, 0, step)
+        if state["kind"] not in ("zoom", "pan") or frame == 0:
+            return e0
+        c, h, w = e0.shape
+        gen = torch.Generator().manual_seed(1000 + step)
+        z = torch.randn(c, h, k, w, k, generator=gen)
+        sub = e0[:, :, None, :, None] / k + z - z.mean((2, 4), keepdim=True)
+        u = (torch.arange(w * k, dtype=torch.float64) + 0.5) / k - 0.5  # sub-cell centres in cell units
+        ys0, xs0 = torch.meshgrid(u, u, indexing="ij")
+        if state["kind"] == "zoom":
+            cy, cx, grow = (h - 1) / 2, (w - 1) / 2, 0.985**-frame
+            xf, yf = cx + (xs0 - cx) * grow, cy + (ys0 - cy) * grow
+        else:
+            xf, yf = xs0 - frame * 2 / 8, ys0 - frame * 1 / 8
+        ix, iy = torch.round(xf).long(), torch.round(yf).long()
+        inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+        dest = (iy * w + ix)[inside]
+        vals = sub.reshape(c, h * k, w * k)[:, inside]
+        total = torch.zeros(c, h * w, dtype=torch.float32).index_add_(1, dest, vals)
+        count = torch.zeros(h * w, dtype=torch.float32).index_add_(0, dest, torch.ones(dest.numel()))
+        fresh = torch.randn(c, h * w, generator=torch.Generator().manual_seed(2000 + 31 * frame + step))
+        out = torch.where(count > 0, total / count.clamp(min=1).sqrt(), fresh)
+        return out.reshape(c, h, w)
+
     variants = {
         "none": ({"warp": "none"}, {}),
         "flow": ({"warp": "flow"}, {}),
@@ -156,6 +189,8 @@ def experiments(args) -> list[dict]:
         "bicubic": ({"warp": "flow"}, {"warp": bicubic}),
         "noise-moved": ({"warp": "none"}, {"eps": moved_eps}),
         "noise-moved+flow": ({"warp": "flow"}, {"eps": moved_eps}),
+        "noise-integral": ({"warp": "none"}, {"eps": integral_eps}),
+        "noise-integral+flow": ({"warp": "flow"}, {"eps": integral_eps}),
     }
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,7 +200,9 @@ def experiments(args) -> list[dict]:
             src = frames_clip(Path(tmp) / f"{kind}.mp4", clip, fps=24)
             base = None
             for name, (setting, patch) in variants.items():
-                if kind == "crossing" and name.startswith("noise-moved"):
+                if args.variants and name not in ("none", *args.variants.split(",")):
+                    continue
+                if kind == "crossing" and name.startswith("noise"):
                     continue  # the background is still: nothing to move
                 blend_mod.warp_latent = patch.get("warp", warp0)
                 v2v.latent_motion = patch.get("motion", motion0)
@@ -285,6 +322,7 @@ def main() -> None:
     e = sub.add_parser("experiments")
     e.add_argument("--size", type=int, default=128)
     e.add_argument("--frames", type=int, default=24)
+    e.add_argument("--variants", default="", help="comma-separated; all when empty (none always runs)")
     f = sub.add_parser("flows")
     f.add_argument("--size", type=int, default=128)
     f.add_argument("--frames", type=int, default=24)

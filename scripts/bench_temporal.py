@@ -2,7 +2,7 @@
 with each kind of motion, stylised by the trained ``toy`` model, graded under two optical flow estimators.
 
     python scripts/bench_temporal.py quality [--size 128] [--frames 24] [--strengths 0.4,0.6] [--blends 0.2,0.5]
-                                             [--out FILE.json]
+                                             [--settings none,flow,...] [--out FILE.json]
     python scripts/bench_temporal.py cost [--size 512] [--frames 8] [--repeat 2] [--out FILE.json]
     python scripts/bench_temporal.py flows [--size 128] [--frames 24] [--out FILE.json]
     python scripts/bench_temporal.py experiments [--size 128] [--frames 24] [--variants LIST] [--out FILE.json]
@@ -243,6 +243,8 @@ def quality(args) -> list[dict]:
                 for blend in _floats(args.blends):
                     base = None
                     for name, setting in SETTINGS.items():
+                        if args.settings and name not in args.settings.split(","):
+                            continue
                         out = tmp / f"{kind}_{strength}_{blend}_{name}.mp4"
                         t0 = time.perf_counter()
                         stylize(
@@ -267,10 +269,10 @@ def quality(args) -> list[dict]:
                         row["warp_true"] = true_warp_error(frames, kind, clips[kind])
                         if kind == "still":
                             row["identical_frames"] = bool((frames == frames[:1]).all())
-                        if base is None:
+                        if name == "none":
                             base = row
                         for key in ("warp_dis", "warp_farneback", "warp_true", "tof"):
-                            row[f"{key}_vs_none"] = row[key] / base[key] if base[key] else None
+                            row[f"{key}_vs_none"] = row[key] / base[key] if base and base[key] else None
                         rows.append(row)
                         print(json.dumps(row), flush=True)
     return rows
@@ -315,6 +317,7 @@ def main() -> None:
     q.add_argument("--frames", type=int, default=24)
     q.add_argument("--strengths", default="0.4,0.6")
     q.add_argument("--blends", default="0.2,0.5")
+    q.add_argument("--settings", default="", help=f"comma-separated, of {','.join(SETTINGS)}; all when empty")
     c = sub.add_parser("cost")
     c.add_argument("--size", type=int, default=512)
     c.add_argument("--frames", type=int, default=8)
@@ -333,7 +336,7 @@ def main() -> None:
     if args.case == "quality":
         summary: dict = {}
         for r in rows:
-            if r["setting"] != "none" and r["clip"] != "still":
+            if r["setting"] != "none" and r["clip"] != "still" and r["warp_dis_vs_none"] is not None:
                 summary.setdefault(r["setting"], []).append(
                     (r["warp_dis_vs_none"], r["warp_farneback_vs_none"], r["warp_true_vs_none"])
                 )

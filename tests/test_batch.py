@@ -121,6 +121,7 @@ def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, c
         (0.6, {"warp": "none"}),
         (0.6, {"warp": "flow"}),
         (0.3, {"cross_frame": "anchor+prev"}),
+        (0.0, {"cross_frame": "anchor+prev"}),  # nothing to warm up, but a later segment still needs the anchor
         (0.3, {"motion_adapter": "tiny", "context": 8, "overlap": 2, "cross_frame": "anchor+prev"}),
     ],
 )

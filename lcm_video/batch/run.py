@@ -40,10 +40,7 @@ def render_segment(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
         size_w, overlap = window_layout(models, cfg, plan.frames)
         warm = warmup_frames(cfg.temporal.blend, size_w, overlap)
         gen = ClipGenerator(models, cfg, plan.size)
-        first = gen.anchor_window(size_w)
-        if first is not None and seg[0] - warm > 0:  # cross-frame attention's anchor: the first window, once more
-            gen(range(0, min(first.stop, plan.frames)), range(0, 1))
-            gen.reset()
+        gen.prime_anchor(seg[0] - warm, size_w, plan.frames, lambda first: gen(first, range(0, 1)))
         yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm, plan.frames)
         return
     info, _ = probe_source(job.input, cfg)

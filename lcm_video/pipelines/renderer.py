@@ -202,13 +202,16 @@ class WindowRenderer:
         if self.cross is not None:
             self.cross.reset()
 
-    def anchor_window(self, size: int) -> range | None:
-        """The frames to render once, before a cold start that begins after them, for cross-frame attention's anchor
-        states (frame 0's at every step and layer): the first window (one frame for a 2D UNet; a whole motion window,
-        whose temporal attention shapes frame 0 too). None when there is nothing to do."""
-        if self.cross is None or self.cross.anchor:
-            return None
-        return range(0, size if self.models.motion else 1)
+    def prime_anchor(self, start: int, size: int, total: int, render: Callable[[range], object]) -> None:
+        """Before a cold start at output frame ``start``: give cross-frame attention its anchor states (frame 0's at
+        every step and layer) by ``render(frames)``-ing the first window once more (one frame for a 2D UNet; a whole
+        motion window, whose temporal attention shapes frame 0 too; at most ``total`` frames), then forget the rest
+        of that render's state. Nothing to do without cross-frame attention, with the anchor already held, or when
+        the render starts at frame 0 and so makes the anchor itself."""
+        if self.cross is None or self.cross.anchor or start <= 0:
+            return
+        render(range(0, min(size if self.models.motion else 1, total)))
+        self.reset()
 
     def render(
         self,

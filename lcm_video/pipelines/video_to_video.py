@@ -164,28 +164,29 @@ class SourceRender:
         """
         stop = len(self.plan) if stop is None else stop
         positions = self.reuse.positions(start, stop)
+
+        def render(at: range, emit: range):
+            frames = self.reader.read([self.plan.sources[self._frame_of[p]] for p in at])  # uint8 (f, h, w, 3)
+            keys = [self._frame_of[p] for p in at] if self._filtered else None
+            return self.stylizer(frames, at, emit, keys)
+
         warm = 0
         if positions.start != self._resume_at:
             self.stylizer.reset()
             warm = self.warm
-            first = self.stylizer.anchor_window(self.window)
-            if first is not None and positions.start - warm > 0:
-                # Cross-frame attention's anchor states, at every step and layer: frame 0 (with a motion adapter, its
-                # whole first window) rendered once more.
-                first = range(0, min(first.stop, len(self._frame_of)))
-                frames = self.reader.read([self.plan.sources[self._frame_of[p]] for p in first])
-                keys = [self._frame_of[p] for p in first] if self._filtered else None
-                self.stylizer(frames, first, range(0, 1), keys)
-                self.stylizer.reset()
-
-        def window_fn(win, emit):
-            frames = self.reader.read([self.plan.sources[self._frame_of[p]] for p in win.indices])  # uint8 (f,h,w,3)
-            keys = [self._frame_of[p] for p in win.indices] if self._filtered else None
-            return self.stylizer(frames, win.indices, emit, keys)
+            self.stylizer.prime_anchor(
+                positions.start - warm, self.window, len(self._frame_of), lambda first: render(first, range(0, 1))
+            )
 
         total = len(self._frame_of)  # rendered positions: motion windows follow the whole render's layout
         for done, frames in render_range(
-            window_fn, positions.start, positions.stop, self.window, self.overlap, warm, total
+            lambda win, emit: render(win.indices, emit),
+            positions.start,
+            positions.stop,
+            self.window,
+            self.overlap,
+            warm,
+            total,
         ):
             self._resume_at = done.stop
             out, offsets = self.reuse.expand(done, start, stop)

@@ -216,14 +216,16 @@ class TemporalConfig:
         doc="0..1, share of the noise common to every frame: ε = √A·shared + √(1-A)·own",
     )
     blend: float = option(
-        0.2,
+        0.5,
         "0..1, latent blending toward the previous frame",
         defaults={GENERATE: 0.0},
         lo=0.0,
         hi=1.0,
-        hint="; 0 turns blending off, 0.1-0.5 is typical",
+        hint="; 0 turns blending off, 0.2-0.7 is typical",
         metavar="B",
-        doc="0..1, latent blending: each frame's x0 estimate is pulled toward the previous frame's at every step",
+        doc="0..1, latent blending: each frame's x0 estimate is pulled toward the previous frame's at every step. "
+        "Stylise's 0.5 was chosen by measurement (see How it keeps frames steady). A cold batch segment first "
+        "re-renders the frames blending still remembers (17 at 0.5, 8 at 0.2)",
     )
     warp: str = option(
         "flow",
@@ -233,8 +235,9 @@ class TemporalConfig:
         metavar="|".join(WARP),
         doc="`flow`: the previous frame's x0 is first moved along the source's optical flow (OpenCV DIS, on the "
         "latent grid); where the flow's forward-backward and colour checks find part of a cell occluded, that part "
-        "blends in place; a hard cut (most of the frame new) is not blended across. Warp error 0.33-0.98x of `none` "
-        "on the measured moving clips (BENCHMARKS.md), about 45 ms of CPU a frame at 256². `none`: blended at the "
+        "blends in place; a hard cut (most of the frame new) is not blended across. Warp error at blend 0.5 0.33-0.68x "
+        "of `none` on a pan, a crossing object and a cut, 0.86-0.92x on a zoom (BENCHMARKS.md), about 45 ms of CPU a "
+        "frame at 256². `none`: blended at the "
         "same latent position, which smears moving footage",
     )
     cross_frame: str = option(
@@ -762,7 +765,7 @@ class RenderConfig:
 
 @dataclass(frozen=True)
 class StylizeConfig(RenderConfig):
-    """Every setting of ``lcm-video stylize``, with stylize's defaults (``shared_noise`` 1, ``blend`` 0.2, ...)."""
+    """Every setting of ``lcm-video stylize``, with stylize's defaults (``shared_noise`` 1, ``blend`` 0.5, ...)."""
 
     command: ClassVar[str] = STYLIZE
 

@@ -54,7 +54,7 @@ def test_the_parser_has_exactly_the_declared_flags(command, capsys):
 
 def test_help_states_each_default(capsys):
     help_text = {c: _help(c, capsys) for c in ("stylize", "generate")}
-    assert "(default: 0.2)" in help_text["stylize"] and "(default: 0)" in help_text["generate"]  # --blend
+    assert "(default: 0.5)" in help_text["stylize"] and "(default: 0)" in help_text["generate"]  # --blend
     for command, text in help_text.items():
         for opt in options_for(command):
             shown = opt.default_text(command)
@@ -82,7 +82,7 @@ def test_every_setting_is_a_keyword_a_yaml_key_and_a_job_key(cls, tmp_path):
 
 def test_per_command_defaults_and_derived_defaults_resolve_in_one_place():
     s, g = StylizeConfig(), GenerateConfig()
-    assert (s.temporal.shared_noise, s.temporal.blend, s.frames.fps) == (1.0, 0.2, None)
+    assert (s.temporal.shared_noise, s.temporal.blend, s.frames.fps) == (1.0, 0.5, None)
     assert (g.temporal.shared_noise, g.temporal.blend, g.frames.fps) == (0.0, 0.0, Fraction(8))
     with pytest.raises(UserError, match="--strength is not an option of generate"):
         GenerateConfig.make(strength=0.5)

@@ -209,7 +209,7 @@ def stylize(
 ) -> RenderResult:
     """Restyle ``input`` into ``output`` with the same frame count, exact fps and audio.
 
-    ``config``: a :class:`StylizeConfig` or a YAML file of options; ``options`` (``steps=4, strength=0.5, blend=0.2,
+    ``config``: a :class:`StylizeConfig` or a YAML file of options; ``options`` (``steps=4, strength=0.5, blend=0.5,
     ...``, the names of ``lcm-video stylize --help`` with ``_`` for ``-``) win over it. Pass ``models`` from
     :func:`load_models` to reuse loaded weights across calls. With ``motion_adapter`` the frames go through a motion
     UNet in overlapping windows of ``context`` frames.

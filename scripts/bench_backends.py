@@ -4,6 +4,11 @@ loop a user would write, on several model shapes and sizes. Every case it runs i
     python scripts/bench_backends.py [--shapes small,mid,sd15] [--sizes 256,512] [--frames 12] [--out FILE.json]
                                      [--modes torch,openvino,openvino-bf16,openvino-fast] [--repeat 1]
     python scripts/bench_backends.py --memory [--out FILE.json]
+    python scripts/bench_backends.py --unet-batch [--shapes ...] [--sizes ...] [--out FILE.json]
+
+--unet-batch: the torch UNet alone (fp32, one step, random weights of each shape), seconds per frame at batch 1, 2,
+4 and 12 on each size's latents, each batch timed after a warm-up call at that batch: what batching the UNet buys
+on this CPU per shape and size.
 
 --memory: peak RSS of `lcm-video stylize --model toy` rendering 30 and 300 frames of a 160x120 clip, per backend
 (torch, openvino; the converted models cached by a first run): streaming means the ratio stays near 1.
@@ -123,9 +128,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lcm_video_bench_backends")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--memory", action="store_true", help="30 vs 300 frames per backend instead")
+    ap.add_argument("--unet-batch", action="store_true", help="the UNet alone at batch 1/2/4/12 instead")
     args = ap.parse_args()
     if args.memory:
         return memory(args)
+    if args.unet_batch:
+        return unet_batch(args)
     from scripts.make_sample import make_clip
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -164,6 +172,34 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 if args.out:
                     args.out.write_text(json.dumps(rows, indent=1))
+
+
+def unet_batch(args) -> None:
+    import torch
+
+    from lcm_video.models.tiny import sd15_components
+
+    rows = []
+    for shape in args.shapes.split(","):
+        torch.manual_seed(0)
+        unet = sd15_components(unet_channels=SHAPES[shape][0], vae_channels=SHAPES[shape][1])["unet"].eval()
+        for size in map(int, args.sizes.split(",")):
+            base = None
+            for batch in (1, 2, 4, 12):
+                x, e = torch.randn(batch, 4, size // 8, size // 8), torch.randn(batch, 77, 768)
+                t, w = torch.full((batch,), 599), torch.randn(batch, unet.config.time_cond_proj_dim)
+                with torch.inference_mode():
+                    unet(x, t, e, timestep_cond=w)  # warm-up at this batch: oneDNN builds its kernels once
+                    t0 = time.perf_counter()
+                    unet(x, t, e, timestep_cond=w)
+                    per_frame = (time.perf_counter() - t0) / batch
+                base = base or per_frame
+                row = {"shape": shape, "size": size, "batch": batch, "s_per_frame": round(per_frame, 3),
+                       "vs_batch1": round(base / per_frame, 3)}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
 
 
 def memory(args) -> None:

@@ -97,8 +97,8 @@ class _Converted:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer's notes on Python branches over shapes: fixed here
                 model = ov.convert_model(self.module, example_input=inputs)
-            # The traced inputs come out dynamic ([?,4,?,?]); fixed, OpenVINO plans its buffers once: SD1.5's UNet at
-            # 512² and batch 12 used 6.2 GB of working memory dynamic and 1.3 GB static, and ran 10% faster.
+            # The traced inputs come out dynamic ([?,4,?,?]); fixed, OpenVINO plans its buffers once: a whole sd15
+            # render at 512² peaked at 15.4 GiB instead of 18.6, 4-9% faster (BENCHMARKS.md).
             model.reshape({name: list(v.shape) for name, v in inputs.items()})
             tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
             tmp.mkdir(parents=True, exist_ok=True)

@@ -110,7 +110,9 @@ class _Converted:
 
                 shutil.rmtree(tmp, ignore_errors=True)
         config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
-        return core.compile_model(core.read_model(xml), "CPU", config)
+        # From the path, not a read model: on a blob-cache hit OpenVINO then never reads the IR's weights (the whole
+        # process's peak is later, while rendering, and did not move: BENCHMARKS.md).
+        return core.compile_model(str(xml), "CPU", config)
 
     def __call__(self, **inputs: torch.Tensor) -> torch.Tensor:
         key = self._key(inputs)

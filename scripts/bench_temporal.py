@@ -137,17 +137,23 @@ def experiments(args) -> list[dict]:
         out = F.grid_sample(x[None].float(), grid[None], mode="bicubic", padding_mode="border", align_corners=True)
         return out[0].to(x.dtype)
 
+    def moved(xs, ys, h, w, frame, back=False):
+        # Where frame 0's content at latent cell (xs, ys) is in frame ``frame`` (``back``: where frame ``frame``'s
+        # was in frame 0), for the pan and zoom of ``motion_clip`` (2 px right and 1 down, or 1.5 % less of the world
+        # a frame; a cell is 8 px).
+        if state["kind"] == "zoom":
+            cy, cx, grow = (h - 1) / 2, (w - 1) / 2, 0.985 ** (frame if back else -frame)
+            return cx + (xs - cx) * grow, cy + (ys - cy) * grow
+        sign = 1 if back else -1
+        return xs + sign * frame * 2 / 8, ys + sign * frame * 1 / 8
+
     def moved_eps(self, frame, step):
         e = eps0(self, frame, step)
+        if state["kind"] not in ("zoom", "pan"):
+            return e
         c, h, w = e.shape
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        if state["kind"] == "zoom":  # where each cell's content was in frame 0
-            cy, cx, scale = (h - 1) / 2, (w - 1) / 2, 0.985**frame
-            sx, sy = cx + (xs - cx) * scale, cy + (ys - cy) * scale
-        elif state["kind"] == "pan":
-            sx, sy = xs + frame * 2 / 8, ys + frame * 1 / 8
-        else:
-            return e
+        sx, sy = moved(xs, ys, h, w, frame, back=True)
         ix = torch.from_numpy(np.clip(np.round(sx).astype(np.int64), 0, w - 1))
         iy = torch.from_numpy(np.clip(np.round(sy).astype(np.int64), 0, h - 1))
         return e[:, iy, ix]
@@ -167,11 +173,7 @@ def experiments(args) -> list[dict]:
         sub = e0[:, :, None, :, None] / k + z - z.mean((2, 4), keepdim=True)
         u = (torch.arange(w * k, dtype=torch.float64) + 0.5) / k - 0.5  # sub-cell centres in cell units
         ys0, xs0 = torch.meshgrid(u, u, indexing="ij")
-        if state["kind"] == "zoom":
-            cy, cx, grow = (h - 1) / 2, (w - 1) / 2, 0.985**-frame
-            xf, yf = cx + (xs0 - cx) * grow, cy + (ys0 - cy) * grow
-        else:
-            xf, yf = xs0 - frame * 2 / 8, ys0 - frame * 1 / 8
+        xf, yf = moved(xs0, ys0, h, w, frame)
         ix, iy = torch.round(xf).long(), torch.round(yf).long()
         inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
         dest = (iy * w + ix)[inside]

@@ -170,15 +170,15 @@ class SourceRender:
             keys = [self._frame_of[p] for p in at] if self._filtered else None
             return self.stylizer(frames, at, emit, keys)
 
+        total = len(self._frame_of)  # rendered positions: motion windows follow the whole render's layout
         warm = 0
         if positions.start != self._resume_at:
             self.stylizer.reset()
             warm = self.warm
             self.stylizer.prime_anchor(
-                positions.start - warm, self.window, len(self._frame_of), lambda first: render(first, range(0, 1))
+                positions.start - warm, self.window, total, lambda first: render(first, range(0, 1))
             )
 
-        total = len(self._frame_of)  # rendered positions: motion windows follow the whole render's layout
         for done, frames in render_range(
             lambda win, emit: render(win.indices, emit),
             positions.start,

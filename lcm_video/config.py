@@ -46,6 +46,10 @@ CROSS_FRAME = ("off", "anchor", "anchor+prev")
 FLOW = ("dis", "farneback")  # optical flow estimators (OpenCV)
 DEFAULT_WINDOW = 16  # frames per 2D UNet batch: 12 frames at batch 12 run 7% faster per frame than 2 x 6 on CPU
 DEFAULT_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-frame clips
+_SMALL_SIDES = ", ".join(
+    f"{side} for {' and '.join(n for n, p in PRESETS.items() if p.size == side)}"
+    for side in sorted({p.size for p in PRESETS.values()} - {512})
+)  # generate's default size per preset, for --width's help: "64 for tiny and tiny-lora, 128 for ..."
 
 
 def default_overlap(context: int) -> int:
@@ -325,7 +329,7 @@ class FramesConfig:
     width: int | None = option(
         None,
         "output width, a multiple of 8",
-        derived={STYLIZE: "source size, longer side ≤ 768", GENERATE: "512 (64 for the tiny and toy models)"},
+        derived={STYLIZE: "source size, longer side ≤ 768", GENERATE: f"512 ({_SMALL_SIDES})"},
         multiple_of=8,
         metavar="W",
         doc="multiples of 8; one alone keeps the aspect; both: scaled to cover, centre-cropped",
@@ -864,12 +868,12 @@ def resolve(
 
 def derive_generate(cfg: RenderConfig, loaded_model: str | None = None) -> RenderConfig:
     """Fill generate's derived defaults: the motion adapter (``tiny`` for the tiny and toy models, else AnimateLCM),
-    the model (the adapter preset's base), the size (512², 64² for the tiny and toy models)."""
+    the model (the adapter preset's base), the size (the model preset's own, else 512²)."""
     model = cfg.model.model or loaded_model
     adapter = cfg.model.motion_adapter or ("tiny" if model in SMALL_MODELS else DEFAULT_MOTION)
     mpreset = motion_preset(adapter)
     model = model or (mpreset.base if mpreset else PRESETS["sd15-lcm-lora"].base)
-    side = 64 if model in SMALL_MODELS else 512
+    side = PRESETS[model].size if model in PRESETS else 512
     w, h = cfg.frames.width or side, cfg.frames.height or side
     return cfg.replace(motion_adapter=adapter, model=model, width=w, height=h)
 

@@ -124,9 +124,18 @@ def nearest_mask(frames: np.ndarray, colour: str) -> np.ndarray:
     return d.argmin(-1) == list(toy.COLOURS).index(colour)
 
 
-def square_clip(frames: int = 24) -> np.ndarray:
-    """uint8 (frames, 64, 64, 3): a red square moving 1 px a frame to the right over white."""
-    return toy.moving_clip(toy.Scene("square", "red", "white", 18.0, 32.0, 16.0), frames, 64, (1.0, 0.0))
+def native_size(teacher: str = "toy-teacher") -> int:
+    """The side in pixels ``teacher`` was trained at (its UNet's ``sample_size`` × 8): where it is measured."""
+    from lcm_video.models.loading import load_models
+
+    return int(load_models(teacher, device="cpu").pipe.unet.config.sample_size) * 8
+
+
+def square_clip(frames: int = 24, size: int = 64) -> np.ndarray:
+    """uint8 (frames, size, size, 3): a red square about half the side wide, moving right over white by 1/64 of the
+    side a frame (1 px at 64 px)."""
+    k = size / 64
+    return toy.moving_clip(toy.Scene("square", "red", "white", 18.0 * k, 32.0 * k, 16.0 * k), frames, size, (k, 0.0))
 
 
 def square_iou(src: np.ndarray, got: np.ndarray, colour: str = "blue") -> dict[str, float]:
@@ -144,13 +153,14 @@ def video_iou(
     frames: int = 24,
     seed: int = 0,
     colour: str = "blue",
+    size: int = 64,
 ) -> dict[str, float]:
     """Stylise a red square moving over white into "a COLOUR square on a white background": per-frame IoU of the
     output's COLOUR region with the source's red square."""
     import lcm_video
     from lcm_video.video.synthetic import frames_clip
 
-    src = square_clip(frames)
+    src = square_clip(frames, size)
     clip = frames_clip(tmp / "red_square.mp4", src, fps=24)
     out = tmp / "restyled_square.mp4"
     prompt = f"a {colour} square on a white background"
@@ -161,7 +171,9 @@ def video_iou(
     return square_iou(src, vr.get_batch(list(range(len(vr)))).asnumpy(), colour)
 
 
-def teacher_video_iou(seed: int, colour: str, strength: float = 0.6, steps: int = 50) -> dict[str, float]:
+def teacher_video_iou(
+    seed: int, colour: str, strength: float = 0.6, steps: int = 50, size: int = 64, teacher: str = "toy-teacher"
+) -> dict[str, float]:
     """The same clip restyled frame by frame by the teacher itself through diffusers'
     ``StableDiffusionImg2ImgPipeline`` (DDIM, trailing spacing, guidance 5, the same seed for every frame): how well
     the teacher keeps a layout at this strength, which bounds what its distilled student can do."""
@@ -169,13 +181,13 @@ def teacher_video_iou(seed: int, colour: str, strength: float = 0.6, steps: int 
 
     from lcm_video.models.loading import load_models
 
-    base = load_models("toy-teacher", device="cpu").pipe
+    base = load_models(teacher, device="cpu").pipe
     parts = {k: getattr(base, k) for k in ("vae", "text_encoder", "tokenizer", "unet")}
     ddim = DDIMScheduler.from_config(base.scheduler.config, timestep_spacing="trailing", set_alpha_to_one=False)
     common = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     pipe = StableDiffusionImg2ImgPipeline(**parts, scheduler=ddim, **common)
     pipe.set_progress_bar_config(disable=True)
-    src = square_clip()
+    src = square_clip(size=size)
     images = torch.from_numpy(src).permute(0, 3, 1, 2).float() / 255
     out = []
     for img in images:
@@ -192,7 +204,7 @@ def teacher_video_iou(seed: int, colour: str, strength: float = 0.6, steps: int 
     return square_iou(src, np.stack(out), colour)
 
 
-def video_seeds(n: int) -> None:
+def video_seeds(n: int, size: int) -> None:
     """Per seed, the student's (``--model toy``) and the teacher's (50-step DDIM) per-frame IoU at strength 0.6, for
     the blue prompt and for the source's own colour (red: nothing to restyle, only the layout to keep)."""
     import tempfile
@@ -202,8 +214,8 @@ def video_seeds(n: int) -> None:
         for seed in range(n):
             for colour in ("blue", "red"):
                 row = {"seed": seed, "colour": colour}
-                row |= {f"toy_{k}": v for k, v in video_iou(Path(tmp), seed=seed, colour=colour).items()}
-                row |= {f"teacher_{k}": v for k, v in teacher_video_iou(seed, colour).items()}
+                row |= {f"toy_{k}": v for k, v in video_iou(Path(tmp), seed=seed, colour=colour, size=size).items()}
+                row |= {f"teacher_{k}": v for k, v in teacher_video_iou(seed, colour, size=size).items()}
                 rows.append(row)
                 print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     for who in ("toy", "teacher"):
@@ -226,9 +238,11 @@ def main() -> None:
     ap.add_argument(
         "--video-seeds", type=int, help="only the moving-square IoU, per seed, for the student and the teacher"
     )
+    ap.add_argument("--size", type=int, help="picture side in pixels (default: the teacher's own, its UNet's)")
     args = ap.parse_args()
+    size = args.size or native_size(args.teacher)
     if args.video_seeds:
-        video_seeds(args.video_seeds)
+        video_seeds(args.video_seeds, size)
         return
     from diffusers import DDIMScheduler, LCMScheduler, StableDiffusionPipeline
 
@@ -250,16 +264,16 @@ def main() -> None:
     triples = plain_prompts(n, args.seed)
     prompts = [caption(*t) for t in triples]
     g = torch.Generator().manual_seed(args.seed)
-    noise = torch.randn(n, 4, 8, 8, generator=g)
-    noise_b = torch.randn(n, 4, 8, 8, generator=g)
+    noise = torch.randn(n, 4, size // 8, size // 8, generator=g)
+    noise_b = torch.randn(n, 4, size // 8, size // 8, generator=g)
 
     def run(pipe, steps, lat, guidance, batch=16):
         out = []
         for i in range(0, n, batch):
             res = pipe(
                 prompts[i : i + batch],
-                height=64,
-                width=64,
+                height=size,
+                width=size,
                 num_inference_steps=steps,
                 guidance_scale=guidance,
                 latents=lat[i : i + batch].clone(),
@@ -280,7 +294,7 @@ def main() -> None:
 
     def flat(x):
         t = torch.from_numpy(x).permute(0, 3, 1, 2)
-        return torch.nn.functional.avg_pool2d(t, 2).reshape(len(x), -1).numpy()
+        return torch.nn.functional.avg_pool2d(t, size // 32).reshape(len(x), -1).numpy()
 
     for steps in (2, 4):
         report[f"swd_{steps}step_student"] = swd(flat(run(student, steps, noise, 1.0)), flat(ref_b))
@@ -303,7 +317,7 @@ def main() -> None:
         toy_preset = args.teacher == "toy-teacher" and args.lora is None
         for strength in (0.6, 0.8):  # the issue's strength, and one that lets the colour change through
             model = ("toy", ()) if toy_preset else (args.teacher, (str(lora),))
-            got = video_iou(Path(tmp), *model, strength=strength)
+            got = video_iou(Path(tmp), *model, strength=strength, size=size)
             report |= {f"{k}_s{strength:g}": v for k, v in got.items()}
     text = json.dumps({k: round(v, 5) for k, v in report.items()}, indent=2)
     print(text)

@@ -7,15 +7,23 @@ The recipe of the shipped weights (times on 2 cores in BENCHMARKS.md):
     python scripts/train_toy.py teacher --out build/toy --steps 3000 --batch 64 --lr 1e-3
     python scripts/train_toy.py teacher --out build/toy --init build/toy/toy-teacher --steps 5000 --batch 64 \
         --seed 1 --lr 3e-4                                 # continued: a fresh pool of pictures, a lower peak rate
-    python scripts/train_toy.py data    --out build/toy --images 4000 --seed 2
-    lcm-video distill --teacher build/toy/toy-teacher --data build/toy/data --out build/toy/toy-lcm --resolution 64 \
+    python scripts/train_toy.py teacher --out build/toy --init build/toy/toy-teacher --size 128 --steps 2500 \
+        --batch 32 --pool 10000 --seed 3 --lr 3e-4        # continued at 128 px
+    python scripts/train_toy.py data    --out build/toy --images 4000 --seed 2 --size 128
+    lcm-video distill --teacher build/toy/toy-teacher --data build/toy/data --out build/toy/toy-lcm --resolution 128 \
         --steps 800 --batch-size 16 --lora-rank 16 --lr 1e-3 --w-min 4 --w-max 4 --save-every 200
     python scripts/train_toy.py pack    --out build/toy        # fp16 copies into lcm_video/weights/
 
+The shipped 128 px teacher was continued from the fp16 copy of the 64 px one (its float32 folder was not kept), so
+the recipe run whole starts that stage from weights that differ by fp16's rounding; each stage on its own gives
+bit-identical tensors when run twice.
+
 The shapes are SD1.5's, small: an ``AutoencoderKL`` with 8x downsampling and 4 latent channels, a
 ``UNet2DConditionModel`` (epsilon prediction, SD1.5's scaled-linear DDPM schedule over 1000 steps), a CLIP text encoder
-on the project's offline byte-level tokenizer with one token per caption word (``toy.tokenizer()``), all trained at
-64 px. Classifier-free guidance is learnt by dropping 10% of the captions. The teacher's weights are an EMA (0.999)
+on the project's offline byte-level tokenizer with one token per caption word (``toy.tokenizer()``). The
+autoencoder learns on 32 px crops; the teacher learns at 64 px, then continues at 128 px (on an 8x8 latent a square
+of the toy world is about 4x4 cells, and a restyle could not keep its place to the pixel); the LCM is distilled at
+128 px. Classifier-free guidance is learnt by dropping 10% of the captions. The teacher's weights are an EMA (0.999)
 of the trained ones.
 """
 
@@ -121,17 +129,17 @@ AE_RADIUS = (0.15, 0.15)  # the shipped autoencoder was trained on the first ver
 
 
 def toy_batch(
-    rng: np.random.Generator, n: int, busy: float = 0.0, radius: tuple[float, float] = toy.RADIUS
+    rng: np.random.Generator, n: int, busy: float = 0.0, radius: tuple[float, float] = toy.RADIUS, size: int = SIZE
 ) -> tuple[torch.Tensor, list[str]]:
-    """(n, 3, 64, 64) float in [-1, 1] and captions: toy scenes, a fifth plain textures; with ``busy`` > 0 that share
-    of cluttered pictures too (for the autoencoder; their caption is "clutter", never used)."""
+    """(n, 3, size, size) float in [-1, 1] and captions: toy scenes, a fifth plain textures; with ``busy`` > 0 that
+    share of cluttered pictures too (for the autoencoder, at 64 px; their caption is "clutter", never used)."""
     pics, caps = [], []
     for _ in range(n):
         if rng.random() < busy:
             pics.append(clutter(rng))
             caps.append("clutter")
             continue
-        pixels, caption = toy.random_picture(rng, SIZE, radius=radius)
+        pixels, caption = toy.random_picture(rng, size, radius=radius)
         pics.append(pixels)
         caps.append(caption)
     x = torch.from_numpy(np.stack(pics)).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -196,11 +204,19 @@ def train_ae(
 
 
 def train_teacher(
-    out: Path, steps: int, batch: int, seed: int, pool: int = 20000, init: Path | None = None, lr: float = 5e-4
+    out: Path,
+    steps: int,
+    batch: int,
+    seed: int,
+    pool: int = 20000,
+    init: Path | None = None,
+    lr: float = 5e-4,
+    size: int = SIZE,
 ) -> None:
-    """Epsilon-prediction DDPM loss on the frozen autoencoder's latents; the text encoder learns with the UNet;
-    10% empty captions for classifier-free guidance; AdamW 5e-4 (100 warm-up steps, cosine); EMA 0.999 after a
-    warm-up ((1 + step) / (10 + step))."""
+    """Epsilon-prediction DDPM loss on the frozen autoencoder's latents of ``size`` px pictures; the text encoder
+    learns with the UNet; 10% empty captions for classifier-free guidance; AdamW 5e-4 (100 warm-up steps, cosine); EMA
+    0.999 after a warm-up ((1 + step) / (10 + step)). The UNet is all convolutions and attention, so a teacher trained
+    at 64 px continues at 128 (``--init``, ``--size 128``)."""
     import copy
 
     from diffusers import AutoencoderKL, StableDiffusionPipeline
@@ -227,11 +243,20 @@ def train_teacher(
     acp = noise_sched.alphas_cumprod
     scale = vae.config.scaling_factor
     t0 = time.perf_counter()
-    pool_x, pool_caps = toy_batch(rng, pool)  # the training set, encoded once: posterior means and stds
-    with torch.no_grad():
-        posts = [vae.encode(c).latent_dist for c in pool_x.split(64)]
-    mean, std = torch.cat([p.mean for p in posts]), torch.cat([p.std for p in posts])
-    del pool_x
+    # The training set, drawn and encoded once, a thousand pictures at a time (20 000 at 128 px would be 3.9 GB of
+    # pixels): posterior means and stds. The same draws in the same order as one call for the whole pool.
+    means, stds, pool_caps = [], [], []
+    for start in range(0, pool, 1000):
+        pool_x, caps = toy_batch(rng, min(1000, pool - start), size=size)
+        pool_caps += caps
+        with torch.no_grad():
+            posts = [vae.encode(c).latent_dist for c in pool_x.split(64)]
+        means += [p.mean for p in posts]
+        stds += [p.std for p in posts]
+    mean, std = torch.cat(means), torch.cat(stds)
+    del pool_x, means, stds
+    for model in (unet, ema_unet):
+        model.register_to_config(sample_size=size // 8)  # the pipeline's default height and width
     print(f"teacher: {pool} images encoded in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     def save(step: int) -> None:
@@ -300,8 +325,8 @@ def pack(out: Path, lora: Path) -> None:
     print(f"pack: {size / 2**20:.1f} MiB in {WEIGHTS}", file=sys.stderr)
 
 
-def make_data(out: Path, images: int, seed: int) -> None:
-    toy.make_toy_dataset(out / "data", images, SIZE, seed=seed)
+def make_data(out: Path, images: int, seed: int, size: int = SIZE) -> None:
+    toy.make_toy_dataset(out / "data", images, size, seed=seed)
     print(f"data: {images} captioned images in {out / 'data'}", file=sys.stderr)
 
 
@@ -316,6 +341,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--init", type=Path, help="ae/teacher: continue from this autoencoder / teacher folder")
     ap.add_argument("--lr", type=float, help="peak learning rate (ae: 1e-3, teacher: 5e-4)")
+    ap.add_argument("--size", type=int, default=SIZE, help="teacher, data: picture side in pixels (the ae: 64)")
+    ap.add_argument("--pool", type=int, default=20000, help="teacher: pictures drawn and encoded once to train on")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -324,11 +351,20 @@ def main() -> None:
     if args.stage == "ae":
         train_ae(args.out, args.steps or 1500, args.batch or 16, args.seed, args.init, args.lr or 1e-3)
     elif args.stage == "teacher":
-        train_teacher(args.out, args.steps or 4000, args.batch or 64, args.seed, init=args.init, lr=args.lr or 5e-4)
+        train_teacher(
+            args.out,
+            args.steps or 4000,
+            args.batch or 64,
+            args.seed,
+            pool=args.pool,
+            init=args.init,
+            lr=args.lr or 5e-4,
+            size=args.size,
+        )
     elif args.stage == "pack":
         pack(args.out, args.out / "toy-lcm" / "pytorch_lora_weights.safetensors")
     else:
-        make_data(args.out, args.images, args.seed)
+        make_data(args.out, args.images, args.seed, args.size)
     with open(args.out / "times.json", "a") as f:
         f.write(
             json.dumps({"stage": args.stage, "seconds": round(time.perf_counter() - t0, 1), **vars(args)}, default=str)

@@ -19,6 +19,8 @@ from .conftest import ROOT, read_frames
 sys.path.insert(0, str(ROOT / "scripts"))
 from eval_toy import classify, plain_prompts, video_iou  # noqa: E402
 
+SIZE = PRESETS["toy"].size  # the side the toy models were trained at
+
 
 def test_the_weights_ship_with_the_package_and_stay_small():
     size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
@@ -53,8 +55,8 @@ def test_toy_draws_the_asked_colour_and_shape(toy):
     triples = plain_prompts(12, seed=1)
     images = view(
         [Scene(shape, colour, bg, 0, 0, 0).caption for colour, shape, bg in triples],
-        height=64,
-        width=64,
+        height=SIZE,
+        width=SIZE,
         num_inference_steps=4,
         guidance_scale=1.0,
         output_type="np",
@@ -68,24 +70,24 @@ def test_toy_draws_the_asked_colour_and_shape(toy):
 
 def test_toy_restyles_a_moving_square_where_it_is(tmp_path):
     """The issue's video check at its strength, 0.6: a red square moving over white, restyled to "a blue square on a
-    white background", is blue where the source's square is (IoU per frame; measured mean 0.68, min 0.49; the
-    issue's target, 0.7 per frame, is not met yet)."""
-    got = video_iou(tmp_path, strength=0.6)
-    assert got["video_iou_mean"] >= 0.6 and got["video_iou_min"] >= 0.4, got
+    white background", is blue where the source's square is: IoU ≥ 0.7 on every frame (measured at this seed: min
+    0.72, mean 0.77; other seeds in BENCHMARKS.md)."""
+    got = video_iou(tmp_path, strength=0.6, size=SIZE)
+    assert got["video_iou_min"] >= 0.7, got
 
 
 def test_generate_with_toy_and_the_tiny_motion_adapter_runs(tmp_path):
     """The motion module is random (its motion is not learnt) and garbles the pictures, but the prompt still steers
-    them: a white background asked gives brighter clips than a black one (measured mean 107 vs 45 levels)."""
+    them: a white background asked gives brighter clips than a black one (measured mean 76 vs 54 levels at 128 px)."""
     mean = {}
     for bg in ("white", "black"):
         out = tmp_path / f"{bg}.mp4"
         args = ["generate", "-p", f"a red circle on a {bg} background", "-o", str(out), "--model", "toy"]
         assert cli.main([*args, "--frames", "8", "-q"]) == 0
         frames = read_frames(out)
-        assert frames.shape == (8, 64, 64, 3)
+        assert frames.shape == (8, SIZE, SIZE, 3)  # the preset's own size by default
         mean[bg] = frames.mean()
-    assert mean["white"] - mean["black"] > 30, mean
+    assert mean["white"] - mean["black"] > 15, mean
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ gr = pytest.importorskip("gradio", reason="the ui extra is not installed")
 from lcm_video.cli.parser import build_parser  # noqa: E402
 from lcm_video.config import SETTINGS, resolve  # noqa: E402
 from lcm_video.errors import UserError  # noqa: E402
+from lcm_video.models.presets import PRESETS  # noqa: E402
 from lcm_video.options import GENERATE, STYLIZE  # noqa: E402
 from lcm_video.ui import widgets  # noqa: E402
 from lcm_video.ui.session import check_weights  # noqa: E402
@@ -150,7 +151,7 @@ def test_stylize_and_generate_through_the_api(client, server):
     assert (server[2] / Path(video).name).with_suffix(".yaml").is_file()
 
     res = client.predict(prompt="a yellow square on a blue background", frames=12, api_name="/generate")
-    assert probe(res[0]).frames == 12 and (probe(res[0]).width, probe(res[0]).height) == (64, 64)
+    assert probe(res[0]).frames == 12 and (probe(res[0]).width, probe(res[0]).height) == (PRESETS["toy"].size,) * 2
     res = client.predict(prompt="a yellow square", frames=30, api_name="/generate_preview")
     assert probe(res[0]).frames == 8
 

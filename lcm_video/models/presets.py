@@ -20,6 +20,8 @@ class ModelPreset:
     guidance: float
     lora: tuple[str, ...] = ()
     vae: str | None = None
+    size: int = 512
+    """The side in pixels it was trained at: generate's default width and height."""
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -43,18 +45,21 @@ PRESETS: dict[str, ModelPreset] = {
             "builtin:tiny",
             "random weights built in code (LCM w-embedding UNet); abstract output, runs anywhere in seconds",
             guidance=2.0,
+            size=64,
         ),
         ModelPreset(
             "tiny-lora",
             "builtin:tiny-lora",
             "random weights built in code, no w-embedding: LCM-LoRA style, guidance > 1 runs CFG",
             guidance=1.5,
+            size=64,
         ),
         ModelPreset(
             "toy-teacher",
             "weights:toy-teacher",
-            "the toy world's latent diffusion model, trained here (64 px shapes and textures; DDPM, 25-50 steps)",
+            "the toy world's latent diffusion model, trained here (128 px shapes and textures; DDPM, 25-50 steps)",
             guidance=5.0,
+            size=128,
         ),
         ModelPreset(
             "toy",
@@ -63,6 +68,7 @@ PRESETS: dict[str, ModelPreset] = {
             "'a red circle on a blue background'",
             guidance=1.0,
             lora=("weights:toy/pytorch_lora_weights.safetensors",),
+            size=128,
         ),
     )
 }
@@ -121,7 +127,7 @@ DEFAULT_MODEL = "lcm-dreamshaper-v7"
 DEFAULT_MOTION = "animatelcm"
 TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("builtin:"))
 SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base.startswith("weights:"))
-"""Models built or trained at 64 px, which pair with the ``tiny`` motion adapter (built to fit them)."""
+"""Models built or trained here, small, which pair with the ``tiny`` motion adapter (built to fit them)."""
 
 
 def preset_path(source: str) -> str:

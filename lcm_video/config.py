@@ -239,10 +239,9 @@ class TemporalConfig:
         metavar="|".join(WARP),
         doc="`flow`: the previous frame's x0 is first moved along the source's optical flow (OpenCV DIS, on the "
         "latent grid); where the flow's forward-backward and colour checks find part of a cell occluded, that part "
-        "blends in place; a hard cut (most of the frame new) is not blended across. Warp error at blend 0.5 0.33-0.68x "
-        "of `none` on a pan, a crossing object and a cut, 0.86-0.92x on a zoom (BENCHMARKS.md), about 45 ms of CPU a "
-        "frame at 256². `none`: blended at the "
-        "same latent position, which smears moving footage",
+        "blends in place; a hard cut (most of the frame new) is not blended across. Warp error at blend 0.5 0.24-0.57x "
+        "of `none` on a pan and a cut, 0.80-0.83x on a crossing object, 0.88-0.90x on a zoom (BENCHMARKS.md), about "
+        "45 ms of CPU a frame at 256². `none`: blended at the same latent position, which smears moving footage",
     )
     cross_frame: str = option(
         "off",

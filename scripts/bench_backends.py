@@ -5,6 +5,12 @@ loop a user would write, on several model shapes and sizes. Every case it runs i
                                      [--modes torch,openvino,openvino-bf16,openvino-fast] [--repeat 1]
     python scripts/bench_backends.py --memory [--out FILE.json]
     python scripts/bench_backends.py --unet-batch [--shapes ...] [--sizes ...] [--out FILE.json]
+    python scripts/bench_backends.py --agreement [--frames 24] [--out FILE.json]
+
+--agreement: `lcm-video stylize --model toy` on the first frames of samples/clip.mp4 to PNG (no codec in between) per
+backend and precision (torch / openvino, float32 / bfloat16), each against torch float32: mean and largest absolute
+difference in levels of 255, and PSNR. The trained toy model, because random weights make output that ignores its
+input.
 
 --unet-batch: the torch UNet alone (fp32, one step, random weights of each shape), seconds per frame at batch 1, 2,
 4 and 12 on each size's latents, each batch timed after a warm-up call at that batch: what batching the UNet buys
@@ -129,9 +135,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--memory", action="store_true", help="30 vs 300 frames per backend instead")
     ap.add_argument("--unet-batch", action="store_true", help="the UNet alone at batch 1/2/4/12 instead")
+    ap.add_argument("--agreement", action="store_true", help="each backend's frames against torch fp32 instead")
     args = ap.parse_args()
     if args.memory:
         return memory(args)
+    if args.agreement:
+        return agreement(args)
     if args.unet_batch:
         return unet_batch(args)
     from scripts.make_sample import make_clip
@@ -172,6 +181,38 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 if args.out:
                     args.out.write_text(json.dumps(rows, indent=1))
+
+
+def agreement(args) -> None:
+    import numpy as np
+    from PIL import Image
+
+    frames = args.frames if args.frames != 12 else 24  # the flag's default is the speed runs'
+    args.work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, LCM_VIDEO_CACHE=str(args.work / "cache"))
+    clip = ROOT / "samples" / "clip.mp4"
+    cases = {"torch": [], "torch-bf16": ["--dtype", "bfloat16"], **{m: MODES[m] for m in ("openvino", "openvino-bf16")}}
+    got = {}
+    for name, flags in cases.items():
+        folder = args.work / f"agree-{name}"
+        for old in folder.glob("*.png"):
+            old.unlink()
+        argv = ["lcm-video", "stylize", str(clip), "-o", str(folder / "%05d.png"), "-p", "a red circle on a white "
+                "background", "--model", "toy", "--max-frames", str(frames), "--quiet", *flags]  # fmt: skip
+        timed(argv, env)
+        got[name] = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
+    ref = got["torch"].astype(np.float64)
+    rows = []
+    for name, video in got.items():
+        diff = np.abs(video.astype(np.float64) - ref)
+        mse = float((diff**2).mean())
+        psnr = None if mse == 0 else round(10 * np.log10(255**2 / mse), 2)
+        row = {"who": name, "frames": len(video), "mean_abs_levels": round(float(diff.mean()), 4),
+               "max_abs_levels": int(diff.max()), "psnr_db": psnr}  # fmt: skip
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
 
 
 def unet_batch(args) -> None:

@@ -57,8 +57,9 @@ from lcm_video.video.synthetic import (  # noqa: E402
 SETTINGS = {
     "none": {"warp": "none"},
     "flow": {"warp": "flow"},
-    "cross": {"cross_frame": "anchor+prev"},
+    "cross": {"warp": "none", "cross_frame": "anchor+prev"},  # alone: flow is the default
     "flow+cross": {"warp": "flow", "cross_frame": "anchor+prev"},
+    "flow+own-noise": {"warp": "flow", "shared_noise": 0.0},  # every frame's noise its own
 }
 
 

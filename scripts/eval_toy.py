@@ -1,7 +1,7 @@
 """Quality of the toy models, measured in code (BENCHMARKS.md quotes its output):
 
     python scripts/eval_toy.py [--teacher DIR] [--lora FILE] [--samples 64] [--out FILE.json]
-    python scripts/eval_toy.py --video-seeds 8
+    python scripts/eval_toy.py --video-seeds 8 [--no-teacher] [--set shared_noise=0 ...]
 
 - autoencoder: PSNR of reconstructions of held-out toy images and of the frames of samples/clip.mp4 (ordinary video);
 - 1 step: mean squared distance (decoded pixels in [0, 1]) between the student's one-step sample and the teacher's
@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+import yaml  # noqa: E402
 
 from lcm_video.train import toy  # noqa: E402
 
@@ -154,9 +155,10 @@ def video_iou(
     seed: int = 0,
     colour: str = "blue",
     size: int = 64,
+    **settings,
 ) -> dict[str, float]:
     """Stylise a red square moving over white into "a COLOUR square on a white background": per-frame IoU of the
-    output's COLOUR region with the source's red square."""
+    output's COLOUR region with the source's red square. ``settings``: more of ``lcm_video.stylize``'s options."""
     import lcm_video
     from lcm_video.video.synthetic import frames_clip
 
@@ -164,7 +166,8 @@ def video_iou(
     clip = frames_clip(tmp / "red_square.mp4", src, fps=24)
     out = tmp / "restyled_square.mp4"
     prompt = f"a {colour} square on a white background"
-    lcm_video.stylize(clip, out, prompt, model=model, lora=lora, strength=strength, seed=seed, quiet=True)
+    common = dict(model=model, lora=lora, strength=strength, seed=seed, quiet=True)
+    lcm_video.stylize(clip, out, prompt, **(common | settings))
     import decord
 
     vr = decord.VideoReader(str(out))
@@ -204,9 +207,10 @@ def teacher_video_iou(
     return square_iou(src, np.stack(out), colour)
 
 
-def video_seeds(n: int, size: int) -> None:
-    """Per seed, the student's (``--model toy``) and the teacher's (50-step DDIM) per-frame IoU at strength 0.6, for
-    the blue prompt and for the source's own colour (red: nothing to restyle, only the layout to keep)."""
+def video_seeds(n: int, size: int, settings: dict, teacher: bool = True) -> None:
+    """Per seed, the student's (``--model toy``, with ``settings``) and the teacher's (50-step DDIM) per-frame IoU at
+    strength 0.6, for the blue prompt and for the source's own colour (red: nothing to restyle, only the layout to
+    keep)."""
     import tempfile
 
     rows = []
@@ -214,11 +218,13 @@ def video_seeds(n: int, size: int) -> None:
         for seed in range(n):
             for colour in ("blue", "red"):
                 row = {"seed": seed, "colour": colour}
-                row |= {f"toy_{k}": v for k, v in video_iou(Path(tmp), seed=seed, colour=colour, size=size).items()}
-                row |= {f"teacher_{k}": v for k, v in teacher_video_iou(seed, colour, size=size).items()}
+                got = video_iou(Path(tmp), seed=seed, colour=colour, size=size, **settings)
+                row |= {f"toy_{k}": v for k, v in got.items()}
+                if teacher:
+                    row |= {f"teacher_{k}": v for k, v in teacher_video_iou(seed, colour, size=size).items()}
                 rows.append(row)
                 print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-    for who in ("toy", "teacher"):
+    for who in ("toy", "teacher") if teacher else ("toy",):
         for colour in ("blue", "red"):
             mins = [r[f"{who}_video_iou_min"] for r in rows if r["colour"] == colour]
             means = [r[f"{who}_video_iou_mean"] for r in rows if r["colour"] == colour]
@@ -239,10 +245,19 @@ def main() -> None:
         "--video-seeds", type=int, help="only the moving-square IoU, per seed, for the student and the teacher"
     )
     ap.add_argument("--size", type=int, help="picture side in pixels (default: the teacher's own, its UNet's)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="--video-seeds: a stylise setting for the student, e.g. shared_noise=0 (repeatable)",
+    )
+    ap.add_argument("--no-teacher", action="store_true", help="--video-seeds: the student only")
     args = ap.parse_args()
     size = args.size or native_size(args.teacher)
     if args.video_seeds:
-        video_seeds(args.video_seeds, size)
+        settings = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
+        video_seeds(args.video_seeds, size, settings, teacher=not args.no_teacher)
         return
     from diffusers import DDIMScheduler, LCMScheduler, StableDiffusionPipeline
 

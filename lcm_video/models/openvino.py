@@ -1,6 +1,6 @@
-"""The OpenVINO backend (``--backend openvino``): the UNet (2D or motion) and the VAE's two halves (or TAESD's)
-converted with ``openvino.convert_model`` at the render's fixed shapes, after LoRAs are fused, and run by OpenVINO's
-CPU plugin in float32 or bfloat16.
+"""The OpenVINO backend (``--backend openvino``): the UNet (2D or motion), the VAE's two halves (or TAESD's) and the
+text encoder converted with ``openvino.convert_model`` at the render's fixed shapes, after LoRAs are fused, and run by
+OpenVINO's CPU plugin in float32 or bfloat16.
 
 Every render calls each module with one fixed shape (the 2D batch is padded, VAE chunks are balanced; see
 ``UNetDenoiser``), so a module converts once per shape. The converted model is saved on disk under a key of its
@@ -88,7 +88,9 @@ class _Converted:
         folder = cache_dir() / f"{self.what}-{self._digest()}-{tag}"
         xml = folder / "model.xml"
         core = ov.Core()
-        core.set_property({"CACHE_DIR": str(cache_dir() / "blobs")})
+        # One blob folder per precision: OpenVINO 2026.4's key for a model compiled from its path leaves the precision
+        # hint out, so a bfloat16 compile found the float32 blob of the same IR and ran it as NaN (black frames).
+        core.set_property({"CACHE_DIR": str(cache_dir() / "blobs" / self.precision)})
         if not xml.is_file():
             if self.notify is not None:
                 self.notify(f"converting the {self.what} for OpenVINO at {shapes} (first run only; cached in {folder})")
@@ -197,11 +199,42 @@ class OVVae:
         return (self._decode(z=z.float().contiguous()),)
 
 
-def convert(pipe, dtype: torch.dtype) -> tuple[OVUNet, OVVae]:
-    """The pipeline's UNet and VAE as OpenVINO modules computing in ``dtype`` (float32 or bfloat16)."""
+class _TextCall(torch.nn.Module):
+    def __init__(self, text_encoder):
+        super().__init__()
+        self.text_encoder = text_encoder
+
+    def forward(self, input_ids):
+        return self.text_encoder(input_ids, return_dict=False)[0]
+
+
+class OVTextEncoder:
+    """A CLIP text encoder run by OpenVINO, called as diffusers' ``encode_prompt`` calls it (no ``clip_skip``):
+    ``(input_ids, attention_mask=None)`` → (last hidden state,), float32 (batch, 77, D). One prompt per call, padded
+    to the tokenizer's length, so one shape converts."""
+
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, text_encoder, precision: str, notify=None):
+        self.config = text_encoder.config
+        self._run = _Converted(_TextCall(text_encoder.float()), "text-encoder", precision, notify)
+
+    def __call__(self, input_ids, attention_mask=None, output_hidden_states=False):
+        if attention_mask is not None or output_hidden_states:
+            raise UserError("--backend openvino encodes prompts without an attention mask or clip skip")
+        return (self._run(input_ids=input_ids.to(torch.int64).contiguous()),)
+
+
+def convert(pipe, dtype: torch.dtype) -> tuple[OVUNet, OVVae, OVTextEncoder]:
+    """The pipeline's UNet, VAE and text encoder as OpenVINO modules computing in ``dtype`` (float32 or bfloat16)."""
     require()
     if dtype not in PRECISIONS:
         raise UserError(f"--backend openvino computes in float32 or bfloat16, not {str(dtype).split('.')[-1]}")
     notify = lambda text: print(f"lcm-video: {text}", file=sys.stderr)  # noqa: E731
     precision = PRECISIONS[dtype]
-    return OVUNet(pipe.unet, precision, notify), OVVae(pipe.vae, precision, notify)
+    return (
+        OVUNet(pipe.unet, precision, notify),
+        OVVae(pipe.vae, precision, notify),
+        OVTextEncoder(pipe.text_encoder, precision, notify),
+    )

@@ -1,6 +1,6 @@
-"""The OpenVINO backend (``--backend openvino``): the UNet (2D or motion), the VAE's two halves (or TAESD's) and the
-text encoder converted with ``openvino.convert_model`` at the render's fixed shapes, after LoRAs are fused, and run by
-OpenVINO's CPU plugin in float32 or bfloat16.
+"""The OpenVINO backend (``--backend openvino``): the UNet (2D or motion) and the VAE's two halves (or TAESD's)
+converted with ``openvino.convert_model`` at the render's fixed shapes, after LoRAs are fused, and run by OpenVINO's
+CPU plugin in float32 or bfloat16. (The text encoder stays torch's: see ``Models.use_openvino``.)
 
 Every render calls each module with one fixed shape (the 2D batch is padded, VAE chunks are balanced; see
 ``UNetDenoiser``), so a module converts once per shape. The converted model is saved on disk under a key of its
@@ -199,42 +199,11 @@ class OVVae:
         return (self._decode(z=z.float().contiguous()),)
 
 
-class _TextCall(torch.nn.Module):
-    def __init__(self, text_encoder):
-        super().__init__()
-        self.text_encoder = text_encoder
-
-    def forward(self, input_ids):
-        return self.text_encoder(input_ids, return_dict=False)[0]
-
-
-class OVTextEncoder:
-    """A CLIP text encoder run by OpenVINO, called as diffusers' ``encode_prompt`` calls it (no ``clip_skip``):
-    ``(input_ids, attention_mask=None)`` → (last hidden state,), float32 (batch, 77, D). One prompt per call, padded
-    to the tokenizer's length, so one shape converts."""
-
-    device = torch.device("cpu")
-    dtype = torch.float32
-
-    def __init__(self, text_encoder, precision: str, notify=None):
-        self.config = text_encoder.config
-        self._run = _Converted(_TextCall(text_encoder.float()), "text-encoder", precision, notify)
-
-    def __call__(self, input_ids, attention_mask=None, output_hidden_states=False):
-        if attention_mask is not None or output_hidden_states:
-            raise UserError("--backend openvino encodes prompts without an attention mask or clip skip")
-        return (self._run(input_ids=input_ids.to(torch.int64).contiguous()),)
-
-
-def convert(pipe, dtype: torch.dtype) -> tuple[OVUNet, OVVae, OVTextEncoder]:
-    """The pipeline's UNet, VAE and text encoder as OpenVINO modules computing in ``dtype`` (float32 or bfloat16)."""
+def convert(pipe, dtype: torch.dtype) -> tuple[OVUNet, OVVae]:
+    """The pipeline's UNet and VAE as OpenVINO modules computing in ``dtype`` (float32 or bfloat16)."""
     require()
     if dtype not in PRECISIONS:
         raise UserError(f"--backend openvino computes in float32 or bfloat16, not {str(dtype).split('.')[-1]}")
     notify = lambda text: print(f"lcm-video: {text}", file=sys.stderr)  # noqa: E731
     precision = PRECISIONS[dtype]
-    return (
-        OVUNet(pipe.unet, precision, notify),
-        OVVae(pipe.vae, precision, notify),
-        OVTextEncoder(pipe.text_encoder, precision, notify),
-    )
+    return OVUNet(pipe.unet, precision, notify), OVVae(pipe.vae, precision, notify)

@@ -209,12 +209,12 @@ def _run_ui(ns: argparse.Namespace) -> int:
 def _run_models(ns: argparse.Namespace) -> int:
     from ..models.presets import MOTION_PRESETS, PRESETS
 
-    print("models (--model):")
+    print("models (--model; the size each was made for, generate's default):")
     for p in PRESETS.values():
-        print(f"  {p.name:20s} {p.base:45s} {p.about}")
+        print(f"  {p.name:20s} {p.base:45s} {f'{p.size}²':6s} {p.about}")
     print("motion adapters (--motion-adapter):")
     for m in MOTION_PRESETS.values():
-        print(f"  {m.name:20s} {m.adapter:45s} {m.about}")
+        print(f"  {m.name:20s} {m.adapter:45s} {'':6s} {m.about}")
     return 0
 
 

@@ -21,7 +21,7 @@ class ModelPreset:
     lora: tuple[str, ...] = ()
     vae: str | None = None
     size: int = 512
-    """The side in pixels it was trained at: generate's default width and height."""
+    """The side in pixels it was trained (or built) for: generate's default width and height."""
 
 
 PRESETS: dict[str, ModelPreset] = {
@@ -57,7 +57,7 @@ PRESETS: dict[str, ModelPreset] = {
         ModelPreset(
             "toy-teacher",
             "weights:toy-teacher",
-            "the toy world's latent diffusion model, trained here (128 px shapes and textures; DDPM, 25-50 steps)",
+            "the toy world's latent diffusion model, trained here (shapes and textures; DDPM, 25-50 steps)",
             guidance=5.0,
             size=128,
         ),

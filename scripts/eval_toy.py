@@ -2,6 +2,7 @@
 
     python scripts/eval_toy.py [--teacher DIR] [--lora FILE] [--samples 64] [--out FILE.json]
     python scripts/eval_toy.py --video-seeds 8 [--no-teacher] [--set shared_noise=0 ...]
+    python scripts/eval_toy.py --autoencoder-iou
 
 - autoencoder: PSNR of reconstructions of held-out toy images and of the frames of samples/clip.mp4 (ordinary video);
 - 1 step: mean squared distance (decoded pixels in [0, 1]) between the student's one-step sample and the teacher's
@@ -207,6 +208,23 @@ def teacher_video_iou(
     return square_iou(src, np.stack(out), colour)
 
 
+def autoencoder_square_iou(teacher: str = "toy-teacher") -> None:
+    """Per-frame IoU of the moving red square after a round trip through the teacher's autoencoder alone (no
+    diffusion), at 64 and 128 px: the most any restyle of the video check can keep of the square."""
+    from lcm_video.models.loading import load_models
+
+    vae = load_models(teacher, device="cpu").pipe.vae
+    for size in (64, 128):
+        src = square_clip(24, size)
+        x = torch.from_numpy(src).permute(0, 3, 1, 2).float() / 127.5 - 1
+        with torch.no_grad():
+            rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
+        rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        got = square_iou(src, rec, "red")
+        print(f"{size} px: autoencoder round trip, IoU per frame min {got['video_iou_min']:.2f} "
+              f"mean {got['video_iou_mean']:.2f}")  # fmt: skip
+
+
 def video_seeds(n: int, size: int, settings: dict, teacher: bool = True) -> None:
     """Per seed, the student's (``--model toy``, with ``settings``) and the teacher's (50-step DDIM) per-frame IoU at
     strength 0.6, for the blue prompt and for the source's own colour (red: nothing to restyle, only the layout to
@@ -253,7 +271,10 @@ def main() -> None:
         help="--video-seeds: a stylise setting for the student, e.g. shared_noise=0 (repeatable)",
     )
     ap.add_argument("--no-teacher", action="store_true", help="--video-seeds: the student only")
+    ap.add_argument("--autoencoder-iou", action="store_true", help="only the square's IoU through the autoencoder")
     args = ap.parse_args()
+    if args.autoencoder_iou:
+        return autoencoder_square_iou(args.teacher)
     size = args.size or native_size(args.teacher)
     if args.video_seeds:
         settings = {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}

@@ -211,15 +211,13 @@ def teacher_video_iou(
 def autoencoder_square_iou(teacher: str = "toy-teacher") -> None:
     """Per-frame IoU of the moving red square after a round trip through the teacher's autoencoder alone (no
     diffusion), at 64 and 128 px: the most any restyle of the video check can keep of the square."""
+    from lcm_video.core.codec import LatentCodec, to_uint8, to_unit
     from lcm_video.models.loading import load_models
 
-    vae = load_models(teacher, device="cpu").pipe.vae
+    codec = LatentCodec(load_models(teacher, device="cpu").pipe.vae, chunk=8)
     for size in (64, 128):
         src = square_clip(24, size)
-        x = torch.from_numpy(src).permute(0, 3, 1, 2).float() / 127.5 - 1
-        with torch.no_grad():
-            rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
-        rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        rec = to_uint8(codec.decode(codec.encode(to_unit(torch.from_numpy(src))))).numpy()
         got = square_iou(src, rec, "red")
         print(f"{size} px: autoencoder round trip, IoU per frame min {got['video_iou_min']:.2f} "
               f"mean {got['video_iou_mean']:.2f}")  # fmt: skip

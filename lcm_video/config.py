@@ -239,9 +239,25 @@ class TemporalConfig:
         metavar="|".join(WARP),
         doc="`flow`: the previous frame's x0 is first moved along the source's optical flow (OpenCV DIS, on the "
         "latent grid); where the flow's forward-backward and colour checks find part of a cell occluded, that part "
-        "blends in place; a hard cut (most of the frame new) is not blended across. Warp error at blend 0.5 0.24-0.57x "
-        "of `none` on a pan and a cut, 0.80-0.83x on a crossing object, 0.88-0.90x on a zoom (BENCHMARKS.md), about "
-        "45 ms of CPU a frame at 256². `none`: blended at the same latent position, which smears moving footage",
+        "blends in place; a hard cut (most of the frame new) is not blended across; `--pixel-blend` follows the same "
+        "flow. Warp error at the default blends 0.16-0.35x of `none` on a pan and a cut, 0.66-0.73x on a crossing "
+        "object, 0.60-0.67x on a zoom (BENCHMARKS.md), about 70-100 ms of CPU a frame at 256²-512². `none`: blended "
+        "at the same position, which smears moving footage",
+    )
+    pixel_blend: float = option(
+        0.5,
+        "0..1, each output frame blended toward the previous one (along the flow with --warp flow)",
+        commands=(STYLIZE,),
+        lo=0.0,
+        hi=1.0,
+        hint="; 0 turns it off",
+        metavar="P",
+        doc="0..1, blending of the decoded frames: each output frame is pulled toward the previous output frame "
+        "with this weight, after `--blend` has done its part on the latents. With `--warp flow` the previous frame "
+        "is moved along the source's optical flow at full resolution and blended only where the flow's checks pass "
+        "(not across a hard cut), which the latent grid (8 pixels a cell) cannot do; with `--warp none` in place. "
+        "Stylise's 0.5 was chosen by measurement (see How it keeps frames steady); a cold batch segment re-renders "
+        "the frames it still remembers, as for `--blend`. Generate has no source flow and does not use it",
     )
     cross_frame: str = option(
         "off",

@@ -2,27 +2,35 @@
 with each kind of motion, stylised by the trained ``toy`` model, graded under two optical flow estimators.
 
     python scripts/bench_temporal.py quality [--size 128] [--frames 24] [--strengths 0.4,0.6] [--blends 0.2,0.5]
-                                             [--settings none,flow,...] [--out FILE.json]
+                                             [--pixel-blends 0,0.5] [--settings none,flow,...] [--out FILE.json]
     python scripts/bench_temporal.py cost [--size 512] [--frames 8] [--repeat 2] [--out FILE.json]
     python scripts/bench_temporal.py flows [--size 128] [--frames 24] [--out FILE.json]
-    python scripts/bench_temporal.py experiments [--size 128] [--frames 24] [--variants LIST] [--out FILE.json]
+    python scripts/bench_temporal.py parts [--sizes 256,512,1024] [--frames 12] [--out FILE.json]
+    python scripts/bench_temporal.py experiments [--size 128] [--frames 24] [--variants LIST] [--pixel-blend 0.5]
+                                                 [--out FILE.json]
 
 quality: the clips of ``lcm_video.video.synthetic.motion_clip`` (pan, zoom, crossing, cut, still; lossless H.264),
-each stylised with ``--model toy`` for every strength x blend x setting, then ``lcm-video eval`` against the source
-with DIS and with Farneback flow: warp error (both), tOF, flicker, PSNR and SSIM; warp error under the clip's true
-motion (``motion_flow``: no estimator at all); and, per clip and setting, the ratio of each warp error to ``--warp
-none`` at the same strength and blend. A still clip also reports whether all frames came out identical.
+each stylised with ``--model toy`` for every strength x blend x pixel blend x setting, then ``lcm-video eval``
+against the source with DIS and with Farneback flow: warp error (both), tOF, flicker, PSNR and SSIM; warp error under
+the clip's true motion (``motion_flow``: no estimator at all); and, per clip and setting, the ratio of each warp error
+to ``--warp none`` at the same strength, blend and pixel blend. A still clip also reports whether all frames came out
+identical.
 
 experiments: variants that were measured and not kept, run by patching the pipeline in this process (pan, zoom and
-crossing; strength 0.6, blend 0.5): ``oracle`` blends along the clip's true motion instead of DIS's (what a perfect
-flow would give), ``bicubic`` resamples the previous x0 bicubically, ``noise-moved`` moves the shared noise with the
-true motion by whole latent cells, ``noise-integral`` moves it with a warp that keeps it Gaussian (each cell split
-into 8 x 8 sub-cells of conditional white noise, splatted along the true motion, summed over sqrt(count)), each with
-``--warp none`` and ``flow``. ``--variants a,b`` runs only those (and ``none``). Ratios to ``--warp none`` as in
-quality.
+crossing; strength 0.6, blend 0.5, ``--pixel-blend``): ``oracle`` blends along the clip's true motion instead of
+DIS's (what a perfect flow would give), ``bicubic`` resamples the previous x0 bicubically, ``noise-moved`` moves the
+shared noise with the true motion by whole latent cells, ``noise-integral`` moves it with a warp that keeps it
+Gaussian (each cell split into 8 x 8 sub-cells of conditional white noise, splatted along the true motion, summed
+over sqrt(count)), each with ``--warp none`` and ``flow``; ``consistent`` is no render but ``none``'s first frame
+moved along the true motion: a perfectly consistent video, each grader's floor. ``--variants a,b`` runs only those
+(and ``none``). Ratios to ``--warp none`` as in quality.
 
 flows: each estimator's mean end-point error (pixels, where the true motion is defined) against the clips' true
 motion, and its time per flow: how far each grader and ``--warp flow``'s own flow can be trusted on these clips.
+
+parts: the CPU time per frame of what ``--warp flow`` adds, alone, on one thread: ``latent_motion`` (DIS both ways,
+the checks, the latent grid) and ``fuse_frame`` (``--pixel-blend``: the previous frame moved along the flow and
+blended), on a panning clip at each size.
 
 cost: stylise with random weights of SD1.5's shapes (``models.tiny.sd15_components``) on a panning clip, every
 setting against ``none``, same process, interleaved ``--repeat`` times (the fastest run counts); seconds per frame
@@ -32,6 +40,7 @@ and the ratio.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -127,7 +136,7 @@ def experiments(args) -> list[dict]:
         cells = bw.reshape(h, factor, w, factor, 2).mean((1, 3)) / factor
         share = valid.reshape(h, factor, w, factor).mean((1, 3))
         flow = torch.from_numpy(np.ascontiguousarray(cells.transpose(2, 0, 1)))
-        return LatentMotion(flow, torch.from_numpy(np.ascontiguousarray(share))[None], False)
+        return LatentMotion(flow, torch.from_numpy(np.ascontiguousarray(share))[None], False, bw, valid > 0)
 
     def bicubic(x, flow):
         if not flow.any():
@@ -194,8 +203,26 @@ def experiments(args) -> list[dict]:
         "noise-moved+flow": ({"warp": "flow"}, {"eps": moved_eps}),
         "noise-integral": ({"warp": "none"}, {"eps": integral_eps}),
         "noise-integral+flow": ({"warp": "flow"}, {"eps": integral_eps}),
+        "consistent": (None, {}),  # not a render: `none`'s first frame moved along the true motion
     }
-    rows = []
+
+    def consistent(kind, clip, first):
+        """uint8 (n, h, w, 3): ``first`` moved along the clip's true motion, each frame resampled once (the motion
+        composed on coordinates, which are smooth, so no blur builds up): a video perfectly consistent along the
+        true motion, with the output's own texture; what each grader gives it is its floor."""
+        from lcm_video.temporal.flow import warp_image
+
+        h, w = first.shape[:2]
+        grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+        coords, out = grid.copy(), [first]
+        for k in range(len(clip) - 1):
+            bw, _ = motion_flow(kind, clip, k + 1, backward=True)
+            coords = warp_image(coords, bw)
+            moved = warp_image(first.astype(np.float32), coords - grid)
+            out.append(np.clip(np.rint(moved), 0, 255).astype(np.uint8))
+        return np.stack(out)
+
+    rows, none_frames = [], None
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("pan", "zoom", "crossing"):
             clip = motion_clip(kind, args.size, args.frames)
@@ -207,17 +234,22 @@ def experiments(args) -> list[dict]:
                     continue
                 if kind == "crossing" and name.startswith("noise"):
                     continue  # the background is still: nothing to move
-                blend_mod.warp_latent = patch.get("warp", warp0)
-                v2v.latent_motion = patch.get("motion", motion0)
-                noise_mod.FrameNoise.frame_eps = patch.get("eps", eps0)
-                try:
-                    out = Path(tmp) / f"{kind}_{name}.mp4"
-                    kw = {"strength": 0.6, "blend": 0.5, "codec": "libx264rgb", "crf": 0, "quiet": True}
-                    stylize(src, out, MOTION_PROMPT, models=models, **kw, **setting)
-                finally:
-                    blend_mod.warp_latent, v2v.latent_motion, noise_mod.FrameNoise.frame_eps = warp0, motion0, eps0
+                out = Path(tmp) / f"{kind}_{name}.mp4"
+                if setting is None:
+                    frames_clip(out, consistent(kind, clip, none_frames[0]), fps=24)
+                else:
+                    blend_mod.warp_latent = patch.get("warp", warp0)
+                    v2v.latent_motion = patch.get("motion", motion0)
+                    noise_mod.FrameNoise.frame_eps = patch.get("eps", eps0)
+                    try:
+                        kw = {"strength": 0.6, "blend": 0.5, "pixel_blend": args.pixel_blend, "quiet": True}
+                        stylize(src, out, MOTION_PROMPT, models=models, codec="libx264rgb", crf=0, **kw, **setting)
+                    finally:
+                        blend_mod.warp_latent, v2v.latent_motion, noise_mod.FrameNoise.frame_eps = warp0, motion0, eps0
                 vr = decord.VideoReader(str(out))
                 got = vr.get_batch(list(range(len(vr)))).asnumpy()
+                if name == "none":
+                    none_frames = got
                 row = {"clip": kind, "variant": name}
                 row |= {"warp_dis": evaluate(out, src, flow="dis").warp_error}
                 row |= {"warp_farneback": evaluate(out, src, flow="farneback").warp_error}
@@ -243,12 +275,12 @@ def quality(args) -> list[dict]:
             clips[kind] = motion_clip(kind, args.size, args.frames)
             src = frames_clip(tmp / f"{kind}.mp4", clips[kind], fps=24)
             for strength in _floats(args.strengths):
-                for blend in _floats(args.blends):
+                for blend, pixel in itertools.product(_floats(args.blends), _floats(args.pixel_blends)):
                     base = None
                     for name, setting in SETTINGS.items():
                         if args.settings and name not in args.settings.split(","):
                             continue
-                        out = tmp / f"{kind}_{strength}_{blend}_{name}.mp4"
+                        out = tmp / f"{kind}_{strength}_{blend}_{pixel}_{name}.mp4"
                         t0 = time.perf_counter()
                         stylize(
                             src,
@@ -257,6 +289,7 @@ def quality(args) -> list[dict]:
                             models=models,
                             strength=strength,
                             blend=blend,
+                            pixel_blend=pixel,
                             quiet=True,
                             codec="libx264rgb",
                             crf=0,
@@ -264,7 +297,8 @@ def quality(args) -> list[dict]:
                         )
                         seconds = time.perf_counter() - t0
                         dis, farn = evaluate(out, src, flow="dis"), evaluate(out, src, flow="farneback")
-                        row = {"clip": kind, "strength": strength, "blend": blend, "setting": name}
+                        row = {"clip": kind, "strength": strength, "blend": blend, "pixel_blend": pixel}
+                        row["setting"] = name
                         row |= {"warp_dis": dis.warp_error, "warp_farneback": farn.warp_error, "tof": dis.tof}
                         row |= {"flicker": dis.flicker, "psnr": dis.psnr, "ssim": dis.ssim, "seconds": seconds}
                         info = probe(out)
@@ -311,6 +345,33 @@ def cost(args) -> list[dict]:
     return rows
 
 
+def parts(args) -> list[dict]:
+    import cv2
+    import torch
+
+    from lcm_video.temporal.flow import FlowEstimator, fuse_frame, latent_motion
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    rows = []
+    for size in (int(x) for x in args.sizes.split(",")):
+        clip = motion_clip("pan", size, args.frames)
+        est = FlowEstimator("dis")
+        t0 = time.perf_counter()
+        motions = [latent_motion(clip[k], clip[k + 1], 8, est) for k in range(len(clip) - 1)]
+        flow_ms = (time.perf_counter() - t0) / len(motions) * 1000
+        fused = clip[0].astype(np.float32)
+        t0 = time.perf_counter()
+        for k, m in enumerate(motions):
+            fused = fuse_frame(clip[k + 1], fused, 0.5, m)
+            np.rint(fused).clip(0, 255).astype(np.uint8)
+        fuse_ms = (time.perf_counter() - t0) / len(motions) * 1000
+        row = {"size": size, "latent_motion_ms": flow_ms, "fuse_frame_ms": fuse_ms}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path)
@@ -320,6 +381,7 @@ def main() -> None:
     q.add_argument("--frames", type=int, default=24)
     q.add_argument("--strengths", default="0.4,0.6")
     q.add_argument("--blends", default="0.2,0.5")
+    q.add_argument("--pixel-blends", default="0.5")
     q.add_argument("--settings", default="", help=f"comma-separated, of {','.join(SETTINGS)}; all when empty")
     c = sub.add_parser("cost")
     c.add_argument("--size", type=int, default=512)
@@ -329,18 +391,24 @@ def main() -> None:
     e.add_argument("--size", type=int, default=128)
     e.add_argument("--frames", type=int, default=24)
     e.add_argument("--variants", default="", help="comma-separated; all when empty (none always runs)")
+    e.add_argument("--pixel-blend", type=float, default=0.5)
+    t = sub.add_parser("parts")
+    t.add_argument("--sizes", default="256,512,1024")
+    t.add_argument("--frames", type=int, default=12)
     f = sub.add_parser("flows")
     f.add_argument("--size", type=int, default=128)
     f.add_argument("--frames", type=int, default=24)
     args = ap.parse_args()
-    rows = {"quality": quality, "cost": cost, "flows": flows, "experiments": experiments}[args.case](args)
+    cases = {"quality": quality, "cost": cost, "flows": flows, "experiments": experiments, "parts": parts}
+    rows = cases[args.case](args)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
     if args.case == "quality":
         summary: dict = {}
         for r in rows:
             if r["setting"] != "none" and r["clip"] != "still" and r["warp_dis_vs_none"] is not None:
-                summary.setdefault(r["setting"], []).append(
+                name = f"{r['setting']} (blend {r['blend']:g}, pixel blend {r['pixel_blend']:g})"
+                summary.setdefault(name, []).append(
                     (r["warp_dis_vs_none"], r["warp_farneback_vs_none"], r["warp_true_vs_none"])
                 )
         for name, pairs in summary.items():

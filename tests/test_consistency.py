@@ -48,14 +48,14 @@ def test_static_source_with_fully_shared_noise_gives_identical_frames(tiny_model
 
 
 def test_static_source_with_independent_noise_flickers(tiny_models, static_frames):
-    out = render(tiny_models, static_frames, window=4, shared_noise=0.0, blend=0.0)
+    out = render(tiny_models, static_frames, window=4, shared_noise=0.0, blend=0.0, pixel_blend=0.0)
     assert mean_step(out) > 1.0
 
 
 def test_blending_lowers_frame_to_frame_difference_on_a_moving_source(tiny_models, moving_frames):
     assert mean_step(moving_frames) > 1.0  # the source moves
-    plain = render(tiny_models, moving_frames, window=4, shared_noise=0.5, blend=0.0)
-    blended = render(tiny_models, moving_frames, window=4, shared_noise=0.5, blend=0.5)
+    plain = render(tiny_models, moving_frames, window=4, shared_noise=0.5, blend=0.0, pixel_blend=0.0)
+    blended = render(tiny_models, moving_frames, window=4, shared_noise=0.5, blend=0.5, pixel_blend=0.0)
     assert mean_step(blended) < 0.9 * mean_step(plain)
 
 

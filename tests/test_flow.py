@@ -1,5 +1,5 @@
 """Motion-compensated blending (``--warp flow``): the flow and occlusions it finds on clips of known motion, the
-latent warp, and how the blender uses them."""
+latent warp, how the blender uses them, and the fusion of decoded frames (``--pixel-blend``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from lcm_video.metrics import evaluate
 from lcm_video.temporal.blend import TemporalBlender
-from lcm_video.temporal.flow import FlowEstimator, LatentMotion, latent_motion, warp_latent
+from lcm_video.temporal.flow import FlowEstimator, LatentMotion, fuse_frame, latent_motion, warp_latent
 from lcm_video.video.synthetic import frames_clip, motion_clip
 
 
@@ -58,6 +58,27 @@ def test_the_blender_warps_valid_cells_blends_occluded_ones_in_place_and_never_a
     assert out[1, 0].item() == pytest.approx(0.5 * 100 + 0.5 * (0.5 * 3 + 0.5 * 4))
     cut = TemporalBlender(beta=0.5)(torch.cat([prev, cur]), 0, range(2), {1: LatentMotion(moving.flow, valid, True)})
     assert cut[1].eq(100).all()
+
+
+def test_pixel_fusion_moves_the_previous_frame_keeps_occluded_pixels_and_never_crosses_a_cut():
+    rng = np.random.default_rng(0)
+    cur = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    prev = rng.uniform(0, 255, (6, 8, 3)).astype(np.float32)
+    flow = np.zeros((6, 8, 2), np.float32)
+    flow[..., 0] = 1.0  # each pixel was one pixel to its right in the previous frame
+    valid = np.ones((6, 8), bool)
+    valid[2, 3] = False  # occluded: the previous frame does not show it
+    m = LatentMotion(None, None, False, flow, valid)
+    out = fuse_frame(cur, prev, 0.5, m)
+    assert out.dtype == np.float32
+    want = 0.5 * cur[:, :-1] + 0.5 * prev[:, 1:]
+    want[2, 3] = cur[2, 3]
+    assert np.allclose(out[:, :-1], want, atol=1e-4)
+    assert np.array_equal(fuse_frame(cur, prev, 0.5, LatentMotion(None, None, True, flow, valid)), cur)
+    # In place (--warp none), and zero flow exactly in place: a still frame fused with itself stays itself.
+    assert np.allclose(fuse_frame(cur, prev, 0.25), 0.75 * cur + 0.25 * prev, atol=1e-4)
+    still = LatentMotion(None, None, False, np.zeros_like(flow), valid)
+    assert np.array_equal(fuse_frame(cur, cur.astype(np.float32), 0.5, still), cur)
 
 
 def test_dis_finds_the_known_motion_of_the_synthetic_clips():

@@ -63,7 +63,7 @@ def test_scan_finds_the_still_shot(still_then_pan):
 
 
 def test_skip_similar_repeats_renders_and_saves_unet_calls(tmp_path, tiny_models, still_then_pan):
-    common = dict(models=tiny_models, quiet=True, window=4, shared_noise=0.0, blend=0.0, audio=False)
+    common = dict(models=tiny_models, quiet=True, window=4, shared_noise=0.0, blend=0.0, pixel_blend=0.0, audio=False)
     off = stylize(still_then_pan, tmp_path / "off.mp4", "x", codec="libx264rgb", crf=0, **common)
     on = stylize(still_then_pan, tmp_path / "on.mp4", "x", codec="libx264rgb", crf=0, skip_similar=1.0, **common)
     assert on.frames == off.frames == 24

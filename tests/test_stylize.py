@@ -158,7 +158,8 @@ def test_package_functions_stay_functions(videos, tmp_path, tiny_models):
 def test_prompt_keyframes_switch_the_prompt_at_their_output_frame(tiny_models, videos, tmp_path, capsys):
     """--prompt-at for stylise: before the key the frames are the first prompt's, from it on the second's (no
     blending, noise keyed per frame, so each frame depends on its own text only)."""
-    common = dict(models=tiny_models, quiet=True, blend=0.0, codec="libx264rgb", crf=0, audio=False, window=4)
+    common = dict(models=tiny_models, quiet=True, blend=0.0, pixel_blend=0.0, codec="libx264rgb", crf=0, audio=False)
+    common["window"] = 4
     common["max_frames"] = 12
     src = videos["moving"]
     stylize(src, tmp_path / "a.mp4", "ink", **common)
@@ -211,7 +212,7 @@ def test_a_folder_of_frames_is_a_source(tiny_models, videos, tmp_path, capsys):
     for i, f in enumerate(frames):
         Image.fromarray(f).save(folder / f"frame{i}.png")
     (folder / "notes.txt").write_text("not a frame")
-    common = dict(models=tiny_models, quiet=True, codec="libx264rgb", crf=0, blend=0.0)
+    common = dict(models=tiny_models, quiet=True, codec="libx264rgb", crf=0, blend=0.0, pixel_blend=0.0)
     stylize(folder, tmp_path / "seq.mp4", "x", fps=12, **common)
     assert stream_info(tmp_path / "seq.mp4")["fps"] == Fraction(12) and read_frames(tmp_path / "seq.mp4").shape[0] == 12
     # The same frames from the video (same noise keys, no blending) give the same output: order and pixels kept.
@@ -230,7 +231,8 @@ def test_a_folder_of_frames_is_a_source(tiny_models, videos, tmp_path, capsys):
 def test_strength_keyframes_give_each_frame_its_own_schedule(tiny_models, videos, tmp_path, capsys):
     """--strength-at: a key equal to --strength changes nothing (bit for bit); after a key the frames are those of a
     render at that strength, before it those of --strength (no blending: each frame depends on its own schedule)."""
-    common = dict(models=tiny_models, quiet=True, blend=0.0, codec="libx264rgb", crf=0, audio=False, window=4)
+    common = dict(models=tiny_models, quiet=True, blend=0.0, pixel_blend=0.0, codec="libx264rgb", crf=0, audio=False)
+    common["window"] = 4
     common["max_frames"] = 12
     src = videos["moving"]
     stylize(src, tmp_path / "lo.mp4", "x", strength=0.3, **common)

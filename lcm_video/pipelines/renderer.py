@@ -112,9 +112,12 @@ def balanced_window(frames: int, window: int) -> int:
 
 def warmup_frames(blend: float, context: int = 0, overlap: int = 0) -> int:
     """Frames to re-render (and discard) before a segment that starts cold, so its first frames match a continuous
-    render: enough for blending's memory to fade (β^n < 1e-5; at 1e-3 a β of 0.6 still moved pixels by 4/255) and,
-    for motion windows, one window of overlap fusion."""
-    blend_warm = 0 if blend <= 0 else min(128, math.ceil(math.log(1e-5) / math.log(blend)))
+    render: enough for blending's memory to fade (β^n < 1e-5; at 1e-3 a β of 0.6 still moved pixels by 4/255; ``blend``
+    is the larger of ``--blend`` and ``--pixel-blend``) and, for motion windows, one window of overlap fusion."""
+    if blend <= 0:
+        blend_warm = 0
+    else:  # at most 128: a blend of 1 never forgets
+        blend_warm = 128 if blend >= 1 else min(128, math.ceil(math.log(1e-5) / math.log(blend)))
     return max(blend_warm, context - overlap if context else 0)
 
 

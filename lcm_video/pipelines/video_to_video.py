@@ -24,7 +24,7 @@ from ..models.container import Models
 from ..models.loading import models_for
 from ..options import STYLIZE
 from ..record import make_record
-from ..temporal.flow import FlowEstimator, LatentMotion, latent_motion
+from ..temporal.flow import FlowEstimator, LatentMotion, fuse_frame, latent_motion
 from ..video import similarity
 from ..video.lock import OutputLock, remove_stale_partials
 from ..video.plan import FramePlan, Reuse
@@ -66,15 +66,17 @@ class Stylizer(WindowRenderer):
             keys = parse_strength_at(sampling.strength_at, frames, sampling.strength)
             self.schedule = FrameSchedules(models.scheduler, sampling.steps, Keyframes(keys))
         t = cfg.temporal
-        self.flow = FlowEstimator("dis") if t.warp == "flow" and t.blend > 0 else None
+        self.flow = FlowEstimator("dis") if t.warp == "flow" and (t.blend > 0 or t.pixel_blend > 0) else None
+        self.pixel_blend = t.pixel_blend
         self._sources: dict[int, np.ndarray] = {}  # index → uint8 source frame, the last window's (flow to the next)
         self._motion: dict[int, Future] = {}  # index → motion from its previous frame, the last window's
+        self._last: tuple[int, np.ndarray] | None = None  # (index, float32 frame): the last one emitted, unrounded
 
     def reset(self) -> None:
-        """Forget the temporal state (blending, cross-frame's previous frame, and the source frames the next flow
-        would start from): a cold start."""
+        """Forget the temporal state (blending, cross-frame's previous frame, the last output frame, and the source
+        frames the next flow would start from): a cold start."""
         super().reset()
-        self._sources, self._motion = {}, {}
+        self._sources, self._motion, self._last = {}, {}, None
 
     def motion(self, frames: torch.Tensor, indices: range, factor: int) -> PendingMotion:
         """{index: motion from the previous source frame} for every frame of the window whose previous frame is
@@ -101,7 +103,22 @@ class Stylizer(WindowRenderer):
             motion = self.motion(frames, indices, vae_factor(self.models))
         latents = self.codec.encode(to_unit(frames))  # (f, 4, h/8, w/8) float32
         emit = indices if emit is None else emit
-        return self.render(latents, indices, emit, tuple(latents.shape[1:]), noise_keys, motion)
+        out = self.render(latents, indices, emit, tuple(latents.shape[1:]), noise_keys, motion)
+        return self.fuse(out, emit, motion) if self.pixel_blend > 0 else out
+
+    def fuse(self, frames: torch.Tensor, emit: range, motion: PendingMotion | None) -> torch.Tensor:
+        """``--pixel-blend``: each of the uint8 (e, h, w, 3) decoded frames ``emit``, in order, pulled toward the
+        previous output frame (moved along ``motion``'s flow when given, else in place); the first frame after a
+        cold start has nothing to follow."""
+        out = frames.numpy().copy()
+        for j, i in enumerate(emit):
+            fused = out[j].astype(np.float32)
+            if self._last is not None and self._last[0] == i - 1:
+                follows = None if motion is None else motion[i]
+                fused = fuse_frame(out[j], self._last[1], self.pixel_blend, follows)
+                out[j] = np.rint(fused).clip(0, 255).astype(np.uint8)
+            self._last = (i, fused)
+        return torch.from_numpy(out)
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -147,7 +164,7 @@ class SourceRender:
             self.reuse = similarity.scan(info, plan.sources, size, t.skip_similar, t.skip_max)
         rendered = self.reuse.rendered
         self.window, self.overlap = window_layout(models, cfg, rendered)
-        self.warm = warmup_frames(t.blend, self.window if models.motion else 0, self.overlap)
+        self.warm = warmup_frames(max(t.blend, t.pixel_blend), self.window if models.motion else 0, self.overlap)
         self.stylizer = Stylizer(models, cfg, batch=min(self.window, rendered), frames=len(plan))
         self.reader = FrameReader(info, size)
         shows = self.reuse.shows

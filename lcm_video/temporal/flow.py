@@ -111,18 +111,23 @@ def explained(a: np.ndarray, b: np.ndarray, ab: np.ndarray, ba: np.ndarray) -> n
 class LatentMotion:
     """Where each latent cell of a frame was in the previous frame: ``flow`` (2, h, w) float32 in latent cells (x, y),
     ``valid`` (1, h, w) float32 in [0, 1], the share of the cell's pixels that passed the consistency checks (the rest
-    are occluded or disoccluded), and ``cut``: the previous frame explains under ``CUT_VALID`` of this one."""
+    are occluded or disoccluded), and ``cut``: the previous frame explains under ``CUT_VALID`` of this one.
+
+    The same at pixel resolution, for fusing decoded frames (``fuse_frame``): ``pixel_flow`` (H, W, 2) float32 pixels,
+    where each pixel was in the previous frame, and ``pixel_valid`` (H, W) bool, the pixels that passed the checks."""
 
     flow: object  # torch.Tensor
     valid: object  # torch.Tensor
     cut: bool
+    pixel_flow: np.ndarray | None = None
+    pixel_valid: np.ndarray | None = None
 
 
 def latent_motion(prev: np.ndarray, cur: np.ndarray, factor: int, estimator: FlowEstimator) -> LatentMotion:
     """The motion from RGB uint8 (h, w, 3) source frame ``prev`` to ``cur`` on a latent grid ``factor`` times
     coarser: flow averaged over each cell and divided by ``factor``; a pixel is valid where the flows agree forwards
     and backwards and the colour it is brought from matches (``COLOUR_TOLERANCE``), a cell by its share of valid
-    pixels."""
+    pixels. The pixel-level flow and validity are kept too (``LatentMotion.pixel_flow``)."""
     import torch
 
     bw = estimator(cur, prev)  # cur(x) ≈ prev(x + bw(x)): where each pixel of cur was
@@ -131,7 +136,26 @@ def latent_motion(prev: np.ndarray, cur: np.ndarray, factor: int, estimator: Flo
     cells = bw[: h * factor, : w * factor].reshape(h, factor, w, factor, 2).mean((1, 3)) / factor
     share = valid[: h * factor, : w * factor].reshape(h, factor, w, factor).mean((1, 3), dtype=np.float32)
     flow = torch.from_numpy(np.ascontiguousarray(cells.transpose(2, 0, 1)))
-    return LatentMotion(flow, torch.from_numpy(np.ascontiguousarray(share))[None], float(valid.mean()) < CUT_VALID)
+    cut = float(valid.mean()) < CUT_VALID
+    return LatentMotion(flow, torch.from_numpy(np.ascontiguousarray(share))[None], cut, bw, valid > 0)
+
+
+def fuse_frame(cur: np.ndarray, prev: np.ndarray, beta: float, motion: LatentMotion | None = None) -> np.ndarray:
+    """Output frame ``cur`` (uint8 (H, W, 3)) pulled toward the previous fused frame ``prev`` (float32 (H, W, 3) in
+    0..255) with weight ``beta``: ``prev`` moved along ``motion``'s pixel flow, only where its pixels are valid
+    (elsewhere ``cur`` is kept), and not at all across a cut; in place without ``motion``. Returns float32 (H, W, 3)
+    in 0..255, not rounded: carrying rounded frames would keep a 1-level difference alive forever (a half-level tie
+    rounds the same way every frame), so a batch segment's warm-up could not converge to the continuous render.
+
+    Zero flow is exactly in place (no interpolation), so identical frames stay identical."""
+    now = cur.astype(np.float32)
+    if motion is None:
+        return now + np.float32(beta) * (prev - now)
+    if motion.cut:
+        return now
+    flow = motion.pixel_flow
+    target = prev if not flow.any() else warp_image(prev, flow)
+    return now + (np.float32(beta) * motion.pixel_valid)[..., None] * (target - now)
 
 
 def warp_latent(x, flow):

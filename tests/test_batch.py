@@ -137,6 +137,14 @@ def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend, extra):
     assert np.abs(a - b).max() <= 2  # each segment re-renders frames before its start until β^n < 1e-5
 
 
+def test_warm_up_covers_the_longer_memory_of_the_two_blends():
+    from lcm_video.pipelines.renderer import warmup_frames
+
+    assert warmup_frames(0.0) == 0 and warmup_frames(0.2) == 8 and warmup_frames(0.5) == 17
+    assert warmup_frames(1.0) == 128  # a blend of 1 never forgets: the cap, not a division by zero
+    assert warmup_frames(0.5, context=16, overlap=4) == 17 and warmup_frames(0.2, context=16, overlap=4) == 12
+
+
 def test_paths_stay_inside_out(tmp_path):
     jobs = [{"name": "x", "mode": "generate", "prompt": "p", "output": "sub/../../x.mp4"}]
     with pytest.raises(UserError, match="inside --out"):

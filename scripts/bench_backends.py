@@ -6,6 +6,7 @@ loop a user would write, on several model shapes and sizes. Every case it runs i
     python scripts/bench_backends.py --memory [--out FILE.json]
     python scripts/bench_backends.py --unet-batch [--shapes ...] [--sizes ...] [--out FILE.json]
     python scripts/bench_backends.py --agreement [--frames 24] [--out FILE.json]
+    python scripts/bench_backends.py --layout [--shapes ...] [--sizes ...] [--out FILE.json]
 
 --agreement: `lcm-video stylize --model toy` on the first frames of samples/clip.mp4 to PNG (no codec in between) per
 backend and precision (torch / openvino, float32 / bfloat16), each against torch float32: mean and largest absolute
@@ -15,6 +16,11 @@ input.
 --unet-batch: the torch UNet alone (fp32, one step, random weights of each shape), seconds per frame at batch 1, 2,
 4 and 12 on each size's latents, each batch timed after a warm-up call at that batch: what batching the UNet buys
 on this CPU per shape and size.
+
+--layout: the torch VAE's encoder and decoder and one UNet step alone (fp32, batch 1, random weights of each shape),
+with weights and input in the default (contiguous) memory layout and in channels_last, each the faster of two timed
+calls after a warm-up, interleaved: what oneDNN's channels-last convolutions buy on this CPU per shape and size, and
+the largest difference in the outputs.
 
 --memory: peak RSS of `lcm-video stylize --model toy` rendering 30 and 300 frames of a 160x120 clip, per backend
 (torch, openvino; the converted models cached by a first run): streaming means the ratio stays near 1.
@@ -136,7 +142,10 @@ def main() -> None:
     ap.add_argument("--memory", action="store_true", help="30 vs 300 frames per backend instead")
     ap.add_argument("--unet-batch", action="store_true", help="the UNet alone at batch 1/2/4/12 instead")
     ap.add_argument("--agreement", action="store_true", help="each backend's frames against torch fp32 instead")
+    ap.add_argument("--layout", action="store_true", help="VAE and UNet alone, contiguous vs channels_last, instead")
     args = ap.parse_args()
+    if args.layout:
+        return layout(args)
     if args.memory:
         return memory(args)
     if args.agreement:
@@ -237,6 +246,52 @@ def unet_batch(args) -> None:
                 base = base or per_frame
                 row = {"shape": shape, "size": size, "batch": batch, "s_per_frame": round(per_frame, 3),
                        "vs_batch1": round(base / per_frame, 3)}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+
+
+def layout(args) -> None:
+    import torch
+
+    from lcm_video.models.tiny import sd15_components
+
+    rows = []
+    for shape in args.shapes.split(","):
+        torch.manual_seed(0)
+        comps = sd15_components(unet_channels=SHAPES[shape][0], vae_channels=SHAPES[shape][1])
+        vae, unet = comps["vae"].eval(), comps["unet"].eval()
+        for size in map(int, args.sizes.split(",")):
+            x, z = torch.randn(1, 3, size, size), torch.randn(1, 4, size // 8, size // 8)
+            e, w = torch.randn(1, 77, 768), torch.randn(1, unet.config.time_cond_proj_dim)
+            calls = {
+                "vae encode": (vae, lambda m, fmt, x=x: m.encode(x.contiguous(memory_format=fmt)).latent_dist.mode()),
+                "vae decode": (vae, lambda m, fmt, z=z: m.decode(z.contiguous(memory_format=fmt)).sample),
+                "unet step": (
+                    unet,
+                    lambda m, fmt, z=z, e=e, w=w: m(z.contiguous(memory_format=fmt), 599, e, timestep_cond=w).sample,
+                ),
+            }
+            for what, (module, call) in calls.items():
+                seconds = {}
+                for _ in range(2):  # interleaved; the faster of two timed calls after a warm-up each
+                    for name, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
+                        module.to(memory_format=fmt)
+                        with torch.inference_mode():
+                            call(module, fmt)
+                            t0 = time.perf_counter()
+                            out = call(module, fmt)
+                            dt = time.perf_counter() - t0
+                        seconds[name] = min(seconds.get(name, dt), dt)
+                        if name == "contiguous":
+                            ref = out
+                        else:
+                            diff = (out - ref).abs().max().item()
+                module.to(memory_format=torch.contiguous_format)
+                row = {"shape": shape, "size": size, "call": what, "contiguous_s": round(seconds["contiguous"], 3)}
+                row |= {"channels_last_s": round(seconds["channels_last"], 3), "max_abs_diff": diff}
+                row["speedup"] = round(seconds["contiguous"] / seconds["channels_last"], 3)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     if args.out:

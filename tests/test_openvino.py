@@ -81,6 +81,25 @@ def test_frames_do_not_depend_on_segments_and_the_cache_is_reused(tmp_path, cach
     assert np.abs(a - b).max() <= 2  # as torch's bound: warm-up re-renders blending's memory
 
 
+def test_torch_weights_leave_memory_once_compiled_and_come_back_for_a_new_shape(tmp_path, cache):
+    models = load_models("toy", device="cpu", backend="openvino")
+    common = dict(models=models, max_frames=4, quiet=True)
+    stylize(CLIP, tmp_path / "a" / "%05d.png", PROMPT, **common)
+    on = lambda module: {p.device.type for p in module.parameters()}  # noqa: E731
+    assert on(models.pipe.unet) == on(models.pipe.vae) == {"meta"}  # the compiled models alone
+    assert len(list((cache / "torch").glob("*.safetensors"))) == 2  # UNet and VAE, written once
+    stylize(CLIP, tmp_path / "b" / "%05d.png", PROMPT, width=96, height=64, **common)  # a new shape converts
+    torch_models = load_models("toy", device="cpu")
+    stylize(
+        CLIP, tmp_path / "c" / "%05d.png", PROMPT, width=96, height=64, models=torch_models, max_frames=4, quiet=True
+    )
+    b = np.stack([_png(p) for p in sorted((tmp_path / "b").glob("*.png"))]).astype(float)
+    c = np.stack([_png(p) for p in sorted((tmp_path / "c").glob("*.png"))]).astype(float)
+    assert b.shape == c.shape == (4, 64, 96, 3)
+    assert np.abs(b - c).mean() < 1.0  # converted from the weights read back: still torch's model
+    assert on(models.pipe.unet) == {"meta"}
+
+
 def test_fused_loras_change_the_cache_key(tmp_path):
     base, tuned = load_models("tiny-lora", device="cpu"), load_models("toy", device="cpu")
     assert ov_backend.weights_digest(base.pipe.unet) != ov_backend.weights_digest(tuned.pipe.unet)

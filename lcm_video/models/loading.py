@@ -187,8 +187,9 @@ def load_models(
     ``vae``: hub id or directory of an ``AutoencoderKL``/``AutoencoderTiny`` (``taesd`` is an alias).
     ``motion_adapter``: motion preset (``animatelcm``, ``animatediff-v1-5-2``, ``tiny``), hub id, directory or file;
     the UNet becomes a ``UNetMotionModel`` and the preset's LoRAs and scheduler settings apply.
-    ``backend``: ``torch``, ``openvino`` (the UNet and VAE run by OpenVINO on the CPU, computing in ``dtype``; the
-    torch modules stay float32 for conversion and text encoding) or ``auto`` (openvino on a CPU where installed).
+    ``backend``: ``torch``, ``openvino`` (the UNet and VAE run by OpenVINO on the CPU, computing in ``dtype``; their
+    float32 torch weights leave memory once compiled, ``pipe.unet`` and ``pipe.vae`` then on the ``meta`` device; the
+    text encoder stays torch's) or ``auto`` (openvino on a CPU where installed).
     """
     with library_notices_off():
         return _load_models(model, lora, vae, device, dtype, motion_adapter, backend)

@@ -5,8 +5,9 @@ CPU plugin in float32 or bfloat16. (The text encoder stays torch's: see ``Models
 Every render calls each module with one fixed shape (the 2D batch is padded, VAE chunks are balanced; see
 ``UNetDenoiser``), so a module converts once per shape. The converted model is saved on disk under a key of its
 weights' digest, the input shapes, the precision and the OpenVINO version (``cache_dir()``), and OpenVINO's own
-compiled-blob cache sits beside it, so only a first run converts. The wrappers take and return torch tensors, with the
-call signatures the denoiser and the codec use, so nothing above this module knows which backend runs.
+compiled-blob cache sits beside it, so only a first run converts. Once compiled, the torch weights leave memory
+(``_Weights``). The wrappers take and return torch tensors, with the call signatures the denoiser and the codec use,
+so nothing above this module knows which backend runs.
 """
 
 from __future__ import annotations
@@ -67,13 +68,70 @@ class _Digest:
         return self.value
 
 
+class _Weights:
+    """The torch weights behind one or more converted runners (the VAE's encoder and decoder share them), held in
+    memory only while a conversion needs them.
+
+    Once every runner has compiled a shape, the weights are written to the cache (``torch/<digest>.safetensors``,
+    once per digest) and the module moves to the ``meta`` device: a render then holds the compiled models alone (at
+    SD1.5's size the float32 UNet and VAE are 3.7 GB). A later call at a new shape converts again and reads them back
+    first. Any failure to write them leaves them in memory."""
+
+    def __init__(self, module: torch.nn.Module, digest: _Digest, users: int):
+        self.module, self.digest, self.users = module, digest, users
+        self.ready: set[int] = set()
+        self.offloaded = False
+        self._lock = threading.Lock()
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        return {**dict(self.module.named_parameters()), **dict(self.module.named_buffers())}
+
+    def _path(self) -> Path:
+        return cache_dir() / "torch" / f"{self.digest()}.safetensors"
+
+    def restore(self) -> None:
+        """The weights back in memory (before a conversion)."""
+        with self._lock:
+            if not self.offloaded:
+                return
+            from safetensors import safe_open
+
+            self.module.to_empty(device="cpu")
+            with torch.no_grad(), safe_open(str(self._path()), framework="pt") as f:
+                for name, t in self._tensors().items():
+                    t.copy_(f.get_tensor(name))  # one tensor at a time: never two copies of the whole model
+            self.offloaded = False
+
+    def release(self, user: int) -> None:
+        """``user`` has compiled a shape; once all have, write the weights to disk (once) and drop them."""
+        with self._lock:
+            self.ready.add(user)
+            if self.offloaded or len(self.ready) < self.users:
+                return
+            path = self._path()
+            try:
+                if not path.is_file():
+                    from safetensors.torch import save_file
+
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+                    save_file({k: v.detach().contiguous() for k, v in self._tensors().items()}, str(tmp))
+                    tmp.replace(path)
+            except (OSError, RuntimeError, ValueError):  # a full disk, shared tensors: keep them in memory
+                return
+            self.module.to("meta")
+            self.offloaded = True
+
+
 class _Converted:
     """One torch module run through OpenVINO: converted (or read from the cache) on the first call with each shape
-    signature, compiled for the CPU at ``precision``."""
+    signature, compiled for the CPU at ``precision``. ``weights``: the module's :class:`_Weights` (shared with the
+    other runners of the same module), dropped from memory once all of them have compiled."""
 
-    def __init__(self, module: torch.nn.Module, what: str, precision: str, notify=None, digest=None):
+    def __init__(self, module: torch.nn.Module, what: str, precision: str, notify=None, digest=None, weights=None):
         self.module, self.what, self.precision, self.notify = module.eval(), what, precision, notify
         self._digest = digest or _Digest(module)
+        self._weights = weights or _Weights(module, self._digest, 1)
         self._compiled: dict[tuple, object] = {}
         self._lock = threading.Lock()
 
@@ -92,6 +150,7 @@ class _Converted:
         # hint out, so a bfloat16 compile found the float32 blob of the same IR and ran it as NaN (black frames).
         core.set_property({"CACHE_DIR": str(cache_dir() / "blobs" / self.precision)})
         if not xml.is_file():
+            self._weights.restore()
             if self.notify is not None:
                 self.notify(f"converting the {self.what} for OpenVINO at {shapes} (first run only; cached in {folder})")
             import warnings
@@ -122,6 +181,7 @@ class _Converted:
             request = self._compiled.get(key)
             if request is None:
                 request = self._compiled[key] = self._compile(inputs).create_infer_request()
+                self._weights.release(id(self))
             request.infer([v.numpy() for v in inputs.values()], share_inputs=True)
             return torch.from_numpy(request.get_output_tensor(0).data.copy())
 
@@ -189,8 +249,9 @@ class OVVae:
         name = "taesd" if type(vae).__name__ == "AutoencoderTiny" else "vae"
         vae = vae.float()
         digest = _Digest(vae)
-        self._encode = _Converted(_Encode(vae), f"{name}-encoder", precision, notify, digest)
-        self._decode = _Converted(_Decode(vae), f"{name}-decoder", precision, notify, digest)
+        weights = _Weights(vae, digest, users=2)
+        self._encode = _Converted(_Encode(vae), f"{name}-encoder", precision, notify, digest, weights)
+        self._decode = _Converted(_Decode(vae), f"{name}-decoder", precision, notify, digest, weights)
 
     def encode(self, x):
         return SimpleNamespace(latents=self._encode(x=x.float().contiguous()))

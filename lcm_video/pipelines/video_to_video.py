@@ -112,11 +112,12 @@ class Stylizer(WindowRenderer):
         cold start has nothing to follow."""
         out = frames.numpy().copy()
         for j, i in enumerate(emit):
-            fused = out[j].astype(np.float32)
             if self._last is not None and self._last[0] == i - 1:
                 follows = None if motion is None else motion[i]
                 fused = fuse_frame(out[j], self._last[1], self.pixel_blend, follows)
                 out[j] = np.rint(fused).clip(0, 255).astype(np.uint8)
+            else:
+                fused = out[j].astype(np.float32)
             self._last = (i, fused)
         return torch.from_numpy(out)
 

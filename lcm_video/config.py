@@ -132,10 +132,11 @@ class ModelConfig:
     )
     dtype: str = option(
         "auto",
-        "auto (float16 on GPU, float32 on CPU), float32, float16, bfloat16",
+        "auto (float16 on GPU; on CPU bfloat16 where it is native, else float32), float32, float16, bfloat16",
         choices=DTYPES,
         metavar="T",
-        doc="float16 on GPU, float32 on CPU; or `float32`, `float16`, `bfloat16`",
+        doc="float16 on GPU; on a CPU bfloat16 where the CPU computes it in hardware (AVX512-BF16 or AMX), else "
+        "float32; or `float32`, `float16`, `bfloat16`. `float32` for frames that match diffusers' float32 pipelines",
     )
     compile: bool = option(
         False,

@@ -6,7 +6,8 @@ loop a user would write, on several model shapes and sizes. Every case it runs i
     python scripts/bench_backends.py --memory [--out FILE.json]
     python scripts/bench_backends.py --unet-batch [--shapes ...] [--sizes ...] [--out FILE.json]
     python scripts/bench_backends.py --agreement [--frames 24] [--out FILE.json]
-    python scripts/bench_backends.py --layout [--shapes ...] [--sizes ...] [--out FILE.json]
+    python scripts/bench_backends.py --layout [--shapes ...] [--sizes ...] [--dtype float32] [--out FILE.json]
+    python scripts/bench_backends.py --ceiling [--shapes ...] [--sizes ...] [--frames 12] [--out FILE.json]
 
 --agreement: `lcm-video stylize --model toy` on the first frames of samples/clip.mp4 to PNG (no codec in between) per
 backend and precision (torch / openvino, float32 / bfloat16), each against torch float32: mean and largest absolute
@@ -22,6 +23,15 @@ with weights and input in the default (contiguous) memory layout and in channels
 calls after a warm-up, interleaved: what oneDNN's channels-last convolutions buy on this CPU per shape and size, and
 the largest difference in the outputs.
 
+--ceiling: what each mode's model calls alone allow. Per shape and size, seconds per frame of every call a frame
+costs (4 UNet steps, one VAE encode, one decode), timed alone (each the faster of two calls after a warm-up) as the
+diffusers loop makes them (torch fp32, contiguous, batch 1) and as lcm-video makes them in each mode, with the
+whole-process runs' shapes (UNet batch = the frames, up to the 16 of a window; VAE encode 1 and decode 2 frames a
+call; OpenVINO's converted models from the same cache, so the same compiled models): the ratio of the two sums is
+the most a whole process can gain in that mode, since everything else (imports, loading, video reading and
+writing, flow) costs ours at least what it costs diffusers. A mode whose ceiling is under a target cannot meet it
+on this CPU, whatever is done outside the model calls.
+
 --memory: peak RSS of `lcm-video stylize --model toy` rendering 30 and 300 frames of a 160x120 clip, per backend
 (torch, openvino; the converted models cached by a first run): streaming means the ratio stays near 1.
 
@@ -30,7 +40,9 @@ Models: random weights (speed does not depend on them), saved as diffusers folde
   mid    UNet 128/256/512/512, SD1.5's VAE
   sd15   SD1.5's UNet (320/640/1280/1280) and VAE
 each with an LCM w-embedding, a CLIP-L-sized text encoder, and a TAESD-shaped autoencoder for `--fast`.
-Settings: 4 steps, strength 0.6, guidance 8 (the w-embedding, on both sides), float32 unless the mode says.
+Settings: 4 steps, strength 0.6, guidance 8 (the w-embedding, on both sides). Modes `torch` and `openvino` run the
+default `--dtype auto` (bfloat16 on a CPU that computes it in hardware, since 2026-12-02; float32 before), the others
+name their precision.
 
 diffusers: a fresh Python process that loads `LatentConsistencyModelImg2ImgPipeline.from_pretrained(DIR)` and loops
 over the frames (decord → pipe → imageio-ffmpeg), as its docs show; ours: `lcm-video stylize CLIP -o OUT --model DIR`
@@ -59,9 +71,11 @@ SHAPES = {
     "mid": ((128, 256, 512, 512), (128, 256, 512, 512)),
     "sd15": ((320, 640, 1280, 1280), (128, 256, 512, 512)),
 }
-MODES = {
+MODES = {  # "torch" and "openvino" leave --dtype at auto: bfloat16 on a CPU with it in hardware, else float32
     "torch": [],
+    "torch-fp32": ["--dtype", "float32"],
     "openvino": ["--backend", "openvino"],
+    "openvino-fp32": ["--backend", "openvino", "--dtype", "float32"],
     "openvino-bf16": ["--backend", "openvino", "--dtype", "bfloat16"],
     "torch-bf16": ["--dtype", "bfloat16"],
     "openvino-fast": ["--backend", "openvino", "--vae", "{dir}/taesd"],
@@ -143,7 +157,11 @@ def main() -> None:
     ap.add_argument("--unet-batch", action="store_true", help="the UNet alone at batch 1/2/4/12 instead")
     ap.add_argument("--agreement", action="store_true", help="each backend's frames against torch fp32 instead")
     ap.add_argument("--layout", action="store_true", help="VAE and UNet alone, contiguous vs channels_last, instead")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="--layout's precision")
+    ap.add_argument("--ceiling", action="store_true", help="each mode's model calls alone: the most it can gain")
     args = ap.parse_args()
+    if args.ceiling:
+        return ceiling(args)
     if args.layout:
         return layout(args)
     if args.memory:
@@ -200,7 +218,7 @@ def agreement(args) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, LCM_VIDEO_CACHE=str(args.work / "cache"))
     clip = ROOT / "samples" / "clip.mp4"
-    cases = {"torch": [], "torch-bf16": ["--dtype", "bfloat16"], **{m: MODES[m] for m in ("openvino", "openvino-bf16")}}
+    cases = {m: MODES[m] for m in ("torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16")}
     got = {}
     for name, flags in cases.items():
         folder = args.work / f"agree-{name}"
@@ -210,7 +228,7 @@ def agreement(args) -> None:
                 "background", "--model", "toy", "--max-frames", str(frames), "--quiet", *flags]  # fmt: skip
         timed(argv, env)
         got[name] = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
-    ref = got["torch"].astype(np.float64)
+    ref = got["torch-fp32"].astype(np.float64)
     rows = []
     for name, video in got.items():
         diff = np.abs(video.astype(np.float64) - ref)
@@ -261,10 +279,12 @@ def layout(args) -> None:
     for shape in args.shapes.split(","):
         torch.manual_seed(0)
         comps = sd15_components(unet_channels=SHAPES[shape][0], vae_channels=SHAPES[shape][1])
-        vae, unet = comps["vae"].eval(), comps["unet"].eval()
+        dtype = getattr(torch, args.dtype)
+        vae, unet = comps["vae"].eval().to(dtype), comps["unet"].eval().to(dtype)
         for size in map(int, args.sizes.split(",")):
-            x, z = torch.randn(1, 3, size, size), torch.randn(1, 4, size // 8, size // 8)
-            e, w = torch.randn(1, 77, 768), torch.randn(1, unet.config.time_cond_proj_dim)
+            x, z = torch.randn(1, 3, size, size, dtype=dtype), torch.randn(1, 4, size // 8, size // 8, dtype=dtype)
+            e = torch.randn(1, 77, 768, dtype=dtype)
+            w = torch.randn(1, unet.config.time_cond_proj_dim, dtype=dtype)
             calls = {
                 "vae encode": (vae, lambda m, fmt, x=x: m.encode(x.contiguous(memory_format=fmt)).latent_dist.mode()),
                 "vae decode": (vae, lambda m, fmt, z=z: m.decode(z.contiguous(memory_format=fmt)).sample),
@@ -289,13 +309,131 @@ def layout(args) -> None:
                         else:
                             diff = (out - ref).abs().max().item()
                 module.to(memory_format=torch.contiguous_format)
-                row = {"shape": shape, "size": size, "call": what, "contiguous_s": round(seconds["contiguous"], 3)}
+                row = {"shape": shape, "size": size, "dtype": args.dtype, "call": what}
+                row["contiguous_s"] = round(seconds["contiguous"], 3)
                 row |= {"channels_last_s": round(seconds["channels_last"], 3), "max_abs_diff": diff}
                 row["speedup"] = round(seconds["contiguous"] / seconds["channels_last"], 3)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
+
+
+def _best_of_two(call) -> float:
+    """Seconds of the faster of two calls after a warm-up call."""
+    call()
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _frame_calls(unet, vae, size: int, unet_batch: int, enc_batch: int, dec_batch: int, channels_last: bool) -> dict:
+    """Seconds per frame of one UNet step, one VAE encode and one decode, each at its batch (fp32 inputs; the modules
+    are torch or this project's OpenVINO runners, which take the same calls)."""
+    import torch
+
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    lat = size // 8
+    z = torch.randn(unet_batch, 4, lat, lat)
+    e = torch.randn(unet_batch, 77, 768)
+    w = torch.randn(unet_batch, unet.config.time_cond_proj_dim)
+    t = torch.full((unet_batch,), 599)
+    x = torch.rand(enc_batch, 3, size, size).mul(2).sub(1).contiguous(memory_format=fmt)
+    zd = torch.randn(dec_batch, 4, lat, lat).contiguous(memory_format=fmt)
+
+    def encode():
+        enc = vae.encode(x)
+        return enc.latent_dist.sample() if hasattr(enc, "latent_dist") else enc.latents
+
+    with torch.inference_mode():
+        return {
+            "unet_step": _best_of_two(lambda: unet(z, t, e, timestep_cond=w, return_dict=False)) / unet_batch,
+            "encode": _best_of_two(encode) / enc_batch,
+            "decode": _best_of_two(lambda: vae.decode(zd, return_dict=False)) / dec_batch,
+        }
+
+
+def ceiling(args) -> None:
+    import torch
+    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
+
+    from lcm_video.models import openvino as ov
+    from lcm_video.pipelines.renderer import CPU_VAE_CHUNKS
+
+    os.environ["LCM_VIDEO_CACHE"] = str(args.work / "cache")  # the whole-process runs' converted models
+    torch.set_grad_enabled(False)
+    batch = min(args.frames, 16)
+    modes = ("torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-fp32-fast", "openvino-bf16-fast")
+    rows = []
+    for shape in args.shapes.split(","):
+        folder = save_models(shape, args.work / shape)
+        for size in map(int, args.sizes.split(",")):
+            got = {}
+
+            def load(taesd=False, dtype=torch.float32, folder=folder):
+                unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
+                kind, sub = (AutoencoderTiny, "taesd") if taesd else (AutoencoderKL, "vae")
+                return unet.eval(), kind.from_pretrained(folder / sub, torch_dtype=dtype).eval()
+
+            unet, vae = load()
+            got["diffusers"] = _frame_calls(unet, vae, size, 1, 1, 1, channels_last=False)
+            vae.to(memory_format=torch.channels_last)
+            got["torch-fp32"] = _frame_calls(unet, vae, size, batch, *CPU_VAE_CHUNKS, channels_last=True)
+            del unet, vae
+            for mode in modes[1:]:
+                bf16 = "bf16" in mode
+                if mode == "torch-bf16":
+                    unet, vae = load(dtype=torch.bfloat16)
+                    vae.to(memory_format=torch.channels_last)
+                    got[mode] = _frame_calls(_Cast(unet), _Cast(vae), size, batch, *CPU_VAE_CHUNKS, True)
+                    del unet, vae
+                    continue
+                unet, vae = load(taesd=mode.endswith("fast"))
+                precision = "bf16" if bf16 else "f32"
+                got[mode] = _frame_calls(ov.OVUNet(unet, precision), ov.OVVae(vae, precision), size, batch,
+                                         *CPU_VAE_CHUNKS, channels_last=False)  # fmt: skip
+                del unet, vae
+            steps = STEPS  # strength 0.6 of 4 LCM steps still runs 4 UNet calls a frame, on both sides
+            base = got["diffusers"]
+            base_total = steps * base["unet_step"] + base["encode"] + base["decode"]
+            for who, calls in got.items():
+                total = steps * calls["unet_step"] + calls["encode"] + calls["decode"]
+                row = {"shape": shape, "size": size, "who": who, **{k: round(v, 3) for k, v in calls.items()},
+                       "s_per_frame": round(total, 3), "unet_share": round(steps * calls["unet_step"] / total, 3),
+                       "ceiling_vs_diffusers": round(base_total / total, 3)}  # fmt: skip
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            if args.out:
+                args.out.write_text(json.dumps(rows, indent=1))
+
+
+class _Cast:
+    """A bfloat16 torch module called with float32 inputs, as ``--dtype bfloat16`` runs it (inputs cast on the way
+    in, float32 out)."""
+
+    def __init__(self, module):
+        self.module, self.config = module, module.config
+
+    def __call__(self, *a, **k):
+        import torch
+
+        a = [v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v for v in a]
+        k = {n: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v for n, v in k.items()}
+        return self.module(*a, **k)
+
+    def encode(self, x):
+        return self.module.encode(x.to(torch_dtype(self.module)))
+
+    def decode(self, z, return_dict=False):
+        return self.module.decode(z.to(torch_dtype(self.module)), return_dict=return_dict)
+
+
+def torch_dtype(module):
+    return next(module.parameters()).dtype
 
 
 def memory(args) -> None:

@@ -72,6 +72,17 @@ def test_window_size_does_not_change_any_frame(tiny_models, moving_frames, blend
     assert (diff == 0).float().mean().item() > 0.999
 
 
+def test_window_size_does_not_change_any_frame_of_the_trained_toy_in_bfloat16(moving_frames):
+    from lcm_video.models.loading import load_models
+
+    toy = load_models("toy", device="cpu", dtype="bfloat16")
+    frames = torch.nn.functional.interpolate(moving_frames.permute(0, 3, 1, 2).float(), size=(96, 128))
+    frames = frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    for extra in ({}, {"cross_frame": "anchor+prev"}):
+        a, b = render(toy, frames, window=3, **extra), render(toy, frames, window=8, **extra)
+        assert (a.int() - b.int()).abs().max().item() <= 1
+
+
 def test_steps_are_steps_at_any_strength(tiny_models, static_frames):
     for strength, steps in [(0.1, 4), (0.5, 4), (1.0, 4), (0.5, 2), (0.9, 7)]:
         cfg = StylizeConfig.make(prompt="x", strength=strength, steps=steps, window=6)

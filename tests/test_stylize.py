@@ -125,7 +125,12 @@ def test_text_embeddings_are_computed_once_per_prompt(videos, tmp_path):
 
 
 def test_device_and_dtype_choice(monkeypatch):
-    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
+    from lcm_video.models import device
+
+    assert pick_dtype("auto", torch.device("cpu")) == torch.float32  # this suite's default (conftest)
+    monkeypatch.setattr(device, "native_bf16", lambda: True)
+    assert pick_dtype("auto", torch.device("cpu")) == torch.bfloat16
+    monkeypatch.setattr(device, "native_bf16", lambda: False)
     assert pick_dtype("auto", torch.device("cuda")) == torch.float16
     assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(lcm_video.UserError, match="float16 is not supported on the CPU"):

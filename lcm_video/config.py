@@ -153,7 +153,7 @@ class ModelConfig:
         metavar="B",
         doc="`torch`, or `openvino` (CPU only): the UNet and the VAE (or TAESD) converted by OpenVINO at the render's "
         "shapes after LoRAs are fused, cached on disk ($LCM_VIDEO_CACHE, default ~/.cache/lcm_video), so only a "
-        "first run converts (it says so); computes in float32, or bfloat16 with `--dtype bfloat16`. `auto`: "
+        "first run converts (it says so); computes in `--dtype`'s precision (float32 or bfloat16). `auto`: "
         "openvino on a CPU where it is installed, else torch. Needs the `openvino` extra",
     )
 

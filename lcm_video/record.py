@@ -47,8 +47,11 @@ def file_hash(spec: str) -> str | None:
     return _sha256(str(path.resolve()), st.st_size, st.st_mtime_ns)
 
 
-def make_record(command: str, settings: dict[str, Any], source: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The record of one render: ``settings`` is the resolved config's ``flat()``."""
+def make_record(
+    command: str, settings: dict[str, Any], source: str | os.PathLike | None = None, ran: list[dict] | None = None
+) -> dict[str, Any]:
+    """The record of one render: ``settings`` is the resolved config's ``flat()``; ``ran``: what the models computed
+    on (``Models.ran``), one entry per distinct one (a batch job's segments may have run on several machines)."""
     hashes = {}
     for key in _WEIGHT_SETTINGS:
         value = settings.get(key)
@@ -64,6 +67,8 @@ def make_record(command: str, settings: dict[str, Any], source: str | os.PathLik
         rec["source"] = {"path": str(p), "bytes": st.st_size, "mtime": int(st.st_mtime)}
     if hashes:
         rec["sha256"] = hashes
+    if ran:
+        rec["ran"] = ran
     return rec
 
 

@@ -151,6 +151,23 @@ def test_segment_seams_of_the_trained_toy_match_in_either_precision(tmp_path, cl
     assert np.abs(a - b).max() <= 2  # measured: 1 level in float32, 2 in bfloat16
 
 
+def test_segments_that_ran_differently_are_recorded_and_warned_about(tmp_path, clip, capsys, monkeypatch):
+    from lcm_video.models.container import Models
+    from lcm_video.record import read_record
+
+    job = {"name": "s", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "s.mp4", "max_frames": 10}
+    batch.run_batch(write_jobs(tmp_path, [job]), tmp_path / "one", segment_frames=5, quiet=True)
+    ran = {"device": "cpu", "dtype": "float32", "backend": "torch"}
+    assert read_record(tmp_path / "one" / "s.mp4")["ran"] == [ran]
+    assert "segments ran on" not in capsys.readouterr().err
+    # As if the first segment had run on a machine whose `--dtype auto` is bfloat16.
+    said = iter([ran | {"dtype": "bfloat16"}, ran])
+    monkeypatch.setattr(Models, "ran", property(lambda self: next(said)))
+    batch.run_batch(write_jobs(tmp_path, [job]), tmp_path / "two", segment_frames=5, quiet=True)
+    assert read_record(tmp_path / "two" / "s.mp4")["ran"] == [ran | {"dtype": "bfloat16"}, ran]
+    assert "its segments ran on cpu bfloat16 (torch); cpu float32 (torch)" in capsys.readouterr().err
+
+
 def test_warm_up_covers_the_longer_memory_of_the_two_blends():
     from lcm_video.pipelines.renderer import warmup_frames
 

@@ -32,6 +32,9 @@ def test_the_settings_are_in_the_video(made, videos):
     s = rec["settings"]
     assert (s["prompt"], s["seed"], s["blend"], s["shared_noise"], s["start"]) == ("ink wash", 5, 0.3, 0.4, 0.2)
     assert "quiet" not in s
+    # `--dtype auto` resolves per machine: the record keeps what it resolved to
+    assert rec["ran"] == [{"device": "cpu", "dtype": "float32", "backend": "torch"}]
+    assert read_record(made / "g.mp4")["ran"] == rec["ran"]
 
 
 @pytest.mark.slow  # three more renders; the quick loop stays under 90 s
@@ -47,12 +50,21 @@ def test_rerun_and_config_from_the_video_render_identical_frames(made, videos, t
     assert not np.array_equal(read_frames(made / "s.mp4"), read_frames(tmp_path / "c.mp4"))
 
 
+def test_rerun_says_when_dtype_auto_means_another_precision_here(made, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("lcm_video.models.device.native_bf16", lambda: True)  # as on a CPU with bfloat16 in hardware
+    assert cli.main(["rerun", str(made / "g.mp4"), "-o", str(tmp_path / "g.mp4"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "rendered in float32 (--dtype auto there) and auto means bfloat16 here" in err
+    assert f"--config {made / 'g.mp4'} --dtype float32" in err
+
+
 def test_info_prints_a_yaml_config(made, capsys):
     assert cli.main(["info", str(made / "g.mp4")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# ") and "made by lcm-video" in out
     settings = yaml.safe_load(out)
     assert settings["prompt"] == "a fox" and settings["frames"] == 8 and settings["motion_adapter"] == "tiny"
+    assert "# ran on cpu in float32 (torch backend)" in out
     assert cli.main(["info", str(made / "g.mp4"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["command"] == "generate"
 

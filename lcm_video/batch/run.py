@@ -76,9 +76,8 @@ def render_unit(plan: JobPlan, k: int, cache: ModelCache, rank: int, progress: P
             traceback.print_exc(file=sys.stderr)
         stem.with_suffix(".failed").write_text(msg)
         return
-    write_json(
-        stem.with_suffix(".json"), {"frames": seg[1] - seg[0], "seconds": time.perf_counter() - t0, "rank": rank}
-    )
+    meta = {"frames": seg[1] - seg[0], "seconds": time.perf_counter() - t0, "rank": rank, "ran": models.ran}
+    write_json(stem.with_suffix(".json"), meta)
     with open(plan.work / "renders.log", "a") as log:  # one line per render, to show each unit ran once
         log.write(f"{seg_name(seg)} {rank}\n")
 
@@ -112,7 +111,19 @@ def finish_job(plan: JobPlan) -> dict:
     t0 = time.perf_counter()
     o = job.cfg.output
     audio = job.mode == STYLIZE and o.audio and job.input.is_file()  # an image sequence has none
-    record = make_record(job.mode, job.cfg.flat(), job.input)
+    ran = []  # what each segment computed on, once each: several machines may differ (say, in --dtype auto)
+    for meta in metas:
+        seg_ran = json.loads(meta.read_text()).get("ran")
+        if seg_ran and seg_ran not in ran:
+            ran.append(seg_ran)
+    if len(ran) > 1:
+        kinds = "; ".join(f"{r['device']} {r['dtype']} ({r['backend']})" for r in ran)
+        print(
+            f"lcm-video: warning: {job.name}: its segments ran on {kinds}: frames may differ at their seams; "
+            "pass --device, --dtype and --backend to pin them",
+            file=sys.stderr,
+        )
+    record = make_record(job.mode, job.cfg.flat(), job.input, ran)
     try:
         assemble(
             [plan.work / f"{seg_name(s)}.mkv" for s in plan.segments],

@@ -171,6 +171,8 @@ def _run_info(ns: argparse.Namespace) -> int:
     print(f" from {rec['source']['path']}" if rec.get("source") else "")
     for spec, digest in rec.get("sha256", {}).items():
         print(f"# sha256 {digest}  {spec}")
+    for ran in rec.get("ran", []):
+        print(f"# ran on {ran.get('device')} in {ran.get('dtype')} ({ran.get('backend')} backend)")
     print(yaml.safe_dump(rec["settings"], sort_keys=False, allow_unicode=True), end="")
     return 0
 
@@ -185,6 +187,7 @@ def _run_rerun(ns: argparse.Namespace) -> int:
     if hasattr(ns, "quiet"):
         settings["quiet"] = True
     cfg = resolve(command, None, settings, f"the settings recorded in {ns.made!r}")
+    _warn_if_auto_resolves_otherwise(cfg, rec.get("ran", []), ns.made)
     if command == GENERATE:
         return _generate(ns.output, cfg)
     source = getattr(ns, "source", None)
@@ -195,6 +198,25 @@ def _run_rerun(ns: argparse.Namespace) -> int:
         if os.path.getsize(source) != rec["source"].get("bytes"):
             print(f"{PROG}: warning: {source!r} changed since the render (its size differs)", file=sys.stderr)
     return _stylize(source, ns.output, cfg)
+
+
+def _warn_if_auto_resolves_otherwise(cfg, ran: list[dict], made: str) -> None:
+    """A recorded `--dtype auto` render made where auto meant another precision than it does here (bfloat16 on a CPU
+    with it in hardware, float32 on one without) renders other frames: say so, and how to match it."""
+    if cfg.model.dtype != "auto" or len(ran) != 1:
+        return
+    from ..models.device import pick_device, pick_dtype
+
+    device = pick_device(cfg.model.device)
+    then = ran[0]
+    now = str(pick_dtype("auto", device)).removeprefix("torch.")
+    if then.get("device") == device.type and then.get("dtype") not in (None, now):
+        print(
+            f"{PROG}: warning: the video was rendered in {then['dtype']} (--dtype auto there) and auto means {now} "
+            f"here, so the frames will differ; to match them: lcm-video {cfg.command} ... --config {made} --dtype "
+            f"{then['dtype']}",
+            file=sys.stderr,
+        )
 
 
 def _run_ui(ns: argparse.Namespace) -> int:

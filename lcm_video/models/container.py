@@ -34,6 +34,7 @@ class Models:
     compiled: bool = False
     _text_cache: dict = field(default_factory=dict, repr=False)
     _openvino: tuple | None = field(default=None, repr=False)
+    _openvino_dtype: torch.dtype | None = field(default=None, repr=False)
 
     @property
     def unet(self):
@@ -49,13 +50,21 @@ class Models:
     def backend(self) -> str:
         return "openvino" if self._openvino else "torch"
 
+    @property
+    def ran(self) -> dict[str, str]:
+        """Where and in what the models compute, as a render's record keeps it: ``{"device", "dtype", "backend"}``
+        (``--dtype auto`` resolves by device and, on a CPU, by whether it has bfloat16 in hardware). The device's type
+        only: the ranks of a multi-GPU batch run on cuda:0, cuda:1, ... alike."""
+        dtype = self._openvino_dtype if self._openvino else self.dtype
+        return {"device": self.device.type, "dtype": str(dtype).removeprefix("torch."), "backend": self.backend}
+
     def use_openvino(self, dtype: torch.dtype) -> None:
         """Run the UNet and VAE through OpenVINO from now on, computing in ``dtype`` (float32 or bfloat16); each
         converts on its first call with a new shape (cached on disk). The text encoder stays torch's: converted, its
         compiled blob took 1.1-2.6 s to load in every process against 0.3-0.4 s for torch to encode a prompt pair."""
         from . import openvino
 
-        self._openvino = openvino.convert(self.pipe, dtype)
+        self._openvino, self._openvino_dtype = openvino.convert(self.pipe, dtype), dtype
 
     @property
     def scheduler(self) -> LCMScheduler:

@@ -74,7 +74,7 @@ def generate(
         models = models_for(cfg.model, models)
         context, overlap = motion_context(models, cfg.temporal.context, cfg.temporal.overlap)
         generator = ClipGenerator(models, cfg, size)
-        record = make_record(GENERATE, cfg.flat())
+        record = make_record(GENERATE, cfg.flat(), ran=[models.ran])
         writer = VideoWriter(out, size, plan.fps, codec=o.codec, crf=o.crf, preset=o.preset, record=record)
         with writer:
             for done, frames in render_range(lambda w, e: generator(w.indices, e), 0, len(plan), context, overlap):

@@ -266,7 +266,7 @@ def stylize(
             audio_from=info.path if o.audio and not info.images else None,
             audio_start=float(plan.start),
             audio_duration=float(plan.duration),
-            record=make_record(STYLIZE, cfg.flat(), input),
+            record=make_record(STYLIZE, cfg.flat(), input, [models.ran]),
             times=plan.pts,
         )
         try:

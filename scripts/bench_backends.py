@@ -28,9 +28,9 @@ costs (4 UNet steps, one VAE encode, one decode), timed alone (each the faster o
 diffusers loop makes them (torch fp32, contiguous, batch 1) and as lcm-video makes them in each mode, with the
 whole-process runs' shapes (UNet batch = the frames, up to the 16 of a window; VAE encode 1 and decode 2 frames a
 call; OpenVINO's converted models from the same cache, so the same compiled models): the ratio of the two sums is
-the most a whole process can gain in that mode, since everything else (imports, loading, video reading and
-writing, flow) costs ours at least what it costs diffusers. A mode whose ceiling is under a target cannot meet it
-on this CPU, whatever is done outside the model calls.
+the most a whole process can gain in that mode as long as everything else (imports, loading, video reading and
+writing; ours also computes optical flow) costs ours no less than it costs diffusers. A mode whose ceiling is under
+a target cannot meet it on this CPU by work outside the model calls.
 
 --memory: peak RSS of `lcm-video stylize --model toy` rendering 30 and 300 frames of a 160x120 clip, per backend
 (torch, openvino; the converted models cached by a first run): streaming means the ratio stays near 1.
@@ -412,8 +412,8 @@ def ceiling(args) -> None:
 
 
 class _Cast:
-    """A bfloat16 torch module called with float32 inputs, as ``--dtype bfloat16`` runs it (inputs cast on the way
-    in, float32 out)."""
+    """A bfloat16 torch module called with float32 inputs, as ``--dtype bfloat16`` runs it (floating inputs cast to
+    bfloat16 on the way in)."""
 
     def __init__(self, module):
         self.module, self.config = module, module.config

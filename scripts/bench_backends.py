@@ -418,22 +418,19 @@ class _Cast:
     def __init__(self, module):
         self.module, self.config = module, module.config
 
-    def __call__(self, *a, **k):
+    def _cast(self, v):
         import torch
 
-        a = [v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v for v in a]
-        k = {n: v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v for n, v in k.items()}
-        return self.module(*a, **k)
+        return v.to(torch.bfloat16) if torch.is_tensor(v) and v.is_floating_point() else v
+
+    def __call__(self, *a, **k):
+        return self.module(*map(self._cast, a), **{n: self._cast(v) for n, v in k.items()})
 
     def encode(self, x):
-        return self.module.encode(x.to(torch_dtype(self.module)))
+        return self.module.encode(self._cast(x))
 
     def decode(self, z, return_dict=False):
-        return self.module.decode(z.to(torch_dtype(self.module)), return_dict=return_dict)
-
-
-def torch_dtype(module):
-    return next(module.parameters()).dtype
+        return self.module.decode(self._cast(z), return_dict=return_dict)
 
 
 def memory(args) -> None:

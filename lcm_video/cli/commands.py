@@ -205,11 +205,11 @@ def _warn_if_auto_resolves_otherwise(cfg, ran: list[dict], made: str) -> None:
     with it in hardware, float32 on one without) renders other frames: say so, and how to match it."""
     if cfg.model.dtype != "auto" or len(ran) != 1:
         return
-    from ..models.device import pick_device, pick_dtype
+    from ..models.device import dtype_name, pick_device, pick_dtype
 
     device = pick_device(cfg.model.device)
     then = ran[0]
-    now = str(pick_dtype("auto", device)).removeprefix("torch.")
+    now = dtype_name(pick_dtype("auto", device))
     if then.get("device") == device.type and then.get("dtype") not in (None, now):
         print(
             f"{PROG}: warning: the video was rendered in {then['dtype']} (--dtype auto there) and auto means {now} "

@@ -12,6 +12,7 @@ from diffusers import AnimateDiffPipeline, LCMScheduler, StableDiffusionImg2ImgP
 
 from ..core.denoiser import PromptSchedule
 from ..errors import UserError
+from .device import dtype_name
 
 _CXX = ("c++", "g++", "clang++")
 
@@ -56,7 +57,7 @@ class Models:
         (``--dtype auto`` resolves by device and, on a CPU, by whether it has bfloat16 in hardware). The device's type
         only: the ranks of a multi-GPU batch run on cuda:0, cuda:1, ... alike."""
         dtype = self._openvino_dtype if self._openvino else self.dtype
-        return {"device": self.device.type, "dtype": str(dtype).removeprefix("torch."), "backend": self.backend}
+        return {"device": self.device.type, "dtype": dtype_name(dtype), "backend": self.backend}
 
     def use_openvino(self, dtype: torch.dtype) -> None:
         """Run the UNet and VAE through OpenVINO from now on, computing in ``dtype`` (float32 or bfloat16); each

@@ -160,6 +160,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="--layout's precision")
     ap.add_argument("--ceiling", action="store_true", help="each mode's model calls alone: the most it can gain")
     args = ap.parse_args()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # build/ is not in a fresh clone
     if args.ceiling:
         return ceiling(args)
     if args.layout:

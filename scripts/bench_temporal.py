@@ -18,15 +18,23 @@ identical.
 
 experiments: variants that were measured and not kept, run by patching the pipeline in this process (pan, zoom and
 crossing; strength 0.6, blend 0.5, ``--pixel-blend``): ``oracle`` blends along the clip's true motion instead of
-DIS's (what a perfect flow would give), ``bicubic`` resamples the previous x0 bicubically, ``noise-moved`` moves the
-shared noise with the true motion by whole latent cells, ``noise-integral`` moves it with a warp that keeps it
+DIS's (what a perfect flow would give), ``bicubic`` resamples the previous x0 bicubically, ``unblended`` is ``none``
+with no blending at all (``--blend 0 --pixel-blend 0``), ``pixel-warp`` samples the previous x0 at pixel resolution
+along the pixel flow and pools back to cells, ``unblended-occluded`` leaves a cell's occluded share unblended (instead
+of in place), ``flow+cross+fusion`` adds StreamV2V's feature fusion to ``--warp flow --cross-frame anchor+prev``
+(each token of a self-attention output pulled toward its nearest token of the previous frame's), ``noise-moved``
+moves the shared noise with the true motion by whole latent cells
+(on the crossing, only the square's noise, with the square), ``noise-integral`` moves it with a warp that keeps it
 Gaussian (each cell split into 8 x 8 sub-cells of conditional white noise, splatted along the true motion, summed
-over sqrt(count)), each with ``--warp none`` and ``flow``; ``consistent`` is no render but ``none``'s first frame
-moved along the true motion: a perfectly consistent video, each grader's floor. ``--variants a,b`` runs only those
-(and ``none``). Ratios to ``--warp none`` as in quality.
+over sqrt(count); pan and zoom), each with ``--warp none`` and ``flow``; ``consistent`` is no render but ``none``'s
+first frame moved along the true motion: a perfectly consistent video, each grader's floor. ``--variants a,b`` runs
+only those (and ``none``). Ratios to ``--warp none`` as in quality; on the crossing, how far the output square's right
+edge is behind the source's (``square_lag_px``, every fourth frame).
 
 flows: each estimator's mean end-point error (pixels, where the true motion is defined) against the clips' true
-motion, and its time per flow: how far each grader and ``--warp flow``'s own flow can be trusted on these clips.
+motion, how much of the true motion it sees (its flow projected on the true motion's direction, over the true motion's
+length, where that is over 0.3 px: 1 when it sees all of it), and its time per flow: how far each grader and
+``--warp flow``'s own flow can be trusted on these clips.
 
 parts: the CPU time per frame of what ``--warp flow`` adds, alone, on one thread: ``latent_motion`` (DIS both ways,
 the checks, the latent grid) and ``fuse_frame`` (``--pixel-blend``: the previous frame moved along the flow and
@@ -94,6 +102,18 @@ def true_warp_error(video: np.ndarray, kind: str, clip: np.ndarray) -> float:
     return float(np.mean(errs))
 
 
+def square_lag(video: np.ndarray, clip: np.ndarray) -> list[float]:
+    """How far the red square's right edge in uint8 (n, h, w, 3) ``video`` is behind the source ``clip``'s, in
+    pixels, every fourth frame from frame 4 (negative: ahead). An edge is the last column with over 10 red pixels."""
+
+    def edge(frame: np.ndarray) -> int:
+        red = (frame[..., 0] > 170) & (frame[..., 1] < 90) & (frame[..., 2] < 90)
+        cols = np.flatnonzero(red.sum(0) > 10)
+        return int(cols.max()) if cols.size else -1
+
+    return [float(edge(clip[k]) - edge(video[k])) for k in range(4, len(clip), 4)]
+
+
 def flows(args) -> list[dict]:
     from lcm_video.temporal.flow import FlowEstimator
 
@@ -101,13 +121,22 @@ def flows(args) -> list[dict]:
     for kind in MOTION_CLIPS:
         clip = motion_clip(kind, args.size, args.frames)
         for method in ("dis", "farneback"):
-            est, errs, t0 = FlowEstimator(method), [], time.perf_counter()
+            est, errs, seen, seconds = FlowEstimator(method), [], [], 0.0
             for k in _pairs(kind, len(clip)):
                 fw, valid = motion_flow(kind, clip, k)
-                err = np.sqrt(((est(clip[k], clip[k + 1]) - fw) ** 2).sum(-1))
+                t0 = time.perf_counter()
+                got = est(clip[k], clip[k + 1])
+                seconds += time.perf_counter() - t0
+                err = np.sqrt(((got - fw) ** 2).sum(-1))
                 errs.append(float((err * valid).sum() / max(valid.sum(), 1.0)))
-            ms = (time.perf_counter() - t0) / len(errs) * 1000
+                # How much of the true motion the estimate has, along its direction (1: all of it).
+                norm2 = (fw**2).sum(-1)
+                moving = (valid > 0) & (norm2 > 0.3**2)
+                if moving.any():
+                    seen.append(float(((got * fw).sum(-1)[moving] / norm2[moving]).mean()))
+            ms = seconds / len(errs) * 1000
             row = {"clip": kind, "flow": method, "size": args.size, "epe_px": float(np.mean(errs)), "ms": ms}
+            row["motion_seen"] = float(np.mean(seen)) if seen else None
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -120,12 +149,15 @@ def experiments(args) -> list[dict]:
 
     import lcm_video.core.noise as noise_mod
     import lcm_video.pipelines.video_to_video as v2v
+    import lcm_video.temporal.attention as att
     import lcm_video.temporal.blend as blend_mod
     from lcm_video import load_models, stylize
     from lcm_video.temporal.flow import LatentMotion
+    from lcm_video.train import toy
 
     models = load_models("toy", device="cpu")
     warp0, motion0, eps0 = blend_mod.warp_latent, v2v.latent_motion, noise_mod.FrameNoise.frame_eps
+    pull0 = blend_mod.pull_along
     state: dict = {}
 
     def oracle_motion(prev, cur, factor, estimator):
@@ -159,9 +191,17 @@ def experiments(args) -> list[dict]:
 
     def moved_eps(self, frame, step):
         e = eps0(self, frame, step)
+        c, h, w = e.shape
+        if state["kind"] == "crossing":
+            # The square's noise travels with it by whole cells (3 px a frame); the still background keeps its own.
+            red = np.array(toy.COLOURS["red"])
+            k = len(state["clip"][frame]) // h
+            square = torch.from_numpy((state["clip"][frame] == red).all(-1).reshape(h, k, w, k).mean((1, 3)) > 0.5)
+            xs = torch.arange(w).expand(h, w)
+            ix = torch.where(square, (xs - round(3 * frame / k)).clamp(0, w - 1), xs)
+            return e[:, torch.arange(h)[:, None].expand(h, w), ix]
         if state["kind"] not in ("zoom", "pan"):
             return e
-        c, h, w = e.shape
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         sx, sy = moved(xs, ys, h, w, frame, back=True)
         ix = torch.from_numpy(np.clip(np.round(sx).astype(np.int64), 0, w - 1))
@@ -194,11 +234,83 @@ def experiments(args) -> list[dict]:
         out = torch.where(count > 0, total / count.clamp(min=1).sqrt(), fresh)
         return out.reshape(c, h, w)
 
+    def pixel_pull(x0, before, m, beta):
+        # ``before`` sampled at pixel resolution along the pixel flow (each cell's vector over its k x k pixels, so
+        # zero flow is exact), the occluded pixels in place, pooled back to cells: a cell on an object's edge takes
+        # each part from where it came instead of moving by the cell's mean flow.
+        if m.cut:
+            return x0
+        c, h, w = before.shape
+        k = m.pixel_flow.shape[0] // h
+        up = before[None].float().repeat_interleave(k, 2).repeat_interleave(k, 3)
+        size = (w * k, h * k)
+        ys, xs = torch.meshgrid(torch.arange(h * k).float(), torch.arange(w * k).float(), indexing="ij")
+        f = torch.from_numpy(m.pixel_flow[: h * k, : w * k])
+        grid = torch.stack([(xs + f[..., 0]) / (size[0] - 1) * 2 - 1, (ys + f[..., 1]) / (size[1] - 1) * 2 - 1], -1)
+        moved = F.grid_sample(up, grid[None], mode="bilinear", padding_mode="border", align_corners=True)
+        valid = torch.from_numpy(m.pixel_valid[: h * k, : w * k].astype(np.float32))[None, None]
+        target = F.avg_pool2d(valid * moved + (1 - valid) * up, k)[0].to(x0.dtype)
+        return torch.lerp(x0, target, beta)
+
+    def unblended_occluded(x0, before, m, beta):
+        # The occluded share of a cell keeps the frame's own x0 instead of blending in place.
+        if m.cut:
+            return x0
+        share = m.valid.to(x0.device, x0.dtype)
+        return x0 + beta * share * (warp0(before, m.flow) - x0)
+
+    attn_call0 = att.CrossFrameAttnProcessor.__call__
+    attn_end0, attn_reset0 = att.CrossFrameState.end_window, att.CrossFrameState.reset
+    fused_share: list[float] = []
+
+    def fusing_call(self, attn, hidden_states, *a, **kw):
+        # StreamV2V's feature fusion, on top of --cross-frame anchor+prev: each token of a frame's self-attention
+        # output is pulled (0.8) toward its most similar token (cosine) of the previous frame's output at the same
+        # step and layer, where that similarity is at least 0.98. The previous frame's output is carried between
+        # windows as the hidden states are.
+        out = attn_call0(self, attn, hidden_states, *a, **kw)
+        s = self.state
+        g = s.groups
+        bf, tokens, dim = out.shape
+        o = out.view(g, bf // g, tokens, dim)
+        key = (s.step, self.layer)
+        s._next_last_out[key] = o[:, min(s.carry, s.real - 1)].detach().clone()
+        carried = s.last_out.get(key) if s.frames and s.last_frame == s.frames[0] - 1 else None
+        prev = torch.cat([o[:, :1] if carried is None else carried[:, None], o[:, :-1]], 1)
+        best, idx = (F.normalize(o, dim=-1) @ F.normalize(prev, dim=-1).transpose(-1, -2)).max(-1)
+        hit = best >= 0.98
+        if carried is None:
+            hit[:, 0] = False
+        fused_share.append(float(hit.float().mean()))
+        match = torch.gather(prev, 2, idx[..., None].expand(-1, -1, -1, dim))
+        return torch.lerp(o, torch.where(hit[..., None], match, o), 0.8).reshape(bf, tokens, dim)
+
+    def fusing_end(self):
+        nxt = self.__dict__.setdefault("_next_last_out", {})
+        attn_end0(self)
+        if nxt:
+            self.last_out, self._next_last_out = nxt, {}
+
+    def fusing_reset(self):
+        attn_reset0(self)
+        self.last_out, self._next_last_out = {}, {}
+
+    def fusing_init(self, mode):
+        attn_init0(self, mode)
+        self.last_out, self._next_last_out = {}, {}
+
+    attn_init0 = att.CrossFrameState.__init__
+
     variants = {
         "none": ({"warp": "none"}, {}),
         "flow": ({"warp": "flow"}, {}),
+        "unblended": ({"warp": "none", "blend": 0.0, "pixel_blend": 0.0}, {}),
         "oracle": ({"warp": "flow"}, {"motion": oracle_motion}),
         "bicubic": ({"warp": "flow"}, {"warp": bicubic}),
+        "flow+cross": ({"warp": "flow", "cross_frame": "anchor+prev"}, {}),
+        "flow+cross+fusion": ({"warp": "flow", "cross_frame": "anchor+prev"}, {"fusion": True}),
+        "pixel-warp": ({"warp": "flow"}, {"pull": pixel_pull}),
+        "unblended-occluded": ({"warp": "flow"}, {"pull": unblended_occluded}),
         "noise-moved": ({"warp": "none"}, {"eps": moved_eps}),
         "noise-moved+flow": ({"warp": "flow"}, {"eps": moved_eps}),
         "noise-integral": ({"warp": "none"}, {"eps": integral_eps}),
@@ -232,8 +344,8 @@ def experiments(args) -> list[dict]:
             for name, (setting, patch) in variants.items():
                 if args.variants and name not in ("none", *args.variants.split(",")):
                     continue
-                if kind == "crossing" and name.startswith("noise"):
-                    continue  # the background is still: nothing to move
+                if kind == "crossing" and name.startswith("noise-integral"):
+                    continue  # the warp above is written for a camera's motion
                 out = Path(tmp) / f"{kind}_{name}.mp4"
                 if setting is None:
                     frames_clip(out, consistent(kind, clip, none_frames[0]), fps=24)
@@ -241,19 +353,33 @@ def experiments(args) -> list[dict]:
                     blend_mod.warp_latent = patch.get("warp", warp0)
                     v2v.latent_motion = patch.get("motion", motion0)
                     noise_mod.FrameNoise.frame_eps = patch.get("eps", eps0)
+                    blend_mod.pull_along = patch.get("pull", pull0)
+                    if patch.get("fusion"):
+                        att.CrossFrameAttnProcessor.__call__ = fusing_call
+                        att.CrossFrameState.__init__ = fusing_init
+                        att.CrossFrameState.end_window, att.CrossFrameState.reset = fusing_end, fusing_reset
+                    fused_share.clear()
                     try:
                         kw = {"strength": 0.6, "blend": 0.5, "pixel_blend": args.pixel_blend, "quiet": True}
-                        stylize(src, out, MOTION_PROMPT, models=models, codec="libx264rgb", crf=0, **kw, **setting)
+                        stylize(src, out, MOTION_PROMPT, models=models, codec="libx264rgb", crf=0, **(kw | setting))
                     finally:
                         blend_mod.warp_latent, v2v.latent_motion, noise_mod.FrameNoise.frame_eps = warp0, motion0, eps0
+                        blend_mod.pull_along = pull0
+                        att.CrossFrameAttnProcessor.__call__, att.CrossFrameState.__init__ = attn_call0, attn_init0
+                        att.CrossFrameState.end_window, att.CrossFrameState.reset = attn_end0, attn_reset0
                 vr = decord.VideoReader(str(out))
                 got = vr.get_batch(list(range(len(vr)))).asnumpy()
                 if name == "none":
                     none_frames = got
                 row = {"clip": kind, "variant": name}
-                row |= {"warp_dis": evaluate(out, src, flow="dis").warp_error}
+                dis = evaluate(out, src, flow="dis")
+                row |= {"warp_dis": dis.warp_error, "tof": dis.tof, "psnr": dis.psnr}
                 row |= {"warp_farneback": evaluate(out, src, flow="farneback").warp_error}
                 row |= {"warp_true": true_warp_error(got, kind, clip)}
+                if kind == "crossing":
+                    row["square_lag_px"] = square_lag(got, clip)
+                if fused_share:
+                    row["fused_token_share"] = float(np.mean(fused_share))
                 base = base or row
                 for key in ("warp_dis", "warp_farneback", "warp_true"):
                     row[f"{key}_vs_none"] = row[key] / base[key]
@@ -399,6 +525,8 @@ def main() -> None:
     f.add_argument("--size", type=int, default=128)
     f.add_argument("--frames", type=int, default=24)
     args = ap.parse_args()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # build/ is not in a fresh clone
     cases = {"quality": quality, "cost": cost, "flows": flows, "experiments": experiments, "parts": parts}
     rows = cases[args.case](args)
     if args.out:

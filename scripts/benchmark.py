@@ -429,6 +429,8 @@ def main() -> None:
     k.add_argument("--skip-max", type=int, default=10)
     ap.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = ap.parse_args()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # build/ is not in a fresh clone
     benches = {"speed": bench_speed, "memory": bench_memory, "consistency": bench_consistency}
     benches |= {"skip": bench_skip, "compile": bench_compile}
     rows = benches[args.what](args)

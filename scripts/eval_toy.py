@@ -271,6 +271,8 @@ def main() -> None:
     ap.add_argument("--no-teacher", action="store_true", help="--video-seeds: the student only")
     ap.add_argument("--autoencoder-iou", action="store_true", help="only the square's IoU through the autoencoder")
     args = ap.parse_args()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # build/ is not in a fresh clone
     if args.autoencoder_iou:
         return autoencoder_square_iou(args.teacher)
     size = args.size or native_size(args.teacher)

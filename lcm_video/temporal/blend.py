@@ -18,6 +18,21 @@ def _pyramid(pos: int, size: int) -> float:
     return float(min(pos + 1, size - pos))
 
 
+def pull_along(x0: torch.Tensor, before: torch.Tensor, motion, beta: float) -> torch.Tensor:
+    """``x0`` (c, h, w) of a frame pulled with weight ``beta`` toward ``before`` (c, h, w), the previous frame's final
+    x0, moved along ``motion`` (``LatentMotion``) onto this frame: bilinear along the cell's mean flow for the share
+    of its pixels that passed the checks, in place for the rest; not at all across a cut. Returns (c, h, w).
+
+    Measured and not kept (``scripts/bench_temporal.py experiments``): sampling ``before`` at pixel resolution along
+    the pixel flow and pooling back (a cell on an object's edge then takes each part from where it came), and
+    leaving the occluded share unblended; neither does better under the clips' true motion."""
+    if motion.cut:
+        return x0
+    share = motion.valid.to(x0.device, x0.dtype)
+    target = torch.lerp(before, warp_latent(before, motion.flow), share)
+    return torch.lerp(x0, target, beta)
+
+
 class TemporalBlender:
     """Per step, for one window of output frames ``frames`` (consecutive indices):
 
@@ -78,11 +93,7 @@ class TemporalBlender:
                 if motion is None:
                     out[j] = torch.lerp(out[j], before, self.beta)
                     continue
-                m = motion[f]
-                if not m.cut:
-                    share = m.valid.to(out[j].device, out[j].dtype)
-                    target = torch.lerp(before, warp_latent(before, m.flow), share)
-                    out[j] = torch.lerp(out[j], target, self.beta)
+                out[j] = pull_along(out[j], before, motion[f], self.beta)
         self._cur[step] = {f: t.detach() for f, t in zip(frames, out, strict=True)}
         self._cur_frames = frames
         return torch.stack(out)

@@ -259,7 +259,7 @@ def experiments(args) -> list[dict]:
         share = m.valid.to(x0.device, x0.dtype)
         return x0 + beta * share * (warp0(before, m.flow) - x0)
 
-    attn_call0 = att.CrossFrameAttnProcessor.__call__
+    attn_call0, attn_init0 = att.CrossFrameAttnProcessor.__call__, att.CrossFrameState.__init__
     attn_end0, attn_reset0 = att.CrossFrameState.end_window, att.CrossFrameState.reset
     fused_share: list[float] = []
 
@@ -286,7 +286,7 @@ def experiments(args) -> list[dict]:
         return torch.lerp(o, torch.where(hit[..., None], match, o), 0.8).reshape(bf, tokens, dim)
 
     def fusing_end(self):
-        nxt = self.__dict__.setdefault("_next_last_out", {})
+        nxt = self._next_last_out
         attn_end0(self)
         if nxt:
             self.last_out, self._next_last_out = nxt, {}
@@ -298,8 +298,6 @@ def experiments(args) -> list[dict]:
     def fusing_init(self, mode):
         attn_init0(self, mode)
         self.last_out, self._next_last_out = {}, {}
-
-    attn_init0 = att.CrossFrameState.__init__
 
     variants = {
         "none": ({"warp": "none"}, {}),

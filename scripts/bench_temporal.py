@@ -243,11 +243,8 @@ def experiments(args) -> list[dict]:
         c, h, w = before.shape
         k = m.pixel_flow.shape[0] // h
         up = before[None].float().repeat_interleave(k, 2).repeat_interleave(k, 3)
-        size = (w * k, h * k)
-        ys, xs = torch.meshgrid(torch.arange(h * k).float(), torch.arange(w * k).float(), indexing="ij")
-        f = torch.from_numpy(m.pixel_flow[: h * k, : w * k])
-        grid = torch.stack([(xs + f[..., 0]) / (size[0] - 1) * 2 - 1, (ys + f[..., 1]) / (size[1] - 1) * 2 - 1], -1)
-        moved = F.grid_sample(up, grid[None], mode="bilinear", padding_mode="border", align_corners=True)
+        flow = np.ascontiguousarray(m.pixel_flow[: h * k, : w * k].transpose(2, 0, 1))
+        moved = warp0(up[0], torch.from_numpy(flow))[None]  # warp_latent on the pixel grid: the flow is in its units
         valid = torch.from_numpy(m.pixel_valid[: h * k, : w * k].astype(np.float32))[None, None]
         target = F.avg_pool2d(valid * moved + (1 - valid) * up, k)[0].to(x0.dtype)
         return torch.lerp(x0, target, beta)

@@ -153,7 +153,7 @@ def experiments(args) -> list[dict]:
     import lcm_video.temporal.blend as blend_mod
     from lcm_video import load_models, stylize
     from lcm_video.temporal.flow import LatentMotion
-    from lcm_video.train import toy
+    from lcm_video.toy import world as toy
 
     models = load_models("toy", device="cpu")
     warp0, motion0, eps0 = blend_mod.warp_latent, v2v.latent_motion, noise_mod.FrameNoise.frame_eps

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from lcm_video.train import toy  # noqa: E402
+from lcm_video.toy import world as toy  # noqa: E402
 
 GUIDANCE = 5.0  # the teacher's classifier-free guidance scale for its reference samples (w = 4)
 

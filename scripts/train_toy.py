@@ -20,7 +20,7 @@ bit-identical tensors when run twice.
 
 The shapes are SD1.5's, small: an ``AutoencoderKL`` with 8x downsampling and 4 latent channels, a
 ``UNet2DConditionModel`` (epsilon prediction, SD1.5's scaled-linear DDPM schedule over 1000 steps), a CLIP text encoder
-on the project's offline byte-level tokenizer with one token per caption word (``toy.tokenizer()``). The
+on the project's offline byte-level tokenizer with one token per caption word (``toy_tokenizer()``). The
 autoencoder learns on 32 px crops; the teacher learns at 64 px, then continues at 128 px (on an 8x8 latent a square
 of the toy world is about 4x4 cells, and a restyle could not keep its place to the pixel); the LCM is distilled at
 128 px. Classifier-free guidance is learnt by dropping 10% of the captions. The teacher's weights are an EMA (0.999)
@@ -43,8 +43,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from lcm_video.models.tiny import byte_text_encoder  # noqa: E402
-from lcm_video.train import toy  # noqa: E402
+from lcm_video.models.tiny import byte_text_encoder, toy_tokenizer  # noqa: E402
+from lcm_video.toy import world as toy  # noqa: E402
 
 SIZE = 64
 CROP = 32
@@ -85,7 +85,7 @@ def toy_unet():
 
 
 def toy_text_encoder():
-    return byte_text_encoder(64, 128, layers=2, heads=4, vocab=len(toy.tokenizer()), projection=64)
+    return byte_text_encoder(64, 128, layers=2, heads=4, vocab=len(toy_tokenizer()), projection=64)
 
 
 def toy_scheduler():
@@ -224,7 +224,7 @@ def train_teacher(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     vae = AutoencoderKL.from_pretrained(out / "vae").eval().requires_grad_(False)
-    unet, text, tok, noise_sched = toy_unet().train(), toy_text_encoder().train(), toy.tokenizer(), toy_scheduler()
+    unet, text, tok, noise_sched = toy_unet().train(), toy_text_encoder().train(), toy_tokenizer(), toy_scheduler()
     if init is not None:  # continue from a saved teacher (its EMA weights; a fresh optimiser, warm-up and decay)
         from diffusers import UNet2DConditionModel
         from transformers import CLIPTextModel

@@ -200,8 +200,8 @@ def test_bad_input_is_one_line(setup, args, expect, data, tmp_path, capsys):
 
 
 def test_the_toy_world_is_deterministic_and_its_captions_say_what_is_drawn(tmp_path):
+    from lcm_video.toy.world import COLOURS, Scene, draw, make_toy_dataset, moving_clip
     from lcm_video.train.data import open_dataset
-    from lcm_video.train.toy import COLOURS, Scene, draw, make_toy_dataset, moving_clip
 
     a, b = make_toy_dataset(tmp_path / "a", 12, 32, seed=3), make_toy_dataset(tmp_path / "b", 12, 32, seed=3)
     assert all((a / p.name).read_bytes() == p.read_bytes() for p in b.iterdir())

@@ -12,7 +12,7 @@ import torch
 import lcm_video
 from lcm_video import cli
 from lcm_video.models.presets import PRESETS, WEIGHTS, preset_path
-from lcm_video.train.toy import Scene
+from lcm_video.toy.world import Scene
 
 from .conftest import ROOT, read_frames
 

@@ -44,6 +44,13 @@ def tiny_tokenizer(words: tuple[str, ...] = ()) -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
 
 
+def toy_tokenizer() -> CLIPTokenizer:
+    """The toy models' tokenizer: CLIP's byte-level BPE with one merged token per word of the toy world's captions."""
+    from ..toy.world import WORDS
+
+    return tiny_tokenizer(WORDS)
+
+
 def _bpe(word: str, merges: list[tuple[str, str]]) -> list[str]:
     """CLIP's BPE on one word: the adjacent pair whose merge ranks first is joined, until none applies."""
     parts = [*word[:-1], word[-1] + "</w>"]

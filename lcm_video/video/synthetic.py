@@ -93,7 +93,7 @@ MOTION_PROMPT = "a red square on a textured background"
 
 
 def motion_clip(kind: str, size: int = 128, frames: int = 24, seed: int = 0) -> np.ndarray:
-    """uint8 (frames, size, size, 3): a toy-world scene (``MOTION_PROMPT``: ``train.toy``'s red square on one of its
+    """uint8 (frames, size, size, 3): a toy-world scene (``MOTION_PROMPT``: ``toy.world``'s red square on one of its
     smooth textures, so a model trained on that world sees familiar content) with one kind of motion, for
     temporal-consistency benchmarks:
 
@@ -105,7 +105,7 @@ def motion_clip(kind: str, size: int = 128, frames: int = 24, seed: int = 0) -> 
     """
     from PIL import Image
 
-    from ..train import toy
+    from ..toy import world as toy
 
     rng = np.random.default_rng(seed)
     r = 0.22 * size
@@ -160,7 +160,7 @@ def motion_flow(kind: str, clip: np.ndarray, k: int, backward: bool = False) -> 
         centre, scale = (size - 1) / 2, (1 / 0.985 if not backward else 0.985) - 1
         fw[..., 0], fw[..., 1] = (xs - centre) * scale, (ys - centre) * scale
     elif kind == "crossing":
-        from ..train import toy
+        from ..toy import world as toy
 
         red = np.array(toy.COLOURS["red"])
         here, there = (clip[k] == red).all(-1), (clip[other] == red).all(-1)

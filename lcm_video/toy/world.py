@@ -26,7 +26,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle")
 WORDS = ("a", "an", "on", "background", "texture", "textured", *COLOURS, *SHAPES)
-"""Every word of the captions: the toy text encoder's tokenizer reads each as one token (``tokenizer()``)."""
+"""Every word of the captions: the toy text encoder's tokenizer (``models.tiny.toy_tokenizer()``) reads each as
+one token."""
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,6 @@ class Scene:
 
 def _a(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
-
-
-def tokenizer():
-    """The toy models' tokenizer: CLIP's byte-level BPE with one merged token per word of ``WORDS``."""
-    from lcm_video.models.tiny import tiny_tokenizer
-
-    return tiny_tokenizer(WORDS)
 
 
 def smooth_texture(size: int, rng: np.random.Generator) -> np.ndarray:

@@ -14,9 +14,9 @@ from typing import Any
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "StylizeConfig": ".config",
-    "GenerateConfig": ".config",
-    "RenderConfig": ".config",
+    "StylizeConfig": ".settings.configs",
+    "GenerateConfig": ".settings.configs",
+    "RenderConfig": ".settings.configs",
     "UserError": ".errors",
     "PRESETS": ".models.presets",
     "Models": ".models.container",
@@ -24,8 +24,8 @@ _EXPORTS = {
     "RenderResult": ".pipelines.renderer",
     "stylize": ".pipelines.video_to_video",
     "generate": ".pipelines.text_to_video",
-    "ProgressEvent": ".pipelines.events",
-    "Cancelled": ".pipelines.events",
+    "ProgressEvent": ".events",
+    "Cancelled": ".events",
     "evaluate": ".metrics",
     "run_batch": ".batch.run",
 }
@@ -36,7 +36,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         module = _EXPORTS[name]
-        if module in (".config", ".errors", ".models.presets"):  # no torch: keep them instant
+        if module in (".settings.configs", ".errors", ".models.presets"):  # no torch: keep them instant
             return getattr(importlib.import_module(module, __name__), name)
         from .notices import library_notices_off
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -72,41 +71,13 @@ def make_record(
     return rec
 
 
-def metadata_args(record: dict[str, Any]) -> list[str]:
-    """ffmpeg arguments that write ``record`` into the output's comment tag."""
-    return ["-metadata", "comment=" + json.dumps(record, separators=(",", ":"), ensure_ascii=True)]
-
-
-def _unescape(value: str) -> str:
-    """ffmetadata escapes ``=;#\\`` and newlines with a backslash."""
-    out, i = [], 0
-    while i < len(value):
-        if value[i] == "\\" and i + 1 < len(value):
-            i += 1
-        out.append(value[i])
-        i += 1
-    return "".join(out)
-
-
 def read_record(path: str | os.PathLike) -> dict[str, Any] | None:
     """The record written into ``path``, or None when it has none (not made by this tool)."""
+    from .video.ffmpeg import read_comment
     from .video.reader import check_input
-    from .video.writer import ffmpeg_exe
 
-    p = check_input(path)
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(p), "-f", "ffmetadata", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise UserError(f"cannot read {str(p)!r}: not a video, or truncated/corrupt")
-    for line in proc.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.lower() == "comment":
-            try:
-                rec = json.loads(_unescape(value))
-            except ValueError:
-                return None
-            return rec if isinstance(rec, dict) and rec.get("tool") == TOOL else None
-    return None
+    rec = read_comment(check_input(path))
+    return rec if rec is not None and rec.get("tool") == TOOL else None
 
 
 def recorded_settings(path: str | os.PathLike, command: str) -> dict[str, Any]:

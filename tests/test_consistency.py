@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lcm_video.config import StylizeConfig
 from lcm_video.pipelines.video_to_video import Stylizer
+from lcm_video.settings.configs import StylizeConfig
 from lcm_video.video.plan import FramePlan
 from lcm_video.video.reader import FrameReader, probe
 

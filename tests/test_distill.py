@@ -73,7 +73,7 @@ def test_huber_is_zero_on_equal_inputs_quadratic_near_zero_and_linear_far_out():
 def test_a_fresh_lora_student_equals_the_teacher(data):
     from accelerate import Accelerator
 
-    from lcm_video.config import resolve_distill
+    from lcm_video.settings.distill import resolve_distill
     from lcm_video.train.distill import _teacher, _Trainer
 
     cfg = resolve_distill(None, {"teacher": "tiny-lora", "data": str(data), "out": "unused", **FAST})
@@ -106,8 +106,8 @@ def test_the_loss_falls_on_a_short_run(lora_run):
 def test_the_saved_lora_loads_fuses_and_matches_the_trained_student(lora_run, data):
     from accelerate import Accelerator
 
-    from lcm_video.config import resolve_distill
     from lcm_video.models.loading import load_models
+    from lcm_video.settings.distill import resolve_distill
     from lcm_video.train.distill import _teacher, _Trainer, latest_checkpoint
 
     assert lora_run.output.name == LORA_FILE

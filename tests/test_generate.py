@@ -11,13 +11,13 @@ from diffusers.schedulers import scheduling_lcm
 from einops import rearrange
 
 from lcm_video import cli
-from lcm_video.config import GenerateConfig
 from lcm_video.core.sampler import sample
 from lcm_video.errors import UserError
 from lcm_video.models.loading import load_models
 from lcm_video.models.tiny import tiny_components, tiny_motion_adapter
 from lcm_video.pipelines.text_to_video import ClipGenerator, generate
 from lcm_video.pipelines.video_to_video import stylize
+from lcm_video.settings.configs import GenerateConfig
 
 from .conftest import read_frames, stream_info
 
@@ -215,7 +215,7 @@ def test_motion_options_without_a_motion_adapter_are_refused(videos, tmp_path, c
 
 
 def test_motion_defaults_resolve_from_presets_and_their_hub_ids():
-    from lcm_video.config import resolve
+    from lcm_video.settings.resolve import resolve
 
     m, f = (lambda c: (c.model, c.frames))(resolve("generate", None, {"prompt": "x"}))
     assert (m.motion_adapter, m.model, f.width) == ("animatelcm", "emilianJR/epiCRealism", 512)

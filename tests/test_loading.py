@@ -114,8 +114,8 @@ def test_offline_hub_error_from_the_command_line(videos, tmp_path, capsys):
 
 def test_fast_swaps_in_taesd_and_refuses_a_second_vae(videos, tmp_path, capsys):
     from lcm_video import cli
-    from lcm_video.config import StylizeConfig
-    from lcm_video.models.loading import vae_source
+    from lcm_video.pipelines.loader import vae_source
+    from lcm_video.settings.configs import StylizeConfig
 
     assert vae_source(StylizeConfig.make(model="lcm-dreamshaper-v7", fast=True).model) == "taesd"
     assert vae_source(StylizeConfig.make(model="tiny", fast=True).model) == "builtin:tiny-taesd"

@@ -135,7 +135,8 @@ def test_bad_combinations_are_one_line_errors(tmp_path, capsys, flags, message):
 
 
 def test_auto_picks_torch_where_openvino_cannot_run():
-    from lcm_video.config import StylizeConfig, resolve
+    from lcm_video.settings.configs import StylizeConfig
+    from lcm_video.settings.resolve import resolve
 
     cfg = resolve("stylize", StylizeConfig(), {"backend": "auto", "cross_frame": "anchor", "prompt": "x"})
     assert cfg.model.backend == "torch"

@@ -12,8 +12,11 @@ import pytest
 
 from lcm_video import cli
 from lcm_video.cli.docs import commands_in, render_tables
-from lcm_video.config import PARTS, SETTINGS, GenerateConfig, StylizeConfig, options_for, resolve
 from lcm_video.errors import UserError
+from lcm_video.settings.configs import GenerateConfig, StylizeConfig
+from lcm_video.settings.flags import options_for
+from lcm_video.settings.parts import PARTS, SETTINGS
+from lcm_video.settings.resolve import resolve
 
 from .conftest import ROOT
 

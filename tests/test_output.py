@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from lcm_video.errors import UserError
-from lcm_video.video.writer import VideoWriter, check_container, encoder_error, encoders
+from lcm_video.video.ffmpeg import check_container, encoder_error, encoders
+from lcm_video.video.writer import VideoWriter
 
 from .conftest import FFMPEG
 

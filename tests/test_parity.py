@@ -8,7 +8,6 @@ import torch
 from diffusers import LatentConsistencyModelImg2ImgPipeline, LCMScheduler, StableDiffusionImg2ImgPipeline
 from diffusers.schedulers import scheduling_lcm
 
-from lcm_video.config import StylizeConfig
 from lcm_video.core.codec import LatentCodec, to_unit
 from lcm_video.core.denoiser import UNetDenoiser
 from lcm_video.core.noise import FrameNoise
@@ -17,6 +16,7 @@ from lcm_video.core.schedule import LCMSchedule
 from lcm_video.models.container import Models
 from lcm_video.models.tiny import tiny_components
 from lcm_video.pipelines.video_to_video import Stylizer
+from lcm_video.settings.configs import StylizeConfig
 
 NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 

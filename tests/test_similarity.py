@@ -82,9 +82,10 @@ def test_skip_similar_repeats_renders_and_saves_unet_calls(tmp_path, tiny_models
 
 
 def test_skip_similar_segments_match_a_whole_render(tiny_models, still_then_pan):
-    from lcm_video.config import StylizeConfig, validate
     from lcm_video.pipelines.prepare import plan_video
     from lcm_video.pipelines.video_to_video import SourceRender
+    from lcm_video.settings.configs import StylizeConfig
+    from lcm_video.settings.resolve import validate
 
     cfg = validate(StylizeConfig.make(prompt="x", window=4, blend=0.4, shared_noise=0.5, skip_similar=1.0, skip_max=5))
     info = probe(still_then_pan)

@@ -17,10 +17,11 @@ import pytest
 gr = pytest.importorskip("gradio", reason="the ui extra is not installed")
 
 from lcm_video.cli.parser import build_parser  # noqa: E402
-from lcm_video.config import SETTINGS, resolve  # noqa: E402
 from lcm_video.errors import UserError  # noqa: E402
 from lcm_video.models.presets import PRESETS  # noqa: E402
 from lcm_video.options import GENERATE, STYLIZE  # noqa: E402
+from lcm_video.settings.parts import SETTINGS  # noqa: E402
+from lcm_video.settings.resolve import resolve  # noqa: E402
 from lcm_video.ui import widgets  # noqa: E402
 from lcm_video.ui.session import check_weights  # noqa: E402
 from lcm_video.video.reader import probe  # noqa: E402

@@ -10,13 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import EXTRA_OPTIONS, SETTINGS, GenerateConfig, StylizeConfig, load_yaml, parse_strength_at, resolve
 from ..errors import UserError
 from ..options import BATCH, GENERATE, STYLIZE, did_you_mean
+from ..settings.configs import GenerateConfig, StylizeConfig
+from ..settings.flags import COMMAND_FLAGS
+from ..settings.keyframes import parse_strength_at
+from ..settings.parts import SETTINGS
+from ..settings.resolve import load_yaml, resolve
 
 MODES = (STYLIZE, GENERATE)
 JOB_KEYS = ("name", "mode", "input", "output", "segment_frames")
-SEGMENT_FRAMES = next(o for o in EXTRA_OPTIONS if o.name == "segment_frames")
+SEGMENT_FRAMES = next(o for o in COMMAND_FLAGS if o.name == "segment_frames")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -35,7 +39,7 @@ class Job:
     @property
     def model_key(self) -> tuple:
         """What decides the loaded models: jobs with the same key share them."""
-        from ..models.cache import model_key
+        from ..pipelines.loader import model_key
 
         return model_key(self.cfg.model)
 
@@ -122,7 +126,7 @@ def _input(entry: dict, mode: str, base: Path, label: str, problems: _Problems) 
 def _config(mode: str, values: dict[str, Any], out_path: Path | None):
     """The job's validated config (the same resolve path as the command line's), or a UserError."""
     from ..core.schedule import LCMSchedule
-    from ..video.writer import check_container
+    from ..video.ffmpeg import check_container
 
     if "prompt" not in values and "prompt_at" not in values:
         raise UserError("needs a prompt")

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..models.cache import ModelCache
+from ..events import Cancelled, OnProgress, Progress, default_progress
+from ..files import write_json
 from ..options import GENERATE, STYLIZE
-from ..pipelines.events import Cancelled, OnProgress, Progress, default_progress
+from ..pipelines.loader import ModelCache
 from ..record import make_record
 from ..video.lock import OutputLock
 from .jobs import Job, load_jobs
-from .work import JobPlan, pending_units, plan_job, prepare_work, seg_name, write_json
+from .work import JobPlan, pending_units, plan_job, prepare_work, seg_name
 
 
 def render_segment(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:

@@ -14,15 +14,14 @@ A unit is done when its .json exists, so a run killed at any moment (even with k
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from ..errors import UserError
+from ..files import digest, write_json
 from ..options import STYLIZE
 from ..video.lock import remove_stale_partials
 from .jobs import Job
@@ -51,15 +50,12 @@ class JobPlan:
 
 
 def _fingerprint(job: Job) -> str:
-    def plain(v):
-        return str(v) if isinstance(v, Fraction) else v
-
-    payload = {k: plain(v) for k, v in job.cfg.flat().items() if k != "quiet"}
+    payload = {k: v for k, v in job.cfg.flat().items() if k != "quiet"}
     payload |= {"mode": job.mode, "segment_frames": job.segment_frames, "output": str(job.output)}
     if job.input is not None:
         st = job.input.stat()
         payload |= {"input": str(job.input), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(payload)
 
 
 def plan_job(job: Job, out_dir: Path) -> JobPlan:
@@ -88,13 +84,6 @@ def plan_job(job: Job, out_dir: Path) -> JobPlan:
 
 def seg_name(seg: tuple[int, int]) -> str:
     return f"seg_{seg[0]:06d}_{seg[1]:06d}"
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Atomically: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
 
 
 def prepare_work(plans: list[JobPlan]) -> None:

@@ -11,13 +11,15 @@ import signal
 import sys
 import warnings
 
-from ..config import EXTRA_OPTIONS, SETTINGS, resolve
 from ..errors import UserError
 from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE, UI
 from ..pipelines.prepare import prepare_generate, prepare_stylize
+from ..settings.flags import COMMAND_FLAGS
+from ..settings.parts import SETTINGS
+from ..settings.resolve import resolve
 from .parser import PROG, build_parser
 
-_EXTRA = {o.name: o for o in EXTRA_OPTIONS}
+_EXTRA = {o.name: o for o in COMMAND_FLAGS}
 
 
 def _quiet_libraries() -> None:
@@ -118,7 +120,7 @@ def _run_batch(ns: argparse.Namespace) -> int:
 
 
 def _run_distill(ns: argparse.Namespace) -> int:
-    from ..config import DISTILL_SETTINGS, resolve_distill
+    from ..settings.distill import DISTILL_SETTINGS, resolve_distill
 
     cfg = resolve_distill(None, {k: v for k, v in vars(ns).items() if k in DISTILL_SETTINGS}, "command-line options")
     from ..train.data import open_dataset

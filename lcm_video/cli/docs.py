@@ -10,8 +10,8 @@ import re
 import sys
 from pathlib import Path
 
-from ..config import options_for
 from ..options import markdown_table
+from ..settings.flags import options_for
 
 _BLOCK = re.compile(r"(<!-- options: (\w+) -->\n)(.*?)(<!-- /options -->)", re.S)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..config import options_for
 from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE, UI, Option, did_you_mean
+from ..settings.flags import options_for
 
 PROG = "lcm-video"
 

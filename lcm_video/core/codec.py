@@ -20,6 +20,12 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return rearrange(x, "f c h w -> f h w c").cpu()
 
 
+def latent_scaling(vae) -> tuple[float, float]:
+    """(scale, shift) of ``vae``'s latents: the UNet sees ``(z - shift) · scale`` (SD's VAEs: scale 0.18215, no
+    shift; TAESD: 1 and 0)."""
+    return float(vae.config.scaling_factor), float(vae.config.get("shift_factor") or 0.0)
+
+
 def _fresh(x: torch.Tensor, device, dtype, layout: torch.memory_format) -> torch.Tensor:
     """A copy made here, in inference mode, in the codec's one memory layout: a full chunk would otherwise be a view of
     a normal tensor and a padded one a new inference tensor, and a compiled VAE treats the two kinds as different
@@ -43,8 +49,7 @@ class LatentCodec:
         self.layout = torch.channels_last if channels_last else torch.contiguous_format
         if channels_last and isinstance(vae, torch.nn.Module):
             vae.to(memory_format=torch.channels_last)
-        self.scale = float(vae.config.scaling_factor)
-        self.shift = float(vae.config.get("shift_factor") or 0.0)
+        self.scale, self.shift = latent_scaling(vae)
 
     @torch.inference_mode()
     def encode(self, images: torch.Tensor) -> torch.Tensor:

@@ -74,16 +74,9 @@ class UNetDenoiser:
         self.batch = None if self.motion else batch
         self.dtype = unet.dtype
         self.calls = 0  # UNet forward passes, for tests of "steps are steps"
-        self.cross_frame = None  # (CrossFrameState, processors) for ``--cross-frame``: see ``use_cross_frame``
-
-    def use_cross_frame(self, state) -> None:
-        """Run the UNet's spatial self-attention as cross-frame attention driven by ``state`` (a CrossFrameState)."""
-        from ..errors import UserError
-        from ..temporal.attention import processors
-
-        if not hasattr(self.unet, "attn_processors"):
-            raise UserError("--cross-frame changes the torch UNet's attention per call; use it with --backend torch")
-        self.cross_frame = (state, processors(self.unet, state))
+        self.cross_frame = (
+            None  # (CrossFrameState, processors) for ``--cross-frame``: ``temporal.attention.processors``
+        )
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, t: int | torch.Tensor, frames: range | list[int]) -> torch.Tensor:

@@ -19,9 +19,14 @@ def gaussian(seed: int, key: tuple[int, ...], shape: tuple[int, ...]) -> torch.T
 
     Drawn on the CPU so a CUDA, MPS and CPU render of the same seed start from the same numbers.
     """
+    return torch.randn(shape, generator=keyed_generator(seed, *key), dtype=torch.float32)
+
+
+def keyed_generator(seed: int, *key: int) -> torch.Generator:
+    """A CPU generator whose stream is a pure function of ``(seed, *key)``: render noise is keyed on (frame, step),
+    a training step's draws on (step, process rank)."""
     state = np.random.SeedSequence([seed, *key]).generate_state(2, np.uint32)
-    gen = torch.Generator(device="cpu").manual_seed(int(state[0]) << 31 ^ int(state[1]))
-    return torch.randn(shape, generator=gen, dtype=torch.float32)
+    return torch.Generator(device="cpu").manual_seed(int(state[0]) << 31 ^ int(state[1]))
 
 
 class FrameNoise:

@@ -12,6 +12,18 @@ from diffusers import LCMScheduler
 from ..errors import UserError
 
 
+def x0_from(model_out: torch.Tensor, x: torch.Tensor, a, s, prediction_type: str) -> torch.Tensor:
+    """x̂0 from a model output at x = a·x0 + s·ε (a = √ᾱ, s = √(1-ᾱ), scalars or broadcastable tensors), for the
+    scheduler's prediction type: ε, v or x0 itself. The sampler and consistency distillation both use it."""
+    if prediction_type == "epsilon":
+        return (x - s * model_out) / a
+    if prediction_type == "v_prediction":
+        return a * x - s * model_out
+    if prediction_type == "sample":
+        return model_out
+    raise UserError(f"unsupported scheduler prediction_type {prediction_type!r}")
+
+
 @dataclass(frozen=True)
 class LCMSchedule:
     """Per-step constants of an LCM run, computed once.
@@ -79,15 +91,7 @@ class LCMSchedule:
 
     def denoise(self, model_out: torch.Tensor, x: torch.Tensor, step: int) -> torch.Tensor:
         """The consistency function: c_out·x̂0 + c_skip·x, with x̂0 from the model's prediction type."""
-        a, s = self.sqrt_alpha[step], self.sqrt_one_minus_alpha[step]
-        if self.prediction_type == "epsilon":
-            x0 = (x - s * model_out) / a
-        elif self.prediction_type == "v_prediction":
-            x0 = a * x - s * model_out
-        elif self.prediction_type == "sample":
-            x0 = model_out
-        else:
-            raise UserError(f"unsupported scheduler prediction_type {self.prediction_type!r}")
+        x0 = x0_from(model_out, x, self.sqrt_alpha[step], self.sqrt_one_minus_alpha[step], self.prediction_type)
         if self.clip_sample is not None:
             x0 = x0.clamp(-self.clip_sample, self.clip_sample)
         return self.c_out[step] * x0 + self.c_skip[step] * x

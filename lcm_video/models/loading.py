@@ -24,7 +24,6 @@ from diffusers import (
     StableDiffusionImg2ImgPipeline,
 )
 
-from ..config import ModelConfig
 from ..errors import UserError
 from ..notices import library_notices_off
 from .container import Models
@@ -33,7 +32,6 @@ from .presets import (
     DEFAULT_MODEL,
     MOTION_PRESETS,
     PRESETS,
-    TINY_MODELS,
     VAE_ALIASES,
     motion_preset,
     parse_lora,
@@ -123,31 +121,6 @@ def load_vae(source: str, dtype: torch.dtype) -> AutoencoderKL | AutoencoderTiny
         if cls is None:
             raise UserError(f"--vae {source!r} holds a {cls_name}; expected AutoencoderKL or AutoencoderTiny")
         return cls.from_pretrained(source, subfolder=sub, dtype=dtype).eval()
-
-
-def vae_source(m: ModelConfig) -> str | None:
-    """The VAE a model config asks for: ``--vae``, TAESD for ``--fast`` (a tiny random TAESD for the tiny presets),
-    or None for the model's own."""
-    if m.vae or not m.fast:
-        return m.vae
-    if m.model in TINY_MODELS:
-        return "builtin:tiny-taesd"
-    preset = PRESETS.get(m.model or "")
-    if preset is not None and preset.base.startswith("weights:"):
-        raise UserError(f"--fast: there is no tiny autoencoder for {m.model!r} (its own is already small); drop --fast")
-    return "taesd"
-
-
-def models_for(m: ModelConfig, models: Models | None = None, device: str | None = None) -> Models:
-    """The models a render's model config asks for: ``models`` if given, else loaded from its model, LoRAs, VAE (or
-    TAESD for ``fast``), dtype, motion adapter and ``device`` (default the config's); compiled in place when the
-    config asks for it."""
-    if models is None:
-        dev = m.device if device is None else device
-        models = load_models(m.model, m.lora, vae_source(m), dev, m.dtype, m.motion_adapter, m.backend)
-    if m.compile:
-        models.compile()
-    return models
 
 
 def load_motion_adapter(source: str, dtype: torch.dtype, unet=None) -> MotionAdapter:

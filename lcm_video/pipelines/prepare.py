@@ -8,8 +8,9 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import GenerateConfig, StylizeConfig, parse_prompt_at, parse_strength_at
 from ..errors import UserError
+from ..settings.configs import GenerateConfig, StylizeConfig
+from ..settings.keyframes import parse_prompt_at, parse_strength_at
 from ..video.plan import FramePlan
 from ..video.reader import VideoInfo, output_size, probe
 from ..video.writer import check_output

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderTiny
 
-from ..config import DEFAULT_CONTEXT, DEFAULT_WINDOW, RenderConfig, default_overlap
+from ..choices import DEFAULT_CONTEXT, DEFAULT_WINDOW, default_overlap
 from ..core.codec import LatentCodec, to_uint8
 from ..core.denoiser import UNetDenoiser
 from ..core.noise import FrameNoise
@@ -20,7 +20,8 @@ from ..core.sampler import sample
 from ..core.schedule import FrameSchedules, LCMSchedule
 from ..errors import UserError
 from ..models.container import Models
-from ..temporal.attention import CrossFrameState
+from ..settings.configs import RenderConfig
+from ..temporal.attention import CrossFrameState, processors
 from ..temporal.blend import TemporalBlender
 from ..video.plan import Window, windows
 
@@ -204,7 +205,7 @@ class WindowRenderer:
         self.cross = None
         if t.cross_frame != "off":
             self.cross = CrossFrameState(t.cross_frame)
-            self.denoiser.use_cross_frame(self.cross)
+            self.denoiser.cross_frame = (self.cross, processors(models.unet, self.cross))
 
     def reset(self) -> None:
         """Forget the temporal state carried between windows (a cold start); cross-frame attention keeps its anchor,

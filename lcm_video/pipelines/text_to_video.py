@@ -13,16 +13,18 @@ from typing import Any
 
 import torch
 
-from ..config import GenerateConfig, parse_prompt_at, resolve
 from ..errors import UserError
+from ..events import OnProgress, Progress, default_progress
 from ..metrics import write_metrics
 from ..models.container import Models
-from ..models.loading import models_for
 from ..options import GENERATE
 from ..record import make_record
+from ..settings.configs import GenerateConfig
+from ..settings.keyframes import parse_prompt_at
+from ..settings.resolve import resolve
 from ..video.lock import OutputLock, remove_stale_partials
 from ..video.writer import VideoWriter
-from .events import OnProgress, Progress, default_progress
+from .loader import models_for
 from .prepare import prepare_generate
 from .renderer import RenderResult, WindowRenderer, latent_shape, motion_context, render_range
 

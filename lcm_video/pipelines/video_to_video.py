@@ -15,22 +15,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import DEFAULT_WINDOW, StylizeConfig, parse_prompt_at, parse_strength_at, resolve
+from ..choices import DEFAULT_WINDOW
 from ..core.codec import to_unit
 from ..core.schedule import FrameSchedules, LCMSchedule
 from ..errors import UserError
+from ..events import OnProgress, Progress, default_progress
 from ..metrics import write_metrics
 from ..models.container import Models
-from ..models.loading import models_for
 from ..options import STYLIZE
 from ..record import make_record
+from ..settings.configs import StylizeConfig
+from ..settings.keyframes import parse_prompt_at, parse_strength_at
+from ..settings.resolve import resolve
 from ..temporal.flow import FlowEstimator, LatentMotion, fuse_frame, latent_motion
 from ..video import similarity
 from ..video.lock import OutputLock, remove_stale_partials
 from ..video.plan import FramePlan, Reuse
 from ..video.reader import FrameReader, VideoInfo
 from ..video.writer import VideoWriter
-from .events import OnProgress, Progress, default_progress
+from .loader import models_for
 from .prepare import prepare_stylize
 from .renderer import RenderResult, WindowRenderer, render_range, vae_factor, warmup_frames, window_layout
 

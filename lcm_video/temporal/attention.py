@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..config import CROSS_FRAME
+from ..choices import CROSS_FRAME
+from ..errors import UserError
 
 
 class CrossFrameState:
@@ -105,6 +106,8 @@ def processors(unet, state: CrossFrameState) -> dict:
     """``unet``'s attention processors with cross-frame ones on its spatial self-attention layers (every ``attn1``
     outside motion modules). The denoiser sets them around each of its UNet calls and puts the old ones back, so a
     shared, loaded model is never left changed."""
+    if not hasattr(unet, "attn_processors"):
+        raise UserError("--cross-frame changes the torch UNet's attention per call; use it with --backend torch")
     procs = dict(unet.attn_processors)
     hit = 0
     for name in procs:

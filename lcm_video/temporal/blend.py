@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from ..choices import FUSE
 from .flow import warp_latent
-
-FUSE_MODES = ("flat", "linear", "pyramid")
 
 
 def _pyramid(pos: int, size: int) -> float:
@@ -51,8 +50,8 @@ class TemporalBlender:
     """
 
     def __init__(self, beta: float = 0.0, fuse: str = "linear"):
-        if fuse not in FUSE_MODES:
-            raise ValueError(f"fuse must be one of {FUSE_MODES}")
+        if fuse not in FUSE:
+            raise ValueError(f"fuse must be one of {FUSE}")
         self.beta, self.fuse = float(beta), fuse
         self._prev: dict[int, dict[int, torch.Tensor]] = {}  # step → {frame: final x0} of the previous window
         self._prev_frames: range | None = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import FLOW as FLOW_METHODS
+from ..choices import FLOW as FLOW_METHODS
 from ..errors import UserError
 
 CUT_VALID = 0.4

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from ..core.schedule import x0_from
+
 SIGMA_DATA = 0.5  # the boundary scalings' σ_data, as LCMScheduler's
 
 
@@ -23,14 +25,7 @@ def boundary_scalings(t: torch.Tensor, timestep_scaling: float = 10.0) -> tuple[
 
 def predicted_x0(model_out: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, prediction_type: str) -> torch.Tensor:
     """x̂0 from a model output at noise level ᾱ (``alpha``: (b,) ᾱ_t); x, model_out (b, c, h, w)."""
-    a, s = _col(alpha.sqrt()), _col((1 - alpha).sqrt())
-    if prediction_type == "epsilon":
-        return (x - s * model_out) / a
-    if prediction_type == "v_prediction":
-        return a * x - s * model_out
-    if prediction_type == "sample":
-        return model_out
-    raise ValueError(f"unsupported prediction_type {prediction_type!r}")
+    return x0_from(model_out, x, _col(alpha.sqrt()), _col((1 - alpha).sqrt()), prediction_type)
 
 
 def predicted_eps(model_out: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, prediction_type: str) -> torch.Tensor:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import errno
-import json
 import math
 import os
 import shutil
@@ -31,10 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import LORA_TARGETS, DistillConfig, resolve_distill
+from ..core.codec import latent_scaling
+from ..core.noise import keyed_generator
 from ..errors import UserError
+from ..events import OnProgress, Progress, default_progress
+from ..files import atomic_write, plain
 from ..models.device import pick_device
-from ..pipelines.events import OnProgress, Progress, default_progress
+from ..settings.distill import LORA_TARGETS, DistillConfig, resolve_distill
 from .consistency import DDIMSolver, boundary_scalings, guided, huber, predicted_eps, predicted_x0
 from .data import Sample, load_pixels, open_dataset
 
@@ -152,8 +154,8 @@ class _Trainer:
         x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(self.device)
         dist = vae.encode(x).latent_dist
         z = dist.mean + dist.std * torch.randn(dist.mean.shape, generator=gen).to(self.device)
-        shift = float(vae.config.get("shift_factor") or 0.0)
-        return (z - shift) * float(vae.config.scaling_factor)
+        scale, shift = latent_scaling(vae)
+        return (z - shift) * scale
 
     def w_embedding(self, w: torch.Tensor) -> torch.Tensor | None:
         if self.cfg.mode == "lora":
@@ -272,19 +274,14 @@ class _Trainer:
 
 def _fingerprint(cfg: DistillConfig) -> dict[str, Any]:
     """The settings a checkpoint must share with a run that resumes it (not: steps, save/validate cadence, quiet)."""
-    keep = {
-        k: v for k, v in cfg.flat().items() if k not in ("steps", "save_every", "validate_every", "quiet", "resume")
-    }
-    return json.loads(json.dumps(keep, default=str))
+    skip = ("steps", "save_every", "validate_every", "quiet", "resume")
+    return plain({k: v for k, v in cfg.flat().items() if k not in skip})
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:
             raise UserError(
                 f"the disk is full while writing {str(path)!r}; free some space and rerun with --resume"
@@ -355,10 +352,7 @@ def validation_grid(trainer: _Trainer, prompts: list[str], path: Path, size: int
         rows.append(np.concatenate(cells, axis=1))
     student.train(was_training)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    iio.imwrite(tmp, np.concatenate(rows, axis=0))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, np.concatenate(rows, axis=0)))
 
 
 def _save_output(trainer: _Trainer, out: Path) -> Path:
@@ -410,8 +404,7 @@ def _save_output(trainer: _Trainer, out: Path) -> Path:
 
 def _generator(seed: int, step: int, rank: int) -> torch.Generator:
     """The generator of one step of one process: a pure function of (seed, step, rank)."""
-    state = np.random.SeedSequence([seed, step, rank]).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    return keyed_generator(seed, step, rank)
 
 
 def distill(

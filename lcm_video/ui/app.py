@@ -24,12 +24,13 @@ import gradio as gr
 import yaml
 
 from .. import __version__
-from ..config import EXTRA_OPTIONS, resolve
 from ..errors import UserError
-from ..models.cache import ModelCache
+from ..events import Cancelled
 from ..models.presets import MOTION_PRESETS, PRESETS
 from ..options import EVAL, GENERATE, STYLIZE
-from ..pipelines.events import Cancelled
+from ..pipelines.loader import ModelCache
+from ..settings.flags import COMMAND_FLAGS
+from ..settings.resolve import resolve
 from . import widgets
 from .session import Renders, check_weights, describe, output_name, plain_name
 
@@ -37,7 +38,7 @@ PREVIEW_FRAMES = 8  # "Preview" renders this many frames: one window, seconds on
 SEED_MAX = 2**31 - 1
 RENDER_QUEUE = "render"  # stylize, generate and batch share one worker: one render at a time
 
-_EXTRA = {o.name: o for o in EXTRA_OPTIONS}
+_EXTRA = {o.name: o for o in COMMAND_FLAGS}
 
 
 class App:
@@ -215,7 +216,7 @@ class App:
 
     def results(self) -> list[str]:
         """The videos in the output folder, newest first (what Evaluate can pick without an upload)."""
-        from ..video.writer import CONTAINERS
+        from ..video.ffmpeg import CONTAINERS
 
         found = [p for p in self.out.rglob("*") if p.is_file() and p.suffix.lower() in CONTAINERS]
         return [str(p.relative_to(self.out)) for p in sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)]

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..events import Cancelled, ProgressEvent
 from ..models.presets import MOTION_PRESETS, PRESETS, parse_lora
-from ..pipelines.events import Cancelled, ProgressEvent
 
 # Settings that name weights: the page may give presets and hub ids; a local path only if it was given at launch.
 WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter")

@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
-from ..config import CONFIGS, SETTINGS
 from ..options import GENERATE, STYLIZE, Option
+from ..settings.configs import CONFIGS
+from ..settings.parts import SETTINGS
 
 # Options the page sets itself (the output path, the progress bar) or takes another way (the source video upload).
 NOT_SHOWN = ("input", "output", "config", "quiet")

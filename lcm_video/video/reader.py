@@ -184,7 +184,7 @@ def sample_aspect(path: Path) -> Fraction:
     (decord decodes coded pixels and does not say.)"""
     import subprocess
 
-    from .writer import ffmpeg_exe
+    from .ffmpeg import ffmpeg_exe
 
     log = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
     line = next((ln for ln in log.splitlines() if "Video:" in ln), "")

@@ -10,48 +10,28 @@ import shutil
 import subprocess
 import tempfile
 from fractions import Fraction
-from functools import lru_cache
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 
 from ..errors import UserError
-
-MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".avi": "avi", ".gif": "gif"}
-# A palette per frame (no whole-video palette pass, so a GIF streams like any output), dithered.
-GIF_FILTER = "split[a][b];[a]palettegen=stats_mode=single:reserve_transparent=0[p];[b][p]paletteuse=new=1"
-CONTAINERS = set(MUXERS)
-
-
-def ffmpeg_exe() -> str:
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-@lru_cache(maxsize=1)
-def encoders() -> frozenset[str]:
-    """Names of the video and audio encoders this ffmpeg build has."""
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
-    names = set()
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS":
-            names.add(parts[1])
-    return frozenset(names)
-
-
-_PATTERN = re.compile(r"%0?(\d*)d")
-
-
-def is_sequence(path: str | os.PathLike) -> bool:
-    """A numbered PNG pattern such as ``frames/%05d.png``: the output is one PNG per frame, numbered from 0."""
-    return Path(path).suffix.lower() == ".png" and _PATTERN.search(Path(path).name) is not None
+from .ffmpeg import (
+    GIF_FILTER,
+    MUXERS,
+    SEQUENCE_PATTERN,
+    check_container,
+    comment_args,
+    encoder_for,
+    ffmpeg_exe,
+    first_error,
+    is_sequence,
+)
 
 
 def sequence_files(pattern: Path) -> list[Path]:
     """The files in ``pattern``'s folder that the pattern names (any frame number)."""
     name = pattern.name
-    m = _PATTERN.search(name)
+    m = SEQUENCE_PATTERN.search(name)
     rx = re.compile(re.escape(name[: m.start()]) + r"\d+" + re.escape(name[m.end() :]) + "$")
     folder = pattern.parent
     return sorted(f for f in folder.iterdir() if rx.match(f.name)) if folder.is_dir() else []
@@ -61,68 +41,6 @@ def partial_prefix(path: Path) -> str:
     """How the temporary file (or, for a PNG sequence, folder) of output ``path`` is named: ``.NAME.`` + random +
     ``.partial``, without ``%`` (ffmpeg would read it as a frame number in a folder name)."""
     return "." + path.name.replace("%", "") + "."
-
-
-def encoder_for(path: str | os.PathLike, codec: str | None) -> str:
-    """The video encoder of an output: ``codec`` when given, else VP9 for ``.webm`` and H.264 for the rest."""
-    if codec:
-        return codec
-    return {".webm": "libvpx-vp9", ".gif": "gif", ".png": "png"}.get(Path(path).suffix.lower(), "libx264")
-
-
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
-
-def check_container(path: Path, codec: str | None, preset: str = "medium") -> None:
-    """Refuse an output name ffmpeg cannot write here: an unknown container, an encoder this ffmpeg lacks or cannot
-    open on this machine (a GPU encoder without its GPU), a preset the encoder rejects, or a codec the container
-    cannot hold."""
-    if path.suffix.lower() == ".png":
-        if not is_sequence(path):
-            raise UserError(f"output {str(path)!r}: a PNG sequence needs a frame number pattern, e.g. frames/%05d.png")
-        if codec not in (None, "png"):
-            raise UserError(f"--codec {codec} does not write PNG frames; a PNG sequence takes no --codec")
-        return
-    if path.suffix.lower() not in CONTAINERS:
-        raise UserError(
-            f"output {str(path)!r} needs a video extension: one of {', '.join(sorted(CONTAINERS))} (or a folder, "
-            "or frames/%05d.png, for PNG frames)"
-        )
-    codec = encoder_for(path, codec)
-    if codec not in encoders():
-        raise UserError(f"--codec {codec!r} is not an encoder of this ffmpeg; try libx264, libx265 or libvpx-vp9")
-    if path.suffix.lower() == ".webm" and codec not in ("libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"):
-        raise UserError(f"--codec {codec} cannot go in .webm; use --codec libvpx-vp9 or an .mp4 output")
-    if (path.suffix.lower() == ".gif") != (codec == "gif"):
-        raise UserError(f"--codec {codec} and {path.suffix} do not go together; a .gif output takes no --codec")
-    if codec in ("libx264", "libx264rgb", "libx265") and preset not in (*X264_PRESETS, "placebo"):
-        raise UserError(f"--preset {preset!r} is not an x264/x265 preset; use one of {', '.join(X264_PRESETS)}")
-    if codec not in ("libx264", "libx264rgb"):
-        err = encoder_error(codec, preset)
-        if err:
-            raise UserError(f"--codec {codec} cannot encode here: {err}")
-
-
-@lru_cache(maxsize=16)
-def encoder_error(codec: str, preset: str) -> str | None:
-    """ffmpeg's first error line when ``codec`` fails to encode one small frame here with ``preset`` (an encoder
-    that is compiled in but cannot open: no GPU, no driver), else None. About 0.1 s, once per process."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi", "-i", "color=s=256x256"]
-    cmd += ["-frames:v", "1", "-pix_fmt", "yuv420p", "-c:v", codec]
-    if codec in ("libx265",) or "nvenc" in codec or "qsv" in codec:
-        cmd += ["-preset", preset]
-    proc = subprocess.run([*cmd, "-f", "null", "-"], capture_output=True, text=True)
-    return _first_error(proc.stderr) if proc.returncode else None
-
-
-def _first_error(log: str) -> str:
-    """The line of an ffmpeg error log that names the cause: the first (the last is a generic "Nothing was written
-    into output file" or "Conversion failed!"), without its ``[libx264 @ 0x...]`` prefix."""
-    lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    if not lines:
-        return "ffmpeg exited with an error"
-    line = lines[0]
-    return line.split("] ", 1)[1] if line.startswith("[") and "] " in line else line
 
 
 def check_output(
@@ -235,9 +153,7 @@ class VideoWriter:
         if self.path.suffix.lower() in (".mp4", ".mov"):
             cmd += ["-movflags", "+faststart"]
         if record is not None and not self.sequence:
-            from ..record import metadata_args
-
-            cmd += metadata_args(record)
+            cmd += comment_args(record)
         self._cmd = cmd
         self._proc: subprocess.Popen | None = None
 
@@ -257,7 +173,7 @@ class VideoWriter:
 
     def _ffmpeg_error(self) -> str:
         self._log.seek(0)
-        return _first_error(self._log.read().decode(errors="replace"))
+        return first_error(self._log.read().decode(errors="replace"))
 
     def write(self, frames) -> None:
         """Append uint8 (f, h, w, 3) RGB frames: a numpy array or a CPU torch tensor."""
@@ -414,7 +330,7 @@ def _retime(video_input: list[str], out: Path, size: tuple[int, int], fps: Fract
                     writer.write(arr[: len(arr) // frame_bytes * frame_bytes].reshape(-1, h, w, 3))
                 if dec.wait() != 0:
                     log.seek(0)
-                    raise UserError(f"cannot read the rendered segments back: {_first_error(log.read().decode())}")
+                    raise UserError(f"cannot read the rendered segments back: {first_error(log.read().decode())}")
                 return writer.close()
         finally:
             if dec.poll() is None:

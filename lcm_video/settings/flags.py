@@ -1,0 +1,152 @@
+"""The command flags that are not render settings: input and output paths, ``--config``, and the batch, eval, info,
+rerun and ui commands' own options; and ``options_for(command)``, every option a command takes, in ``--help`` order."""
+
+from __future__ import annotations
+
+from ..choices import FLOW
+from ..options import BATCH, DISTILL, EVAL, INFO, RENDER, RERUN, STYLIZE, UI, Option
+from .distill import DISTILL_SETTINGS
+from .parts import SETTINGS
+
+COMMAND_FLAGS: tuple[Option, ...] = (
+    Option(
+        "input",
+        "path",
+        "source video file, or a folder of frames (PNG/JPEG..., natural order)",
+        commands=(STYLIZE,),
+        positional=True,
+    ),
+    Option(
+        "output",
+        "path",
+        "output video (.mp4, .mkv, .mov, .webm, .gif), or PNG frames (frames/%05d.png, or a folder); missing "
+        "folders are created",
+        commands=(*RENDER, RERUN),
+        short="-o",
+        required=True,
+        metavar="FILE",
+    ),
+    Option(
+        "config",
+        "path",
+        "YAML file of options (keys as the flags, with _ for -); flags given here win",
+        commands=RENDER,
+        metavar="FILE.yaml",
+        doc="any options below as `key: value` (`configs/*.yaml` document them); flags on the command line win; an "
+        "unknown key is an error",
+    ),
+    Option(
+        "jobs",
+        "path",
+        "YAML job file: defaults: {...} and jobs: [{name, mode, input, output, ...}]",
+        commands=(BATCH,),
+        positional=True,
+    ),
+    Option(
+        "out",
+        "path",
+        "folder for outputs, work files and report.json",
+        commands=(BATCH,),
+        required=True,
+        metavar="DIR",
+    ),
+    Option(
+        "segment_frames",
+        "int",
+        "frames per unit of work (also a job-file default or job key)",
+        default=240,
+        commands=(BATCH,),
+        lo=1,
+        metavar="N",
+    ),
+    Option("video", "path", "video to measure", commands=(EVAL,), positional=True),
+    Option(
+        "source",
+        "path",
+        "the video it was made from (rerun: default, the recorded source)",
+        commands=(EVAL, RERUN),
+        metavar="FILE",
+    ),
+    Option(
+        "eval_frames",
+        "int",
+        "measure only the first N frames",
+        commands=(EVAL,),
+        flag="--max-frames",
+        lo=2,
+        hint=" (temporal metrics need two frames)",
+        metavar="N",
+    ),
+    Option(
+        "flow",
+        "str",
+        "optical flow of warp_error and tof: dis or farneback (grade a method by a flow it did not use)",
+        default="dis",
+        commands=(EVAL,),
+        choices=FLOW,
+        metavar="|".join(FLOW),
+    ),
+    Option(
+        "made",
+        "path",
+        "a video lcm-video made (its settings are recorded in it)",
+        commands=(INFO, RERUN),
+        positional=True,
+    ),
+    Option("json", "bool", "print JSON", False, commands=(EVAL, INFO)),
+    Option(
+        "host",
+        "str",
+        "address to serve on; anything but 127.0.0.1 lets other machines in",
+        default="127.0.0.1",
+        commands=(UI,),
+        metavar="ADDR",
+        doc="address to serve on; the default lets in this machine only. `0.0.0.0` serves the whole network (the UI "
+        "has no login: do that on a trusted network only)",
+    ),
+    Option("port", "int", "port to serve on", default=7860, commands=(UI,), lo=1, hi=65535, metavar="N"),
+    Option(
+        "ui_model",
+        "str",
+        "model selected when the page opens; a local path given here is offered in the page too",
+        default=None,
+        commands=(UI,),
+        derived="the stylize default",
+        flag="--model",
+        metavar="NAME",
+        doc="model selected when the page opens (preset, hub id, directory or file). The page itself loads presets "
+        "and hub ids only: a local path is offered in it only when given here",
+    ),
+    Option(
+        "ui_out",
+        "path",
+        "folder the renders are written to (and the only one the page serves)",
+        default="lcm-video-ui",
+        commands=(UI,),
+        flag="--out",
+        metavar="DIR",
+    ),
+    Option(
+        "max_upload_mb",
+        "int",
+        "largest upload accepted, in MB",
+        default=500,
+        commands=(UI,),
+        lo=1,
+        metavar="MB",
+    ),
+    Option(
+        "share",
+        "bool",
+        "also serve through a public gradio.live link (needs internet; anyone with the link can render)",
+        False,
+        commands=(UI,),
+    ),
+)
+
+
+def options_for(command: str) -> list[Option]:
+    """The options ``command`` takes, paths and positionals first, then the parts' settings in declaration order."""
+    extra = [o for o in COMMAND_FLAGS if command in o.commands]
+    settings = DISTILL_SETTINGS if command == DISTILL else SETTINGS
+    return [*extra, *(o for o in settings.values() if command in o.commands)]

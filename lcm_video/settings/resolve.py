@@ -1,0 +1,140 @@
+"""The one path to a validated config: defaults ← config object ← YAML file (or a video this tool made) ← keyword
+arguments / flags, then ``validate``: every value against its declaration, then every rule between options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..choices import DEVICES
+from ..errors import UserError
+from ..models.presets import DEFAULT_MOTION, PRESETS, SMALL_MODELS, motion_preset
+from ..options import GENERATE, STYLIZE
+from .configs import CONFIGS, RenderConfig
+from .keyframes import parse_prompt_at, parse_strength_at
+from .parts import SETTINGS
+
+
+def load_config_file(path: str | Path, command: str) -> dict[str, Any]:
+    """A ``--config``'s settings: a YAML file's, or those recorded in a video this tool made (``record.py``)."""
+    from ..video.ffmpeg import CONTAINERS
+
+    if Path(path).suffix.lower() in CONTAINERS:
+        from ..record import recorded_settings
+
+        return recorded_settings(path, command)
+    return load_yaml(path)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader; any Python object tag is refused."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file {str(p)!r} not found; check the path given to --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"config file {str(p)!r} is not plain YAML{line}: {problem}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {str(p)!r} is not UTF-8 text") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {str(p)!r} must hold a mapping of option: value, not {type(data).__name__}")
+    return data
+
+
+def resolve(
+    command: str,
+    config: RenderConfig | str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    source: str = "options",
+    loaded_model: str | None = None,
+) -> RenderConfig:
+    """The one path to a validated config of ``command``.
+
+    ``config``: a config object, or a YAML file's path (its keys are the options' names). ``options``: flat
+    ``name: value`` pairs (keyword arguments, command-line flags, a batch job's keys) that win over ``config``;
+    ``source`` names them in error messages. Every value is type-checked and range-checked, then the options are
+    checked together (see :func:`validate`). Generate's derived defaults (model, motion adapter, size) are filled
+    in, the model from ``loaded_model`` (the name of already loaded models) when the options give none.
+    """
+    cls = CONFIGS[command]
+    if isinstance(config, (str, Path)):
+        cfg = cls.from_options(load_config_file(config, command), str(config))
+    elif config is None:
+        cfg = cls()
+    elif isinstance(config, cls):
+        cfg = config
+    else:
+        raise UserError(f"config must be a {cls.__name__} or a YAML file's path, not {type(config).__name__}")
+    cfg = validate(cfg.from_options(options, source, base=cfg))
+    return derive_generate(cfg, loaded_model) if command == GENERATE else cfg
+
+
+def derive_generate(cfg: RenderConfig, loaded_model: str | None = None) -> RenderConfig:
+    """Fill generate's derived defaults: the motion adapter (``tiny`` for the tiny and toy models, else AnimateLCM),
+    the model (the adapter preset's base), the size (the model preset's own, else 512²)."""
+    model = cfg.model.model or loaded_model
+    adapter = cfg.model.motion_adapter or ("tiny" if model in SMALL_MODELS else DEFAULT_MOTION)
+    mpreset = motion_preset(adapter)
+    model = model or (mpreset.base if mpreset else PRESETS["sd15-lcm-lora"].base)
+    side = PRESETS[model].size if model in PRESETS else 512
+    w, h = cfg.frames.width or side, cfg.frames.height or side
+    return cfg.replace(motion_adapter=adapter, model=model, width=w, height=h)
+
+
+def _needs_torch(cfg: RenderConfig) -> str | None:
+    """Why ``cfg`` cannot run on the OpenVINO backend (the message refusing ``--backend openvino``), or None."""
+    m = cfg.model
+    if m.compile:
+        return "--compile is torch's compiler; --backend openvino compiles on its own (drop one)"
+    if m.device not in ("auto", "cpu"):
+        return f"--backend openvino runs on the CPU, not --device {m.device}; use --backend torch there"
+    if m.dtype == "float16":
+        return "--backend openvino computes in float32 or bfloat16 on a CPU; use --dtype bfloat16"
+    if cfg.temporal.cross_frame != "off":
+        return "--cross-frame changes the torch UNet's attention per call; use it with --backend torch"
+    return None
+
+
+def validate(cfg: RenderConfig) -> RenderConfig:
+    """Check every value against its declaration, then the rules between options; a UserError naming the option
+    and the fix. Returns ``cfg``."""
+    for name, value in cfg.flat().items():
+        SETTINGS[name].check(value)
+    m, t, f = cfg.model, cfg.temporal, cfg.frames
+    if m.device not in DEVICES and not m.device.startswith(("cuda:", "mps:")):
+        raise UserError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {m.device!r}")
+    if m.fast and m.vae:
+        raise UserError("--fast swaps the VAE for TAESD; it cannot be combined with --vae (pick one)")
+    needs_torch = _needs_torch(cfg)
+    if needs_torch and m.backend == "openvino":
+        raise UserError(needs_torch)
+    if needs_torch and m.backend == "auto":
+        cfg = cfg.replace(backend="torch")  # what auto means here, recorded as such
+    if m.model is not None and not m.model:
+        raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")
+    if t.overlap is not None and t.context is not None and t.overlap >= t.context:
+        raise UserError(f"--overlap ({t.overlap}) must be smaller than --context ({t.context})")
+    if cfg.command == STYLIZE:
+        if f.end is not None and f.end <= f.start:
+            raise UserError(f"--end ({f.end:g} s) must be after --start ({f.start:g} s)")
+        if m.motion_adapter is not None and t.window is not None:
+            raise UserError("--window is for the 2D UNet; with --motion-adapter the window is --context")
+        if m.motion_adapter is None:
+            for name in ("context", "overlap"):
+                if getattr(t, name) is not None:
+                    raise UserError(f"--{name} applies to motion-aware stylise only; add --motion-adapter or drop it")
+        parse_prompt_at(cfg.prompt.prompt_at, None, cfg.prompt.prompt)  # the frame range once the source is known
+        parse_strength_at(cfg.sampling.strength_at, None, cfg.sampling.strength)
+        if cfg.sampling.strength_at and m.motion_adapter is not None:
+            raise UserError("--strength-at needs one timestep per frame: not with --motion-adapter (drop one)")
+    else:
+        parse_prompt_at(cfg.prompt.prompt_at, f.frames, cfg.prompt.prompt)
+    return cfg

@@ -21,7 +21,7 @@ _EXPORTS = {
     "PRESETS": ".models.presets",
     "Models": ".models.container",
     "load_models": ".models.loading",
-    "RenderResult": ".pipelines.renderer",
+    "RenderResult": ".pipelines.window",
     "stylize": ".pipelines.video_to_video",
     "generate": ".pipelines.text_to_video",
     "ProgressEvent": ".events",

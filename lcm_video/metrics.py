@@ -135,8 +135,8 @@ def evaluate(
     if n < 2:
         raise UserError(f"{str(video)!r} has {n} frame(s); temporal metrics need at least 2")
     warp, flick, tof, ps, ss, cuts = [], [], [], [], [], 0
-    prev = reader.read([0])[0].numpy()
-    prev_s = src.read([0])[0].numpy() if src else None
+    prev = reader.read([0])[0]
+    prev_s = src.read([0])[0] if src else None
     for i in range(n):
         if src is not None:
             a, b = prev.astype(np.float32) / 255, prev_s.astype(np.float32) / 255
@@ -144,8 +144,8 @@ def evaluate(
             ss.append(ssim(a, b))
         if i == n - 1:
             break
-        cur = reader.read([i + 1])[0].numpy()
-        cur_s = src.read([i + 1])[0].numpy() if src else None
+        cur = reader.read([i + 1])[0]
+        cur_s = src.read([i + 1])[0] if src else None
         ga, gb = (prev_s, cur_s) if src is not None else (prev, cur)
         fw, bw = estimate(ga, gb), estimate(gb, ga)
         o_t, o_t1 = prev.astype(np.float32) / 255, cur.astype(np.float32) / 255

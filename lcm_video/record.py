@@ -50,7 +50,7 @@ def make_record(
     command: str, settings: dict[str, Any], source: str | os.PathLike | None = None, ran: list[dict] | None = None
 ) -> dict[str, Any]:
     """The record of one render: ``settings`` is the resolved config's ``flat()``; ``ran``: what the models computed
-    on (``Models.ran``), one entry per distinct one (a batch job's segments may have run on several machines)."""
+    on (``Models.runtime``), one entry per distinct one (a batch job's segments may have run on several machines)."""
     hashes = {}
     for key in _WEIGHT_SETTINGS:
         value = settings.get(key)

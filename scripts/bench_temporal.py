@@ -423,7 +423,7 @@ def quality(args) -> list[dict]:
                         row |= {"warp_dis": dis.warp_error, "warp_farneback": farn.warp_error, "tof": dis.tof}
                         row |= {"flicker": dis.flicker, "psnr": dis.psnr, "ssim": dis.ssim, "seconds": seconds}
                         info = probe(out)
-                        frames = FrameReader(info, (info.width, info.height)).read(range(info.frames)).numpy()
+                        frames = FrameReader(info, (info.width, info.height)).read(range(info.frames))
                         row["warp_true"] = true_warp_error(frames, kind, clips[kind])
                         if kind == "still":
                             row["identical_frames"] = bool((frames == frames[:1]).all())

@@ -169,7 +169,7 @@ def test_segments_that_ran_differently_are_recorded_and_warned_about(tmp_path, c
 
 
 def test_warm_up_covers_the_longer_memory_of_the_two_blends():
-    from lcm_video.pipelines.renderer import warmup_frames
+    from lcm_video.video.plan import warmup_frames
 
     assert warmup_frames(0.0) == 0 and warmup_frames(0.2) == 8 and warmup_frames(0.5) == 17
     assert warmup_frames(1.0) == 128  # a blend of 1 never forgets: the cap, not a division by zero
@@ -246,7 +246,7 @@ def test_two_processes_render_each_unit_once_and_match_one_process(tmp_path, cli
 def test_ctrl_c_says_how_many_segments_were_kept(tmp_path, monkeypatch, capsys):
     jobs = [{"name": "gen", "mode": "generate", "prompt": "a fox", "frames": 12, "fps": 8, "output": "fox.mp4"}]
     job_file = write_jobs(tmp_path, jobs, {"model": "tiny", "device": "cpu", "segment_frames": 4})
-    real, calls = batch.render_unit, []
+    real, calls = batch.write_segment, []
 
     def render_then_interrupt(*args, **kwargs):
         calls.append(1)
@@ -254,11 +254,11 @@ def test_ctrl_c_says_how_many_segments_were_kept(tmp_path, monkeypatch, capsys):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(batch, "render_unit", render_then_interrupt)
+    monkeypatch.setattr(batch, "write_segment", render_then_interrupt)
     assert cli.main(["batch", str(job_file), "--out", str(tmp_path / "out"), "-q"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted; 2 finished segment(s) kept" in err[0] and "resume" in err[0], err
-    monkeypatch.setattr(batch, "render_unit", real)
+    monkeypatch.setattr(batch, "write_segment", real)
     assert cli.main(["batch", str(job_file), "--out", str(tmp_path / "out"), "-q"]) == 0
     assert read_frames(tmp_path / "out" / "fox.mp4").shape[0] == 12
 

@@ -48,12 +48,12 @@ def _reference_pipeline(guidance_embedding: bool) -> AnimateDiffPipeline:
 
 def _diffusers_with_our_noise(pipe, gen: ClipGenerator, frames: int, monkeypatch, **kwargs):
     """Run diffusers' AnimateDiffPipeline with our keyed ε: the start latents, then each step's re-noise."""
-    eps = gen.noise.window(range(frames))
-    draws = iter([rearrange(eps[k], "f c h w -> 1 c f h w") for k in range(1, len(gen.schedule))])
+    eps = gen.sampler.noise.window(range(frames))
+    draws = iter([rearrange(eps[k], "f c h w -> 1 c f h w") for k in range(1, len(gen.sampler.schedule))])
     monkeypatch.setattr(scheduling_lcm, "randn_tensor", lambda *a, **k: next(draws))
     return pipe(
         num_frames=frames,
-        num_inference_steps=len(gen.schedule),
+        num_inference_steps=len(gen.sampler.schedule),
         latents=rearrange(eps[0], "f c h w -> 1 c f h w"),
         output_type="latent",
         **kwargs,
@@ -63,14 +63,14 @@ def _diffusers_with_our_noise(pipe, gen: ClipGenerator, frames: int, monkeypatch
 def test_parity_with_animatediff_pipeline_cfg_model(motion_lora_models, monkeypatch):
     cfg = GenerateConfig.make(prompt="a red fox", frames=12, guidance=1.8, negative_prompt="blur", seed=3)
     gen = ClipGenerator(motion_lora_models, cfg, (64, 48))
-    ours = gen(range(12), range(12))  # warms the noise source; uint8 (12, 48, 64, 3)
-    gen.blender.reset()
-    eps = gen.noise.window(range(12))
-    x0 = sample(lambda x, t: gen.denoiser(x, t, range(12)), eps[0], gen.schedule, eps)
+    ours = gen.window(range(12), range(12))  # warms the noise source; uint8 (12, 48, 64, 3)
+    gen.sampler.blender.reset()
+    eps = gen.sampler.noise.window(range(12))
+    x0 = sample(lambda x, t: gen.sampler.denoiser(x, t, range(12)), eps[0], gen.sampler.schedule, eps)
     ref = _diffusers_with_our_noise(
         _reference_pipeline(False), gen, 12, monkeypatch, prompt="a red fox", negative_prompt="blur", guidance_scale=1.8
     )
-    assert gen.schedule.timesteps == (999, 759, 499, 259)
+    assert gen.sampler.schedule.timesteps == (999, 759, 499, 259)
     assert (x0 - rearrange(ref, "1 c f h w -> f c h w")).abs().max().item() <= 1e-4
     assert ours.shape == (12, 48, 64, 3)
 
@@ -84,14 +84,14 @@ def test_w_embedding_reaches_the_motion_unet(motion_models, monkeypatch):
     try:
         cfg = GenerateConfig.make(prompt="a fox", frames=8, guidance=3.0)
         gen = ClipGenerator(motion_models, cfg, (64, 48))
-        gen(range(8), range(8))
+        gen.window(range(8), range(8))
     finally:
         hook.remove()
     assert isinstance(motion_models.unet, UNetMotionModel)
     assert seen and all(t is not None and t.shape == (1, 32) for t in seen)
-    gen.blender.reset()
-    eps = gen.noise.window(range(8))
-    ours = sample(lambda x, t: gen.denoiser(x, t, range(8)), eps[0], gen.schedule, eps)
+    gen.sampler.blender.reset()
+    eps = gen.sampler.noise.window(range(8))
+    ours = sample(lambda x, t: gen.sampler.denoiser(x, t, range(8)), eps[0], gen.sampler.schedule, eps)
     ref = _diffusers_with_our_noise(_reference_pipeline(True), gen, 8, monkeypatch, prompt="a fox", guidance_scale=3.0)
     # Same weights and noise; the only difference is the guidance embedding diffusers drops.
     assert (ours - rearrange(ref, "1 c f h w -> f c h w")).abs().max().item() > 1e-3
@@ -119,9 +119,9 @@ def test_long_clip_has_no_visible_seam(motion_models, tmp_path, fuse):
 def test_window_state_is_one_window(motion_models):
     cfg = GenerateConfig.make(prompt="x", frames=64)
     gen = ClipGenerator(motion_models, cfg, (64, 48))
-    gen(range(0, 16), range(0, 12))
-    gen(range(12, 28), range(12, 24))
-    assert all(n == 16 for n in gen.blender.carried.values())
+    gen.window(range(0, 16), range(0, 12))
+    gen.window(range(12, 28), range(12, 24))
+    assert all(n == 16 for n in gen.sampler.blender.carried.values())
 
 
 @pytest.mark.parametrize("fuse", ["flat", "linear", "pyramid"])
@@ -149,7 +149,7 @@ def test_classifier_free_guidance_doubles_the_motion_batch(motion_lora_models):
     shapes = []
     hook = motion_lora_models.unet.register_forward_pre_hook(lambda m, a: shapes.append(a[0].shape))
     try:
-        ClipGenerator(motion_lora_models, GenerateConfig.make(prompt="x", frames=8, guidance=2.0), (64, 48))(
+        ClipGenerator(motion_lora_models, GenerateConfig.make(prompt="x", frames=8, guidance=2.0), (64, 48)).window(
             range(8), range(8)
         )
     finally:

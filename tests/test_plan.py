@@ -60,7 +60,7 @@ def test_overlapping_windows_cover_everything_at_full_size(n, size, overlap):
 def test_balanced_window_needs_the_fewest_windows_and_least_padding(n, window, expect):
     import math
 
-    from lcm_video.pipelines.renderer import balanced_window
+    from lcm_video.video.plan import balanced_window
 
     b = balanced_window(n, window)
     assert b == expect and b <= window

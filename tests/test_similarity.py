@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lcm_video import stylize
-from lcm_video.video.plan import Reuse
+from lcm_video.video.plan import FrameMap
 from lcm_video.video.reader import probe
 from lcm_video.video.similarity import decide, scan
 from lcm_video.video.synthetic import frames_clip, pan, texture
@@ -44,14 +44,14 @@ def test_rule_renders_after_max_skip_repeats():
 
 
 def test_reuse_positions_and_expand():
-    r = Reuse((0, 0, 1, 1, 1, 2, 3, 3))
+    r = FrameMap((0, 0, 1, 1, 1, 2, 3, 3))
     assert r.rendered == 4
     assert r.positions(2, 6) == range(1, 3)
     assert r.expand(range(1, 3), 2, 6) == (range(2, 6), [0, 0, 0, 1])
     # A window of positions 0-1, for a segment starting at output frame 3: only 3 and 4 are its business.
     assert r.expand(range(0, 2), 3, 8) == (range(3, 5), [1, 1])
     assert r.expand(range(3, 4), 0, 8) == (range(6, 8), [0, 0])
-    assert Reuse.none(5).positions(1, 4) == range(1, 4)
+    assert FrameMap.identity(5).positions(1, 4) == range(1, 4)
 
 
 def test_scan_finds_the_still_shot(still_then_pan):
@@ -82,23 +82,26 @@ def test_skip_similar_repeats_renders_and_saves_unet_calls(tmp_path, tiny_models
 
 
 def test_skip_similar_segments_match_a_whole_render(tiny_models, still_then_pan):
-    from lcm_video.pipelines.prepare import plan_video
-    from lcm_video.pipelines.video_to_video import SourceRender
+    from lcm_video.pipelines.prepare import prepare_stylize
+    from lcm_video.pipelines.video_to_video import Stylizer, source_map, stylized_frames
+    from lcm_video.pipelines.window import window_layout
     from lcm_video.settings.configs import StylizeConfig
     from lcm_video.settings.resolve import validate
+    from lcm_video.video.reader import FrameReader
 
     cfg = validate(StylizeConfig.make(prompt="x", window=4, blend=0.4, shared_noise=0.5, skip_similar=1.0, skip_max=5))
-    info = probe(still_then_pan)
-    plan = plan_video(info, cfg)
+    prep = prepare_stylize(still_then_pan, still_then_pan.parent / "unused.mp4", cfg)
+    fmap = source_map(cfg, prep)
+    layout = window_layout(tiny_models, cfg, fmap.rendered)
 
     def render(ranges):
-        src = SourceRender(tiny_models, cfg, info, plan, (64, 48))
         out = []
-        for start, stop in ranges:
-            got = list(src.frames(start, stop))
+        for start, stop in ranges:  # each range a cold segment, as a batch renders it
+            stylizer = Stylizer(tiny_models, cfg, min(layout.size, fmap.rendered))
+            got = list(stylized_frames(stylizer, FrameReader(prep.info, prep.size), prep, fmap, layout, start, stop))
             assert [i for r, _ in got for i in r] == list(range(start, stop))
             out += [f for _, f in got]
-        return torch.cat(out).numpy().astype(int)
+        return np.concatenate(out).astype(int)
 
     whole = render([(0, 24)])
     parts = render([(0, 7), (7, 15), (15, 24)])

@@ -14,7 +14,6 @@ from ..errors import UserError
 from ..options import BATCH, GENERATE, STYLIZE, did_you_mean
 from ..settings.configs import GenerateConfig, StylizeConfig
 from ..settings.flags import COMMAND_FLAGS
-from ..settings.keyframes import parse_strength_at
 from ..settings.parts import SETTINGS
 from ..settings.resolve import load_yaml, resolve
 
@@ -125,15 +124,9 @@ def _input(entry: dict, mode: str, base: Path, label: str, problems: _Problems) 
 
 def _config(mode: str, values: dict[str, Any], out_path: Path | None):
     """The job's validated config (the same resolve path as the command line's), or a UserError."""
-    from ..core.schedule import LCMSchedule
     from ..video.ffmpeg import check_container
 
-    if "prompt" not in values and "prompt_at" not in values:
-        raise UserError("needs a prompt")
     cfg = resolve(mode, None, values, "the job")
-    if mode == STYLIZE:
-        for strength in parse_strength_at(cfg.sampling.strength_at, None, cfg.sampling.strength).values():
-            LCMSchedule.check(cfg.sampling.steps, strength)
     if out_path is not None:
         check_container(out_path, cfg.output.codec, cfg.output.preset)
     return cfg

@@ -29,32 +29,32 @@ from .jobs import Job, load_jobs
 from .work import JobPlan, pending_units, plan_job, prepare_work, seg_name
 
 
-def render_segment(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
+def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
-    from ..pipelines.prepare import plan_video, probe_source
-    from ..pipelines.renderer import render_range, warmup_frames, window_layout
-    from ..pipelines.text_to_video import ClipGenerator
-    from ..pipelines.video_to_video import SourceRender
+    from ..pipelines.text_to_video import ClipGenerator, generated_frames
+    from ..pipelines.video_to_video import Stylizer, source_map, stylized_frames
+    from ..pipelines.window import window_layout
+    from ..video.reader import FrameReader
 
-    job, cfg = plan.job, plan.job.cfg
-    if job.mode == GENERATE:
-        size_w, overlap = window_layout(models, cfg, plan.frames)
-        warm = warmup_frames(cfg.temporal.blend, size_w, overlap)
-        gen = ClipGenerator(models, cfg, plan.size)
-        gen.prime_anchor(seg[0] - warm, size_w, plan.frames, lambda first: gen(first, range(0, 1)))
-        yield from render_range(lambda w, e: gen(w.indices, e), seg[0], seg[1], size_w, overlap, warm, plan.frames)
+    prep, cfg = plan.prep, plan.job.cfg
+    if plan.job.mode == GENERATE:
+        gen = ClipGenerator(models, cfg, prep.size, prep.prompts)
+        yield from generated_frames(gen, window_layout(models, cfg, plan.frames), plan.frames, *seg)
         return
-    info, _ = probe_source(job.input, cfg)
-    source = SourceRender(models, cfg, info, plan_video(info, cfg), plan.size)
+    fmap = source_map(cfg, prep)
+    layout = window_layout(models, cfg, fmap.rendered)
+    stylizer = Stylizer(models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths)
+    reader = FrameReader(prep.info, prep.size)
     try:
-        yield from source.frames(seg[0], seg[1])
+        yield from stylized_frames(stylizer, reader, prep, fmap, layout, *seg)
     finally:
-        source.close()
+        reader.close()
 
 
-def render_unit(plan: JobPlan, k: int, cache: ModelCache, rank: int, progress: Progress) -> None:
+def write_segment(plan: JobPlan, k: int, cache: ModelCache, rank: int, progress: Progress) -> None:
     """Render segment ``k`` of a job to its lossless file; on failure leave a ``.failed`` marker with the reason.
     A :class:`Cancelled` from the progress callback is not a failure: the segment is dropped and it propagates."""
+    from ..pipelines.shell import write_frames
     from ..video.writer import VideoWriter
 
     seg = plan.segments[k]
@@ -63,11 +63,7 @@ def render_unit(plan: JobPlan, k: int, cache: ModelCache, rank: int, progress: P
     try:
         models = cache.get(plan.job.cfg.model)
         writer = VideoWriter(stem.with_suffix(".mkv"), plan.size, plan.fps, lossless=True)
-        with writer:
-            for done, frames in render_segment(plan, models, seg):
-                writer.write(frames)
-                progress.emit("render", len(done), plan.job.name)
-            writer.close()
+        write_frames(writer, segment_frames(plan, models, seg), progress, plan.job.name)
     except Cancelled:
         raise
     except Exception as exc:  # isolate the job: record, report, carry on with the others
@@ -77,7 +73,7 @@ def render_unit(plan: JobPlan, k: int, cache: ModelCache, rank: int, progress: P
             traceback.print_exc(file=sys.stderr)
         stem.with_suffix(".failed").write_text(msg)
         return
-    meta = {"frames": seg[1] - seg[0], "seconds": time.perf_counter() - t0, "rank": rank, "ran": models.ran}
+    meta = {"frames": seg[1] - seg[0], "seconds": time.perf_counter() - t0, "rank": rank, "ran": models.runtime}
     write_json(stem.with_suffix(".json"), meta)
     with open(plan.work / "renders.log", "a") as log:  # one line per render, to show each unit ran once
         log.write(f"{seg_name(seg)} {rank}\n")
@@ -213,7 +209,7 @@ def _run_batch(state, jobs: list[Job], out_dir: Path, quiet: bool, on_progress: 
         progress.emit("load")
         try:
             for i, k in mine:
-                render_unit(plans[i], k, cache, state.process_index, progress)
+                write_segment(plans[i], k, cache, state.process_index, progress)
         except KeyboardInterrupt:
             kept = sum(len(p.segments) for p in plans if not p.error) - len(pending_units(plans))
             raise BatchInterrupted(

@@ -19,6 +19,7 @@ import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..files import digest, write_json
@@ -26,27 +27,48 @@ from ..options import STYLIZE
 from ..video.lock import remove_stale_partials
 from .jobs import Job
 
+if TYPE_CHECKING:
+    from ..pipelines.prepare import Prepared
+
 WORK = ".lcm-video-work"
 
 
 @dataclass(frozen=True)
 class JobPlan:
-    """A job with its frame plan, size, work folder and segments; ``error`` if it could not be planned."""
+    """A job with its prepared render (source probed and frames planned once, for all its segments), work folder and
+    segments; ``error`` if it could not be prepared."""
 
     job: Job
     work: Path
-    frames: int = 0
-    fps: Fraction = Fraction(1)
-    size: tuple[int, int] = (0, 0)
-    start: float = 0.0
+    prep: Prepared | None = None
     segments: tuple[tuple[int, int], ...] = ()
     fingerprint: str = ""
     error: str | None = None
-    pts: tuple[Fraction, ...] | None = None  # a variable-rate output: its frames' times (``FramePlan.pts``)
+
+    @property
+    def frames(self) -> int:
+        return len(self.prep.plan) if self.prep else 0
+
+    @property
+    def fps(self) -> Fraction:
+        return self.prep.plan.fps
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.prep.size
+
+    @property
+    def start(self) -> float:
+        return float(self.prep.plan.start)
+
+    @property
+    def pts(self) -> tuple[Fraction, ...] | None:
+        """A variable-rate output: its frames' times (``FramePlan.pts``)."""
+        return self.prep.plan.pts
 
     @property
     def duration(self) -> Fraction:
-        return self.pts[-1] if self.pts is not None else self.frames / self.fps
+        return self.prep.plan.duration
 
 
 def _fingerprint(job: Job) -> str:
@@ -60,26 +82,19 @@ def _fingerprint(job: Job) -> str:
 
 def plan_job(job: Job, out_dir: Path) -> JobPlan:
     """The job's frames, size and segments, or the reason it cannot be planned (an undecodable input, say)."""
-    from ..pipelines.prepare import plan_video, probe_source
-    from ..video.plan import FramePlan
-    from ..video.reader import output_size
+    from ..pipelines.prepare import prepare_generate, prepare_stylize
 
     work = out_dir / WORK / job.name
-    f = job.cfg.frames
     try:
         if job.mode == STYLIZE:
-            info, _ = probe_source(job.input, job.cfg)
-            plan = plan_video(info, job.cfg)
-            size = output_size(info, f.width, f.height)
-            start = float(plan.start)
+            prep = prepare_stylize(job.input, job.output, job.cfg)
         else:
-            plan = FramePlan.for_clip(f.frames, f.fps)
-            size, start = (f.width, f.height), 0.0
+            prep = prepare_generate(job.output, job.cfg)
     except UserError as exc:
         return JobPlan(job, work, error=str(exc))
-    n, seg = len(plan), job.segment_frames
+    n, seg = len(prep.plan), job.segment_frames
     segments = tuple((s, min(n, s + seg)) for s in range(0, n, seg))
-    return JobPlan(job, work, n, plan.fps, size, start, segments, _fingerprint(job), pts=plan.pts)
+    return JobPlan(job, work, prep, segments, _fingerprint(job))
 
 
 def seg_name(seg: tuple[int, int]) -> str:

@@ -45,9 +45,6 @@ def _render_config(ns: argparse.Namespace, command: str):
     """The flags given on the command line over the ``--config`` file over the defaults, validated."""
     flags = {k: v for k, v in vars(ns).items() if k in SETTINGS}
     cfg = resolve(command, getattr(ns, "config", None), flags, "command-line options")
-    p = cfg.prompt
-    if not p.prompt and not p.prompt_at:
-        raise UserError("no prompt: give -p/--prompt TEXT (or prompt: in the --config file)")
     if cfg.output.quiet:
         _quiet_loading()
     return cfg
@@ -91,15 +88,15 @@ def _stylize(source, output, cfg) -> int:
         print(f"{PROG}: note: {note}", file=sys.stderr)
     from ..pipelines.video_to_video import stylize
 
-    _report(stylize(source, output, config=cfg), cfg.output.quiet)
+    _report(stylize(source, output, prepared=prep), cfg.output.quiet)
     return 0
 
 
 def _generate(output, cfg) -> int:
-    prepare_generate(output, cfg)
+    prep = prepare_generate(output, cfg)
     from ..pipelines.text_to_video import generate
 
-    _report(generate(None, output, config=cfg), cfg.output.quiet)
+    _report(generate(None, output, prepared=prep), cfg.output.quiet)
     return 0
 
 

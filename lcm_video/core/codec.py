@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from einops import rearrange
 
@@ -61,6 +62,14 @@ class LatentCodec:
             lat = enc.latent_dist.mode() if hasattr(enc, "latent_dist") else enc.latents
             out.append((lat[: len(part)].float() - self.shift) * self.scale)
         return torch.cat(out)
+
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (f, h, w, 3) frames → float32 scaled latents (f, c, h/8, w/8): where frames become torch."""
+        return self.encode(to_unit(torch.from_numpy(frames)))
+
+    def decode_frames(self, latents: torch.Tensor) -> np.ndarray:
+        """float32 scaled latents (f, c, h/8, w/8) → uint8 (f, h, w, 3) frames: where they stop being torch."""
+        return to_uint8(self.decode(latents)).numpy()
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:

@@ -10,32 +10,24 @@ from __future__ import annotations
 import torch
 from einops import rearrange
 
+from ..keyframes import Keyframes
+
 
 class PromptSchedule:
-    """Text states per output frame: keyframes ``{frame: (1, L, D)}`` linearly interpolated in between, held
-    constant before the first key and after the last. ``__call__(frames)`` → (f, L, D)."""
+    """Text states per output frame: keyframes ``{frame: (1, L, D)}`` interpolated by ``Keyframes`` (linear in
+    between, held before the first key and after the last). ``__call__(frames)`` → (f, L, D)."""
 
     def __init__(self, keys: dict[int, torch.Tensor]):
-        if not keys:
-            raise ValueError("at least one prompt keyframe is needed")
-        self.frames = sorted(keys)
-        self.keys = keys
+        self.keys = Keyframes(keys)
 
     def __call__(self, frames: range | list[int]) -> torch.Tensor:
-        if len(self.frames) == 1:
-            return self.keys[self.frames[0]].expand(len(frames), -1, -1)
+        keys = self.keys
+        if len(keys) == 1:
+            return keys.keys[keys.frames[0]].expand(len(frames), -1, -1)
         out = []
         for f in frames:
-            if f <= self.frames[0]:
-                out.append(self.keys[self.frames[0]][0])
-                continue
-            if f >= self.frames[-1]:
-                out.append(self.keys[self.frames[-1]][0])
-                continue
-            hi = next(k for k in self.frames if k >= f)
-            lo = max(k for k in self.frames if k <= f)
-            w = 0.0 if hi == lo else (f - lo) / (hi - lo)
-            out.append(torch.lerp(self.keys[lo][0], self.keys[hi][0], w))
+            lo, hi, w = keys.span(f)
+            out.append(keys.keys[lo][0] if lo == hi else torch.lerp(keys.keys[lo][0], keys.keys[hi][0], w))
         return torch.stack(out)
 
 

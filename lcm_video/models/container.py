@@ -52,7 +52,7 @@ class Models:
         return "openvino" if self._openvino else "torch"
 
     @property
-    def ran(self) -> dict[str, str]:
+    def runtime(self) -> dict[str, str]:
         """Where and in what the models compute, as a render's record keeps it: ``{"device", "dtype", "backend"}``
         (``--dtype auto`` resolves by device and, on a CPU, by whether it has bfloat16 in hardware). The device's type
         only: the ranks of a multi-GPU batch run on cuda:0, cuda:1, ... alike."""

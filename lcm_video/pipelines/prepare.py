@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import UserError
+from ..keyframes import Keyframes
 from ..settings.configs import GenerateConfig, StylizeConfig
 from ..settings.keyframes import parse_prompt_at, parse_strength_at
 from ..video.plan import FramePlan
@@ -32,12 +33,18 @@ def plan_video(info: VideoInfo, cfg: StylizeConfig) -> FramePlan:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A checked render: where it writes, its source (stylise; None to generate), its frames and (width, height)."""
+    """A checked render, settled once before anything loads: its validated config, where it writes, its source
+    (stylise; None to generate), its frames and (width, height), and its keyframes parsed against the frame count
+    (``prompts``: the prompt, or ``{frame: text}``; ``strengths``: ``{frame: strength}`` keys, or None). The command
+    line and the web UI hand it to ``stylize`` / ``generate``; a batch job keeps it for all its segments."""
 
+    cfg: StylizeConfig | GenerateConfig
     output: Path
     info: VideoInfo | None
     plan: FramePlan
     size: tuple[int, int]
+    prompts: str | dict[int, str]
+    strengths: Keyframes | None = None
     notes: tuple[str, ...] = ()  # what was assumed, for the user (the CLI prints them; the library warns)
 
 
@@ -48,9 +55,12 @@ def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: St
     size = output_size(info, cfg.frames.width, cfg.frames.height)
     check_upscale(info, size)
     plan = plan_video(info, cfg)
-    parse_prompt_at(cfg.prompt.prompt_at, len(plan), cfg.prompt.prompt)
-    parse_strength_at(cfg.sampling.strength_at, len(plan), cfg.sampling.strength)
-    return Prepared(out, info, plan, size, notes)
+    p, s = cfg.prompt, cfg.sampling
+    prompts = parse_prompt_at(p.prompt_at, len(plan), p.prompt) if p.prompt_at else p.prompt
+    strengths = None
+    if s.strength_at:
+        strengths = Keyframes(parse_strength_at(s.strength_at, len(plan), s.strength))
+    return Prepared(cfg, out, info, plan, size, prompts, strengths, notes)
 
 
 def probe_source(input: str | os.PathLike, cfg: StylizeConfig) -> tuple[VideoInfo, tuple[str, ...]]:
@@ -82,5 +92,6 @@ def check_upscale(info: VideoInfo, size: tuple[int, int]) -> None:
 def prepare_generate(output: str | os.PathLike, cfg: GenerateConfig) -> Prepared:
     """Check the output path and plan the clip's frames (``cfg`` resolved: its size is known)."""
     out = check_output(output, (), cfg.output.codec, cfg.output.preset)
-    f = cfg.frames
-    return Prepared(out, None, FramePlan.for_clip(f.frames, f.fps), (f.width, f.height))
+    f, p = cfg.frames, cfg.prompt
+    prompts = parse_prompt_at(p.prompt_at, f.frames, p.prompt)
+    return Prepared(cfg, out, None, FramePlan.for_clip(f.frames, f.fps), (f.width, f.height), prompts)

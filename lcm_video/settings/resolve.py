@@ -89,6 +89,23 @@ def derive_generate(cfg: RenderConfig, loaded_model: str | None = None) -> Rende
     return cfg.replace(motion_adapter=adapter, model=model, width=w, height=h)
 
 
+LCM_ORIGINAL_STEPS = 50
+"""The points of LCM's distillation schedule (``LCMScheduler``'s ``original_inference_steps``): a strength s leaves
+``int(50·s)`` of them, and ``--steps`` must fit (checked against ``LCMScheduler.set_timesteps`` for every steps 1-50
+and strength 0.01-1 in ``tests/test_options.py``)."""
+
+
+def check_steps_fit(steps: int, strength: float) -> None:
+    """Refuse a steps/strength pair that LCM's 50-point schedule cannot run, before anything is imported."""
+    points = int(LCM_ORIGINAL_STEPS * strength)
+    if steps > points:
+        need = steps / LCM_ORIGINAL_STEPS
+        raise UserError(
+            f"--steps {steps} needs more of the schedule than --strength {strength:g} leaves ({points} points); "
+            f"raise --strength to at least {need:.2f} or lower --steps"
+        )
+
+
 def _needs_torch(cfg: RenderConfig) -> str | None:
     """Why ``cfg`` cannot run on the OpenVINO backend (the message refusing ``--backend openvino``), or None."""
     m = cfg.model
@@ -108,7 +125,9 @@ def validate(cfg: RenderConfig) -> RenderConfig:
     and the fix. Returns ``cfg``."""
     for name, value in cfg.flat().items():
         SETTINGS[name].check(value)
-    m, t, f = cfg.model, cfg.temporal, cfg.frames
+    m, t, f, p = cfg.model, cfg.temporal, cfg.frames, cfg.prompt
+    if not p.prompt and not p.prompt_at:
+        raise UserError("no prompt: give -p/--prompt TEXT (or prompt: in the --config YAML or job file)")
     if m.device not in DEVICES and not m.device.startswith(("cuda:", "mps:")):
         raise UserError(f"--device must be one of {', '.join(DEVICES)} or cuda:N, got {m.device!r}")
     if m.fast and m.vae:
@@ -132,7 +151,9 @@ def validate(cfg: RenderConfig) -> RenderConfig:
                 if getattr(t, name) is not None:
                     raise UserError(f"--{name} applies to motion-aware stylise only; add --motion-adapter or drop it")
         parse_prompt_at(cfg.prompt.prompt_at, None, cfg.prompt.prompt)  # the frame range once the source is known
-        parse_strength_at(cfg.sampling.strength_at, None, cfg.sampling.strength)
+        s = cfg.sampling
+        for strength in parse_strength_at(s.strength_at, None, s.strength).values():
+            check_steps_fit(s.steps, strength)
         if cfg.sampling.strength_at and m.motion_adapter is not None:
             raise UserError("--strength-at needs one timestep per frame: not with --motion-adapter (drop one)")
     else:

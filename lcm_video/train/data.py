@@ -105,7 +105,7 @@ def load_pixels(sample: Sample, resolution: int) -> np.ndarray:
 
         reader = FrameReader(probe(sample.path), (resolution, resolution))
         try:
-            return reader.read([sample.frame])[0].numpy()
+            return reader.read([sample.frame])[0]
         finally:
             reader.close()
     with Image.open(sample.path) as im:

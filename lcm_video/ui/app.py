@@ -62,8 +62,6 @@ class App:
         options["quiet"] = True
         check_weights(options, self.allowed)
         cfg = resolve(command, None, options, "the page's settings", loaded_model=None)
-        if not cfg.prompt.prompt and not cfg.prompt.prompt_at:
-            raise UserError("no prompt: type one in the prompt box")
         if preview and command == STYLIZE:
             cfg = cfg.replace(max_frames=min(cfg.frames.max_frames or PREVIEW_FRAMES, PREVIEW_FRAMES))
         elif preview:
@@ -80,11 +78,11 @@ class App:
                 raise UserError("no source video: upload one first")
             cfg = self.config(command, values, preview)
             out = output_name(self.out, "preview" if preview else command, cfg.sampling.seed)
-            if command == STYLIZE:
-                from ..pipelines.prepare import prepare_stylize
+            from ..pipelines.prepare import prepare_generate, prepare_stylize
 
-                prepare_stylize(source, out, cfg)  # a bad file fails here, before any model loads
-        work = self._work(command, cfg, source, out)
+            # a bad file fails here, before any model loads; the render takes what was prepared
+            prep = prepare_stylize(source, out, cfg) if command == STYLIZE else prepare_generate(out, cfg)
+        work = self._work(command, prep, source)
         progress = lambda line: (skip, line, skip, skip, skip, skip)  # noqa: E731
         cancelled = (None, "cancelled: nothing was written", None, "", "", None)
         result = yield from self._follow(session, work, progress, cancelled)
@@ -106,16 +104,16 @@ class App:
             else:
                 return status.result
 
-    def _work(self, command: str, cfg, source, out: Path) -> Callable:
+    def _work(self, command: str, prep, source) -> Callable:
         def work(on_progress):
-            models = self.cache.get(cfg.model)
+            models = self.cache.get(prep.cfg.model)
             if command == STYLIZE:
                 from ..pipelines.video_to_video import stylize
 
-                return stylize(source, out, config=cfg, models=models, on_progress=on_progress)
+                return stylize(source, prep.output, models=models, on_progress=on_progress, prepared=prep)
             from ..pipelines.text_to_video import generate
 
-            return generate(None, out, config=cfg, models=models, on_progress=on_progress)
+            return generate(None, prep.output, models=models, on_progress=on_progress, prepared=prep)
 
         return work
 

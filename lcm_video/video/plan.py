@@ -157,8 +157,68 @@ def windows(start: int, stop: int, size: int, overlap: int = 0) -> Iterator[Wind
         s = end - overlap
 
 
+def balanced_window(frames: int, window: int) -> int:
+    """The batch size that covers ``frames`` in the fewest windows of at most ``window`` with the least padding:
+    12 frames at window 8 → 2 windows of 6 (padding the tail to 8 would run 16 frames of UNet work for 12)."""
+    count = math.ceil(frames / max(1, window))
+    return math.ceil(frames / max(1, count))
+
+
+def warmup_frames(blend: float, context: int = 0, overlap: int = 0) -> int:
+    """Frames to re-render (and discard) before a segment that starts cold, so its first frames match a continuous
+    render: enough for blending's memory to fade (β^n < 1e-5; at 1e-3 a β of 0.6 still moved pixels by 4/255; ``blend``
+    is the larger of ``--blend`` and ``--pixel-blend``) and, for motion windows, one window of overlap fusion."""
+    if blend <= 0:
+        blend_warm = 0
+    else:  # at most 128: a blend of 1 never forgets
+        blend_warm = 128 if blend >= 1 else min(128, math.ceil(math.log(1e-5) / math.log(blend)))
+    return max(blend_warm, context - overlap if context else 0)
+
+
 @dataclass(frozen=True)
-class Reuse:
+class WindowStep:
+    """One window of a render: the frames it samples together (``window``), those it emits (up to where the next
+    window starts; the next one fuses and emits the frames they share) and, of those, the ones kept (warm-up frames
+    before a cold start are rendered and dropped)."""
+
+    window: Window
+    emit: range
+    keep: range
+
+    @property
+    def frames(self) -> range:
+        return self.window.indices
+
+
+def window_schedule(
+    start: int, stop: int, size: int, overlap: int = 0, warm: int = 0, total: int | None = None
+) -> list[WindowStep]:
+    """The windows that render frames ``[start, stop)``, in order; pure (no state, no torch).
+
+    Rendering begins ``warm`` frames before ``start`` to rebuild the temporal state (those frames are emitted and not
+    kept). Overlapping (motion) windows, given the render's ``total`` frames, are those of the whole render's layout,
+    from one window before the one holding ``start - warm``: the fused overlaps then come out as in one continuous
+    render (measured: bit-identical on the tiny motion model; one window less left 1/255).
+    """
+
+    def emitting(lo: int, hi: int) -> list[tuple[Window, range]]:
+        wins = list(windows(lo, hi, size, overlap))
+        return [(w, range(w.start, wins[k + 1].start if k + 1 < len(wins) else w.stop)) for k, w in enumerate(wins)]
+
+    if overlap and total is not None:
+        layout = emitting(0, total)
+        first = max(0, start - warm)
+        i0 = max(0, next(k for k, (_, e) in enumerate(layout) if first < e.stop) - 1)
+        chosen = [(w, e) for w, e in layout[i0:] if w.start < stop]
+    else:
+        chosen = emitting(max(0, start - warm), stop)
+    return [
+        WindowStep(w, e, range(max(e.start, start), max(max(e.start, start), min(e.stop, stop)))) for w, e in chosen
+    ]
+
+
+@dataclass(frozen=True)
+class FrameMap:
     """Which output frames are rendered and which repeat an earlier render (the similarity filter's decision).
 
     Output frame ``i`` shows rendered frame ``shows[i]``: a *position* in the sequence of rendered frames, which is
@@ -169,9 +229,15 @@ class Reuse:
     shows: tuple[int, ...]
 
     @classmethod
-    def none(cls, frames: int) -> Reuse:
+    def identity(cls, frames: int) -> FrameMap:
         """Every frame rendered: the identity."""
         return cls(tuple(range(frames)))
+
+    @property
+    def first_frames(self) -> list[int]:
+        """The output frame each position stands for: the first that shows it."""
+        shows = self.shows
+        return [i for i in range(len(shows)) if i == 0 or shows[i] != shows[i - 1]]
 
     @property
     def rendered(self) -> int:

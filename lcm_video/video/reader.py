@@ -211,7 +211,7 @@ def output_size(info: VideoInfo, width: int | None, height: int | None) -> tuple
 class FrameReader:
     """Reads source frames by index, scaled to cover ``size`` and centre-cropped to it.
 
-    ``read(indices)`` → uint8 torch tensor (f, h, w, 3). decord scales while decoding, so a 4K source never sits in
+    ``read(indices)`` → uint8 numpy (f, h, w, 3). decord scales while decoding, so a 4K source never sits in
     memory at 4K.
     """
 
@@ -236,7 +236,7 @@ class FrameReader:
                 raise UserError(f"cannot read frame {str(path)!r}: not an image, or truncated; re-save it") from None
         return np.stack(out)
 
-    def read(self, indices: list[int] | range):
+    def read(self, indices: list[int] | range) -> np.ndarray:
         if self.info.images:
             return self._crop(self._read_images(indices))
         decord = _decord()
@@ -250,13 +250,11 @@ class FrameReader:
             ) from None
         return self._crop(batch)
 
-    def _crop(self, batch: np.ndarray):
+    def _crop(self, batch: np.ndarray) -> np.ndarray:
         cw, ch = self._cover
         w, h = self.size
         x0, y0 = (cw - w) // 2, (ch - h) // 2
-        import torch  # here, not at the top: probing a file (and failing on a bad one) needs no torch
-
-        return torch.from_numpy(np.ascontiguousarray(batch[:, y0 : y0 + h, x0 : x0 + w]))
+        return np.ascontiguousarray(batch[:, y0 : y0 + h, x0 : x0 + w])
 
     def close(self) -> None:
         self._vr = None

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import torch
+import numpy as np
 
-from .plan import Reuse
+from .plan import FrameMap
 from .reader import FrameReader, VideoInfo
 
 THUMB_SIDE = 64
@@ -28,7 +28,7 @@ def thumb_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(2, round(w * scale)), max(2, round(h * scale))
 
 
-def decide(thumbs, threshold: float, max_skip: int) -> Reuse:
+def decide(thumbs, threshold: float, max_skip: int) -> FrameMap:
     """The filter's rule over uint8 (h, w, 3) thumbnails in output order (any iterable, consumed once).
 
     Frame ``i`` repeats the last rendered frame ``ref`` while ``mean |thumb_i - thumb_ref| <= threshold`` (8-bit
@@ -36,28 +36,28 @@ def decide(thumbs, threshold: float, max_skip: int) -> Reuse:
     the last *rendered* frame, not the previous one, bounds the drift of a slow pan to ``threshold``.
     """
     shows: list[int] = []
-    ref: torch.Tensor | None = None
+    ref: np.ndarray | None = None
     run, pos = 0, -1
     for thumb in thumbs:
-        t = thumb.to(torch.int32)
+        t = np.asarray(thumb, np.int32)
         # Integer sum against threshold·count: the same decision on every machine, no float rounding at the edge.
-        if ref is not None and run < max_skip and int((t - ref).abs().sum()) <= threshold * t.numel():
+        if ref is not None and run < max_skip and int(np.abs(t - ref).sum()) <= threshold * t.size:
             run += 1
         else:
             ref, run, pos = t, 0, pos + 1
         shows.append(pos)
-    return Reuse(tuple(shows))
+    return FrameMap(tuple(shows))
 
 
 @lru_cache(maxsize=8)  # a batch process renders several segments of one job; scan it once
-def scan(info: VideoInfo, sources: tuple[int, ...], size: tuple[int, int], threshold: float, max_skip: int) -> Reuse:
+def scan(info: VideoInfo, sources: tuple[int, ...], size: tuple[int, int], threshold: float, max_skip: int) -> FrameMap:
     """Which output frames of a stylise plan reuse an earlier render. ``sources``: the plan's source frame of each
     output frame; ``size``: the output (width, height), whose crop the thumbnails follow."""
     reader = FrameReader(info, thumb_size(size))
 
     def thumbs():
         for a in range(0, len(sources), SCAN_CHUNK):
-            yield from reader.read(sources[a : a + SCAN_CHUNK]).unbind(0)
+            yield from reader.read(sources[a : a + SCAN_CHUNK])
 
     try:
         return decide(thumbs(), threshold, max_skip)

@@ -1,10 +1,8 @@
-"""What stylise and generate share: one window of output frames through the LCM sampler, with keyed noise, overlap
-fusion and blending, decoded to uint8; and the order in which windows emit their frames."""
+"""What stylise and generate share: the window layout of a render, and one window of output frames' latents through
+the LCM sampler with keyed noise, overlap fusion, blending and cross-frame attention (``WindowSampler``)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -13,17 +11,18 @@ import torch
 from diffusers import AutoencoderTiny
 
 from ..choices import DEFAULT_CONTEXT, DEFAULT_WINDOW, default_overlap
-from ..core.codec import LatentCodec, to_uint8
+from ..core.codec import LatentCodec
 from ..core.denoiser import UNetDenoiser
 from ..core.noise import FrameNoise
 from ..core.sampler import sample
 from ..core.schedule import FrameSchedules, LCMSchedule
 from ..errors import UserError
+from ..keyframes import Keyframes
 from ..models.container import Models
 from ..settings.configs import RenderConfig
 from ..temporal.attention import CrossFrameState, processors
 from ..temporal.blend import TemporalBlender
-from ..video.plan import Window, windows
+from ..video.plan import balanced_window, warmup_frames
 
 
 @dataclass(frozen=True)
@@ -72,20 +71,27 @@ def motion_context(models: Models, context: int | None, overlap: int | None) -> 
     return ctx, ov
 
 
-def window_layout(models: Models, cfg: RenderConfig, frames: int) -> tuple[int, int]:
-    """(window size, overlap) of a render of ``frames`` output frames: the motion context and overlap for a motion
-    UNet, else balanced 2D UNet windows of at most ``--window`` (default 16) with no overlap."""
+@dataclass(frozen=True)
+class Layout:
+    """How a render's frames are cut: windows of ``size`` sharing ``overlap`` frames, and ``warm`` frames re-rendered
+    (and dropped) before a cold start."""
+
+    size: int
+    overlap: int
+    warm: int
+
+
+def window_layout(models: Models, cfg: RenderConfig, frames: int) -> Layout:
+    """The layout of a render of ``frames`` output frames: the motion context and overlap for a motion UNet, else
+    balanced 2D UNet windows of at most ``--window`` (default 16) with no overlap; the warm-up that the larger of the
+    two blends (and, for motion windows, their overlap fusion) needs."""
     t = cfg.temporal
     if models.motion:
-        return motion_context(models, t.context, t.overlap)
-    return balanced_window(frames, t.window or DEFAULT_WINDOW), 0
-
-
-def emitting_windows(start: int, stop: int, size: int, overlap: int) -> list[tuple[Window, range]]:
-    """Windows over output frames ``[start, stop)``, each with the frames it emits: up to where the next window starts
-    (the next one fuses and emits the frames they share), all of its frames for the last."""
-    wins = list(windows(start, stop, size, overlap))
-    return [(w, range(w.start, wins[k + 1].start if k + 1 < len(wins) else w.stop)) for k, w in enumerate(wins)]
+        size, overlap = motion_context(models, t.context, t.overlap)
+    else:
+        size, overlap = balanced_window(frames, t.window or DEFAULT_WINDOW), 0
+    blend = max(t.blend, getattr(t, "pixel_blend", 0.0) if cfg.command == "stylize" else 0.0)
+    return Layout(size, overlap, warmup_frames(blend, size if models.motion else 0, overlap))
 
 
 VAE_CHUNK = 8
@@ -112,55 +118,6 @@ def vae_layout(models: Models) -> bool:
     return models.device.type == "cpu" and isinstance(models.vae, torch.nn.Module)
 
 
-def balanced_window(frames: int, window: int) -> int:
-    """The batch size that covers ``frames`` in the fewest windows of at most ``window`` with the least padding:
-    12 frames at window 8 → 2 windows of 6 (padding the tail to 8 would run 16 frames of UNet work for 12)."""
-    count = math.ceil(frames / max(1, window))
-    return math.ceil(frames / max(1, count))
-
-
-def warmup_frames(blend: float, context: int = 0, overlap: int = 0) -> int:
-    """Frames to re-render (and discard) before a segment that starts cold, so its first frames match a continuous
-    render: enough for blending's memory to fade (β^n < 1e-5; at 1e-3 a β of 0.6 still moved pixels by 4/255; ``blend``
-    is the larger of ``--blend`` and ``--pixel-blend``) and, for motion windows, one window of overlap fusion."""
-    if blend <= 0:
-        blend_warm = 0
-    else:  # at most 128: a blend of 1 never forgets
-        blend_warm = 128 if blend >= 1 else min(128, math.ceil(math.log(1e-5) / math.log(blend)))
-    return max(blend_warm, context - overlap if context else 0)
-
-
-def render_range(
-    window_fn: Callable[[Window, range], torch.Tensor],
-    start: int,
-    stop: int,
-    size: int,
-    overlap: int,
-    warm: int = 0,
-    total: int | None = None,
-) -> Iterator[tuple[range, torch.Tensor]]:
-    """Yield (frames, uint8 (n, h, w, 3)) for output frames ``[start, stop)``, window by window.
-
-    ``window_fn(window, emit)`` renders one window and returns its ``emit`` frames. Rendering begins ``warm`` frames
-    before ``start`` to rebuild the temporal state; those frames are discarded. Overlapping (motion) windows given
-    the render's ``total`` frames are those of the whole render's layout, from one window before the one holding
-    ``start - warm``: the fused overlaps then come out as in one continuous render (measured: bit-identical on the
-    tiny motion model; one window less left 1/255).
-    """
-    if overlap and total is not None:
-        layout = emitting_windows(0, total, size, overlap)
-        first = max(0, start - warm)
-        i0 = max(0, next(k for k, (_, e) in enumerate(layout) if first < e.stop) - 1)
-        chosen = [(w, e) for w, e in layout[i0:] if w.start < stop]
-    else:
-        chosen = emitting_windows(max(0, start - warm), stop, size, overlap)
-    for win, emit in chosen:
-        keep = range(max(emit.start, start), min(emit.stop, stop))
-        frames = window_fn(win, emit)
-        if len(keep):
-            yield keep, frames[keep.start - emit.start : keep.stop - emit.start]
-
-
 def vae_factor(models: Models) -> int:
     """How many pixels one latent cell spans, per side (8 for SD's VAEs and TAESD)."""
     vae = models.pipe.vae
@@ -173,11 +130,14 @@ def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:
     return (models.unet.config.in_channels, size[1] // factor, size[0] // factor)
 
 
-class WindowRenderer:
-    """Per-render state shared by video-to-video and text-to-video, fed one window of output frames at a time.
+class WindowSampler:
+    """A render's sampling state, fed one window of output frames at a time: the LCM schedule (one per frame with
+    strength keys), the denoiser with the render's prompts, keyed noise, the temporal blender and cross-frame
+    attention. ``sample`` returns x0 latents; the caller encodes and decodes.
 
-    Carried between windows: only the temporal blender's x0 of the previous window at each step; noise is keyed on
-    output frame indices. ``batch`` is the fixed 2D UNet/VAE batch (see ``UNetDenoiser``).
+    Carried between windows: only the blender's x0 of the previous window at each step (and cross-frame attention's
+    anchor and previous frame); noise is keyed on output frame numbers. ``batch`` is the fixed 2D UNet batch (see
+    ``UNetDenoiser``).
     """
 
     def __init__(
@@ -187,18 +147,21 @@ class WindowRenderer:
         *,
         prompts: str | dict[int, str],
         strength: float,
+        strengths: Keyframes | None = None,
         batch: int | None,
     ):
-        """``prompts``: one prompt or keyframes ``{frame: text}``; ``strength``: 1 starts from pure noise."""
+        """``prompts``: one prompt or keyframes ``{frame: text}``; ``strength``: 1 starts from pure noise;
+        ``strengths``: per-frame strength keys (``--strength-at``)."""
         s, t, negative = cfg.sampling, cfg.temporal, cfg.prompt.negative_prompt
         guidance = models.default_guidance if s.guidance is None else s.guidance
         check_guidance(models, negative, guidance)
         self.models = models
-        self.schedule = LCMSchedule.from_scheduler(models.scheduler, s.steps, strength)
+        if strengths is not None:
+            self.schedule = FrameSchedules(models.scheduler, s.steps, strengths)
+        else:
+            self.schedule = LCMSchedule.from_scheduler(models.scheduler, s.steps, strength)
         cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
-        # The VAE's activations at full resolution dwarf the UNet's: at most 8 frames per VAE call, balanced.
-        self.codec = LatentCodec(models.vae, *vae_chunks(models.device, batch), channels_last=vae_layout(models))
         self.blender = TemporalBlender(t.blend, t.fuse)
         self.seed, self.shared_noise, self.renoise = s.seed, t.shared_noise, t.renoise
         self.noise: FrameNoise | None = None
@@ -214,18 +177,13 @@ class WindowRenderer:
         if self.cross is not None:
             self.cross.reset()
 
-    def prime_anchor(self, start: int, size: int, total: int, render: Callable[[range], object]) -> None:
-        """Before a cold start at output frame ``start``: give cross-frame attention its anchor states (frame 0's at
-        every step and layer) by ``render(frames)``-ing the first window once more (one frame for a 2D UNet; a whole
-        motion window, whose temporal attention shapes frame 0 too; at most ``total`` frames), then forget the rest
-        of that render's state. Nothing to do without cross-frame attention, with the anchor already held, or when
-        the render starts at frame 0 and so makes the anchor itself."""
-        if self.cross is None or self.cross.anchor or start <= 0:
-            return
-        render(range(0, min(size if self.models.motion else 1, total)))
-        self.reset()
+    def needs_anchor(self, start: int) -> bool:
+        """Whether a cold start at output frame ``start`` must first render the first window once more to give
+        cross-frame attention its anchor (frame 0's states at every step and layer): only with cross-frame
+        attention, without the anchor held, and when the render does not start at frame 0 (which makes it)."""
+        return self.cross is not None and not self.cross.anchor and start > 0
 
-    def render(
+    def sample(
         self,
         clean: torch.Tensor | None,
         indices: range,
@@ -233,8 +191,8 @@ class WindowRenderer:
         shape: tuple[int, int, int],
         noise_keys: list[int] | None = None,
         motion: dict | None = None,
-    ):
-        """Sample output frames ``indices`` and decode those in ``emit`` to uint8 (e, h, w, 3).
+    ) -> torch.Tensor:
+        """Sample output frames ``indices``; returns float32 x0 latents (e, c, h, w) of those in ``emit``.
 
         clean: (f, c, h, w) float32 source latents (video-to-video: noised to the first timestep), or None
         (text-to-video: the start is pure noise, as diffusers' LCM text pipelines do). ``noise_keys``: the frame
@@ -247,7 +205,7 @@ class WindowRenderer:
         eps = self.noise.window(frames, self.models.device)
         schedule = self.schedule.window(frames) if isinstance(self.schedule, FrameSchedules) else self.schedule
         x = eps[0] if clean is None else schedule.add_noise(clean, eps[0])
-        cross = self.denoiser.cross_frame[0] if self.denoiser.cross_frame else None
+        cross = self.cross
         if cross is not None:
             cross.start_window(indices, carry=emit.stop - 1)  # emit ends where the next window starts
         x0 = sample(
@@ -260,5 +218,10 @@ class WindowRenderer:
         self.blender.end_window()
         if cross is not None:
             cross.end_window()
-        keep = slice(emit.start - indices.start, emit.stop - indices.start)
-        return to_uint8(self.codec.decode(x0[keep]))
+        return x0[emit.start - indices.start : emit.stop - indices.start]
+
+
+def make_codec(models: Models, batch: int | None) -> LatentCodec:
+    """The render's VAE codec: at most 8 frames per VAE call, balanced (the VAE's activations at full resolution
+    dwarf the UNet's), in the measured best layout for the device."""
+    return LatentCodec(models.vae, *vae_chunks(models.device, batch), channels_last=vae_layout(models))

@@ -149,3 +149,41 @@ def test_ci_runs_the_readmes_set_up_line_and_test_command_verbatim():
     assert "download.pytorch.org/whl/cpu" in setup  # a stock pip would pull the CUDA build otherwise
     assert f"python3 -m {setup}" in ci.replace(" -q ", " ")
     assert "python3 -m pytest -q" in ci and "python -m pytest -q\n" in readme
+
+
+def test_validate_refuses_exactly_the_steps_and_strengths_lcm_cannot_run():
+    """The torch-free rule in ``validate`` against ``LCMScheduler.set_timesteps`` itself, every steps 1-50 and
+    strength 0.01-1: it refuses a pair exactly when the scheduler would."""
+    from diffusers import LCMScheduler
+
+    from lcm_video.errors import UserError
+    from lcm_video.settings.resolve import check_steps_fit
+
+    mismatches = []
+    for steps in range(1, 51):
+        for hundredths in range(1, 101):
+            strength = hundredths / 100
+            try:
+                LCMScheduler().set_timesteps(steps, strength=strength)
+                runs = True
+            except ValueError:
+                runs = False
+            try:
+                check_steps_fit(steps, strength)
+                allowed = True
+            except UserError:
+                allowed = False
+            if runs != allowed:
+                mismatches.append((steps, strength))
+    assert not mismatches
+
+
+def test_a_config_without_a_prompt_is_refused_by_validate_with_the_fix():
+    from lcm_video.errors import UserError
+    from lcm_video.settings.configs import GenerateConfig, StylizeConfig
+    from lcm_video.settings.resolve import validate
+
+    for cls in (StylizeConfig, GenerateConfig):
+        with pytest.raises(UserError, match="no prompt: give -p/--prompt"):
+            validate(cls.make())
+    validate(StylizeConfig.make(prompt_at=("0=a fox",)))  # keyframed prompts are a prompt

@@ -2,34 +2,31 @@
 
 Uses ffmpeg's built-in test sources, so it needs nothing but the ffmpeg that imageio-ffmpeg ships:
 
-    python scripts/make_sample.py [--out samples/clip.mp4] [--seconds 3] [--size 160x120]
+    python -m benchmarks.make_sample [--out samples/clip.mp4] [--seconds 3] [--size 160x120]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lcm_video.video.synthetic import lavfi_clip  # noqa: E402
+from benchmarks.common import ROOT, make_clip
 
 
-def make_clip(out: Path, seconds: float = 3.0, size: str = "160x120", rate: str = "30000/1001") -> Path:
-    """A moving test pattern with a tone; deterministic for the same arguments and ffmpeg build."""
-    encode = ("-preset", "veryslow", "-g", "30")
-    return lavfi_clip(out, "testsrc2", size, rate, seconds, crf=28, encode=encode, audio_bitrate="48k")
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "samples" / "clip.mp4")
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.make_sample", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "samples" / "clip.mp4")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--size", default="160x120")
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = parser().parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     path = make_clip(args.out, args.seconds, args.size)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
+    return path
 
 
 if __name__ == "__main__":

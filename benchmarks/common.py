@@ -16,7 +16,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -62,6 +63,22 @@ def interleaved(calls: dict[str, Callable[[], object]], runs: int) -> dict[str, 
         for name, fn in calls.items():
             times[name].append(clock(fn)[1])
     return {name: Timing(tuple(ts)) for name, ts in times.items()}
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """torch and OpenCV on one thread inside (CPU time of one core), as they were after."""
+    import cv2
+    import torch
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
 
 
 class Peak:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import Rows, clock, interleaved
+from benchmarks.common import Rows, clock, interleaved, one_thread
 from lcm_video.metrics import evaluate, warp_error
 from lcm_video.video.synthetic import MOTION_CLIPS, MOTION_PROMPT, frames_clip, motion_clip, motion_flow
 
@@ -164,27 +164,22 @@ def cost(args, rows: Rows) -> None:
 
 
 def parts(args, rows: Rows) -> None:
-    import cv2
-    import torch
-
     from lcm_video.temporal.flow import FlowEstimator, fuse_frame, latent_motion
 
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-    for size in (int(x) for x in args.sizes.split(",")):
-        clip = motion_clip("pan", size, args.frames)
-        est = FlowEstimator("dis")
-        t0 = time.perf_counter()
-        motions = [latent_motion(clip[k], clip[k + 1], 8, est) for k in range(len(clip) - 1)]
-        flow_ms = (time.perf_counter() - t0) / len(motions) * 1000
-        fused = clip[0].astype(np.float32)
-        t0 = time.perf_counter()
-        for k, m in enumerate(motions):
-            fused = fuse_frame(clip[k + 1], fused, 0.5, m)
-            np.rint(fused).clip(0, 255).astype(np.uint8)
-        fuse_ms = (time.perf_counter() - t0) / len(motions) * 1000
-        row = {"size": size, "latent_motion_ms": flow_ms, "fuse_frame_ms": fuse_ms}
-        rows.add(row)
+    with one_thread():
+        for size in (int(x) for x in args.sizes.split(",")):
+            clip = motion_clip("pan", size, args.frames)
+            est = FlowEstimator("dis")
+            t0 = time.perf_counter()
+            motions = [latent_motion(clip[k], clip[k + 1], 8, est) for k in range(len(clip) - 1)]
+            flow_ms = (time.perf_counter() - t0) / len(motions) * 1000
+            fused = clip[0].astype(np.float32)
+            t0 = time.perf_counter()
+            for k, m in enumerate(motions):
+                fused = fuse_frame(clip[k + 1], fused, 0.5, m)
+                np.rint(fused).clip(0, 255).astype(np.uint8)
+            fuse_ms = (time.perf_counter() - t0) / len(motions) * 1000
+            rows.add({"size": size, "latent_motion_ms": flow_ms, "fuse_frame_ms": fuse_ms})
 
 
 def parser() -> argparse.ArgumentParser:

@@ -35,14 +35,15 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from benchmarks.common import ROOT, clock
-from lcm_video.models.tiny import byte_text_encoder, toy_tokenizer
 from lcm_video.toy import world as toy
+
+if TYPE_CHECKING:
+    import torch  # imported where it is used, so that --help is instant
 
 SIZE = 64
 CROP = 32
@@ -83,6 +84,8 @@ def toy_unet():
 
 
 def toy_text_encoder():
+    from lcm_video.models.tiny import byte_text_encoder, toy_tokenizer
+
     return byte_text_encoder(64, 128, layers=2, heads=4, vocab=len(toy_tokenizer()), projection=64)
 
 
@@ -131,6 +134,8 @@ def toy_batch(
 ) -> tuple[torch.Tensor, list[str]]:
     """(n, 3, size, size) float in [-1, 1] and captions: toy scenes, a fifth plain textures; with ``busy`` > 0 that
     share of cluttered pictures too (for the autoencoder, at 64 px; their caption is "clutter", never used)."""
+    import torch
+
     pics, caps = [], []
     for _ in range(n):
         if rng.random() < busy:
@@ -160,6 +165,8 @@ def train_ae(
     decoder rounds the shapes' corners off) and a 1e-6 KL term (SD's weight), on random 32x32 crops of a pool of
     pictures drawn once (the autoencoder is all convolutions), flipped at random; Adam with a cosine decay. The
     latents' std then sets ``scaling_factor`` so the diffusion model sees unit-variance latents (SD's 0.18215)."""
+    import torch
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     from diffusers import AutoencoderKL
@@ -217,11 +224,15 @@ def train_teacher(
     at 64 px continues at 128 (``--init``, ``--size 128``)."""
     import copy
 
+    import torch
+    import torch.nn.functional as F
     from diffusers import AutoencoderKL, StableDiffusionPipeline
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     vae = AutoencoderKL.from_pretrained(out / "vae").eval().requires_grad_(False)
+    from lcm_video.models.tiny import toy_tokenizer
+
     unet, text, tok, noise_sched = toy_unet().train(), toy_text_encoder().train(), toy_tokenizer(), toy_scheduler()
     if init is not None:  # continue from a saved teacher (its EMA weights; a fresh optimiser, warm-up and decay)
         from diffusers import UNet2DConditionModel
@@ -306,6 +317,7 @@ def pack(out: Path, lora: Path) -> None:
     the ``toy-teacher`` and ``toy`` presets load them (as float32)."""
     import shutil
 
+    import torch
     from diffusers import StableDiffusionPipeline
     from safetensors.torch import load_file, save_file
 
@@ -348,6 +360,8 @@ def main(argv: list[str] | None = None) -> dict:
     """Run one stage; its wall time and arguments are appended to ``OUT/times.json`` (one JSON line per stage run)."""
     args = parser().parse_args(argv)
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     stages = {

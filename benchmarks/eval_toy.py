@@ -103,7 +103,7 @@ def restyler(
 
 def native_size(teacher: str = "toy-teacher") -> int:
     """The side in pixels ``teacher`` was trained at (its UNet's ``sample_size`` × 8): where it is measured."""
-    from lcm_video.models.loading import load_models
+    from lcm_video import load_models
 
     return int(load_models(teacher, device="cpu").pipe.unet.config.sample_size) * 8
 
@@ -117,7 +117,7 @@ def teacher_video_iou(
     import torch
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 
-    from lcm_video.models.loading import load_models
+    from lcm_video import load_models
 
     base = load_models(teacher, device="cpu").pipe
     parts = {k: getattr(base, k) for k in ("vae", "text_encoder", "tokenizer", "unet")}
@@ -147,7 +147,7 @@ def autoencoder_square_iou(rows: Rows, teacher: str = "toy-teacher", sizes: tupl
     diffusion), at each size: the most any restyle of the video check can keep of the square."""
     import torch
 
-    from lcm_video.models.loading import load_models
+    from lcm_video import load_models
 
     vae = load_models(teacher, device="cpu").pipe.vae
     for size in sizes:
@@ -224,7 +224,7 @@ def quality(args, size: int, rows: Rows) -> None:
     import torch
     from diffusers import DDIMScheduler, LCMScheduler, StableDiffusionPipeline
 
-    from lcm_video.models.loading import load_models
+    from lcm_video import load_models
     from lcm_video.models.presets import PRESETS, preset_path
 
     lora = args.lora or preset_path(PRESETS["toy"].lora[0])

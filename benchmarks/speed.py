@@ -282,7 +282,7 @@ def bench_memory(args, rows: Rows) -> None:
 
 def bench_consistency(args, rows: Rows) -> None:
     import lcm_video
-    from lcm_video.metrics import evaluate
+    from lcm_video import evaluate
 
     models = lcm_video.load_models("tiny", device="cpu")
     src = ROOT / "samples" / "clip.mp4"
@@ -330,7 +330,7 @@ def bench_compile(args, rows: Rows) -> None:
 
 def bench_skip(args, rows: Rows) -> None:
     import lcm_video
-    from lcm_video.metrics import evaluate
+    from lcm_video import evaluate
     from lcm_video.video.synthetic import still_then_moving
 
     models = lcm_video.load_models("tiny", device="cpu")

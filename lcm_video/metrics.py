@@ -113,6 +113,13 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else min(PSNR_CAP, 10 * math.log10(1.0 / mse))
 
 
+def warp_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray, mask: np.ndarray) -> float:
+    """Warp error of one frame pair: float RGB (h, w, 3) frames in [0, 1], ``b`` warped back onto ``a`` along the
+    forward ``flow`` (h, w, 2), the mean squared difference over the pixels of float (h, w) ``mask`` (1: graded)."""
+    sq = ((a - warp_image(b, flow)) ** 2).mean(-1)
+    return float((sq * mask).sum() / max(mask.sum(), 1.0))
+
+
 def evaluate(
     video: str | os.PathLike,
     source: str | os.PathLike | None = None,
@@ -154,9 +161,7 @@ def evaluate(
             cuts += 1  # no motion relates the two frames: nothing to grade
             warp.append(math.nan)
         else:
-            mask = consistent_mask(fw, bw)
-            sq = ((o_t - warp_image(o_t1, fw)) ** 2).mean(-1)
-            warp.append(float((sq * mask).sum() / max(mask.sum(), 1.0)))
+            warp.append(warp_error(o_t, o_t1, fw, consistent_mask(fw, bw)))
             if src is not None:
                 fo = estimate(prev, cur)
                 tof.append(float(np.sqrt(((fo - fw) ** 2).sum(-1)).mean()))

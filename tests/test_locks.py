@@ -50,11 +50,12 @@ def test_a_second_batch_on_the_same_out_is_refused(tmp_path, capsys):
 def test_a_killed_runs_lock_and_temporary_files_do_not_linger(tmp_path):
     out = tmp_path / "out.mp4"
     holder = (
-        "import sys, time; sys.path.insert(0, sys.argv[1])\n"
+        "import sys, time\n"
         "from lcm_video.video.lock import OutputLock\n"
-        "lock = OutputLock(sys.argv[2]).__enter__(); print('held', flush=True); time.sleep(60)\n"
+        "lock = OutputLock(sys.argv[1]).__enter__(); print('held', flush=True); time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", holder, str(ROOT), str(out)], stdout=subprocess.PIPE, text=True)
+    # run in the checkout, so `python -c` imports its lcm_video first
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(out)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout.readline().strip() == "held"
     stale = tmp_path / ".out.mp4.k2j3h4g5.partial"
     stale.write_bytes(b"half a video")

@@ -13,7 +13,7 @@ from lcm_video.core.denoiser import UNetDenoiser
 from lcm_video.core.noise import FrameNoise
 from lcm_video.core.sampler import sample
 from lcm_video.core.schedule import LCMSchedule
-from lcm_video.models.container import Models
+from lcm_video.models.container import Models, models_from_components
 from lcm_video.models.tiny import tiny_components
 from lcm_video.pipelines.video_to_video import Stylizer
 from lcm_video.settings.configs import StylizeConfig
@@ -22,9 +22,8 @@ NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety
 
 
 def _models(comps) -> Models:
-    container = StableDiffusionImg2ImgPipeline(**comps, **NO_SAFETY)
     guidance = 2.0 if comps["unet"].config.time_cond_proj_dim else 1.5
-    return Models(container, torch.device("cpu"), torch.float32, guidance, "tiny")
+    return models_from_components(comps, "cpu", torch.float32, guidance, "tiny")
 
 
 def _image(seed=1, h=64, w=48):

@@ -3,8 +3,6 @@ package through the project's loading code, follow their prompts and their input
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -12,12 +10,11 @@ import torch
 import lcm_video
 from lcm_video import cli
 from lcm_video.models.presets import PRESETS, WEIGHTS, preset_path
+from lcm_video.toy.judge import classify, plain_prompts, video_iou
 from lcm_video.toy.world import Scene
+from lcm_video.video.synthetic import frames_clip
 
-from .conftest import ROOT, read_frames
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from eval_toy import classify, plain_prompts, video_iou  # noqa: E402
+from .conftest import read_frames
 
 SIZE = PRESETS["toy"].size  # the side the toy models were trained at
 
@@ -36,7 +33,7 @@ def toy():
 
 def test_toy_draws_the_asked_colour_and_shape(toy):
     """Unlike random weights, the toy LCM draws what it is asked, in four steps: the colour and the shape (judged by
-    the evaluation script's classifier) for 12 prompts covering every colour and shape. Measured 12 of 12
+    ``lcm_video.toy.judge.classify``) for 12 prompts covering every colour and shape. Measured 12 of 12
     (BENCHMARKS.md has the adherence over 64 prompts: 96.9%); random weights: 0-1."""
     from diffusers import LCMScheduler, StableDiffusionPipeline
 
@@ -72,7 +69,13 @@ def test_toy_restyles_a_moving_square_where_it_is(tmp_path):
     """The issue's video check at its strength, 0.6: a red square moving over white, restyled to "a blue square on a
     white background", is blue where the source's square is: IoU ≥ 0.7 on every frame (measured at this seed: min
     0.72, mean 0.77; other seeds in BENCHMARKS.md)."""
-    got = video_iou(tmp_path, strength=0.6, size=SIZE)
+
+    def restyle(src, prompt):
+        clip = frames_clip(tmp_path / "red_square.mp4", src, fps=24)
+        lcm_video.stylize(clip, tmp_path / "out.mp4", prompt, model="toy", strength=0.6, seed=0, quiet=True)
+        return read_frames(tmp_path / "out.mp4")
+
+    got = video_iou(restyle, size=SIZE)
     assert got["video_iou_min"] >= 0.7, got
 
 
@@ -95,7 +98,8 @@ def test_the_training_script_reproduces_its_weights_bit_for_bit(tmp_path):
     """Two runs of the same stages with the same seeds give identical tensors (the recipe's reproducibility on one
     machine; short runs, small pools)."""
     from safetensors.torch import load_file
-    from train_toy import train_ae, train_teacher
+
+    from benchmarks.train_toy import train_ae, train_teacher
 
     for run in ("a", "b"):
         train_ae(tmp_path / run, steps=3, batch=4, seed=0, pool=32)

@@ -129,3 +129,26 @@ class Models:
             emb = StableDiffusionImg2ImgPipeline.get_guidance_scale_embedding
             tcond = emb(self.pipe, torch.tensor([guidance - 1.0]), embedding_dim=dim).to(self.device, self.dtype)
         return cond, uncond, tcond
+
+
+def models_from_components(
+    components: dict,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    guidance: float = 8.0,
+    name: str = "components",
+    adapter=None,
+) -> Models:
+    """``Models`` over already built diffusers modules (``components``: unet, vae, text_encoder, tokenizer,
+    scheduler; other keys are ignored), the very objects, not copies, so diffusers' own pipelines built on them run
+    on the same weights. With ``adapter`` (a ``MotionAdapter``) an ``AnimateDiffPipeline``: a 2D unet is turned into
+    a new ``UNetMotionModel``, a ``UNetMotionModel`` is used as it is. Nothing is moved: put the modules on
+    ``device`` in ``dtype`` first."""
+    parts = {k: components[k] for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
+    if adapter is None:
+        pipe = StableDiffusionImg2ImgPipeline(
+            **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+        )
+        return Models(pipe, torch.device(device), dtype, guidance, name)
+    pipe = AnimateDiffPipeline(**parts, motion_adapter=adapter)
+    return Models(pipe, torch.device(device), dtype, guidance, name, int(adapter.config.motion_max_seq_length))

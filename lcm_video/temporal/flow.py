@@ -37,7 +37,7 @@ def cv2():
 FLOW_SIDE = 256
 """DIS runs its finest level at the largest power-of-two reduction of the frame whose shorter side is at most this:
 full resolution up to 256 px (OpenCV's medium preset stops at half resolution, which on a 128-px frame left 0.26 px
-of end-point error on a 2.2-px pan, 0.01 px at full resolution: ``scripts/bench_temporal.py flows``), and a
+of end-point error on a 2.2-px pan, 0.01 px at full resolution: ``python -m benchmarks.temporal flows``), and a
 bounded cost on large frames (about 20 ms a flow at 512² and 720p on one core)."""
 
 

@@ -1,5 +1,5 @@
 """Synthetic test clips, made with the ffmpeg that imageio-ffmpeg ships: the one set of clip builders that the tests,
-the benchmarks and ``scripts/make_sample.py`` use. Deterministic for the same arguments and ffmpeg build."""
+the benchmarks and ``python -m benchmarks.make_sample`` use. Deterministic for the same arguments and ffmpeg build."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Benchmarks of lcm_video against diffusers' own pipelines, in the same process, on the same weights.
 
-    python scripts/benchmark.py [--out FILE.json] speed [--frames 12] [--size 256] [--motion-frames 8] [--device cpu]
-                                [--dtype float32] [--repeat 1] [--cases stylize,motion,generate]
-    python scripts/benchmark.py [--out FILE.json] memory [--size 256]
-    python scripts/benchmark.py [--out FILE.json] consistency
-    python scripts/benchmark.py [--out FILE.json] skip [--size 256] [--skip-max 10]
-    python scripts/benchmark.py [--out FILE.json] compile [--frames 12] [--size 256] [--device cpu]
+    python -m benchmarks.speed [--out FILE.json] speed [--frames 12] [--size 256] [--motion-frames 8] [--device cpu]
+                               [--dtype float32] [--repeat 1] [--cases stylize,motion,generate] [--models sd15]
+    python -m benchmarks.speed [--out FILE.json] memory [--size 256]
+    python -m benchmarks.speed [--out FILE.json] consistency [--max-frames N]
+    python -m benchmarks.speed [--out FILE.json] skip [--size 256] [--skip-max 10]
+    python -m benchmarks.speed [--out FILE.json] compile [--frames 12] [--size 256] [--device cpu]
 
 speed: random-weight models with SD1.5's shapes (860M-parameter UNet with an LCM w-embedding, SD VAE, CLIP-L text
 encoder, TAESD, AnimateDiff-shaped motion adapter), 4 steps, strength 0.5. Cases (--repeat N interleaves N runs):
@@ -19,13 +19,14 @@ encoder, TAESD, AnimateDiff-shaped motion adapter), 4 steps, strength 0.5. Cases
   classifier-free guidance, so guidance 1 gives both sides equal work. Their diffusers side is timed on the pipeline
   call alone (frames decoded beforehand, nothing written); ours includes decoding and encoding.
 Each reports frames/s, seconds to first frame, and peak memory above the start of the case (CUDA: allocated;
-CPU: RSS sampled every 10 ms).
+CPU: RSS sampled every 10 ms). ``--models tiny``: the same cases on the random-weight tiny models (``tiny_components``
+with a tiny TAESD and motion adapter): seconds, to check the benchmark itself runs.
 
 memory: peak RSS of separate processes rendering 30 and 300 frames (tiny models, SIZE²): ours vs a diffusers
 per-frame loop that collects the frames and calls diffusers' export_to_video, as its docs do.
 
 consistency: metrics (lcm-video eval) of the sample clip stylised with the tiny model over a grid of --shared-noise
-and --blend.
+and --blend (``--max-frames``: only the clip's first frames).
 
 compile: stylize on the SD1.5-shaped models, eager against --compile (torch.compile of UNet and VAE): the first
 compiled render includes the compile, the later ones show the steady speed.
@@ -37,82 +38,20 @@ then 2 s of motion (tiny model, CPU): frames rendered, time, and the metrics aga
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import numpy as np
 
-import numpy as np  # noqa: E402
-import psutil  # noqa: E402
-import torch  # noqa: E402
+from benchmarks.common import ROOT, Peak, Rows, make_clip
 
-from lcm_video.models.tiny import sd15_components  # noqa: E402
-from lcm_video.video.synthetic import still_then_moving  # noqa: E402
-from scripts.make_sample import make_clip  # noqa: E402
-
-
-class Peak:
-    """Peak memory above the level at entry: CUDA allocated bytes, or process RSS sampled every 10 ms."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.peak = device, 0
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return self
-        proc = psutil.Process()
-        self.base = proc.memory_info().rss
-        self._stop = threading.Event()
-
-        def sample():
-            while not self._stop.is_set():
-                self.peak = max(self.peak, proc.memory_info().rss - self.base)
-                time.sleep(0.01)
-
-        self._t = threading.Thread(target=sample, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        else:
-            self._stop.set()
-            self._t.join()
-
-    @property
-    def mib(self) -> float:
-        return self.peak / 2**20
-
-
-def _models(comps: dict, device, dtype, vae=None, motion_unet=None):
-    """Our Models over the very same modules the diffusers pipelines use (a motion UNet is shared, not copied)."""
-    from diffusers import AnimateDiffPipeline, StableDiffusionImg2ImgPipeline
-
-    from lcm_video.models.container import Models
-
-    base = {k: comps[k] for k in ("unet", "text_encoder", "tokenizer", "scheduler")} | {"vae": vae or comps["vae"]}
-    if motion_unet is None:
-        pipe = StableDiffusionImg2ImgPipeline(
-            **base, safety_checker=None, feature_extractor=None, requires_safety_checker=False
-        )
-        return Models(pipe, device, dtype, 8.0, "sd15-shapes")
-    pipe = AnimateDiffPipeline(**(base | {"unet": motion_unet}), motion_adapter=comps["adapter"])
-    return Models(pipe, device, dtype, 8.0, "sd15-shapes", comps["adapter"].config.motion_max_seq_length)
+PROMPT = "an oil painting of a harbour"
+SD_KEYS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+DTYPES = ("float32", "float16", "bfloat16")
 
 
 class FirstFrame:
@@ -138,49 +77,50 @@ def _row(case: str, who: str, frames: int, seconds: float, first: float, peak: P
     }
 
 
-def _emit(rows: list[dict], row: dict) -> None:
-    rows.append(row)
-    print(json.dumps(row), file=sys.stderr, flush=True)
+def components(which: str) -> dict:
+    """Random-weight modules: SD1.5's shapes (``sd15``) or the tiny test models (``tiny``), with a TAESD-shaped
+    ``taesd`` and a motion ``adapter``."""
+    from lcm_video.models.tiny import sd15_components, tiny_components, tiny_motion_adapter, tiny_taesd
+
+    if which == "sd15":
+        return sd15_components()
+    return tiny_components() | {"taesd": tiny_taesd(), "adapter": tiny_motion_adapter()}
 
 
-def bench_speed(args) -> list[dict]:
+def bench_speed(args, rows: Rows) -> None:
+    import torch
 
     device = torch.device(args.device)
-    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+    dtype = getattr(torch, args.dtype)
     tmp = Path(tempfile.mkdtemp())
     size = f"{args.size}x{args.size}"
     clip = make_clip(tmp / "src.mp4", seconds=args.frames / 24, size=size, rate="24")
     mclip = make_clip(tmp / "msrc.mp4", seconds=args.motion_frames / 24, size=size, rate="24")
     t0 = time.perf_counter()
-    comps = sd15_components()
+    comps = components(args.models)
     for k in ("unet", "vae", "text_encoder", "taesd", "adapter"):
         comps[k].to(device, dtype)
-    print(f"built SD1.5-shaped random models in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    rows: list[dict] = []
+    print(f"built {args.models}-shaped random models in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     cases = set(args.cases.split(","))
     if "stylize" in cases:
         bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows)
     if cases & {"motion", "generate"}:
         bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases)
-    return rows
 
 
-SD_KEYS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-PROMPT = "an oil painting of a harbour"
-
-
-def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows) -> None:
+def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows: Rows) -> None:
     """(a) per-frame diffusers img2img loop vs ours, guidance 8 through the w-embedding on both sides."""
     import decord
     import imageio_ffmpeg
     from diffusers import LatentConsistencyModelImg2ImgPipeline
     from PIL import Image
 
-    from lcm_video.pipelines.video_to_video import stylize
+    from lcm_video import stylize
+    from lcm_video.models.container import models_from_components
 
-    prompt, common, sd_keys = PROMPT, {"num_inference_steps": 4, "guidance_scale": 8.0}, SD_KEYS
+    prompt, common = PROMPT, {"num_inference_steps": 4, "guidance_scale": 8.0}
     nosafe = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-    lcm = LatentConsistencyModelImg2ImgPipeline(**{k: comps[k] for k in sd_keys}, **nosafe)
+    lcm = LatentConsistencyModelImg2ImgPipeline(**{k: comps[k] for k in SD_KEYS}, **nosafe)
     lcm.set_progress_bar_config(disable=True)
     first_img = Image.fromarray(decord.VideoReader(str(clip))[0].asnumpy())
     lcm(prompt, image=first_img, strength=0.5, output_type="np", **common)  # warm-up
@@ -201,8 +141,10 @@ def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows) -> None:
             took = time.perf_counter() - t
         return _row("stylize", "diffusers LCM img2img, per-frame loop", len(vr), took, first, peak)
 
-    cases = {"lcm_video stylize": _models(comps, device, dtype)}
-    cases["lcm_video stylize --fast (TAESD)"] = _models(comps, device, dtype, vae=comps["taesd"])
+    name = f"{args.models}-shapes"
+    cases = {"lcm_video stylize": models_from_components(comps, device, dtype, 8.0, name)}
+    fast = models_from_components(comps | {"vae": comps["taesd"]}, device, dtype, 8.0, name)
+    cases["lcm_video stylize --fast (TAESD)"] = fast
     for models in cases.values():
         stylize(mclip, tmp / "warm.mp4", prompt, models=models, max_frames=1, quiet=True, guidance=8.0)
 
@@ -218,12 +160,12 @@ def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows) -> None:
 
     # Interleaved repeats: a shared machine drifts over minutes, and each ratio compares neighbouring runs.
     for r in range(args.repeat):
-        _emit(rows, diffusers_loop() | {"run": r})
+        rows.add(diffusers_loop() | {"run": r})
         for label in cases:
-            _emit(rows, ours(label) | {"run": r})
+            rows.add(ours(label) | {"run": r})
 
 
-def bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases) -> None:
+def bench_motion(args, comps, mclip, tmp, device, dtype, rows: Rows, cases) -> None:
     """(b) motion stylize vs AnimateDiffVideoToVideoPipeline, (c) generate vs AnimateDiffPipeline, on one shared
     UNetMotionModel, at guidance 1: diffusers' AnimateDiff pipelines cannot pass the LCM w-embedding and would run
     classifier-free guidance (twice the UNet work) at guidance > 1, so guidance 1 gives both sides equal work."""
@@ -231,20 +173,21 @@ def bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases) -> None:
     from diffusers import AnimateDiffPipeline, AnimateDiffVideoToVideoPipeline, UNetMotionModel
     from PIL import Image
 
-    from lcm_video.pipelines.text_to_video import generate
-    from lcm_video.pipelines.video_to_video import stylize
+    from lcm_video import generate, stylize
+    from lcm_video.models.container import models_from_components
 
-    prompt, common, sd_keys = PROMPT, {"num_inference_steps": 4, "guidance_scale": 1.0}, SD_KEYS
+    prompt, common = PROMPT, {"num_inference_steps": 4, "guidance_scale": 1.0}
     hw = {"height": args.size, "width": args.size}  # the pipelines' default is the UNet's 512², whatever the video
 
     motion_unet = UNetMotionModel.from_unet2d(comps["unet"], comps["adapter"]).to(device, dtype).eval()
     del comps["unet"]
-    mcomps = {k: comps[k] for k in sd_keys if k != "unet"} | {"unet": motion_unet}
+    mcomps = {k: comps[k] for k in SD_KEYS if k != "unet"} | {"unet": motion_unet}
     v2v = AnimateDiffVideoToVideoPipeline(**mcomps, motion_adapter=comps["adapter"])
     ad = AnimateDiffPipeline(**mcomps, motion_adapter=comps["adapter"])
     for pipe in (v2v, ad):
         pipe.set_progress_bar_config(disable=True)
-    mmodels = _models(comps | {"unet": motion_unet}, device, dtype, motion_unet=motion_unet)
+    # Our Models over the very same modules (the motion UNet is shared, not copied)
+    mmodels = models_from_components(mcomps, device, dtype, 8.0, f"{args.models}-shapes", adapter=comps["adapter"])
     n = args.motion_frames
     frames = [Image.fromarray(f) for f in decord.VideoReader(str(mclip)).get_batch(range(n)).asnumpy()]
 
@@ -294,7 +237,7 @@ def bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases) -> None:
         ]
     for r in range(args.repeat):
         for timer, case, label, call in todo:
-            _emit(rows, timer(case, label, call) | {"run": r})
+            rows.add(timer(case, label, call) | {"run": r})
 
 
 MEMORY_SCRIPT = """
@@ -321,9 +264,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def bench_memory(args) -> list[dict]:
+def bench_memory(args, rows: Rows) -> None:
     tmp = Path(tempfile.mkdtemp())
-    rows = []
     for n in (30, 300):
         src = make_clip(tmp / f"src{n}.mp4", seconds=n / 30, size=f"{args.size}x{args.size}", rate="30")
         for who in ("ours", "diffusers"):
@@ -335,65 +277,66 @@ def bench_memory(args) -> list[dict]:
                 check=True,
             )
             kib = int(res.stdout.strip().splitlines()[-1])
-            _emit(rows, {"pipeline": who, "frames": n, "peak_rss_mib": round(kib / 1024, 1)})
-    return rows
+            rows.add({"pipeline": who, "frames": n, "peak_rss_mib": round(kib / 1024, 1)})
 
 
-def bench_consistency(args) -> list[dict]:
+def bench_consistency(args, rows: Rows) -> None:
     import lcm_video
-    from lcm_video.metrics import evaluate
+    from lcm_video import evaluate
 
     models = lcm_video.load_models("tiny", device="cpu")
     src = ROOT / "samples" / "clip.mp4"
     tmp = Path(tempfile.mkdtemp())
-    rows = []
     for shared in (0.0, 0.5, 1.0):
         for blend in (0.0, 0.2, 0.5):
             out = tmp / f"s{shared}_b{blend}.mp4"
-            lcm_video.stylize(src, out, "x", models=models, shared_noise=shared, blend=blend, quiet=True)
+            kw = {"max_frames": args.max_frames} if args.max_frames else {}
+            lcm_video.stylize(src, out, "x", models=models, shared_noise=shared, blend=blend, quiet=True, **kw)
             m = evaluate(out, src)
-            _emit(rows, {"shared_noise": shared, "blend": blend} | {k: round(v, 5) for k, v in m.to_dict().items()})
-    return rows
+            rows.add({"shared_noise": shared, "blend": blend} | {k: _round(v) for k, v in m.to_dict().items()})
 
 
-def bench_compile(args) -> list[dict]:
+def _round(v):
+    return round(v, 5) if isinstance(v, float) else v
+
+
+def bench_compile(args, rows: Rows) -> None:
     """Eager vs --compile on the SD1.5-shaped models: the first compiled render pays the compile, later ones not."""
-    from lcm_video.pipelines.video_to_video import stylize
+    import torch
+
+    from lcm_video import stylize
+    from lcm_video.models.container import models_from_components
 
     device, dtype = torch.device(args.device), torch.float32
     tmp = Path(tempfile.mkdtemp())
     clip = make_clip(tmp / "src.mp4", seconds=args.frames / 24, size=f"{args.size}x{args.size}", rate="24")
-    comps = sd15_components()
+    comps = components("sd15")
     for k in ("unet", "vae", "text_encoder"):
         comps[k].to(device, dtype)
-    models = _models(comps, device, dtype)
-    rows = []
+    models = models_from_components(comps, device, dtype, 8.0, "sd15-shapes")
 
     def run(label, **kw):
         t = time.perf_counter()
         res = stylize(clip, tmp / "o.mp4", PROMPT, models=models, guidance=8.0, quiet=True, **kw)
         took = time.perf_counter() - t
-        _emit(
-            rows, {"case": label, "frames": res.frames, "seconds": round(took, 2), "fps": round(res.frames / took, 4)}
-        )
+        rows.add({"case": label, "frames": res.frames, "seconds": round(took, 2), "fps": round(res.frames / took, 4)})
 
     run("eager (first call)")
     run("eager")
     run("--compile, first render (compiles)", compile=True)
     run("--compile")
     run("--compile")
-    return rows
 
 
-def bench_skip(args) -> list[dict]:
+def bench_skip(args, rows: Rows) -> None:
     import lcm_video
-    from lcm_video.metrics import evaluate
+    from lcm_video import evaluate
+    from lcm_video.video.synthetic import still_then_moving
 
     models = lcm_video.load_models("tiny", device="cpu")
     tmp = Path(tempfile.mkdtemp())
     src = still_then_moving(tmp / "src.mp4", args.size)
     lcm_video.stylize(src, tmp / "warm.mp4", "x", models=models, max_frames=2, quiet=True)
-    rows = []
     for level in (0.0, 1.0, 2.0, 4.0):
         out = tmp / f"skip{level}.mp4"
         t = time.perf_counter()
@@ -402,24 +345,26 @@ def bench_skip(args) -> list[dict]:
         m = evaluate(out, src)
         row = {"skip_similar": level, "skip_max": args.skip_max, "frames": res.frames, "unet_calls": res.unet_calls}
         row |= {"seconds": round(took, 2), "fps": round(res.frames / took, 2)}
-        _emit(rows, row | {k: round(v, 5) for k, v in m.to_dict().items()})
-    return rows
+        rows.add(row | {k: _round(v) for k, v in m.to_dict().items()})
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, help="write the rows, machine and versions as JSON here")
     sub = ap.add_subparsers(dest="what", required=True)
     s = sub.add_parser("speed")
     s.add_argument("--frames", type=int, default=12)
     s.add_argument("--motion-frames", type=int, default=8)
     s.add_argument("--size", type=int, default=256)
     s.add_argument("--device", default="cpu")
-    s.add_argument("--dtype", default="float32")
+    s.add_argument("--dtype", default="float32", choices=DTYPES)
     s.add_argument("--cases", default="stylize,motion,generate", help="comma-separated subset of the three")
     s.add_argument("--repeat", type=int, default=1, help="interleaved runs of the stylize cases")
+    s.add_argument("--models", default="sd15", choices=("sd15", "tiny"), help="the random weights' shapes")
     m = sub.add_parser("memory")
     m.add_argument("--size", type=int, default=256)
-    sub.add_parser("consistency")
+    k = sub.add_parser("consistency")
+    k.add_argument("--max-frames", type=int, help="only the sample clip's first frames (default: all)")
     c = sub.add_parser("compile")
     c.add_argument("--frames", type=int, default=12)
     c.add_argument("--size", type=int, default=256)
@@ -427,25 +372,16 @@ def main() -> None:
     k = sub.add_parser("skip")
     k.add_argument("--size", type=int, default=256)
     k.add_argument("--skip-max", type=int, default=10)
-    ap.add_argument("--out", type=Path, help="write the rows as JSON here")
-    args = ap.parse_args()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)  # build/ is not in a fresh clone
+    return ap
+
+
+def main(argv: list[str] | None = None) -> Rows:
+    args = parser().parse_args(argv)
+    rows = Rows(args.out, f"speed {args.what}")
     benches = {"speed": bench_speed, "memory": bench_memory, "consistency": bench_consistency}
     benches |= {"skip": bench_skip, "compile": bench_compile}
-    rows = benches[args.what](args)
-    info = {
-        "what": args.what,
-        "argv": sys.argv,
-        "torch": torch.__version__,
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU x{os.cpu_count()}",
-        "peak_rss_mib_process": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "rows": rows,
-    }
-    text = json.dumps(info, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    benches[args.what](args, rows)
+    return rows
 
 
 if __name__ == "__main__":

@@ -3,16 +3,16 @@ teacher (``toy-teacher``), then its LCM by ``lcm-video distill`` (``toy``). Seed
 
 The recipe of the shipped weights (times on 2 cores in BENCHMARKS.md):
 
-    python scripts/train_toy.py ae      --out build/toy --steps 4000
-    python scripts/train_toy.py teacher --out build/toy --steps 3000 --batch 64 --lr 1e-3
-    python scripts/train_toy.py teacher --out build/toy --init build/toy/toy-teacher --steps 5000 --batch 64 \
+    python -m benchmarks.train_toy ae      --out build/toy --steps 4000
+    python -m benchmarks.train_toy teacher --out build/toy --steps 3000 --batch 64 --lr 1e-3
+    python -m benchmarks.train_toy teacher --out build/toy --init build/toy/toy-teacher --steps 5000 --batch 64 \
         --seed 1 --lr 3e-4                                 # continued: a fresh pool of pictures, a lower peak rate
-    python scripts/train_toy.py teacher --out build/toy --init build/toy/toy-teacher --size 128 --steps 2500 \
+    python -m benchmarks.train_toy teacher --out build/toy --init build/toy/toy-teacher --size 128 --steps 2500 \
         --batch 32 --pool 10000 --seed 3 --lr 3e-4        # continued at 128 px
-    python scripts/train_toy.py data    --out build/toy --images 4000 --seed 2 --size 128
+    python -m benchmarks.train_toy data    --out build/toy --images 4000 --seed 2 --size 128
     lcm-video distill --teacher build/toy/toy-teacher --data build/toy/data --out build/toy/toy-lcm --resolution 128 \
         --steps 800 --batch-size 16 --lora-rank 16 --lr 1e-3 --w-min 4 --w-max 4 --save-every 200
-    python scripts/train_toy.py pack    --out build/toy        # fp16 copies into lcm_video/weights/
+    python -m benchmarks.train_toy pack    --out build/toy        # fp16 copies into lcm_video/weights/
 
 The shipped 128 px teacher was continued from the fp16 copy of the 64 px one (its float32 folder was not kept), so
 the recipe run whole starts that stage from weights that differ by fp16's rounding; each stage on its own gives
@@ -35,16 +35,15 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from benchmarks.common import ROOT, clock
+from lcm_video.toy import world as toy
 
-from lcm_video.models.tiny import byte_text_encoder, toy_tokenizer  # noqa: E402
-from lcm_video.toy import world as toy  # noqa: E402
+if TYPE_CHECKING:
+    import torch  # imported where it is used, so that --help is instant
 
 SIZE = 64
 CROP = 32
@@ -85,6 +84,8 @@ def toy_unet():
 
 
 def toy_text_encoder():
+    from lcm_video.models.tiny import byte_text_encoder, toy_tokenizer
+
     return byte_text_encoder(64, 128, layers=2, heads=4, vocab=len(toy_tokenizer()), projection=64)
 
 
@@ -133,6 +134,8 @@ def toy_batch(
 ) -> tuple[torch.Tensor, list[str]]:
     """(n, 3, size, size) float in [-1, 1] and captions: toy scenes, a fifth plain textures; with ``busy`` > 0 that
     share of cluttered pictures too (for the autoencoder, at 64 px; their caption is "clutter", never used)."""
+    import torch
+
     pics, caps = [], []
     for _ in range(n):
         if rng.random() < busy:
@@ -162,6 +165,8 @@ def train_ae(
     decoder rounds the shapes' corners off) and a 1e-6 KL term (SD's weight), on random 32x32 crops of a pool of
     pictures drawn once (the autoencoder is all convolutions), flipped at random; Adam with a cosine decay. The
     latents' std then sets ``scaling_factor`` so the diffusion model sees unit-variance latents (SD's 0.18215)."""
+    import torch
+
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     from diffusers import AutoencoderKL
@@ -219,11 +224,15 @@ def train_teacher(
     at 64 px continues at 128 (``--init``, ``--size 128``)."""
     import copy
 
+    import torch
+    import torch.nn.functional as F
     from diffusers import AutoencoderKL, StableDiffusionPipeline
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     vae = AutoencoderKL.from_pretrained(out / "vae").eval().requires_grad_(False)
+    from lcm_video.models.tiny import toy_tokenizer
+
     unet, text, tok, noise_sched = toy_unet().train(), toy_text_encoder().train(), toy_tokenizer(), toy_scheduler()
     if init is not None:  # continue from a saved teacher (its EMA weights; a fresh optimiser, warm-up and decay)
         from diffusers import UNet2DConditionModel
@@ -308,6 +317,7 @@ def pack(out: Path, lora: Path) -> None:
     the ``toy-teacher`` and ``toy`` presets load them (as float32)."""
     import shutil
 
+    import torch
     from diffusers import StableDiffusionPipeline
     from safetensors.torch import load_file, save_file
 
@@ -330,8 +340,8 @@ def make_data(out: Path, images: int, seed: int, size: int = SIZE) -> None:
     print(f"data: {images} captioned images in {out / 'data'}", file=sys.stderr)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.train_toy", description=__doc__.splitlines()[0])
     ap.add_argument("stage", choices=["ae", "teacher", "data", "pack"])
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "toy")
     ap.add_argument("--steps", type=int)
@@ -343,15 +353,20 @@ def main() -> None:
     ap.add_argument("--lr", type=float, help="peak learning rate (ae: 1e-3, teacher: 5e-4)")
     ap.add_argument("--size", type=int, default=SIZE, help="teacher, data: picture side in pixels (the ae: 64)")
     ap.add_argument("--pool", type=int, default=20000, help="teacher: pictures drawn and encoded once to train on")
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run one stage; its wall time and arguments are appended to ``OUT/times.json`` (one JSON line per stage run)."""
+    args = parser().parse_args(argv)
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    if args.stage == "ae":
-        train_ae(args.out, args.steps or 1500, args.batch or 16, args.seed, args.init, args.lr or 1e-3)
-    elif args.stage == "teacher":
-        train_teacher(
+    stages = {
+        "ae": lambda: train_ae(args.out, args.steps or 1500, args.batch or 16, args.seed, args.init, args.lr or 1e-3),
+        "teacher": lambda: train_teacher(
             args.out,
             args.steps or 4000,
             args.batch or 64,
@@ -360,16 +375,15 @@ def main() -> None:
             init=args.init,
             lr=args.lr or 5e-4,
             size=args.size,
-        )
-    elif args.stage == "pack":
-        pack(args.out, args.out / "toy-lcm" / "pytorch_lora_weights.safetensors")
-    else:
-        make_data(args.out, args.images, args.seed, args.size)
+        ),
+        "pack": lambda: pack(args.out, args.out / "toy-lcm" / "pytorch_lora_weights.safetensors"),
+        "data": lambda: make_data(args.out, args.images, args.seed, args.size),
+    }
+    _, seconds = clock(stages[args.stage])
+    row = {"stage": args.stage, "seconds": round(seconds, 1), **vars(args)}
     with open(args.out / "times.json", "a") as f:
-        f.write(
-            json.dumps({"stage": args.stage, "seconds": round(time.perf_counter() - t0, 1), **vars(args)}, default=str)
-            + "\n"
-        )
+        f.write(json.dumps(row, default=str) + "\n")
+    return row
 
 
 if __name__ == "__main__":

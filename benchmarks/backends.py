@@ -1,18 +1,18 @@
 """Whole-process speed and memory of `lcm-video stylize` per backend and precision against the per-frame diffusers
 loop a user would write, on several model shapes and sizes. Every case it runs is reported.
 
-    python scripts/bench_backends.py [--shapes small,mid,sd15] [--sizes 256,512] [--frames 12] [--out FILE.json]
-                                     [--modes torch,openvino,openvino-bf16,openvino-fast] [--repeat 1]
-    python scripts/bench_backends.py --memory [--out FILE.json]
-    python scripts/bench_backends.py --unet-batch [--shapes ...] [--sizes ...] [--out FILE.json]
-    python scripts/bench_backends.py --agreement [--frames 24] [--out FILE.json]
-    python scripts/bench_backends.py --layout [--shapes ...] [--sizes ...] [--dtype float32] [--out FILE.json]
-    python scripts/bench_backends.py --ceiling [--shapes ...] [--sizes ...] [--frames 12] [--out FILE.json]
+    python -m benchmarks.backends [--shapes small,mid,sd15] [--sizes 256,512] [--frames 12] [--out FILE.json]
+                                  [--modes torch,openvino,openvino-bf16,openvino-fast] [--repeat 1]
+    python -m benchmarks.backends --memory [--out FILE.json]
+    python -m benchmarks.backends --unet-batch [--shapes ...] [--sizes ...] [--out FILE.json]
+    python -m benchmarks.backends --agreement [--frames 24] [--out FILE.json]
+    python -m benchmarks.backends --layout [--shapes ...] [--sizes ...] [--dtype float32] [--out FILE.json]
+    python -m benchmarks.backends --ceiling [--shapes ...] [--sizes ...] [--frames 12] [--out FILE.json]
 
 --agreement: `lcm-video stylize --model toy` on the first frames of samples/clip.mp4 to PNG (no codec in between) per
 backend and precision (torch / openvino, float32 / bfloat16), each against torch float32: mean and largest absolute
-difference in levels of 255, and PSNR. The trained toy model, because random weights make output that ignores its
-input.
+difference in levels of 255, and PSNR (``lcm_video.metrics.psnr``: 100 dB for identical frames). The trained toy
+model, because random weights make output that ignores its input.
 
 --unet-batch: the torch UNet alone (fp32, one step, random weights of each shape), seconds per frame at batch 1, 2,
 4 and 12 on each size's latents, each batch timed after a warm-up call at that batch: what batching the UNet buys
@@ -39,6 +39,7 @@ Models: random weights (speed does not depend on them), saved as diffusers folde
   small  UNet 64/128/256/256, VAE 64/128/256/256 (half SD's widths)
   mid    UNet 128/256/512/512, SD1.5's VAE
   sd15   SD1.5's UNet (320/640/1280/1280) and VAE
+  tiny   UNet and VAE 32/64/64/64 (to check the benchmark itself runs, in seconds)
 each with an LCM w-embedding, a CLIP-L-sized text encoder, and a TAESD-shaped autoencoder for `--fast`.
 Settings: 4 steps, strength 0.6, guidance 8 (the w-embedding, on both sides). Modes `torch` and `openvino` run the
 default `--dtype auto` (bfloat16 on a CPU that computes it in hardware, since 2026-12-02; float32 before), the others
@@ -49,12 +50,13 @@ over the frames (decord → pipe → imageio-ffmpeg), as its docs show; ours: `l
 with the mode's flags. Wall seconds of the whole process (imports and loading included) and its peak RSS; for
 OpenVINO the first run (which converts and caches) is reported apart from the later ones. Ratios are diffusers'
 seconds over ours (above 1: ours is faster).
+
+Every mode prints its rows as JSON lines and, with ``--out``, writes them with the machine and versions.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -62,14 +64,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from benchmarks.common import LCM_VIDEO, ROOT, Rows, make_clip, repeat, run_child
 
 SHAPES = {
     "small": ((64, 128, 256, 256), (64, 128, 256, 256)),
     "mid": ((128, 256, 512, 512), (128, 256, 512, 512)),
     "sd15": ((320, 640, 1280, 1280), (128, 256, 512, 512)),
+    "tiny": ((32, 64, 64, 64), (32, 64, 64, 64)),
 }
 MODES = {  # "torch" and "openvino" leave --dtype at auto: bfloat16 on a CPU with it in hardware, else float32
     "torch": [],
@@ -108,12 +109,13 @@ def save_models(shape: str, folder: Path) -> Path:
     """The shape's random-weight models as a diffusers LCM folder (with ``taesd/`` inside), built once, in a process
     of its own: a child forked from a parent holding the models would start with their pages in its peak RSS."""
     if not (folder / "model_index.json").is_file():
-        code = f"from scripts.bench_backends import _save; _save({shape!r}, {str(folder)!r})"
+        code = f"from benchmarks.backends import build_models; build_models({shape!r}, {str(folder)!r})"
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     return folder
 
 
-def _save(shape: str, folder: str) -> None:
+def build_models(shape: str, folder: str) -> None:
+    """``save_models``' child: the shape's random weights saved as a diffusers folder."""
     from diffusers import LatentConsistencyModelImg2ImgPipeline
 
     from lcm_video.models.tiny import sd15_components
@@ -128,55 +130,38 @@ def _save(shape: str, folder: str) -> None:
     comps["taesd"].save_pretrained(Path(folder) / "taesd")
 
 
-def timed(argv: list[str], env: dict | None = None) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of a child process; raises with its stderr if it fails."""
-    # stderr to a file, not a pipe: a child that writes more than a pipe holds would block while we wait for it
-    with tempfile.TemporaryFile() as log:
-        t = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        took = time.perf_counter() - t
-        log.seek(0)
-        err = log.read().decode(errors="replace")
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])}... failed ({proc.returncode}):\n{err[-2000:]}")
-    return took, usage.ru_maxrss / 1024
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shapes", default="small,mid,sd15")
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.backends", description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", default="small,mid,sd15", help=f"comma-separated, of {','.join(SHAPES)}")
     ap.add_argument("--sizes", default="256,512")
     ap.add_argument("--frames", type=int, default=12)
-    ap.add_argument("--modes", default="torch,openvino,openvino-bf16,openvino-fast")
+    ap.add_argument("--modes", default="torch,openvino,openvino-bf16,openvino-fast", help=f"of {','.join(MODES)}")
     ap.add_argument("--repeat", type=int, default=1, help="interleaved runs of every side (the fastest counts)")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lcm_video_bench_backends")
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", type=Path, help="write the rows, machine and versions as JSON here")
     ap.add_argument("--memory", action="store_true", help="30 vs 300 frames per backend instead")
     ap.add_argument("--unet-batch", action="store_true", help="the UNet alone at batch 1/2/4/12 instead")
     ap.add_argument("--agreement", action="store_true", help="each backend's frames against torch fp32 instead")
     ap.add_argument("--layout", action="store_true", help="VAE and UNet alone, contiguous vs channels_last, instead")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="--layout's precision")
     ap.add_argument("--ceiling", action="store_true", help="each mode's model calls alone: the most it can gain")
-    args = ap.parse_args()
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)  # build/ is not in a fresh clone
-    if args.ceiling:
-        return ceiling(args)
-    if args.layout:
-        return layout(args)
-    if args.memory:
-        return memory(args)
-    if args.agreement:
-        return agreement(args)
-    if args.unet_batch:
-        return unet_batch(args)
-    from scripts.make_sample import make_clip
+    return ap
 
+
+def main(argv: list[str] | None = None) -> Rows:
+    args = parser().parse_args(argv)
+    args.work = args.work.resolve()  # children run in the repository
+    modes = {"ceiling": ceiling, "layout": layout, "memory": memory, "agreement": agreement, "unet_batch": unet_batch}
+    what = next((name for name in modes if getattr(args, name)), "whole")
+    rows = Rows(args.out, f"backends {what}")
+    modes.get(what, whole)(args, rows)
+    return rows
+
+
+def whole(args, rows: Rows) -> None:
+    """Whole processes: the diffusers loop and ``lcm-video stylize`` in each mode, per shape and size."""
     args.work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, LCM_VIDEO_CACHE=str(args.work / "cache"))
-    rows: list[dict] = []
     for shape in args.shapes.split(","):
         folder = save_models(shape, args.work / shape)
         for size in map(int, args.sizes.split(",")):
@@ -184,7 +169,7 @@ def main() -> None:
             out = args.work / "out.mp4"
             theirs = [sys.executable, "-c", DIFFUSERS_LOOP, str(folder), str(clip), str(out), str(size), PROMPT]
             theirs += [str(STEPS), str(STRENGTH), str(GUIDANCE)]
-            ours = ["lcm-video", "stylize", str(clip), "-o", str(out), "-p", PROMPT, "--model", str(folder)]
+            ours = [*LCM_VIDEO, "stylize", str(clip), "-o", str(out), "-p", PROMPT, "--model", str(folder)]
             ours += ["--steps", str(STEPS), "--strength", str(STRENGTH), "--guidance", str(GUIDANCE), "--quiet"]
             modes = args.modes.split(",")
             first: dict[str, float] = {}
@@ -192,11 +177,11 @@ def main() -> None:
             for mode in modes:  # the first OpenVINO run converts: timed apart, once
                 if mode.startswith("openvino"):
                     flags = [f.format(dir=folder) for f in MODES[mode]]
-                    first[mode] = timed(ours + flags, env)[0]
+                    first[mode] = run_child(ours + flags, env)[0]
             for _ in range(args.repeat):
                 for who in ["diffusers", *modes]:
                     argv = theirs if who == "diffusers" else ours + [f.format(dir=folder) for f in MODES[who]]
-                    got = timed(argv, env)
+                    got = run_child(argv, env)
                     if who not in best or got[0] < best[who][0]:
                         best[who] = got
             base = best["diffusers"][0]
@@ -206,15 +191,14 @@ def main() -> None:
                        "vs_diffusers": round(base / seconds, 3)}  # fmt: skip
                 if who in first:
                     row["first_run_seconds"] = round(first[who], 1)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                if args.out:
-                    args.out.write_text(json.dumps(rows, indent=1))
+                rows.add(row)
 
 
-def agreement(args) -> None:
+def agreement(args, rows: Rows) -> None:
     import numpy as np
     from PIL import Image
+
+    from lcm_video.metrics import psnr
 
     frames = args.frames if args.frames != 12 else 24  # the flag's default is the speed runs'
     args.work.mkdir(parents=True, exist_ok=True)
@@ -226,30 +210,24 @@ def agreement(args) -> None:
         folder = args.work / f"agree-{name}"
         for old in folder.glob("*.png"):
             old.unlink()
-        argv = ["lcm-video", "stylize", str(clip), "-o", str(folder / "%05d.png"), "-p", "a red circle on a white "
+        argv = [*LCM_VIDEO, "stylize", str(clip), "-o", str(folder / "%05d.png"), "-p", "a red circle on a white "
                 "background", "--model", "toy", "--max-frames", str(frames), "--quiet", *flags]  # fmt: skip
-        timed(argv, env)
+        run_child(argv, env)
         got[name] = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("*.png"))])
     ref = got["torch-fp32"].astype(np.float64)
-    rows = []
     for name, video in got.items():
         diff = np.abs(video.astype(np.float64) - ref)
-        mse = float((diff**2).mean())
-        psnr = None if mse == 0 else round(10 * np.log10(255**2 / mse), 2)
+        psnr_db = psnr(video.astype(np.float64) / 255, ref / 255)  # lcm-video eval's: 100 dB for identical frames
         row = {"who": name, "frames": len(video), "mean_abs_levels": round(float(diff.mean()), 4),
-               "max_abs_levels": int(diff.max()), "psnr_db": psnr}  # fmt: skip
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+               "max_abs_levels": int(diff.max()), "psnr_db": round(psnr_db, 2)}  # fmt: skip
+        rows.add(row)
 
 
-def unet_batch(args) -> None:
+def unet_batch(args, rows: Rows) -> None:
     import torch
 
     from lcm_video.models.tiny import sd15_components
 
-    rows = []
     for shape in args.shapes.split(","):
         torch.manual_seed(0)
         unet = sd15_components(unet_channels=SHAPES[shape][0], vae_channels=SHAPES[shape][1])["unet"].eval()
@@ -266,18 +244,14 @@ def unet_batch(args) -> None:
                 base = base or per_frame
                 row = {"shape": shape, "size": size, "batch": batch, "s_per_frame": round(per_frame, 3),
                        "vs_batch1": round(base / per_frame, 3)}  # fmt: skip
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+                rows.add(row)
 
 
-def layout(args) -> None:
+def layout(args, rows: Rows) -> None:
     import torch
 
     from lcm_video.models.tiny import sd15_components
 
-    rows = []
     for shape in args.shapes.split(","):
         torch.manual_seed(0)
         comps = sd15_components(unet_channels=SHAPES[shape][0], vae_channels=SHAPES[shape][1])
@@ -315,21 +289,7 @@ def layout(args) -> None:
                 row["contiguous_s"] = round(seconds["contiguous"], 3)
                 row |= {"channels_last_s": round(seconds["channels_last"], 3), "max_abs_diff": diff}
                 row["speedup"] = round(seconds["contiguous"] / seconds["channels_last"], 3)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
-
-
-def _best_of_two(call) -> float:
-    """Seconds of the faster of two calls after a warm-up call."""
-    call()
-    times = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+                rows.add(row)
 
 
 def _frame_calls(unet, vae, size: int, unet_batch: int, enc_batch: int, dec_batch: int, channels_last: bool) -> dict:
@@ -353,24 +313,23 @@ def _frame_calls(unet, vae, size: int, unet_batch: int, enc_batch: int, dec_batc
 
     with torch.inference_mode():
         return {
-            "unet_step": _best_of_two(lambda: unet(z, t, e, timestep_cond=w, return_dict=False)) / unet_batch,
-            "encode": _best_of_two(encode) / enc_batch,
-            "decode": _best_of_two(lambda: vae.decode(zd, return_dict=False)) / dec_batch,
+            "unet_step": repeat(lambda: unet(z, t, e, timestep_cond=w, return_dict=False)).min / unet_batch,
+            "encode": repeat(encode).min / enc_batch,
+            "decode": repeat(lambda: vae.decode(zd, return_dict=False)).min / dec_batch,
         }
 
 
-def ceiling(args) -> None:
+def ceiling(args, rows: Rows) -> None:
     import torch
     from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
     from lcm_video.models import openvino as ov
-    from lcm_video.pipelines.renderer import CPU_VAE_CHUNKS
+    from lcm_video.pipelines.window import CPU_VAE_CHUNKS
 
     os.environ["LCM_VIDEO_CACHE"] = str(args.work / "cache")  # the whole-process runs' converted models
     torch.set_grad_enabled(False)
     batch = min(args.frames, 16)
     modes = ("torch-fp32", "torch-bf16", "openvino-fp32", "openvino-bf16", "openvino-fp32-fast", "openvino-bf16-fast")
-    rows = []
     for shape in args.shapes.split(","):
         folder = save_models(shape, args.work / shape)
         for size in map(int, args.sizes.split(",")):
@@ -407,10 +366,7 @@ def ceiling(args) -> None:
                 row = {"shape": shape, "size": size, "who": who, **{k: round(v, 3) for k, v in calls.items()},
                        "s_per_frame": round(total, 3), "unet_share": round(steps * calls["unet_step"] / total, 3),
                        "ceiling_vs_diffusers": round(base_total / total, 3)}  # fmt: skip
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-            if args.out:
-                args.out.write_text(json.dumps(rows, indent=1))
+                rows.add(row)
 
 
 class _Cast:
@@ -435,34 +391,27 @@ class _Cast:
         return self.module.decode(self._cast(z), return_dict=return_dict)
 
 
-def memory(args) -> None:
-    from scripts.make_sample import make_clip
-
+def memory(args, rows: Rows) -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, LCM_VIDEO_CACHE=str(args.work / "cache"))
-    rows = []
     for backend in ("torch", "openvino"):
         peaks = {}
         for frames in (30, 300):
             clip = make_clip(args.work / f"mem{frames}.mp4", seconds=frames / 24, size="160x120", rate="24")
-            argv = ["lcm-video", "stylize", str(clip), "-o", str(args.work / "mem.mp4"), "-p", "a red circle"]
+            argv = [*LCM_VIDEO, "stylize", str(clip), "-o", str(args.work / "mem.mp4"), "-p", "a red circle"]
             argv += ["--model", "toy", "--backend", backend, "--quiet"]
             if backend == "openvino" and frames == 30:
-                timed(argv, env)  # converts once; the measured runs read the cache
-            seconds, peaks[frames] = timed(argv, env)
+                run_child(argv, env)  # converts once; the measured runs read the cache
+            seconds, peaks[frames] = run_child(argv, env)
             row = {
                 "backend": backend,
                 "frames": frames,
                 "seconds": round(seconds, 1),
                 "peak_rss_mib": round(peaks[frames]),
             }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            rows.add(row)
         ratio = {"backend": backend, "ratio_300_to_30": round(peaks[300] / peaks[30], 3)}
-        rows.append(ratio)
-        print(json.dumps(ratio), flush=True)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        rows.add(ratio)
 
 
 if __name__ == "__main__":

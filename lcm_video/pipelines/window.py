@@ -113,8 +113,8 @@ def vae_chunks(device, batch: int | None) -> tuple[int, int]:
 def vae_layout(models: Models) -> bool:
     """Whether the codec runs the VAE channels-last: on a CPU, for a torch VAE. Measured per call, fp32, batch 1
     (``python -m benchmarks.backends --layout``): encode 1.04-1.40x and decode 1.01-1.36x faster than contiguous over
-    three VAE shapes at 256² and 512², outputs within 1e-4; the UNet gains nothing (0.94-1.13x) and stays contiguous. GPUs
-    keep the default layout (not measured)."""
+    three VAE shapes at 256² and 512², outputs within 1e-4; the UNet gains nothing (0.94-1.13x) and stays
+    contiguous. GPUs keep the default layout (not measured)."""
     return models.device.type == "cpu" and isinstance(models.vae, torch.nn.Module)
 
 

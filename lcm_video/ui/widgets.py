@@ -3,7 +3,8 @@ the option's name as the API parameter, its default as the value, its limits as 
 the hint. Nothing about an option is restated here, so the page cannot drift from the command line.
 
 Also the way back: the page's values → the flat ``{name: value}`` options that
-:func:`lcm_video.settings.resolve.resolve` takes, and a resolved config → the ``lcm-video`` command line and YAML file that reproduce it.
+:func:`lcm_video.settings.resolve.resolve` takes, and a resolved config → the ``lcm-video`` command line and YAML
+file that reproduce it.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ def pull_along(x0: torch.Tensor, before: torch.Tensor, motion, beta: float) -> t
 
     Measured and not kept (the temporal benchmark's since-removed ``experiments`` mode, at df3a05c): sampling
     ``before`` at pixel resolution along the pixel flow and pooling back (a cell on an object's edge then takes each
-    part from where it came), and leaving the occluded share unblended; neither does better under the clips' true motion."""
+    part from where it came), and leaving the occluded share unblended; neither does better under the clips' true
+    motion."""
     if motion.cut:
         return x0
     share = motion.valid.to(x0.device, x0.dtype)

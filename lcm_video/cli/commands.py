@@ -51,7 +51,8 @@ def _render_config(ns: argparse.Namespace, command: str):
 
 
 def _quiet_loading() -> None:
-    """diffusers' and transformers' own loading bars, which ``-q`` silences too."""
+    """diffusers' and transformers' own bars off for the whole run with ``-q`` (loading silences them anyway:
+    ``notices.library_notices_off``; this covers distillation's validation pipelines too)."""
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 

@@ -187,3 +187,17 @@ def test_a_config_without_a_prompt_is_refused_by_validate_with_the_fix():
         with pytest.raises(UserError, match="no prompt: give -p/--prompt"):
             validate(cls.make())
     validate(StylizeConfig.make(prompt_at=("0=a fox",)))  # keyframed prompts are a prompt
+
+
+def test_a_config_is_checked_when_it_is_made():
+    """``StylizeConfig.make(strength=2)`` is refused there, with the option's message, not later at render time."""
+    from lcm_video.errors import UserError
+    from lcm_video.settings.configs import GenerateConfig, StylizeConfig
+
+    with pytest.raises(UserError, match=r"--strength must be in \(0, 1\], got 2; 0.3-0.6 keeps the source's layout"):
+        StylizeConfig.make(strength=2)
+    with pytest.raises(UserError, match="--fuse must be one of flat, linear, pyramid"):
+        GenerateConfig.make(fuse="sideways")
+    with pytest.raises(UserError, match="--strength must be"):
+        StylizeConfig.make(strength=0.5).replace(strength=0)
+    assert StylizeConfig.make(strength=0.3).sampling.strength == 0.3

@@ -55,14 +55,17 @@ class RenderConfig:
         changes: dict[str, dict[str, Any]] = {}
         for key, value in (values or {}).items():
             opt = setting(cls.command, key, source)
-            changes.setdefault(opt.part, {})[opt.name] = opt.coerce(value)
+            value = opt.coerce(value)
+            opt.check(value)  # limits and choices now, where the value is given (rules between options: validate)
+            changes.setdefault(opt.part, {})[opt.name] = value
         parts = {name: dataclasses.replace(getattr(base, name), **ch) for name, ch in changes.items()}
         return dataclasses.replace(base, **parts)
 
     @classmethod
     def make(cls, **options: Any):
         """A config from keyword options over this command's defaults: ``StylizeConfig.make(strength=0.4)``; types
-        coerced, unknown names refused. Not validated across options: :func:`resolve` does that."""
+        coerced, each value checked against its limits, unknown names refused (a UserError naming the option). The
+        rules between options are :func:`resolve`'s (``validate``)."""
         return cls.from_options(options, f"{cls.__name__}.make()")
 
     def replace(self, **values: Any):

@@ -138,7 +138,7 @@ class SamplingConfig:
         lo=0.0,
         hi=1.0,
         lo_open=True,
-        hint="; 0.3-0.7 keeps the source's layout",
+        hint="; 0.3-0.6 keeps the source's layout",
         metavar="S",
         doc="in (0, 1]: how far from the source; 0.3–0.6 keeps the layout, 1 ignores it",
     )

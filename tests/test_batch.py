@@ -162,7 +162,7 @@ def test_segments_that_ran_differently_are_recorded_and_warned_about(tmp_path, c
     assert "segments ran on" not in capsys.readouterr().err
     # As if the first segment had run on a machine whose `--dtype auto` is bfloat16.
     said = iter([ran | {"dtype": "bfloat16"}, ran])
-    monkeypatch.setattr(Models, "ran", property(lambda self: next(said)))
+    monkeypatch.setattr(Models, "runtime", property(lambda self: next(said)))
     batch.run_batch(write_jobs(tmp_path, [job]), tmp_path / "two", segment_frames=5, quiet=True)
     assert read_record(tmp_path / "two" / "s.mp4")["ran"] == [ran | {"dtype": "bfloat16"}, ran]
     assert "its segments ran on cpu bfloat16 (torch); cpu float32 (torch)" in capsys.readouterr().err

@@ -84,3 +84,15 @@ def test_a_png_sequence_output_appears_whole_and_replaces_a_longer_one(tmp_path)
         check_output(tmp_path / "still.png")
     with pytest.raises(UserError, match="into the input folder"):
         check_output(folder / "%05d.png", (folder,))
+
+
+def test_avi_output_is_refused_in_one_line_and_nothing_is_written(tmp_path, capsys):
+    """Issue 32: an .avi came out with its video 2 frames after the audio; it is refused before anything runs."""
+    from lcm_video import cli
+
+    src = tmp_path / "in.mp4"
+    src.write_bytes(b"not read: the output is checked first")
+    assert cli.main(["stylize", str(src), "-o", str(tmp_path / "o.avi"), "-p", "x", "--model", "tiny"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ".avi is not supported" in err[0] and "write .mkv (any codec) or .mp4" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

@@ -15,7 +15,9 @@ import imageio_ffmpeg
 
 from ..errors import UserError
 
-MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".avi": "avi", ".gif": "gif"}
+MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".gif": "gif"}
+# .avi is refused: its muxer put the video 2 frames after the audio (a 1.00 s clip came out 1.17 s long).
+REFUSED = {".avi": "its muxer starts the video frames after the audio; write .mkv (any codec) or .mp4 instead"}
 # A palette per frame (no whole-video palette pass, so a GIF streams like any output), dithered.
 GIF_FILTER = "split[a][b];[a]palettegen=stats_mode=single:reserve_transparent=0[p];[b][p]paletteuse=new=1"
 CONTAINERS = set(MUXERS)
@@ -65,6 +67,8 @@ def check_container(path: Path, codec: str | None, preset: str = "medium") -> No
         if codec not in (None, "png"):
             raise UserError(f"--codec {codec} does not write PNG frames; a PNG sequence takes no --codec")
         return
+    if path.suffix.lower() in REFUSED:
+        raise UserError(f"output {str(path)!r}: {path.suffix} is not supported, {REFUSED[path.suffix.lower()]}")
     if path.suffix.lower() not in CONTAINERS:
         raise UserError(
             f"output {str(path)!r} needs a video extension: one of {', '.join(sorted(CONTAINERS))} (or a folder, "

@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import Any
 
 
+def cache_dir() -> Path:
+    """lcm-video's cache: ``$LCM_VIDEO_CACHE`` (default ``~/.cache/lcm_video``): converted models, indexable copies of
+    sources decord cannot read."""
+    return Path(os.environ.get("LCM_VIDEO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lcm_video"))
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` to a temporary name beside ``path``, then rename it into place: a reader sees the old file or
     the whole new one, never a part. On an error the temporary file is removed and the error raised."""

@@ -90,3 +90,26 @@ def test_batch_segments_of_a_variable_rate_source_keep_its_frame_times(tmp_path,
     rows = batch.run_batch(write_jobs(tmp_path, jobs), tmp_path / "out", segment_frames=7, quiet=True)
     assert rows[0]["status"] == "done", rows
     assert np.abs(frame_times(tmp_path / "out" / "v.mp4") - frame_times(vfr)).max() <= 1e-3
+
+
+def test_a_gif_source_is_read_with_its_frame_times_and_a_gif_output_evaluates(tiny_models, tmp_path, monkeypatch):
+    """Issue 32: decord cannot index a GIF ("broken metadata"); it is read through a cached lossless copy with the
+    GIF's own frame times (here 10 frames at 10 fps), and lcm-video's own GIF outputs evaluate too."""
+    import imageio.v3 as iio
+
+    from lcm_video import evaluate
+    from lcm_video.video.reader import FrameReader
+
+    monkeypatch.setenv("LCM_VIDEO_CACHE", str(tmp_path / "cache"))
+    gif = tmp_path / "anim.gif"
+    cmd = [FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10", "-t", "1", str(gif)]
+    subprocess.run(cmd, check=True)
+    info = probe(gif)
+    assert (info.frames, info.fps, info.width, info.height) == (10, 10, 160, 90) and info.path == gif
+    assert info.decoded is not None and info.decoded.suffix == ".mkv"
+    # Lossless: the frames read are the GIF's own (as imageio decodes them).
+    assert np.array_equal(FrameReader(info, (160, 88)).read([3])[0], iio.imread(gif, index=3)[1:89, :, :3])
+    res = stylize(gif, tmp_path / "o.gif", "a red circle on a white background", models=tiny_models, quiet=True)
+    assert res.frames == 10 and res.fps == 10
+    m = evaluate(tmp_path / "o.gif", gif)
+    assert m.frames == 10 and m.psnr is not None and m.psnr > 0

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import torch
 
+from .. import files
 from ..errors import UserError
 
 PRECISIONS = {torch.float32: "f32", torch.bfloat16: "bf16"}
@@ -41,8 +42,7 @@ def require() -> None:
 
 def cache_dir() -> Path:
     """Where converted models live: ``$LCM_VIDEO_CACHE/openvino`` (default ``~/.cache/lcm_video/openvino``)."""
-    root = os.environ.get("LCM_VIDEO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lcm_video")
-    return Path(root) / "openvino"
+    return files.cache_dir() / "openvino"
 
 
 def weights_digest(module: torch.nn.Module) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
+import subprocess
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..files import cache_dir
 
 MAX_DEFAULT_SIDE = 768
 
@@ -43,6 +46,9 @@ class VideoInfo:
     """Variable frame rate: each frame's start time in seconds from the first frame's, and the end of the last frame
     as one more entry (``frames + 1`` values); None when the frames are evenly spaced at ``fps`` (within
     ``VFR_TOLERANCE``), the common case. ``fps`` is then the average rate."""
+    decoded: Path | None = None
+    """Where the frames are read from when decord cannot index ``path`` itself (a GIF): a lossless copy of its video
+    stream (``indexable_copy``); ``path`` stays the source (its audio, the record)."""
 
     @property
     def variable(self) -> bool:
@@ -136,7 +142,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     p = check_input(path, folders=True)
     if p.is_dir():
         return probe_images(p)
-    vr = _open(p)
+    decoded = None
+    try:
+        vr = _open(p)
+    except UserError as exc:  # decord cannot index every source ffmpeg decodes (a GIF: "broken metadata")
+        if "no video stream" in str(exc) or (decoded := indexable_copy(p)) is None:
+            raise
+        vr = _open(decoded)
     n = len(vr)
     fps = vr.get_avg_fps()
     if n < 1 or not fps or not math.isfinite(fps) or fps <= 0:
@@ -150,7 +162,31 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     stamps = frame_stamps(vr, rate)
     if stamps is not None:  # the container's average may be a guess (WebM has none): the frames' own
         rate = Fraction(n / stamps[-1]).limit_denominator(1001)
-    return VideoInfo(p, n, rate, max(1, round(int(w) * sar)), int(h), sar, stamps=stamps)
+    return VideoInfo(p, n, rate, max(1, round(int(w) * sar)), int(h), sar, stamps=stamps, decoded=decoded)
+
+
+def indexable_copy(path: Path) -> Path | None:
+    """A copy of ``path``'s video stream that decord can index, for a source it cannot (a GIF): every frame, lossless
+    (FFV1 in Matroska), each with its own time (GIF frame delays vary), made once and cached by the source's path, size
+    and modification time under ``$LCM_VIDEO_CACHE/sources``. None when ffmpeg cannot decode it either."""
+    from .ffmpeg import ffmpeg_exe
+
+    st = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:20]
+    out = cache_dir() / "sources" / f"{key}.mkv"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.tmp.mkv")
+    cmd = [ffmpeg_exe(), "-v", "error", "-y", "-nostdin", "-i", str(path), "-map", "0:v:0", "-an", "-sn"]
+    cmd += ["-c:v", "ffv1", "-pix_fmt", "bgr0", "-fps_mode", "passthrough", str(tmp)]
+    try:
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            return None
+        os.replace(tmp, out)  # whole or not at all: two processes converting at once both end with a whole file
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
 
 
 VFR_TOLERANCE = 0.0005
@@ -220,7 +256,8 @@ class FrameReader:
         w, h = size
         scale = max(w / info.width, h / info.height)
         self._cover = (max(w, round(info.width * scale)), max(h, round(info.height * scale)))
-        self._vr = None if info.images else _open(info.path, width=self._cover[0], height=self._cover[1])
+        source = info.decoded or info.path
+        self._vr = None if info.images else _open(source, width=self._cover[0], height=self._cover[1])
 
     def _read_images(self, indices: list[int] | range) -> np.ndarray:
         """Frames of an image sequence, each scaled to cover the size (Lanczos, as decord's scaler would)."""

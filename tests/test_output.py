@@ -96,3 +96,25 @@ def test_avi_output_is_refused_in_one_line_and_nothing_is_written(tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and ".avi is not supported" in err[0] and "write .mkv (any codec) or .mp4" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_every_audio_track_is_kept_with_its_language(tiny_models, tmp_path):
+    """Issue 32: an MKV with English and French audio came out with English only."""
+    import re
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from lcm_video import stylize
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    src = tmp_path / "two.mkv"
+    cmd = [ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10", "-f", "lavfi", "-i"]
+    cmd += ["sine=frequency=440", "-f", "lavfi", "-i", "sine=frequency=660", "-t", "1", "-map", "0:v", "-map", "1:a"]
+    cmd += ["-map", "2:a", "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra", "-shortest", str(src)]
+    subprocess.run(cmd, check=True)
+    for suffix in (".mp4", ".mkv"):
+        out = tmp_path / f"o{suffix}"
+        stylize(src, out, "x", models=tiny_models, quiet=True)
+        log = subprocess.run([ffmpeg, "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+        assert re.findall(r"Stream #0:\d+(?:\[\w+\])?\((\w+)\): Audio", log) == ["eng", "fra"], log

@@ -74,10 +74,10 @@ class VideoWriter:
     ``record``: how the video was made (``record.make_record``), written into its comment tag. ``times``: each
     frame's presentation time in seconds from the first, and the last frame's end (frames + 1 values), for a
     variable-rate output (``FramePlan.pts``); without it frames are evenly spaced at ``fps``. ``audio_from``: a
-    file whose first audio stream, from ``audio_start`` seconds for ``audio_duration`` seconds (the
-    video's duration), is muxed in; a file without audio gives a silent video. Use as a context manager and call
-    ``close()`` at the end: that renames the temporary file to ``path``; an exception removes it instead and leaves
-    ``path`` untouched.
+    file whose audio streams (every track, language tags kept), from ``audio_start`` seconds for ``audio_duration``
+    seconds (the video's duration), are muxed in; a file without audio gives a silent video. Use as a context manager
+    and call ``close()`` at the end: that renames the temporary file to ``path``; an exception removes it instead and
+    leaves ``path`` untouched.
     """
 
     def __init__(
@@ -134,7 +134,7 @@ class VideoWriter:
             cmd += ["-ss", f"{audio_start:.6f}"]
             if audio_duration is not None:
                 cmd += ["-t", f"{audio_duration:.6f}"]
-            cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?"]
+            cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a?"]  # every audio track, tags kept
             cmd += ["-c:a", "libopus" if self.path.suffix.lower() == ".webm" else "aac", "-b:a", "160k"]
         # Evenly spaced frames at the exact rate; or each at its own time, on the input's clock (not one a rate implies)
         rate_args = ["-r", rate] if self.times is None else ["-fps_mode", "passthrough", "-enc_time_base", "demux"]

@@ -113,3 +113,29 @@ def test_a_gif_source_is_read_with_its_frame_times_and_a_gif_output_evaluates(ti
     assert res.frames == 10 and res.fps == 10
     m = evaluate(tmp_path / "o.gif", gif)
     assert m.frames == 10 and m.psnr is not None and m.psnr > 0
+
+
+@pytest.mark.parametrize(
+    "flags", [["-display_hflip"], ["-display_vflip"], ["-display_rotation", "90", "-display_hflip"]]
+)
+def test_a_mirrored_source_comes_out_as_ffmpeg_shows_it(tmp_path, monkeypatch, flags):
+    """Issue 32: a source with a mirroring display matrix came out flipped (decord turns it by the matrix's angle and
+    ignores the flip). The frames read must be ffmpeg's own display of the file."""
+    from lcm_video.video.reader import FrameReader
+
+    monkeypatch.setenv("LCM_VIDEO_CACHE", str(tmp_path / "cache"))
+    plain, shown = tmp_path / "plain.mp4", tmp_path / "shown.mp4"
+    box = "color=white:s=64x56:r=10,drawbox=x=44:y=4:w=16:h=12:color=red:t=fill"  # a red square top-right
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", box, "-t", "0.5", "-pix_fmt", "yuv420p", str(plain)])
+    subprocess.run([FFMPEG, "-v", "error", *flags, "-i", str(plain), "-c", "copy", str(shown)], check=True)
+    info = probe(shown)
+    w, h = info.width, info.height
+    cmd = [FFMPEG, "-v", "error", "-i", str(shown), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    expect = np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, np.uint8).reshape(h, w, 3)
+    got = FrameReader(info, (w, h)).read([0])[0]
+
+    def red(img):
+        ys, xs = np.nonzero((img[..., 0] > 150) & (img[..., 1] < 100))
+        return round(xs.mean()), round(ys.mean())
+
+    assert red(got) == red(expect)

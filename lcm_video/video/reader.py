@@ -149,6 +149,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         if "no video stream" in str(exc) or (decoded := indexable_copy(p)) is None:
             raise
         vr = _open(decoded)
+    if decoded is None and mirrored(p):  # decord turns a mirrored picture by the matrix's angle and ignores the flip
+        decoded = indexable_copy(p)  # ffmpeg applies the whole display matrix while it copies
+        vr = _open(decoded) if decoded is not None else vr
     n = len(vr)
     fps = vr.get_avg_fps()
     if n < 1 or not fps or not math.isfinite(fps) or fps <= 0:
@@ -163,6 +166,25 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if stamps is not None:  # the container's average may be a guess (WebM has none): the frames' own
         rate = Fraction(n / stamps[-1]).limit_denominator(1001)
     return VideoInfo(p, n, rate, max(1, round(int(w) * sar)), int(h), sar, stamps=stamps, decoded=decoded)
+
+
+def mirrored(path: Path) -> bool:
+    """Whether the video's display matrix mirrors the picture (a negative determinant: ``ffmpeg -display_hflip``,
+    alone or with a rotation), read from its first frame's side data."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return False
+            frame = next(container.decode(video=0), None)
+    except (av.error.FFmpegError, OSError):
+        return False
+    for side in frame.side_data if frame is not None else ():
+        if side.type.name == "DISPLAYMATRIX":
+            m = np.frombuffer(bytes(side), dtype="<i4")[:5].astype(np.float64)  # 3x3, row-major, 16.16 fixed point
+            return m[0] * m[4] - m[1] * m[3] < 0  # the determinant of its 2x2 part
+    return False
 
 
 def indexable_copy(path: Path) -> Path | None:

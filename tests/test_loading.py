@@ -126,3 +126,24 @@ def test_fast_swaps_in_taesd_and_refuses_a_second_vae(videos, tmp_path, capsys):
     assert cli.main([*argv, "--fast"]) == 0 and (tmp_path / "o.mp4").exists()
     assert cli.main([*argv, "--fast", "--vae", "taesd"]) == 2
     assert "--fast" in capsys.readouterr().err
+
+
+def test_threads_follow_the_model_class_unless_given():
+    """``--threads``: 1 for the small models built or trained here (measured: BENCHMARKS.md, "Threads on 2 cores"),
+    the number given otherwise; a model outside the small ones leaves torch's setting alone."""
+    import torch
+
+    from lcm_video.pipelines.loader import models_for
+    from lcm_video.settings.configs import StylizeConfig
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        tiny = models_for(StylizeConfig.make(model="tiny", device="cpu").model)
+        assert torch.get_num_threads() == 1
+        models_for(StylizeConfig.make(model="tiny", threads=2).model, tiny)
+        assert torch.get_num_threads() == 2
+        models_for(StylizeConfig.make().model, tiny)  # given models: their own class (tiny), whatever the config names
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..models.presets import PRESETS, TINY_MODELS
+from ..models.presets import PRESETS, SMALL_MODELS, TINY_MODELS
 from ..settings.parts import ModelConfig
 
 if TYPE_CHECKING:
@@ -32,7 +32,13 @@ def vae_source(m: ModelConfig) -> str | None:
 def models_for(m: ModelConfig, models: Models | None = None, device: str | None = None) -> Models:
     """The models a render's model config asks for: ``models`` if given, else loaded from its model, LoRAs, VAE (or
     TAESD for ``fast``), dtype, motion adapter and ``device`` (default the config's); compiled in place when the
-    config asks for it."""
+    config asks for it. Sets the process's torch thread count: ``--threads``, else 1 for the small models."""
+    name = models.name if models is not None else m.model  # the models that will run
+    threads = m.threads or (1 if name in SMALL_MODELS else None)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)  # the process's torch pool: measured per model class, BENCHMARKS.md
     if models is None:
         from ..models.loading import load_models
 

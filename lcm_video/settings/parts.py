@@ -116,6 +116,17 @@ class ModelConfig:
         "first run converts (it says so); computes in `--dtype`'s precision (float32 or bfloat16). `auto`: "
         "openvino on a CPU where it is installed, else torch. Needs the `openvino` extra",
     )
+    threads: int | None = option(
+        None,
+        "CPU threads torch computes with",
+        derived="1 for the tiny and toy models, else torch's (one per core)",
+        lo=1,
+        metavar="N",
+        doc="CPU threads torch computes with. Default: 1 for the small models built or trained here (`tiny`, "
+        "`tiny-lora`, `toy`, `toy-teacher`: their ops are so short that a second thread mostly waits, and two "
+        "threads beside any other work ran 4-8× slower on 2 cores), else torch's (one per core: SD1.5-sized ops "
+        'gain from two); `--threads 1` also suits a shared or busy machine (BENCHMARKS.md, "Threads on 2 cores")',
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..choices import DEFAULT_WINDOW
 from ..core.codec import to_unit
 from ..core.schedule import FrameSchedules, LCMSchedule
-from ..errors import UserError
+from ..errors import Note, UserError
 from ..events import OnProgress, Progress, default_progress
 from ..metrics import write_metrics
 from ..models.container import Models
@@ -247,7 +247,7 @@ def stylize(
     prep = prepare_stylize(input, output, cfg)
     out, info, plan, size = prep.output, prep.info, prep.plan, prep.size
     for note in prep.notes:
-        warnings.warn(note, UserWarning, stacklevel=2)
+        warnings.warn(note, Note, stacklevel=2)
     for strength in parse_strength_at(cfg.sampling.strength_at, len(plan), cfg.sampling.strength).values():
         LCMSchedule.check(cfg.sampling.steps, strength)  # before loading anything
     with OutputLock(out), default_progress(on_progress, STYLIZE, cfg.output.quiet) as callback:

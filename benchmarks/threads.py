@@ -126,12 +126,13 @@ def measure(args) -> list[dict]:
         others: dict[tuple, list[float]] = {c: [] for c in configs}
         calls = {}
 
-        def render(threads: int, warp: str, flow_pool: str):
+        def render(threads: int, warp: str, flow_pool: str, job=(clip, name, models, frames)):
+            source, model, loaded, n = job
             torch.set_num_threads(threads)
             setattr(module, attr, (lambda: inline) if flow_pool == "off" else pool)
             try:
-                return lcm_video.stylize(clip, tmp / "out.mp4", PROMPTS[name], models=models, warp=warp,
-                                         max_frames=frames, window=args.window, quiet=True)  # fmt: skip
+                return lcm_video.stylize(source, tmp / "out.mp4", PROMPTS[model], models=loaded, warp=warp,
+                                         max_frames=n, window=args.window, quiet=True)  # fmt: skip
             finally:
                 setattr(module, attr, pool)
 
@@ -160,7 +161,7 @@ def measure(args) -> list[dict]:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
-        del models
+        models = render = None  # free this model before the next loads
     torch.set_num_threads(args.restore_threads)
     return rows
 

@@ -121,7 +121,9 @@ def measure(args) -> list[dict]:
         t0 = time.perf_counter()
         models = load(name, args.dtype)
         print(f"{name}: loaded in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        configs = [(t, "none", "-") for t in (1, 2)] + [(t, "flow", p) for t in (1, 2) for p in ("on", "off")]
+        warps = args.warps.split(",")
+        configs = [(t, "none", "-") for t in (1, 2) if "none" in warps]
+        configs += [(t, "flow", p) for t in (1, 2) for p in ("on", "off") if "flow" in warps]
         times: dict[tuple, list[float]] = {c: [] for c in configs}
         others: dict[tuple, list[float]] = {c: [] for c in configs}
         calls = {}
@@ -136,7 +138,7 @@ def measure(args) -> list[dict]:
             finally:
                 setattr(module, attr, pool)
 
-        render(1, "flow", "on")  # warm-up: first-call allocations, the flow estimator, ffmpeg's page cache
+        render(1, configs[0][1], "on")  # warm-up: first-call allocations, the flow estimator, ffmpeg's page cache
         for _ in range(args.repeats):
             for c in configs:
                 with Busy() as busy:
@@ -173,6 +175,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=0, help="frames a render (default per model: tiny 29, toy 12, sd15 4)")
     p.add_argument("--window", type=int, default=8, help="frames a window (--window)")
     p.add_argument("--repeats", type=int, default=3, help="runs of each configuration, round-robin")
+    p.add_argument("--warps", default="none,flow", help="none (torch threads alone), flow (and the flow pool), or both")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     return p.parse_args(argv)
 

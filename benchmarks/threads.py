@@ -96,8 +96,9 @@ def load(name: str, dtype: str):
 
     comps = sd15_components()
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
-    for key in ("unet", "vae", "text_encoder"):
-        comps[key].to(torch_dtype)
+    if torch_dtype != torch.float32:  # built in float32
+        for key in ("unet", "vae", "text_encoder"):
+            comps[key].to(torch_dtype)
     parts = {k: comps[k] for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
     pipe = StableDiffusionImg2ImgPipeline(**parts, safety_checker=None, feature_extractor=None,
                                           requires_safety_checker=False)  # fmt: skip

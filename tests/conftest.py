@@ -13,13 +13,19 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+# One OpenMP thread for torch (and BLAS) here and in every process a test starts: the tests' models are small, and on
+# a shared 2-core machine torch's second thread costs 2-10x (BENCHMARKS.md, "Threads on 2 cores"). Set
+# OMP_NUM_THREADS to run the suite with more.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import imageio_ffmpeg  # noqa: E402
+import torch  # noqa: E402
 
 from lcm_video.video.synthetic import lavfi_clip  # noqa: E402
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 ROOT = Path(__file__).resolve().parent.parent
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # in case torch was imported before the variable was set
 
 
 def read_frames(path: Path) -> np.ndarray:

@@ -17,7 +17,7 @@ from lcm_video.toy import world
 
 from .conftest import ROOT
 
-RUNNABLE = ("speed", "backends", "temporal", "eval_toy", "train_toy", "make_sample", "frames_digest")
+RUNNABLE = ("speed", "backends", "temporal", "eval_toy", "train_toy", "make_sample", "frames_digest", "threads")
 MODULES = ("common", *RUNNABLE)
 
 

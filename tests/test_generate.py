@@ -104,16 +104,24 @@ def _step_ratio(path) -> float:
     return float(steps.max() / np.median(steps))
 
 
+LONG = {"frames": 40, "context": 16, "shared_noise": 1.0, "crf": 0, "quiet": True}
+
+
+@pytest.fixture(scope="module")
+def cut_step_ratio(motion_models, tmp_path_factory) -> float:
+    """The control of the seam tests: windows without shared frames (no fusion, so any --fuse) do show a seam."""
+    cut = generate("a fox", tmp_path_factory.mktemp("cut") / "cut.mp4", models=motion_models, overlap=0, **LONG)
+    return _step_ratio(cut.output)
+
+
 @pytest.mark.parametrize("fuse", ["flat", "linear", "pyramid"])
-def test_long_clip_has_no_visible_seam(motion_models, tmp_path, fuse):
+def test_long_clip_has_no_visible_seam(motion_models, tmp_path, fuse, cut_step_ratio):
     """Fully shared noise makes a window's frames nearly alike, so a seam between windows would stand out."""
-    opts = {"frames": 40, "context": 16, "shared_noise": 1.0, "crf": 0, "quiet": True}
-    res = generate("a fox", tmp_path / "long.mp4", models=motion_models, overlap=4, fuse=fuse, **opts)
+    res = generate("a fox", tmp_path / "long.mp4", models=motion_models, overlap=4, fuse=fuse, **LONG)
     assert res.frames == 40 and res.size == (64, 64)  # size defaults follow the loaded (tiny) models
     assert res.unet_calls == 3 * 4  # windows [0,16) [12,28) [24,40), 4 steps each
     assert _step_ratio(res.output) <= 3.0
-    cut = generate("a fox", tmp_path / "cut.mp4", models=motion_models, overlap=0, **opts)
-    assert _step_ratio(cut.output) > 3.0  # the control: windows without shared frames do show a seam
+    assert cut_step_ratio > 3.0  # the control: windows without shared frames do show a seam
 
 
 def test_window_state_is_one_window(motion_models):

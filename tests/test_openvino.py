@@ -37,6 +37,7 @@ def cache(tmp_path_factory, monkeypatch):
     return folder / "openvino"
 
 
+@pytest.mark.slow  # OpenVINO conversions (~30 s of CPU); the quick loop keeps the checks that convert nothing
 def test_unet_and_vae_match_torch(tmp_path):
     models = load_models("tiny", device="cpu")
     unet, vae = models.pipe.unet, models.pipe.vae
@@ -54,6 +55,7 @@ def test_unet_and_vae_match_torch(tmp_path):
     assert torch.allclose(runner_v.decode(lat)[0], dec, atol=1e-4)
 
 
+@pytest.mark.slow  # an OpenVINO conversion of the toy model (minutes on 2 busy cores)
 def test_a_render_matches_torch_on_the_toy_model(tmp_path, cache):
     """The issue's bound: mean absolute difference within 1/255 of torch's frames (PNG, no codec in between)."""
     common = dict(model="toy", max_frames=8, quiet=True, device="cpu")
@@ -66,6 +68,7 @@ def test_a_render_matches_torch_on_the_toy_model(tmp_path, cache):
     assert all(any(cache.glob(f"{part}-*/model.xml")) for part in ("unet", "vae-encoder", "vae-decoder"))
 
 
+@pytest.mark.slow  # an OpenVINO conversion of the toy model (minutes on 2 busy cores)
 def test_frames_do_not_depend_on_segments_and_the_cache_is_reused(tmp_path, cache, capsys):
     job = {"name": "s", "mode": "stylize", "input": str(CLIP), "prompt": PROMPT, "output": "s.mp4", "max_frames": 20}
     defaults = {"model": "toy", "device": "cpu", "crf": 0, "backend": "openvino", "blend": 0.3}
@@ -81,6 +84,7 @@ def test_frames_do_not_depend_on_segments_and_the_cache_is_reused(tmp_path, cach
     assert np.abs(a - b).max() <= 2  # as torch's bound: warm-up re-renders blending's memory
 
 
+@pytest.mark.slow  # an OpenVINO conversion of the toy model (minutes on 2 busy cores)
 def test_torch_weights_leave_memory_once_compiled_and_come_back_for_a_new_shape(tmp_path, cache):
     models = load_models("toy", device="cpu", backend="openvino")
     common = dict(models=models, max_frames=4, quiet=True)
@@ -109,6 +113,7 @@ def test_fused_loras_change_the_cache_key(tmp_path):
     assert ov_backend.weights_digest(base.pipe.unet) == ov_backend.weights_digest(again.pipe.unet)
 
 
+@pytest.mark.slow  # an OpenVINO conversion of the toy model (minutes on 2 busy cores)
 def test_motion_unet_runs_on_openvino(tmp_path):
     common = dict(model="toy", frames=8, quiet=True, device="cpu", crf=0)
     a = generate(PROMPT, tmp_path / "torch.mp4", **common)
@@ -144,6 +149,7 @@ def test_auto_picks_torch_where_openvino_cannot_run():
     assert models.backend == "openvino"
 
 
+@pytest.mark.slow  # an OpenVINO conversion of the toy model (minutes on 2 busy cores)
 def test_float32_and_bfloat16_compiles_of_one_model_do_not_share_a_blob(cache):
     """OpenVINO's blob cache keys a model compiled from its path without the precision hint: a bfloat16 compile found
     the float32 blob of the same IR and decoded NaN (black frames). Each precision keeps its own blobs."""

@@ -135,12 +135,37 @@ def test_values_are_checked_by_their_declaration():
             resolve("stylize", None, {"prompt": "p", **opts})
 
 
-def test_configs_folder_holds_only_valid_keys():
+def test_configs_folder_holds_only_valid_keys(tmp_path):
+    """Every example config resolves, and each of its keys reaches the config with the file's value (none is dropped
+    or overridden by a default); the example job file passes the batch checks, its inputs found."""
+    import yaml
+
+    from lcm_video.batch.jobs import load_jobs
+
+    checked = []
     for path in sorted(Path(ROOT / "configs").glob("*.yaml")):
         if path.name == "jobs.yaml":
             continue
         command = "generate" if "generate" in path.name else "stylize"
-        resolve(command, path, {})
+        keys = yaml.safe_load(path.read_text())
+        flat = resolve(command, path, {}).flat()
+        assert keys and all(flat[k] == SETTINGS[k].coerce(v) for k, v in keys.items()), path.name
+        checked.append(command)
+    assert set(checked) == {"generate", "stylize"}  # the README's examples: one for each command at least
+    jobs = load_jobs(ROOT / "configs" / "jobs.yaml", tmp_path / "out")
+    assert {j.mode for j in jobs} == {"stylize", "generate"} and all(j.input is None or j.input.is_file() for j in jobs)
+
+
+def test_an_unexpected_note_of_lcm_video_fails_a_test_and_other_libraries_warnings_do_not():
+    """pyproject.toml's filters: the library's notes (``Note``) are errors in this suite unless a test expects them
+    (``pytest.warns(Note)``); other libraries' ``UserWarning``s are ignored."""
+    import warnings
+
+    from lcm_video.errors import Note
+
+    with pytest.raises(Note, match="unexpected"):
+        warnings.warn("unexpected", Note, stacklevel=1)
+    warnings.warn("another library's notice", UserWarning, stacklevel=1)  # ignored: no error
 
 
 def test_ci_runs_the_readmes_set_up_line_and_test_command_verbatim():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -12,34 +13,48 @@ from lcm_video import Cancelled, ProgressEvent
 from .conftest import read_frames
 
 
-def _check_stream(events: list[ProgressEvent], total: int) -> None:
-    assert events[0].stage == "load" and events[0].done == 0
+def _check_stream(events: list[ProgressEvent], total: int, wall: float) -> None:
+    """``wall``: the seconds the call took, timed by the test around it."""
+    assert events[0].stage == "load" and events[0].done == 0 and events[0].eta is None  # no rate before a frame
     assert events[-1].stage == "done" and events[-1].done == total
     assert all(e.total == total for e in events)
     done = [e.done for e in events]
     assert done == sorted(done)
     elapsed = [e.elapsed for e in events]
-    assert elapsed == sorted(elapsed) and elapsed[0] >= 0
+    assert elapsed == sorted(elapsed) and elapsed[-1] > elapsed[0]  # seconds since the call began, in seconds
+    assert elapsed[-1] <= wall
     renders = [e for e in events if e.stage == "render"]
-    assert renders and renders[-1].eta == 0.0 and (renders[0].eta is None or renders[0].eta >= 0)
+    assert renders and renders[-1].eta == 0.0
+    for e in renders[:-1]:  # the frames left at the rate so far
+        assert 0 < e.eta == pytest.approx(e.elapsed * (total - e.done) / e.done)
+
+
+def test_eta_is_the_frames_left_at_the_rate_so_far():
+    assert ProgressEvent("render", 8, 29, 2.0).eta == pytest.approx(2.0 / 8 * 21)
+    assert ProgressEvent("load", 0, 29, 0.5).eta is None
+    assert ProgressEvent("render", 29, 29, 7.0).eta == 0.0
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
 
 
 def test_stylize_reports_every_window(tiny_models, videos, tmp_path):
     events: list[ProgressEvent] = []
-    res = lcm_video.stylize(
-        videos["moving"], tmp_path / "o.mp4", "x", models=tiny_models, window=8, **{"on_progress": events.append}
-    )
-    _check_stream(events, res.frames)
+    opts = {"models": tiny_models, "window": 8, "on_progress": events.append}
+    res, wall = _timed(lcm_video.stylize, videos["moving"], tmp_path / "o.mp4", "x", **opts)
+    _check_stream(events, res.frames, wall)
     assert [e.done for e in events if e.stage == "render"] == [8, 16, 24, 29]  # 29 frames in windows of 8
 
 
 def test_generate_reports_every_window(tmp_path):
     models = lcm_video.load_models("tiny", device="cpu", motion_adapter="tiny")
     events: list[ProgressEvent] = []
-    res = lcm_video.generate(
-        "a fox", tmp_path / "g.mp4", models=models, frames=20, context=8, overlap=2, on_progress=events.append
-    )
-    _check_stream(events, 20)
+    opts = {"models": models, "frames": 20, "context": 8, "overlap": 2, "on_progress": events.append}
+    res, wall = _timed(lcm_video.generate, "a fox", tmp_path / "g.mp4", **opts)
+    _check_stream(events, 20, wall)
     assert res.frames == 20 and len([e for e in events if e.stage == "render"]) == 3
 
 

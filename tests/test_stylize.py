@@ -12,6 +12,7 @@ import torch
 
 import lcm_video
 from lcm_video import cli
+from lcm_video.errors import Note
 from lcm_video.models.device import pick_device, pick_dtype
 from lcm_video.models.loading import load_models
 from lcm_video.pipelines.video_to_video import Stylizer, stylize
@@ -224,6 +225,9 @@ def test_a_folder_of_frames_is_a_source(tiny_models, videos, tmp_path, capsys):
     stylize(videos["moving"], tmp_path / "vid.mp4", "x", max_frames=12, **common)
     a, b = read_frames(tmp_path / "seq.mp4").astype(int), read_frames(tmp_path / "vid.mp4").astype(int)
     assert np.abs(a - b).max() <= 2
+    # The library warns as a Note what the command line prints as a note (below).
+    with pytest.warns(Note, match="12 images read as a video at 24 fps; give --fps"):
+        stylize(folder, tmp_path / "lib.mp4", "x", max_frames=2, **common)
     out = tmp_path / "cli.mp4"
     assert cli.main(["stylize", str(folder), "-o", str(out), "-p", "x", "--model", "tiny", "--max-frames", "4"]) == 0
     assert "12 images read as a video at 24 fps; give --fps" in capsys.readouterr().err

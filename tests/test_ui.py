@@ -249,7 +249,13 @@ def test_batch_and_evaluate_tabs(client, server):
 
     averages, plot = client.predict(video=handle_file(files[0]), result="", source=None, flow="dis", max_frames="",
                                     api_name="/evaluate")  # fmt: skip
-    assert averages["frames"] in (5, 6) and averages["warp_error"] >= 0
+    assert averages["frames"] in (5, 6)
+    from lcm_video import evaluate
+
+    here = evaluate(files[0], flow="dis")  # the tab reports the library's figures for the file, not its own
+    assert averages["warp_error"] == pytest.approx(here.warp_error) and averages["flicker"] == pytest.approx(
+        here.flicker
+    )
     pairs = plot["data"]
     assert len(pairs) == 2 * (averages["frames"] - 1)
     made = str(Path(files[0]).relative_to(server[2])) if Path(files[0]).is_relative_to(server[2]) else None

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..choices import DEFAULT_WINDOW
-from ..errors import UserError
+from ..errors import Note, UserError
 from ..events import OnProgress
 from ..keyframes import Keyframes
 from ..metrics import write_metrics
@@ -179,7 +179,7 @@ def stylize(
         options = {"prompt": prompt, **options} if prompt is not None else options
         prepared = prepare_stylize(input, output, resolve(STYLIZE, config, options, "stylize() arguments"))
         for note in prepared.notes:
-            warnings.warn(note, UserWarning, stacklevel=2)
+            warnings.warn(note, Note, stacklevel=2)
     prep, cfg, o = prepared, prepared.cfg, prepared.cfg.output
     with render_shell(prep.output, STYLIZE, len(prep.plan), o.quiet, on_progress) as progress:
         # 2. Load the models (or take the caller's).

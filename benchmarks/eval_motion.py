@@ -20,7 +20,9 @@ generate``: its LCM-form sampler, PNG frames, no compression). Per clip:
 - ``--long N``: N 48-frame clips through ``lcm_video.generate`` (windows of 16, overlap 4): the largest centroid step
   over the median step (seams: ≤ 2 wanted).
 
-``--adapter zero`` measures the untrained module (output projections at zero: each frame the image model's own).
+``--adapter zero`` measures the untrained module (output projections at zero: each frame the image model's own);
+``--words off`` the trained module without its learnt motion words (they fall back to the byte tokens the text encoder
+never learnt): how much of the motion reaches the module through the words.
 """
 
 from __future__ import annotations
@@ -144,14 +146,21 @@ def measure_clip(frames: np.ndarray, spec: tv.ClipSpec, classify) -> dict:
     return row
 
 
-def load(adapter: str):
-    """The toy-teacher with ``adapter`` (a folder, or ``zero``: an untrained, zero-initialised module)."""
+def load(adapter: str, words: bool = True):
+    """The toy-teacher with ``adapter`` (a folder, or ``zero``: an untrained, zero-initialised module), with the
+    folder's motion words or (``words=False``) without them."""
+    import shutil
+
     import lcm_video
-    from lcm_video.train.motion import toy_motion_adapter
+    from lcm_video.train.motion import WORDS_FILE, toy_motion_adapter
 
     if adapter == "zero":
         tmp = Path(tempfile.mkdtemp()) / "zero"
         toy_motion_adapter().save_pretrained(tmp)
+        adapter = str(tmp)
+    elif not words:
+        tmp = Path(tempfile.mkdtemp()) / "no-words"
+        shutil.copytree(adapter, tmp, ignore=shutil.ignore_patterns(WORDS_FILE))
         adapter = str(tmp)
     return lcm_video.load_models("toy-teacher", motion_adapter=adapter, device="cpu", dtype="float32")
 
@@ -189,7 +198,7 @@ def generate_clip(models, prompt: str, size: int, frames: int, steps: int, guida
         out = Path(tmp) / "frames"
         lcm_video.generate(
             prompt,
-            str(out),
+            str(out / "%05d.png"),
             models=models,
             frames=frames,
             width=size,
@@ -200,6 +209,30 @@ def generate_clip(models, prompt: str, size: int, frames: int, steps: int, guida
             quiet=True,
         )
         return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("*.png"))])
+
+
+def spec_of(caption: str) -> tv.ClipSpec:
+    """A spec whose caption is ``caption`` (a plain-background toy video caption): what the figures compare to."""
+    words = caption.split()
+    colour, shape, background = words[1], words[2], words[-2]
+    kind, direction, speed = "still", "", ""
+    if "moving" in words:
+        rest = words[words.index("moving") + 1 : words.index("on")]
+        speed = rest[-1] if rest[-1] in tv.SPEEDS else ""
+        kind, direction = "move", " ".join(w for w in rest if w not in tv.SPEEDS)
+    elif "growing" in words or "shrinking" in words:
+        kind = "grow" if "growing" in words else "shrink"
+    spec = tv.ClipSpec(world.Scene(shape, colour, background, 0, 0, 0), kind, direction, speed)
+    if spec.caption != caption:
+        raise SystemExit(f"--prompt {caption!r} is not of the toy video world's form (e.g. {spec.caption!r})")
+    return spec
+
+
+def save_strip(frames: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(list(frames[::3]), 1)).save(path)
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -224,6 +257,7 @@ def summarise(rows: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", default="build/motion/adapter", help="MotionAdapter folder, or 'zero'")
+    ap.add_argument("--words", choices=["on", "off"], default="on", help="load the adapter's motion words")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--sampler", choices=["ddim", "generate"], default="ddim")
     ap.add_argument("--steps", type=int, default=25)
@@ -233,16 +267,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--long", type=int, default=0, help="48-frame clips (moving prompts) through generate")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--save", type=Path, help="folder for a PNG strip of every clip (every 3rd frame)")
+    ap.add_argument("--prompt", help="measure this one prompt (a caption of the toy video world's form) only")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     classify = _classifier()
-    models = load(args.adapter)
+    models = load(args.adapter, args.words == "on")
     make = ddim_clip if args.sampler == "ddim" else generate_clip
     rows = []
-    for caption, spec in eval_prompts(args.kinds):
+    prompts = eval_prompts(args.kinds) if not args.prompt else [(args.prompt, spec_of(args.prompt))]
+    for n, (caption, spec) in enumerate(prompts):
         for seed in range(args.seeds):
             frames = make(models, caption, args.size, 16, args.steps, args.guidance, seed)
+            if args.save:
+                save_strip(frames, args.save / f"{n:02d}_{seed}_{caption.replace(' ', '_')}.png")
             row = {"seed": seed, **measure_clip(frames, spec, classify)}
             rows.append(row)
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
@@ -254,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"frames": 48, **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}}))
     summary = {
         "adapter": args.adapter,
+        "words": args.words,
         "size": args.size,
         "sampler": args.sampler,
         "steps": args.steps,

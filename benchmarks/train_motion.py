@@ -72,7 +72,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT/checkpoints")
     ap.add_argument("--measure", action="store_true", help="only time a step at 128 and 64 px and exit")
+    ap.add_argument(
+        "--curve", type=int, metavar="N", help="only print the mean loss of every N steps of the last checkpoint"
+    )
     args = ap.parse_args(argv)
+    if args.curve:
+        found = tm.latest_checkpoint(args.out / "checkpoints")
+        losses = torch.load(found, weights_only=False)["losses"] if found else []
+        for i in range(0, len(losses), args.curve):
+            part = losses[i : i + args.curve]
+            print(f"steps {i + 1}-{i + len(part)}: mean loss {sum(part) / len(part):.4f}")
+        return
     torch.set_num_threads(args.threads)
     if args.measure:
         rows = measure()

@@ -201,6 +201,7 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
     if motion_adapter:
         adapter = load_motion_adapter(motion_adapter, dt, pipe.unet)
         pipe = _with_motion(pipe, adapter, model, motion_adapter)
+        load_motion_words(pipe, preset_path(mpreset.adapter) if mpreset else motion_adapter)
         max_context = int(adapter.config.motion_max_seq_length)
     if loras:
         _apply_loras(pipe, loras)
@@ -218,6 +219,28 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
     if backend == "openvino":
         models.use_openvino(compute)
     return models
+
+
+MOTION_WORDS_FILE = "motion_words.safetensors"
+"""Word embeddings trained with a motion module (textual-inversion style), saved beside its adapter files:
+``{word: float32 (hidden,)}``, the words' order (their token ids) in the metadata's ``words``."""
+
+
+def load_motion_words(pipe, adapter_source: str) -> list[str]:
+    """Load the words of ``adapter_source/MOTION_WORDS_FILE`` (when the adapter is a folder holding one) into
+    ``pipe``'s tokenizer and text encoder with diffusers' ``load_textual_inversion``, in the order training appended
+    them (so they get the same ids); returns the words, [] when there is no such file."""
+    from safetensors import safe_open
+
+    path = Path(adapter_source) / MOTION_WORDS_FILE
+    if not path.is_file():
+        return []
+    with safe_open(str(path), "pt") as f:
+        words = (f.metadata() or {}).get("words", "").split() or sorted(f.keys())
+        table = {w: f.get_tensor(w) for w in words}
+    with _explain_load_errors("motion words", str(path)):
+        pipe.load_textual_inversion([{w: table[w]} for w in words], token=words)
+    return words
 
 
 def _with_motion(pipe, adapter: MotionAdapter, model: str, adapter_name: str) -> AnimateDiffPipeline:

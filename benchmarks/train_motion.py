@@ -1,0 +1,145 @@
+"""Train the toy motion module (issue 27): an AnimateDiff ``MotionAdapter`` on the toy video world, the toy-teacher's
+spatial weights frozen, the motion words' embeddings learnt with it (``lcm_video.train.motion``).
+
+    OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.train_motion --out build/motion --size 64 --batch 4 \
+        --pool 1500 --steps 6000 --save-every 100 --threads 1
+    ... the same command with --resume                  # continues from the last checkpoint, bit for bit
+
+Writes ``OUT/pool.pt`` (the clips drawn and encoded once; reused by a resume), ``OUT/checkpoints/step_*.pt`` (the last
+two), ``OUT/adapter`` (the EMA motion module + ``motion_words.safetensors``, refreshed at every checkpoint: what
+``lcm_video.load_models("toy-teacher", motion_adapter=OUT/adapter)`` loads) and ``OUT/times.json``. Trained at 64 px:
+a step costs a quarter of a 128 px one (measured, see ``--measure``), and the motion is drawn in shares of the side per
+frame, so the module sees 4x the clips in the same time; AnimateDiff too trains its motion module below the image
+model's native size (256 vs 512).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from lcm_video.train import motion as tm
+
+
+def log(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def measure(sizes=(128, 64), batches=(1, 2, 4), repeats: int = 3) -> list[dict]:
+    """Seconds per training step (forward, backward, AdamW) of the toy UNetMotionModel on 16-frame clips, per size and
+    batch of clips (the best of ``repeats`` after one warm-up)."""
+    parts = tm.load_toy_parts(tm.toy_motion_adapter())
+    params = [*parts.motion_params().values(), parts.words]
+    opt = torch.optim.AdamW(params, lr=1e-6)
+    rows = []
+    for size in sizes:
+        for b in batches:
+            s = size // 8
+            z = torch.randn(b, 16, 4, s, s)
+            times = []
+            for _ in range(repeats + 1):
+                t0 = time.perf_counter()
+                states = tm.encode_text(parts.text_encoder, parts.tokenizer, ["a red circle moving left"] * b)
+                loss = tm.motion_loss(parts.unet, z, states, torch.Generator().manual_seed(0), parts.alphas_cumprod)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                times.append(time.perf_counter() - t0)
+            best = min(times[1:])
+            rows.append({"size": size, "clips": b, "s_per_step": round(best, 3), "s_per_clip": round(best / b, 3)})
+            log(f"measure: {rows[-1]}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("build/motion"))
+    ap.add_argument("--size", type=int, default=64, help="clip side in pixels (a multiple of 8)")
+    ap.add_argument("--batch", type=int, default=4, help="clips per step (16 frames each)")
+    ap.add_argument("--pool", type=int, default=1500, help="training clips drawn and encoded once")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--lr", type=float, default=5e-4, help="the motion module's peak AdamW rate")
+    ap.add_argument("--words-lr", type=float, default=5e-3, help="the motion words' embeddings' rate")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument(
+        "--threads", type=int, default=1, help="torch threads (a resume must use the same for bit-identity)"
+    )
+    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT/checkpoints")
+    ap.add_argument("--measure", action="store_true", help="only time a step at 128 and 64 px and exit")
+    ap.add_argument(
+        "--curve", type=int, metavar="N", help="only print the mean loss of every N steps of the last checkpoint"
+    )
+    args = ap.parse_args(argv)
+    if args.curve:
+        found = tm.latest_checkpoint(args.out / "checkpoints")
+        losses = torch.load(found, weights_only=False)["losses"] if found else []
+        for i in range(0, len(losses), args.curve):
+            part = losses[i : i + args.curve]
+            print(f"steps {i + 1}-{i + len(part)}: mean loss {sum(part) / len(part):.4f}")
+        return
+    torch.set_num_threads(args.threads)
+    if args.measure:
+        rows = measure()
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "cost.json").write_text(json.dumps(rows, indent=1) + "\n")
+        return
+    cfg = tm.MotionTrainConfig(
+        size=args.size,
+        batch=args.batch,
+        pool=args.pool,
+        lr=args.lr,
+        words_lr=args.words_lr,
+        seed=args.seed,
+        steps=args.steps,
+        save_every=args.save_every,
+    )
+    t0 = time.perf_counter()
+    parts = tm.load_toy_parts(tm.toy_motion_adapter(seed=cfg.seed, heads=cfg.heads), seed=cfg.seed)
+    trainer = tm.MotionTrainer(parts, cfg)
+    ckpts = args.out / "checkpoints"
+    if args.resume:
+        found = tm.latest_checkpoint(ckpts)
+        if found is None:
+            sys.exit(f"--resume: no checkpoint in {ckpts}; drop --resume to start afresh")
+        trainer.load_state(torch.load(found, weights_only=False))
+        log(f"resumed from {found.name} (step {trainer.step})")
+    elif tm.latest_checkpoint(ckpts) is not None:
+        sys.exit(f"{ckpts} has checkpoints: add --resume to continue, or use a new --out")
+    pool_file = args.out / "pool.pt"
+    key = {"size": cfg.size, "pool": cfg.pool, "seed": cfg.seed}
+    pool = None
+    if pool_file.is_file():
+        saved = torch.load(pool_file, weights_only=False)
+        if saved["key"] == key:
+            pool = saved["pool"]
+    if pool is None:
+        pool = tm.make_pool(parts.vae, cfg.pool, cfg.size, cfg.seed, log=log)
+        args.out.mkdir(parents=True, exist_ok=True)
+        tm.atomic_save({"key": key, "pool": pool}, pool_file)
+    log(f"pool: {len(pool)} clips at {cfg.size} px; set-up {time.perf_counter() - t0:.0f} s")
+    t1, first = time.perf_counter(), trainer.step
+    while trainer.step < cfg.steps:
+        loss = trainer.train_step(pool)
+        if trainer.step % 10 == 0:
+            recent = trainer.losses[-50:]
+            rate = (time.perf_counter() - t1) / (trainer.step - first)
+            log(
+                f"step {trainer.step}/{cfg.steps} loss {loss:.4f} (mean of last {len(recent)} "
+                f"{sum(recent) / len(recent):.4f}) {rate:.2f} s/step"
+            )
+        if trainer.step % cfg.save_every == 0 or trainer.step == cfg.steps:
+            path = trainer.save_checkpoint(ckpts)
+            trainer.export(args.out / "adapter")
+            log(f"saved {path.name} and {args.out / 'adapter'}")
+    with open(args.out / "times.json", "a") as f:
+        f.write(json.dumps({"seconds": round(time.perf_counter() - t0, 1), **vars(args)}, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()

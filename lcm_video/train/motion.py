@@ -1,0 +1,440 @@
+"""Training an AnimateDiff motion module on the toy video world (``toy/video.py``), the toy-teacher's spatial weights
+frozen, as AnimateDiff trains one; plain functions over tensors, seeded, resumable bit for bit.
+
+One step (epsilon prediction on the teacher's DDPM schedule, the teacher's own loss, now over clips):
+
+    z    = (μ + σ·n) · scaling         a pre-encoded clip's latents, (b, f, 4, h, w); a coin plays it backwards
+    x_t  = √ᾱ_t·z + √(1−ᾱ_t)·ε         one t per clip, ε per frame
+    loss = ‖ε_θ(x_t, t, text) − ε‖²    UNetMotionModel: the frozen toy-teacher UNet + the motion module
+
+What learns: the motion module (its output projections start at zero, AnimateDiff's init, so step 0 is the image
+model frame by frame) and one embedding per motion word (``toy.video.MOTION_WORDS``, textual-inversion style). A motion
+module has no text cross-attention: the caption reaches it only through the frozen spatial UNet's features, and a word
+the text encoder never learnt reads as loose bytes. So each motion word is an added token with its own trained
+embedding, appended after the toy tokenizer's 580 ids in ``MOTION_WORDS`` order (exactly what diffusers'
+``load_textual_inversion`` does, which is how the words are loaded beside the adapter: ``WORDS_FILE``); every other
+weight, the existing word embeddings included, stays frozen, so a prompt without a motion word keeps its ids and its
+embedding. 10 % of captions are dropped to "" (the teacher's classifier-free guidance share).
+
+Every random draw of a step (clips, coins, t, ε, posterior samples) comes from a generator that is a function of
+(seed, step), so a run resumed from a checkpoint continues the very same loss curve (same torch thread count).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from ..models.loading import MOTION_WORDS_FILE
+from ..models.presets import WEIGHTS
+from ..toy import video as toy_video
+
+TEACHER = WEIGHTS / "toy-teacher"
+WORDS_FILE = MOTION_WORDS_FILE  # the motion words' embeddings beside the adapter (``models.loading.load_motion_words``)
+CAPTION_DROP = 0.1
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The models.
+
+
+def toy_motion_adapter(
+    seed: int = 0, block_out_channels: tuple[int, ...] = (32, 64, 128), heads: int = 8, max_frames: int = 32
+):
+    """A ``MotionAdapter`` for the toy-teacher's UNet (1 layer a block, as its UNet; a mid-block motion module as
+    AnimateDiff v2; 8 heads, GroupNorm over 16 groups as the UNet's), seeded, with every motion transformer's output
+    projection at zero (AnimateDiff's ``zero_initialize``), so untrained it leaves each frame as the image model
+    draws it. 1.8 M parameters, 7 MB in float32."""
+    from diffusers import MotionAdapter
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        adapter = MotionAdapter(
+            block_out_channels=tuple(block_out_channels),
+            motion_layers_per_block=1,
+            motion_num_attention_heads=heads,
+            motion_norm_num_groups=16,
+            motion_max_seq_length=max_frames,
+            use_motion_mid_block=True,
+        )
+    zero_motion_outputs(adapter)
+    return adapter.eval()
+
+
+def zero_motion_outputs(module: torch.nn.Module) -> int:
+    """Zero the ``proj_out`` of every motion transformer under ``module`` (an adapter or a ``UNetMotionModel``);
+    returns how many. Each is a residual branch, so the module is then an identity."""
+    n = 0
+    for name, sub in module.named_modules():
+        if "motion_modules" in name and name.endswith("proj_out") and isinstance(sub, torch.nn.Linear):
+            torch.nn.init.zeros_(sub.weight)
+            torch.nn.init.zeros_(sub.bias)
+            n += 1
+    return n
+
+
+def add_motion_words(tokenizer, words: tuple[str, ...] = toy_video.MOTION_WORDS) -> list[int]:
+    """Append ``words`` to ``tokenizer`` as added tokens, one by one (diffusers' ``load_textual_inversion`` order);
+    returns their ids (580, 581, … for the toy tokenizer)."""
+    ids = []
+    for word in words:
+        tokenizer.add_tokens(word)
+        ids.append(tokenizer.convert_tokens_to_ids(word))
+    return ids
+
+
+class AppendedEmbedding(torch.nn.Module):
+    """A token embedding whose first rows are frozen (``base``, (V, d)) and whose appended rows (``words``, (n, d))
+    learn: ids < V read the frozen table, ids V … V+n−1 the new words."""
+
+    def __init__(self, base: torch.Tensor, words: torch.Tensor):
+        super().__init__()
+        self.register_buffer("base", base.detach().clone(), persistent=False)
+        self.words = torch.nn.Parameter(words.detach().clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return torch.cat([self.base, self.words])
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight)
+
+
+def init_word_embeddings(base: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """float (n, d): the mean of ``base``'s rows plus seeded noise of their per-dimension std (so each word starts
+    as an average, distinct token; textual inversion starts from a word's embedding)."""
+    gen = torch.Generator().manual_seed(seed)
+    return base.mean(0) + base.std(0) * torch.randn(n, base.shape[1], generator=gen)
+
+
+@dataclass
+class ToyParts:
+    """The frozen toy-teacher pieces and the trainable ones: ``unet`` (a ``UNetMotionModel``: frozen spatial layers,
+    trainable ``motion_modules``), ``text_encoder`` with an ``AppendedEmbedding`` (its ``words`` trainable),
+    ``tokenizer`` (motion words added), ``vae`` (frozen), ``alphas_cumprod`` (float (1000,))."""
+
+    unet: Any
+    text_encoder: Any
+    tokenizer: Any
+    vae: Any
+    alphas_cumprod: torch.Tensor
+    word_ids: list[int] = field(default_factory=list)
+
+    def motion_params(self) -> dict[str, torch.nn.Parameter]:
+        return {n: p for n, p in self.unet.named_parameters() if p.requires_grad}
+
+    @property
+    def words(self) -> torch.nn.Parameter:
+        return self.text_encoder.get_input_embeddings().words
+
+
+def load_toy_parts(adapter, teacher: str | os.PathLike = TEACHER, seed: int = 0) -> ToyParts:
+    """The toy-teacher (float32) with ``adapter`` inserted as a ``UNetMotionModel`` and the motion words appended."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel, UNetMotionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    teacher = Path(teacher)
+    unet2d = UNet2DConditionModel.from_pretrained(teacher / "unet", dtype=torch.float32)
+    unet = UNetMotionModel.from_unet2d(unet2d, adapter)
+    unet.freeze_unet2d_params()  # all but the motion modules
+    unet.eval()  # no dropout or batch statistics anywhere: eval mode changes nothing but states intent
+    text = CLIPTextModel.from_pretrained(teacher / "text_encoder", dtype=torch.float32).eval().requires_grad_(False)
+    tok = CLIPTokenizer.from_pretrained(teacher / "tokenizer")
+    base = text.get_input_embeddings().weight.detach()
+    ids = add_motion_words(tok)
+    if ids != list(range(len(base), len(base) + len(ids))):
+        raise ValueError(f"motion words got ids {ids}, expected them appended after {len(base)}")
+    text.set_input_embeddings(AppendedEmbedding(base, init_word_embeddings(base, len(ids), seed)))
+    vae = AutoencoderKL.from_pretrained(teacher / "vae", dtype=torch.float32).eval().requires_grad_(False)
+    acp = DDPMScheduler.from_pretrained(teacher / "scheduler").alphas_cumprod.float()
+    return ToyParts(unet, text, tok, vae, acp, ids)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Data: clips drawn and encoded once.
+
+
+@torch.no_grad()
+def encode_clips(vae, clips: np.ndarray, chunk: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (n, f, h, w, 3) clips → the VAE posterior's mean and std, float (n, f, 4, h/8, w/8), unscaled."""
+    n, f = clips.shape[:2]
+    x = torch.from_numpy(clips.reshape(n * f, *clips.shape[2:])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    means, stds = [], []
+    for part in x.split(chunk):
+        post = vae.encode(part).latent_dist
+        means.append(post.mean)
+        stds.append(post.std)
+    mean, std = torch.cat(means), torch.cat(stds)
+    return mean.reshape(n, f, *mean.shape[1:]), std.reshape(n, f, *std.shape[1:])
+
+
+@dataclass
+class ClipPool:
+    """Pre-encoded training clips: ``mean``/``std`` float (n, f, 4, h, w) (unscaled posterior), ``captions`` and
+    ``reversed_captions`` (what the clip says played forwards and backwards)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    captions: list[str]
+    reversed_captions: list[str]
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+
+def make_pool(vae, count: int, size: int, seed: int, frames: int = toy_video.FRAMES, log=None) -> ClipPool:
+    """``count`` training clips of the toy video world (none with a held-out caption) at ``size`` px, drawn from
+    ``seed`` and encoded 50 at a time; the same pool for the same arguments."""
+    rng = np.random.default_rng(seed)
+    means, stds, caps, rcaps = [], [], [], []
+    for start in range(0, count, 50):
+        clips = []
+        for _ in range(min(50, count - start)):
+            pixels, spec = toy_video.training_clip(rng, size, frames)
+            clips.append(pixels)
+            caps.append(spec.caption)
+            rcaps.append(toy_video.reversed_spec(spec).caption)
+        m, s = encode_clips(vae, np.stack(clips))
+        means.append(m)
+        stds.append(s)
+        if log:
+            log(f"pool: {start + len(clips)}/{count} clips encoded")
+    return ClipPool(torch.cat(means), torch.cat(stds), caps, rcaps)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The step.
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of one training step: a pure function of (seed, step)."""
+    state = np.random.SeedSequence([seed, step]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
+
+def draw_batch(pool: ClipPool, batch: int, scaling: float, gen: torch.Generator) -> tuple[torch.Tensor, list[str]]:
+    """``batch`` clips from ``pool``: latents float (b, f, 4, h, w) (a posterior sample, times the VAE's scaling:
+    about unit variance), half of them played backwards with their reversed caption, 10 % of captions dropped to
+    "" (for classifier-free guidance)."""
+    picks = torch.randint(0, len(pool), (batch,), generator=gen)
+    back = torch.rand(batch, generator=gen) < 0.5
+    drop = torch.rand(batch, generator=gen) < CAPTION_DROP
+    mean, std = pool.mean[picks], pool.std[picks]
+    z = (mean + std * torch.randn(mean.shape, generator=gen)) * scaling
+    z = torch.where(back.view(-1, 1, 1, 1, 1), z.flip(1), z)
+    caps = [
+        "" if d else (pool.reversed_captions[i] if b else pool.captions[i])
+        for i, b, d in zip(picks.tolist(), back.tolist(), drop.tolist(), strict=True)
+    ]
+    return z, caps
+
+
+def encode_text(text_encoder, tokenizer, captions: list[str]) -> torch.Tensor:
+    """float (b, 77, d): the text encoder's last hidden states for ``captions`` (what the pipelines feed the UNet)."""
+    ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    return text_encoder(ids.to(text_encoder.device))[0]
+
+
+def add_noise(z: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """x_t = √ᾱ_t·z + √(1−ᾱ_t)·ε with one t per clip: z, ε float (b, f, c, h, w), t long (b,)."""
+    a = alphas_cumprod.to(z.device)[t].view(-1, 1, 1, 1, 1)
+    return a.sqrt() * z + (1 - a).sqrt() * eps
+
+
+def predict_eps(unet, x_t: torch.Tensor, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """The motion UNet's ε for clips x_t float (b, f, c, h, w) at t long (b,), text states float (b, 77, d).
+
+    diffusers' ``UNetMotionModel.forward`` takes (b, c, f, h, w) and expects the text states already repeated per
+    frame, (b·f, 77, d): its spatial cross-attention runs on frames as a batch."""
+    f = x_t.shape[1]
+    out = unet(
+        rearrange(x_t, "b f c h w -> b c f h w"), t, encoder_hidden_states=states.repeat_interleave(f, dim=0)
+    ).sample
+    return rearrange(out, "b c f h w -> b f c h w")
+
+
+def motion_loss(unet, z: torch.Tensor, states: torch.Tensor, gen: torch.Generator, alphas_cumprod) -> torch.Tensor:
+    """The epsilon-prediction loss (mean squared error) of clips z float (b, f, c, h, w) under text states
+    (b, 77, d): t ~ U{0 … 999} per clip, ε ~ N(0, 1) per element, both from ``gen``."""
+    t = torch.randint(0, len(alphas_cumprod), (z.shape[0],), generator=gen)
+    eps = torch.randn(z.shape, generator=gen)
+    x_t = add_noise(z, eps.to(z.device), t.to(z.device), alphas_cumprod)
+    return F.mse_loss(predict_eps(unet, x_t, t.to(z.device), states), eps.to(z.device))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The trainer: optimiser, EMA, checkpoints.
+
+
+@dataclass(frozen=True)
+class MotionTrainConfig:
+    """What a run trains with; all but ``steps``/``save_every`` must match to resume (the checkpoint's fingerprint)."""
+
+    size: int = 64
+    batch: int = 4
+    pool: int = 1500
+    lr: float = 5e-4
+    words_lr: float = 5e-3
+    warmup: int = 100
+    weight_decay: float = 1e-2
+    ema: float = 0.999
+    seed: int = 0
+    heads: int = 8
+    steps: int = 6000
+    save_every: int = 100
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("steps", "save_every")}
+
+
+class MotionTrainer:
+    """The live motion module and word embeddings, their AdamW, their EMA (what is exported), the loss history."""
+
+    def __init__(self, parts: ToyParts, cfg: MotionTrainConfig):
+        self.parts, self.cfg = parts, cfg
+        self.params = parts.motion_params()
+        self.optimizer = torch.optim.AdamW(
+            [
+                {"params": list(self.params.values()), "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                {"params": [parts.words], "lr": cfg.words_lr, "weight_decay": 0.0},
+            ]
+        )
+        self.ema = {n: p.detach().clone() for n, p in self.params.items()}
+        self.ema_words = parts.words.detach().clone()
+        self.step = 0
+        self.losses: list[float] = []
+        self.scaling = float(parts.vae.config.scaling_factor)
+
+    def train_step(self, pool: ClipPool) -> float:
+        """One optimiser step on a batch drawn by ``step_generator(seed, step)``; returns the loss."""
+        cfg, parts = self.cfg, self.parts
+        gen = step_generator(cfg.seed, self.step)
+        z, caps = draw_batch(pool, cfg.batch, self.scaling, gen)
+        states = encode_text(parts.text_encoder, parts.tokenizer, caps)
+        loss = motion_loss(parts.unet, z, states, gen, parts.alphas_cumprod)
+        warm = min(1.0, (self.step + 1) / cfg.warmup)  # linear warm-up, then constant: a run can be extended
+        for group, base in zip(self.optimizer.param_groups, (cfg.lr, cfg.words_lr), strict=True):
+            group["lr"] = base * warm
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([*self.params.values(), parts.words], 1.0)
+        self.optimizer.step()
+        self.step += 1
+        decay = min(cfg.ema, (1 + self.step) / (10 + self.step))  # the teacher's EMA warm-up
+        with torch.no_grad():
+            for n, p in self.params.items():
+                self.ema[n].lerp_(p, 1 - decay)
+            self.ema_words.lerp_(parts.words, 1 - decay)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the loss became {value} at step {self.step}")
+        self.losses.append(value)
+        return value
+
+    # Checkpoints ---------------------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "losses": list(self.losses),
+            "config": self.cfg.fingerprint(),
+            "motion": {n: p.detach().clone() for n, p in self.params.items()},
+            "words": self.parts.words.detach().clone(),
+            "ema": {n: v.clone() for n, v in self.ema.items()},
+            "ema_words": self.ema_words.clone(),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        if state["config"] != self.cfg.fingerprint():
+            mine = self.cfg.fingerprint()
+            changed = sorted(k for k in mine if state["config"].get(k) != mine[k])
+            raise ValueError(f"the checkpoint was made with other settings ({', '.join(changed)})")
+        with torch.no_grad():
+            for n, p in self.params.items():
+                p.copy_(state["motion"][n])
+                self.ema[n].copy_(state["ema"][n])
+            self.parts.words.copy_(state["words"])
+            self.ema_words.copy_(state["ema_words"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.losses = int(state["step"]), list(state["losses"])
+
+    def save_checkpoint(self, folder: Path, keep: int = 2) -> Path:
+        """``folder/step_NNNNNN.pt``, written atomically (temporary name, then rename); all but the last ``keep``
+        older ones removed."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{self.step:06d}.pt"
+        atomic_save(self.state(), path)
+        for old in sorted(folder.glob("step_*.pt"))[:-keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def export(self, folder: Path, ema: bool = True) -> Path:
+        """The (EMA) motion module as a ``MotionAdapter`` folder with ``WORDS_FILE`` beside it, swapped in whole (a
+        reader never sees half a folder): what ``load_models(..., motion_adapter=folder)`` loads."""
+        from safetensors.torch import save_file
+
+        weights = self.ema if ema else {n: p.detach() for n, p in self.params.items()}
+        words = self.ema_words if ema else self.parts.words.detach()
+        adapter = adapter_from(self.parts.unet, weights)
+        folder = Path(folder)
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        adapter.save_pretrained(tmp)
+        vocab = toy_video.MOTION_WORDS
+        save_file(
+            {w: words[i].float().contiguous() for i, w in enumerate(vocab)},
+            tmp / WORDS_FILE,
+            metadata={"words": " ".join(vocab)},  # safetensors sorts its keys; the ids follow this order
+        )
+        old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+        return folder
+
+
+def adapter_from(unet, weights: dict[str, torch.Tensor]):
+    """A ``MotionAdapter`` shaped like ``unet``'s motion modules, holding ``weights`` (names as in the UNet)."""
+    from diffusers import MotionAdapter
+
+    cfg = unet.config
+    adapter = MotionAdapter(
+        block_out_channels=tuple(cfg.block_out_channels),
+        motion_layers_per_block=cfg.layers_per_block,
+        motion_num_attention_heads=cfg.motion_num_attention_heads,
+        motion_norm_num_groups=cfg.norm_num_groups,
+        motion_max_seq_length=cfg.motion_max_seq_length,
+        use_motion_mid_block=cfg.use_motion_mid_block,
+    )
+    missing, unexpected = adapter.load_state_dict(weights, strict=False)
+    missing = [k for k in missing if not k.endswith("pos_embed.pe")]  # fixed sinusoids, rebuilt from the config
+    if missing or unexpected:
+        raise ValueError(f"motion weights do not fit the adapter: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    return adapter.eval()
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary name beside ``path``, then rename: a crash leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted(Path(folder).glob("step_*.pt"))
+    return found[-1] if found else None

@@ -1,0 +1,175 @@
+"""The toy video world (``lcm_video.toy.video``) and the motion module's training (``lcm_video.train.motion``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lcm_video.toy import video as tv
+from lcm_video.toy import world
+from lcm_video.train import motion as tm  # torch, diffusers, transformers: imported once, at collection
+
+
+def _centroid(frame: np.ndarray, colour: str) -> np.ndarray:
+    """(x, y) of the pixels within a small distance of ``colour`` in uint8 (h, w, 3)."""
+    mask = np.abs(frame.astype(int) - np.array(world.COLOURS[colour])).sum(-1) < 60
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_clips_are_deterministic():
+    a, sa = tv.random_clip(np.random.default_rng(3), 32)
+    b, sb = tv.random_clip(np.random.default_rng(3), 32)
+    assert sa == sb and np.array_equal(a, b)
+    assert a.shape == (tv.FRAMES, 32, 32, 3) and a.dtype == np.uint8
+
+
+def test_captions_say_what_is_drawn():
+    """Over many seeds: the centroid moves along the captioned direction at the captioned speed, a still shape stays,
+    a growing shape's area grows (pans: ``test_a_pan_slides_the_texture_the_other_way``)."""
+    seen = set()
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        spec = tv.random_clip_spec(rng, 64)
+        if spec.kind == "pan":
+            assert np.ptp(spec.centres(), axis=0).max() == 0  # the camera follows the shape
+            continue
+        clip = tv.draw_clip(spec, rng)
+        seen.add(spec.kind)
+        c0, c1 = _centroid(clip[0], spec.scene.colour), _centroid(clip[-1], spec.scene.colour)
+        per_frame = (c1 - c0) / (spec.frames - 1)
+        if spec.kind == "move":
+            unit = np.array(tv.DIRECTIONS[spec.direction], float)
+            assert f"moving {spec.direction}" in spec.caption
+            assert np.allclose(per_frame, unit * tv.SPEEDS[spec.speed] * 64, atol=0.15), spec.caption
+        elif spec.kind == "still":
+            assert np.abs(per_frame).max() < 0.05, spec.caption
+        else:
+            area = [(np.abs(f.astype(int) - world.COLOURS[spec.scene.colour]).sum(-1) < 60).sum() for f in clip]
+            grew = area[-1] / area[0]
+            assert (grew > 2.0) if spec.kind == "grow" else (grew < 0.5), spec.caption
+            assert {"grow": "growing", "shrink": "shrinking"}[spec.kind] in spec.caption
+    assert seen == set(tv.KINDS) - {"pan"}
+
+
+def test_still_caption_is_the_image_caption():
+    spec = next(s for s in (tv.random_clip_spec(np.random.default_rng(i), 64) for i in range(50)) if s.kind == "still")
+    assert spec.caption == spec.scene.caption
+    assert not any(w in spec.caption.split() for w in tv.MOTION_WORDS)
+
+
+def test_a_pan_slides_the_texture_the_other_way():
+    """ "panning left": the camera turns left, so the picture content moves right in the frame."""
+    rng = np.random.default_rng(1)
+    spec = next(s for s in iter(lambda: tv.random_clip_spec(rng, 64), None) if s.kind == "pan")
+    spec = tv.ClipSpec(spec.scene, "pan", "left", "", (-1.0, 0.0), shape_in_pan=False, size=64)  # 1 px a frame
+    clip = tv.draw_clip(spec, np.random.default_rng(0)).astype(float)
+    shift = spec.frames - 1
+    errs = {d: np.abs(clip[-1][:, 20 + d : 44 + d] - clip[0][:, 20:44]).mean() for d in (-shift, 0, shift)}
+    assert min(errs, key=errs.get) == shift  # content moved right by the pan's travel
+    assert spec.caption == "a texture panning left"
+
+
+def test_reversed_spec_and_held_out():
+    rng = np.random.default_rng(2)
+    spec = next(s for s in iter(lambda: tv.random_clip_spec(rng, 64), None) if s.kind == "move")
+    back = tv.reversed_spec(spec)
+    assert np.allclose(back.centres(), spec.centres()[::-1])
+    assert tv.reversed_spec(back).caption == spec.caption
+    captions = [tv.random_clip_spec(np.random.default_rng(i), 64).caption for i in range(300)]
+    share = np.mean([tv.held_out(c) for c in captions])
+    assert 0.03 < share < 0.2
+    assert all(not tv.held_out(tv.training_clip(np.random.default_rng(i), 32, 2)[1].caption) for i in range(5))
+
+
+def test_motion_words_are_appended():
+    """The motion words get the ids after the toy tokenizer's 580, in order; every image caption keeps its ids."""
+    from transformers import CLIPTokenizer
+
+    from lcm_video.models.presets import WEIGHTS
+
+    tok = CLIPTokenizer.from_pretrained(WEIGHTS / "toy-teacher" / "tokenizer")
+    rng = np.random.default_rng(0)
+    captions = [world.random_picture(rng, 32)[1] for _ in range(40)]
+    before = [tok(c).input_ids for c in captions]
+    ids = tm.add_motion_words(tok)
+    assert ids == list(range(580, 580 + len(tv.MOTION_WORDS)))
+    assert [tok(c).input_ids for c in captions] == before
+    assert tok("a red circle moving up left quickly on a blue background").input_ids[4:8] == [580, 583, 581, 586]
+    assert tv.VIDEO_WORDS[: len(world.WORDS)] == world.WORDS
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    return tm.load_toy_parts(tm.toy_motion_adapter(heads=2, max_frames=8))
+
+
+def test_zero_initialised_module_is_the_image_model(parts):
+    """AnimateDiff's init: with the output projections at zero, the motion UNet gives each frame the 2D UNet's ε."""
+    from diffusers import UNet2DConditionModel
+
+    unet2d = UNet2DConditionModel.from_pretrained(tm.TEACHER / "unet", dtype=torch.float32).eval()
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 3, 4, 4, 4, generator=gen)
+    states = tm.encode_text(parts.text_encoder, parts.tokenizer, ["a red circle on a blue background"])
+    with torch.no_grad():
+        got = tm.predict_eps(parts.unet, x, torch.tensor([500]), states)
+        want = unet2d(x[0], torch.tensor([500] * 3), encoder_hidden_states=states.expand(3, -1, -1)).sample
+    assert torch.allclose(got[0], want, atol=1e-5)
+
+
+def _small_pool(parts):
+    return tm.make_pool(parts.vae, 2, 32, seed=0, frames=4)
+
+
+def test_training_steps_run_and_resume_bit_identically(parts, tmp_path):
+    pool = _small_pool(parts)
+    assert pool.mean.shape == (2, 4, 4, 4, 4)
+    cfg = tm.MotionTrainConfig(size=32, batch=2, pool=2, warmup=2, heads=2)
+    start = {n: p.detach().clone() for n, p in parts.motion_params().items()}
+    words0 = parts.words.detach().clone()
+    trainer = tm.MotionTrainer(parts, cfg)
+    trainer.train_step(pool)
+    ckpt = trainer.save_checkpoint(tmp_path / "ckpt")
+    trainer.train_step(pool)
+    first = trainer.state()
+    assert all(np.isfinite(first["losses"])) and len(first["losses"]) == 2
+    assert not torch.equal(first["words"], words0)  # the motion words learn
+    frozen_text = parts.text_encoder.get_input_embeddings().base
+    assert frozen_text.requires_grad is False
+    # a fresh trainer on the same parts, rewound to the checkpoint, continues the very same run
+    with torch.no_grad():
+        for n, p in parts.motion_params().items():
+            p.copy_(start[n])
+    again = tm.MotionTrainer(parts, cfg)
+    again.load_state(torch.load(ckpt, weights_only=False))
+    again.train_step(pool)
+    second = again.state()
+    assert second["losses"] == first["losses"]
+    assert all(torch.equal(second["motion"][n], first["motion"][n]) for n in first["motion"])
+    assert all(torch.equal(second["ema"][n], first["ema"][n]) for n in first["ema"])
+    assert torch.equal(second["words"], first["words"])
+    with pytest.raises(ValueError, match="other settings"):
+        tm.MotionTrainer(parts, tm.MotionTrainConfig(size=32, batch=3, pool=2, heads=2)).load_state(second)
+
+
+def test_exported_adapter_loads_with_its_words(parts, tmp_path):
+    """The exported folder loads through ``load_models``: the adapter, and the motion words at the ids training used;
+    a prompt without a motion word gives the same text states as the toy-teacher alone."""
+    import lcm_video
+
+    trainer = tm.MotionTrainer(parts, tm.MotionTrainConfig(size=32, batch=2, pool=3, heads=2))
+    folder = trainer.export(tmp_path / "adapter")
+    assert (folder / tm.WORDS_FILE).is_file()
+    with_words = lcm_video.load_models("toy-teacher", motion_adapter=str(folder), device="cpu", dtype="float32")
+    alone = lcm_video.load_models("toy-teacher", device="cpu", dtype="float32")
+    tok = with_words.pipe.tokenizer
+    assert tok("moving").input_ids[1] == 580
+    emb = with_words.pipe.text_encoder.get_input_embeddings().weight
+    assert torch.equal(emb[580 : 580 + len(tv.MOTION_WORDS)], trainer.ema_words)
+    plain = "a red circle on a blue background"
+    a = tm.encode_text(with_words.pipe.text_encoder, tok, [plain])
+    b = tm.encode_text(alone.pipe.text_encoder, alone.pipe.tokenizer, [plain])
+    assert torch.equal(a, b)

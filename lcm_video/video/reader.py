@@ -190,7 +190,8 @@ def mirrored(path: Path) -> bool:
 def indexable_copy(path: Path) -> Path | None:
     """A copy of ``path``'s video stream that decord can index, for a source it cannot (a GIF): every frame, lossless
     (FFV1 in Matroska), each with its own time (GIF frame delays vary), made once and cached by the source's path, size
-    and modification time under ``$LCM_VIDEO_CACHE/sources``. None when ffmpeg cannot decode it either."""
+    and modification time under ``$LCM_VIDEO_CACHE/sources``. None when ffmpeg cannot decode all of it cleanly either
+    (a truncated or corrupt file stays refused)."""
     from .ffmpeg import ffmpeg_exe
 
     st = path.stat()
@@ -203,7 +204,8 @@ def indexable_copy(path: Path) -> Path | None:
     cmd = [ffmpeg_exe(), "-v", "error", "-y", "-nostdin", "-i", str(path), "-map", "0:v:0", "-an", "-sn"]
     cmd += ["-c:v", "ffv1", "-pix_fmt", "bgr0", "-fps_mode", "passthrough", str(tmp)]
     try:
-        if subprocess.run(cmd, capture_output=True).returncode != 0:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0 or proc.stderr.strip():  # an error on the way: a damaged file, refused as before
             return None
         os.replace(tmp, out)  # whole or not at all: two processes converting at once both end with a whole file
     finally:

@@ -3,7 +3,7 @@ progress from ``load`` to ``done``, and frames written as they come (stylise, ge
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,9 +36,3 @@ def write_frames(
             writer.write(chunk)
             progress.emit("render", len(done), job)
         return writer.close()
-
-
-def chunks_of(frames: Iterator[np.ndarray]) -> Iterator[tuple[range, np.ndarray]]:
-    """Single uint8 (h, w, 3) frames as (frame number, (1, h, w, 3)) chunks, for ``write_frames``."""
-    for i, frame in enumerate(frames):
-        yield range(i, i + 1), frame[None]

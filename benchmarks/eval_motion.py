@@ -9,9 +9,8 @@ motion_adapter=ADAPTER)``, by diffusers' ``AnimateDiffPipeline`` on those very m
 spacing; ``--sampler ddim``, the issue's teacher reference) or by the project's ``lcm_video.generate`` (``--sampler
 generate``: its LCM-form sampler, PNG frames, no compression). Per clip:
 
-- adherence: the share of frames whose main object has the asked colour and shape (``classify`` of
-  ``scripts/eval_toy.py``, imported from there until it moves to ``lcm_video.toy.judge``) on a border of the asked
-  background colour;
+- adherence: the share of frames whose main object has the asked colour and shape (``lcm_video.toy.judge.classify``)
+  on a border of the asked background colour;
 - motion: the object's centroid (the asked colour's largest connected region) per frame; its mean displacement a
   frame, in px at the generated size and scaled to 128 px; "right direction" when the displacement is within 45° of
   the captioned one and at least 1 px a frame at 128 px; still clips: under 0.5 px a frame at 128 px;
@@ -28,7 +27,6 @@ never learnt): how much of the motion reaches the module through the words.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
@@ -41,23 +39,9 @@ import torch
 
 from lcm_video.toy import video as tv
 from lcm_video.toy import world
+from lcm_video.toy.judge import classify
 
-ROOT = Path(__file__).resolve().parent.parent
 KINDS = [*tv.DIRECTIONS, "still", "grow", "shrink"]
-
-
-def _classifier():
-    """``classify(img, background) -> (colour, shape)``: ``lcm_video.toy.judge`` once it exists (another branch moves
-    it there), else ``scripts/eval_toy.py``'s, loaded from its file (scripts/ is not a package)."""
-    try:
-        from lcm_video.toy.judge import classify  # type: ignore[import-not-found]
-
-        return classify
-    except ImportError:
-        spec = importlib.util.spec_from_file_location("_eval_toy", ROOT / "scripts" / "eval_toy.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.classify
 
 
 def eval_prompts(n_kinds: int = len(KINDS), seed: int = 0) -> list[tuple[str, tv.ClipSpec]]:
@@ -272,7 +256,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    classify = _classifier()
     models = load(args.adapter, args.words == "on")
     make = ddim_clip if args.sampler == "ddim" else generate_clip
     rows = []

@@ -19,6 +19,7 @@ from ..core.schedule import FrameSchedules, LCMSchedule
 from ..errors import UserError
 from ..keyframes import Keyframes
 from ..models.container import Models
+from ..options import STYLIZE
 from ..settings.configs import RenderConfig
 from ..temporal.attention import CrossFrameState, processors
 from ..temporal.blend import TemporalBlender
@@ -90,7 +91,7 @@ def window_layout(models: Models, cfg: RenderConfig, frames: int) -> Layout:
         size, overlap = motion_context(models, t.context, t.overlap)
     else:
         size, overlap = balanced_window(frames, t.window or DEFAULT_WINDOW), 0
-    blend = max(t.blend, getattr(t, "pixel_blend", 0.0) if cfg.command == "stylize" else 0.0)
+    blend = max(t.blend, t.pixel_blend if cfg.command == STYLIZE else 0.0)  # generate has no pixel blend
     return Layout(size, overlap, warmup_frames(blend, size if models.motion else 0, overlap))
 
 

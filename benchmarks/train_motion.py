@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from lcm_video.train import motion as tm
+from lcm_video.train.loop import latest_checkpoint
 
 
 def log(msg: str) -> None:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     if args.curve:
-        found = tm.latest_checkpoint(args.out / "checkpoints")
+        found = latest_checkpoint(args.out / "checkpoints")
         losses = torch.load(found, weights_only=False)["losses"] if found else []
         for i in range(0, len(losses), args.curve):
             part = losses[i : i + args.curve]
@@ -104,12 +105,12 @@ def main(argv: list[str] | None = None) -> None:
     trainer = tm.MotionTrainer(parts, cfg)
     ckpts = args.out / "checkpoints"
     if args.resume:
-        found = tm.latest_checkpoint(ckpts)
+        found = latest_checkpoint(ckpts)
         if found is None:
             sys.exit(f"--resume: no checkpoint in {ckpts}; drop --resume to start afresh")
         trainer.load_state(torch.load(found, weights_only=False))
         log(f"resumed from {found.name} (step {trainer.step})")
-    elif tm.latest_checkpoint(ckpts) is not None:
+    elif latest_checkpoint(ckpts) is not None:
         sys.exit(f"{ckpts} has checkpoints: add --resume to continue, or use a new --out")
     pool_file = args.out / "pool.pt"
     key = {"size": cfg.size, "pool": cfg.pool, "seed": cfg.seed}

@@ -30,7 +30,12 @@ KINDS = {
     "strs": "a list of text values",
     "fps": "a frame rate such as 24 or 30000/1001",
     "path": "a path",
+    "text_keys": "FRAME=TEXT keys",
+    "number_keys": "FRAME=NUMBER keys",
 }
+KEYS = ("text_keys", "number_keys")
+"""Keyframed options: a value per output frame, given as ``FRAME=VALUE`` (repeatable) or a YAML mapping, held as a
+sorted tuple of ``(frame, value)`` pairs once coerced, so nothing downstream parses them again."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,11 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     @property
+    def repeatable(self) -> bool:
+        """Given once per value on the command line (``--prompt-at 0=a --prompt-at 24=b``), a line each in the UI."""
+        return self.kind == "strs" or self.kind in KEYS
+
+    @property
     def label(self) -> str:
         """How error messages name it: the flag a user would type."""
         return self.name if self.positional else "--" + self.name.replace("_", "-")
@@ -93,6 +103,8 @@ class Option:
             return "on" if value and not self.cli.startswith("--no-") else "off"
         if self.kind == "strs":
             return ", ".join(value)
+        if self.kind in KEYS:
+            return ", ".join(format_keys(value))
         if isinstance(value, float):
             return f"{value:g}"
         return str(value)
@@ -101,14 +113,56 @@ class Option:
         """A YAML / keyword / command-line value as this option's type, or a one-line UserError naming the option."""
         if value is None:
             return None
+        if self.kind in KEYS:
+            return self._keys(value)
         try:
             return _COERCE[self.kind](value)
         except (TypeError, ValueError, ZeroDivisionError):
             raise UserError(f"{self.label} expects {KINDS[self.kind]}, got {value!r}") from None
 
+    def _keys(self, value: Any) -> tuple[tuple[int, Any], ...]:
+        """``"24=a fox"``, a list of such, a ``{frame: value}`` mapping or ``(frame, value)`` pairs → sorted pairs."""
+        number = self.kind == "number_keys"
+        form = f"{self.metavar or 'FRAME=VALUE'}: a frame number, '=', then " + (
+            "a number, e.g. 48=0.7" if number else "the text, e.g. 24=a fox at night"
+        )
+        if isinstance(value, dict):
+            items = list(value.items())
+        elif isinstance(value, (str, int, float)):
+            items = [value]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise UserError(f"{self.label} expects {form}, got {value!r}")
+        keys: dict[int, Any] = {}
+        for item in items:
+            if isinstance(item, (list, tuple)) and len(item) == 2:
+                head, text = item
+            elif isinstance(item, str) and "=" in item:
+                head, text = item.split("=", 1)
+            else:
+                raise UserError(f"{self.label} {item!r} must be {form}")
+            spec = f"{head}={text}"
+            try:
+                frame = _int(head.strip() if isinstance(head, str) else head)
+                got = _float(text) if number else str(text).strip()
+            except (TypeError, ValueError):
+                raise UserError(f"{self.label} {spec!r} must be {form}") from None
+            if frame < 0 or got == "":
+                raise UserError(f"{self.label} {spec!r} must be {form}")
+            if frame in keys:
+                raise UserError(f"{self.label} gives frame {frame} twice; give each frame once")
+            keys[frame] = got
+        return tuple(sorted(keys.items()))
+
     def check(self, value: Any) -> None:
         """Range, choices and multiple-of limits; a UserError naming the option and the fix."""
         if value is None:
+            return
+        if self.kind == "number_keys":
+            for frame, v in value:
+                if self._out_of_range(v):
+                    raise UserError(f"{self.label} {frame}={v:g}: the value must be {self._bound(v)}")
             return
         if self.choices and value not in self.choices:
             raise UserError(f"{self.label} must be one of {', '.join(self.choices)}, got {value!r}")
@@ -116,19 +170,21 @@ class Option:
             m = self.multiple_of
             lo, hi = max(m, value // m * m), max(m, (value + m - 1) // m * m)
             raise UserError(f"{self.label} must be a positive multiple of {m}, got {value}; try {lo} or {hi}")
-        if self.kind not in ("int", "float"):
+        if self.kind not in ("int", "float") or not self._out_of_range(value):
             return
+        raise UserError(f"{self.label} must be {self._bound(value)}, got {value:g}{self.hint}")
+
+    def _out_of_range(self, value: float) -> bool:
         too_low = self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo))
-        too_high = self.hi is not None and value > self.hi
-        if not (too_low or too_high):
-            return
-        if self.kind == "float" and self.lo is not None and self.hi is not None:
-            bound = f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
-        elif too_low:
-            bound = f"> {self.lo:g}" if self.lo_open else f"at least {self.lo:g}"
-        else:
-            bound = f"at most {self.hi:g}"
-        raise UserError(f"{self.label} must be {bound}, got {value:g}{self.hint}")
+        return too_low or (self.hi is not None and value > self.hi)
+
+    def _bound(self, value: float) -> str:
+        """What an out-of-range ``value`` should have been: ``in (0, 1]``, ``at least 1``, ``at most 50``."""
+        if self.kind in ("float", "number_keys") and self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
+        if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
+            return f"> {self.lo:g}" if self.lo_open else f"at least {self.lo:g}"
+        return f"at most {self.hi:g}"
 
     def help_text(self, command: str) -> str:
         """The ``--help`` line: the help and, where there is one, the default."""
@@ -155,7 +211,11 @@ def option(default: Any = None, help: str = "", **spec: Any) -> Any:
 
 def kind_of(annotation: Any) -> str:
     """The option kind of a field's type annotation (a string under ``from __future__ import annotations``)."""
-    t = str(annotation)
+    t = str(annotation).replace(" ", "")
+    if t.startswith("tuple[tuple[int,str]"):
+        return "text_keys"
+    if t.startswith("tuple[tuple[int,float]"):
+        return "number_keys"
     if "tuple" in t:
         return "strs"
     if "Fraction" in t:
@@ -243,6 +303,11 @@ _COERCE = {
     "fps": parse_fps,
     "path": _str,
 }
+
+
+def format_keys(pairs: Iterable[tuple[int, Any]]) -> tuple[str, ...]:
+    """``((24, "a fox"), (48, 0.7))`` → ``("24=a fox", "48=0.7")``: keys as they are typed."""
+    return tuple(f"{frame}={v:g}" if isinstance(v, float) else f"{frame}={v}" for frame, v in pairs)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

@@ -124,12 +124,19 @@ def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, c
 @pytest.mark.parametrize(
     ("blend", "extra"),
     [
+        # Two in the quick loop (the default path, and cross-frame attention's anchor across segments); the rest in
+        # the full suite, to keep the quick loop under 90 s.
         (0.3, {}),
-        (0.6, {"warp": "none"}),
-        (0.6, {"warp": "flow"}),
+        pytest.param(0.6, {"warp": "none"}, marks=pytest.mark.slow),
+        pytest.param(0.6, {"warp": "flow"}, marks=pytest.mark.slow),
         (0.3, {"cross_frame": "anchor+prev"}),
-        (0.0, {"cross_frame": "anchor+prev"}),  # nothing to warm up, but a later segment still needs the anchor
-        (0.3, {"motion_adapter": "tiny", "context": 8, "overlap": 2, "cross_frame": "anchor+prev"}),
+        # nothing to warm up, but a later segment still needs the anchor
+        pytest.param(0.0, {"cross_frame": "anchor+prev"}, marks=pytest.mark.slow),
+        pytest.param(
+            0.3,
+            {"motion_adapter": "tiny", "context": 8, "overlap": 2, "cross_frame": "anchor+prev"},
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend, extra):
@@ -278,7 +285,7 @@ def test_ctrl_c_says_how_many_segments_were_kept(tmp_path, monkeypatch, capsys):
     assert read_frames(tmp_path / "out" / "fox.mp4").shape[0] == 12
 
 
-@pytest.mark.parametrize("cross", ["off", "anchor+prev"])
+@pytest.mark.parametrize("cross", [pytest.param("off", marks=pytest.mark.slow), "anchor+prev"])
 def test_generate_segments_match_a_continuous_render_with_and_without_cross_frame(tmp_path, cross):
     opts = {"frames": 20, "fps": 8, "context": 8, "overlap": 2, "cross_frame": cross}
     job = {"name": "g", "mode": "generate", "prompt": "a fox", "output": "g.mp4", **opts}

@@ -13,7 +13,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors", "choices", "events", "notices", "files"),
     ("options", "toy", "keyframes"),
     ("core",),
-    ("temporal",),
+    ("temporal", "control"),
     ("models",),
     ("video",),
     ("record",),

@@ -226,3 +226,45 @@ def test_a_config_is_checked_when_it_is_made():
     with pytest.raises(UserError, match="--strength must be"):
         StylizeConfig.make(strength=0.5).replace(strength=0)
     assert StylizeConfig.make(strength=0.3).sampling.strength == 0.3
+
+
+def test_keyframed_options_are_parsed_once_by_their_kind_in_every_form_a_user_writes():
+    """``--prompt-at`` / ``--strength-at`` become sorted (frame, value) pairs when the config is made, from flags,
+    a YAML mapping or list, or a record's JSON pairs; everything downstream reads the pairs."""
+    import json
+
+    import yaml
+
+    from lcm_video.errors import UserError
+    from lcm_video.options import format_keys
+    from lcm_video.settings.configs import StylizeConfig
+    from lcm_video.settings.parts import SETTINGS
+    from lcm_video.ui.widgets import changed, command_line
+
+    want = ((0, "a fox"), (24, "a fox at night"))
+    for given in (
+        ("24=a fox at night", "0=a fox"),  # flags, any order
+        {24: "a fox at night", 0: "a fox"},  # a YAML mapping
+        [[0, "a fox"], [24, "a fox at night"]],  # a record's JSON
+        want,
+    ):
+        assert StylizeConfig.make(prompt_at=given).prompt.prompt_at == want
+    cfg = StylizeConfig.make(prompt="x", prompt_at=want, strength_at={"48": "0.7", 0: 0.3})
+    assert cfg.sampling.strength_at == ((0, 0.3), (48, 0.7))
+    assert format_keys(cfg.sampling.strength_at) == ("0=0.3", "48=0.7")
+    # The YAML the UI saves and the command it shows read back to the same pairs.
+    saved = yaml.safe_load(yaml.safe_dump(changed(cfg)))
+    assert StylizeConfig.make(**saved).prompt.prompt_at == want
+    assert "--prompt-at '24=a fox at night'" in command_line(cfg, "in.mp4", "out.mp4")
+    assert StylizeConfig.make(**json.loads(json.dumps(cfg.flat()))).flat() == cfg.flat()
+    opt = SETTINGS["strength_at"]
+    for bad, msg in (
+        ("24", "--strength-at '24' must be FRAME=S: a frame number"),
+        ("x=0.5", "--strength-at 'x=0.5' must be FRAME=S"),
+        ("-1=0.5", "must be FRAME=S"),
+        (("4=0.5", "4=0.6"), "gives frame 4 twice"),
+    ):
+        with pytest.raises(UserError, match=msg):
+            opt.coerce(bad)
+    with pytest.raises(UserError, match=r"--strength-at 4=1.5: the value must be in \(0, 1\]"):
+        StylizeConfig.make(strength_at=("4=1.5",))

@@ -254,7 +254,7 @@ def test_strength_keyframes_give_each_frame_its_own_schedule(tiny_models, videos
     assert np.abs(lo[5:] - hi[5:]).max() > 10  # the control: the strengths differ
     base = ["stylize", str(src), "-o", str(tmp_path / "x.mp4"), "-p", "x", "--model", "tiny", "-q"]
     for extra, expect in (
-        (["--strength-at", "5=1.5"], "must be FRAME=S with S in (0, 1]"),
+        (["--strength-at", "5=1.5"], "--strength-at 5=1.5: the value must be in (0, 1]"),
         (["--strength-at", "5=0.05"], "raise --strength"),
         (["--strength-at", "5=0.5", "--motion-adapter", "tiny"], "not with --motion-adapter"),
     ):

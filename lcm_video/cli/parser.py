@@ -79,7 +79,7 @@ def _add(group, opt: Option, command: str) -> None:
         kw["action"] = "store_false" if opt.default is True else "store_true"
     else:
         kw["metavar"] = opt.metavar or opt.name.upper()
-        if opt.kind == "strs":
+        if opt.repeatable:
             kw["action"] = "append"
         if opt.required:
             kw["required"] = True

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..keyframes import Keyframes
 from ..settings.configs import GenerateConfig, StylizeConfig
-from ..settings.keyframes import parse_prompt_at, parse_strength_at
+from ..settings.keyframes import keyframe_map
 from ..video.plan import FramePlan
 from ..video.reader import VideoInfo, output_size, probe
 from ..video.writer import check_output
@@ -56,10 +56,10 @@ def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: St
     check_upscale(info, size)
     plan = plan_video(info, cfg)
     p, s = cfg.prompt, cfg.sampling
-    prompts = parse_prompt_at(p.prompt_at, len(plan), p.prompt) if p.prompt_at else p.prompt
+    prompts = keyframe_map("--prompt-at", p.prompt_at, len(plan), p.prompt) if p.prompt_at else p.prompt
     strengths = None
     if s.strength_at:
-        strengths = Keyframes(parse_strength_at(s.strength_at, len(plan), s.strength))
+        strengths = Keyframes(keyframe_map("--strength-at", s.strength_at, len(plan), s.strength))
     return Prepared(cfg, out, info, plan, size, prompts, strengths, notes)
 
 
@@ -93,5 +93,5 @@ def prepare_generate(output: str | os.PathLike, cfg: GenerateConfig) -> Prepared
     """Check the output path and plan the clip's frames (``cfg`` resolved: its size is known)."""
     out = check_output(output, (), cfg.output.codec, cfg.output.preset)
     f, p = cfg.frames, cfg.prompt
-    prompts = parse_prompt_at(p.prompt_at, f.frames, p.prompt)
+    prompts = keyframe_map("--prompt-at", p.prompt_at, f.frames, p.prompt)
     return Prepared(cfg, out, None, FramePlan.for_clip(f.frames, f.fps), (f.width, f.height), prompts)

@@ -36,7 +36,7 @@ class PromptConfig:
         doc="what to avoid; classifier-free guidance models with `--guidance` > 1 only (refused elsewhere rather "
         "than ignored)",
     )
-    prompt_at: tuple[str, ...] = option(
+    prompt_at: tuple[tuple[int, str], ...] = option(
         (),
         "prompt from output frame FRAME on, interpolated from the previous key; repeatable (prompt travel)",
         commands=(STYLIZE, GENERATE),
@@ -153,10 +153,13 @@ class SamplingConfig:
         metavar="S",
         doc="in (0, 1]: how far from the source; 0.3–0.6 keeps the layout, 1 ignores it",
     )
-    strength_at: tuple[str, ...] = option(
+    strength_at: tuple[tuple[int, float], ...] = option(
         (),
         "strength from output frame FRAME on, interpolated from the previous key; repeatable",
         commands=(STYLIZE,),
+        lo=0.0,
+        lo_open=True,
+        hi=1.0,
         metavar="FRAME=S",
         doc="strength from output frame FRAME on, linearly interpolated from the previous key (frame 0: "
         "`--strength`); repeatable; each frame keeps its own timesteps (not with `--motion-adapter`)",

@@ -13,7 +13,7 @@ from ..errors import UserError
 from ..models.presets import DEFAULT_MOTION, PRESETS, SMALL_MODELS, motion_preset
 from ..options import GENERATE, STYLIZE
 from .configs import CONFIGS, RenderConfig
-from .keyframes import parse_prompt_at, parse_strength_at
+from .keyframes import keyframe_map
 from .parts import SETTINGS
 
 
@@ -150,12 +150,11 @@ def validate(cfg: RenderConfig) -> RenderConfig:
             for name in ("context", "overlap"):
                 if getattr(t, name) is not None:
                     raise UserError(f"--{name} applies to motion-aware stylise only; add --motion-adapter or drop it")
-        parse_prompt_at(cfg.prompt.prompt_at, None, cfg.prompt.prompt)  # the frame range once the source is known
-        s = cfg.sampling
-        for strength in parse_strength_at(s.strength_at, None, s.strength).values():
+        s = cfg.sampling  # the keys' frame range is checked once the source is known (prepare)
+        for strength in keyframe_map("--strength-at", s.strength_at, None, s.strength).values():
             check_steps_fit(s.steps, strength)
         if cfg.sampling.strength_at and m.motion_adapter is not None:
             raise UserError("--strength-at needs one timestep per frame: not with --motion-adapter (drop one)")
     else:
-        parse_prompt_at(cfg.prompt.prompt_at, f.frames, cfg.prompt.prompt)
+        keyframe_map("--prompt-at", cfg.prompt.prompt_at, f.frames, cfg.prompt.prompt)
     return cfg

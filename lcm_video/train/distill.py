@@ -39,6 +39,7 @@ from ..models.device import pick_device
 from ..settings.distill import LORA_TARGETS, DistillConfig, resolve_distill
 from .consistency import DDIMSolver, boundary_scalings, guided, huber, predicted_eps, predicted_x0
 from .data import Sample, load_pixels, open_dataset
+from .loop import atomic_save, keep_last, latest_checkpoint
 
 W_EMBEDDING = 256  # the full student's guidance-embedding width, as LCM Dreamshaper's time_cond_proj_dim
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -280,7 +281,7 @@ def _fingerprint(cfg: DistillConfig) -> dict[str, Any]:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     try:
-        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+        atomic_save(obj, path)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise UserError(
@@ -294,14 +295,8 @@ def save_checkpoint(folder: Path, step: int, trainer: _Trainer, losses: list[flo
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"step_{step:06d}.pt"
     _atomic_save({"step": step, "losses": losses, "config": _fingerprint(cfg), **trainer.state()}, path)
-    for old in sorted(folder.glob("step_*.pt"))[:-2]:
-        old.unlink(missing_ok=True)
+    keep_last(folder, 2)
     return path
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("step_*.pt"))
-    return found[-1] if found else None
 
 
 # --------------------------------------------------------------------------------------------------------------------

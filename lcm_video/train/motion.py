@@ -38,6 +38,7 @@ from einops import rearrange
 from ..models.loading import MOTION_WORDS_FILE
 from ..models.presets import WEIGHTS
 from ..toy import video as toy_video
+from .loop import atomic_save, ema_decay, keep_last, step_generator
 
 TEACHER = WEIGHTS / "toy-teacher"
 WORDS_FILE = MOTION_WORDS_FILE  # the motion words' embeddings beside the adapter (``models.loading.load_motion_words``)
@@ -216,12 +217,6 @@ def make_pool(vae, count: int, size: int, seed: int, frames: int = toy_video.FRA
 # The step.
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The generator of one training step: a pure function of (seed, step)."""
-    state = np.random.SeedSequence([seed, step]).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
-
-
 def draw_batch(pool: ClipPool, batch: int, scaling: float, gen: torch.Generator) -> tuple[torch.Tensor, list[str]]:
     """``batch`` clips from ``pool``: latents float (b, f, 4, h, w) (a posterior sample, times the VAE's scaling:
     about unit variance), half of them played backwards with their reversed caption, 10 % of captions dropped to
@@ -330,7 +325,7 @@ class MotionTrainer:
         torch.nn.utils.clip_grad_norm_([*self.params.values(), parts.words], 1.0)
         self.optimizer.step()
         self.step += 1
-        decay = min(cfg.ema, (1 + self.step) / (10 + self.step))  # the teacher's EMA warm-up
+        decay = ema_decay(self.step, cfg.ema)
         with torch.no_grad():
             for n, p in self.params.items():
                 self.ema[n].lerp_(p, 1 - decay)
@@ -375,8 +370,7 @@ class MotionTrainer:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step_{self.step:06d}.pt"
         atomic_save(self.state(), path)
-        for old in sorted(folder.glob("step_*.pt"))[:-keep]:
-            old.unlink(missing_ok=True)
+        keep_last(folder, keep)
         return path
 
     def export(self, folder: Path, ema: bool = True) -> Path:
@@ -423,18 +417,3 @@ def adapter_from(unet, weights: dict[str, torch.Tensor]):
     if missing or unexpected:
         raise ValueError(f"motion weights do not fit the adapter: missing {missing[:3]}, unexpected {unexpected[:3]}")
     return adapter.eval()
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary name beside ``path``, then rename: a crash leaves the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = sorted(Path(folder).glob("step_*.pt"))
-    return found[-1] if found else None

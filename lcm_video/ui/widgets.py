@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..options import GENERATE, STYLIZE, Option
+from ..options import GENERATE, KEYS, STYLIZE, Option, format_keys
 from ..settings.configs import CONFIGS
 from ..settings.parts import SETTINGS
 
@@ -52,6 +52,8 @@ def hint(opt: Option, command: str, value: Any = None) -> str:
 def ui_value(opt: Option, command: str, value: Any = None) -> Any:
     """An option's value as its component holds it: lists as lines, a frame rate as text, no value as empty."""
     value = opt.default_for(command) if value is None else value
+    if opt.kind in KEYS:
+        return "\n".join(format_keys(value or ()))
     if opt.kind == "strs":
         return "\n".join(value or ())
     if opt.kind == "fps":
@@ -78,7 +80,7 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
     if opt.kind in ("int", "float") and opt.default_for(command) is not None:
         return gr.Number(precision=0 if opt.kind == "int" else None, minimum=opt.lo, maximum=opt.hi, **kw)
     placeholder = opt.default_text(command) or (opt.metavar or "")  # a derived default says what it derives from
-    if opt.kind == "strs":
+    if opt.repeatable:
         return gr.Textbox(lines=2, placeholder=f"one {opt.metavar or 'value'} per line", **kw)
     return gr.Textbox(placeholder=placeholder, **kw)
 
@@ -93,7 +95,7 @@ def to_options(command: str, values: dict[str, Any]) -> dict[str, Any]:
         if opt is None or command not in opt.commands:
             out[name] = value
             continue
-        if opt.kind == "strs":
+        if opt.repeatable:
             lines = value.splitlines() if isinstance(value, str) else list(value or ())
             value = tuple(s.strip() for s in lines if str(s).strip())
         elif isinstance(value, str) and not value.strip() and opt.default_for(command) in (None, ()):
@@ -116,6 +118,8 @@ def changed(cfg) -> dict[str, Any]:
             continue
         if isinstance(value, Fraction):
             value = str(value) if value.denominator != 1 else value.numerator
+        if SETTINGS[name].kind in KEYS:
+            value = dict(value)  # YAML's natural form: {24: a fox at night}
         out[name] = list(value) if isinstance(value, tuple) else value
     return out
 
@@ -130,8 +134,8 @@ def command_line(cfg, source: str | None, output: str) -> str:
         opt = SETTINGS[name]
         if opt.kind == "bool":
             argv.append(opt.cli)  # a changed switch is the flag itself (--fast, or --no-audio)
-        elif opt.kind == "strs":
-            for item in value:
+        elif opt.repeatable:
+            for item in format_keys(value.items()) if opt.kind in KEYS else value:
                 argv += [opt.cli, str(item)]
         else:
             argv += [opt.cli, str(value)]

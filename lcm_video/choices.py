@@ -11,6 +11,7 @@ FUSE = ("flat", "linear", "pyramid")  # how two windows' shared frames are cross
 WARP = ("none", "flow")
 CROSS_FRAME = ("off", "anchor", "anchor+prev")
 FLOW = ("dis", "farneback")  # optical flow estimators (OpenCV)
+CONTROL_TYPES = ("canny", "tile", "depth", "softedge", "lineart", "openpose")  # ControlNet kinds with an annotator
 DEFAULT_WINDOW = 16  # frames per 2D UNet batch: 12 frames at batch 12 run 7% faster per frame than 2 x 6 on CPU
 DEFAULT_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-frame clips
 

@@ -32,10 +32,30 @@ KINDS = {
     "path": "a path",
     "text_keys": "FRAME=TEXT keys",
     "number_keys": "FRAME=NUMBER keys",
+    "named": "NAME=VALUE pairs",
+    "scaled": "NAME[:SCALE] values",
 }
-KEYS = ("text_keys", "number_keys")
-"""Keyframed options: a value per output frame, given as ``FRAME=VALUE`` (repeatable) or a YAML mapping, held as a
-sorted tuple of ``(frame, value)`` pairs once coerced, so nothing downstream parses them again."""
+
+
+@dataclass(frozen=True)
+class PairKind:
+    """A kind whose value is a sorted tuple of ``(key, value)`` pairs, typed ``KEY<sep>VALUE`` (repeatable) or given
+    as a YAML mapping: parsed once, when a config is made, so nothing downstream parses them again."""
+
+    sep: str
+    key: type  # int: an output frame number; str: a name
+    value: type  # str or float
+    example: str
+    optional_value: bool = False  # ``canny`` means ``canny:1``
+
+
+PAIRS: dict[str, PairKind] = {
+    "text_keys": PairKind("=", int, str, "24=a fox at night"),
+    "number_keys": PairKind("=", int, float, "48=0.7"),
+    "named": PairKind("=", str, str, "canny=lllyasviel/control_v11p_sd15_canny"),
+    "scaled": PairKind(":", str, float, "canny:0.8", optional_value=True),
+}
+KEYS = tuple(PAIRS)
 
 
 @dataclass(frozen=True)
@@ -104,7 +124,7 @@ class Option:
         if self.kind == "strs":
             return ", ".join(value)
         if self.kind in KEYS:
-            return ", ".join(format_keys(value))
+            return ", ".join(self.format(value))
         if isinstance(value, float):
             return f"{value:g}"
         return str(value)
@@ -120,12 +140,12 @@ class Option:
         except (TypeError, ValueError, ZeroDivisionError):
             raise UserError(f"{self.label} expects {KINDS[self.kind]}, got {value!r}") from None
 
-    def _keys(self, value: Any) -> tuple[tuple[int, Any], ...]:
-        """``"24=a fox"``, a list of such, a ``{frame: value}`` mapping or ``(frame, value)`` pairs → sorted pairs."""
-        number = self.kind == "number_keys"
-        form = f"{self.metavar or 'FRAME=VALUE'}: a frame number, '=', then " + (
-            "a number, e.g. 48=0.7" if number else "the text, e.g. 24=a fox at night"
-        )
+    def _keys(self, value: Any) -> tuple[tuple[Any, Any], ...]:
+        """``"24=a fox"``, a list of such, a ``{key: value}`` mapping or ``(key, value)`` pairs → sorted pairs."""
+        kind = PAIRS[self.kind]
+        what = "a frame number" if kind.key is int else "a name"
+        then = "a number" if kind.value is float else "the text"
+        form = f"{self.metavar or 'KEY' + kind.sep + 'VALUE'}: {what}, {kind.sep!r}, then {then}, e.g. {kind.example}"
         if isinstance(value, dict):
             items = list(value.items())
         elif isinstance(value, (str, int, float)):
@@ -134,35 +154,47 @@ class Option:
             items = list(value)
         else:
             raise UserError(f"{self.label} expects {form}, got {value!r}")
-        keys: dict[int, Any] = {}
+        keys: dict[Any, Any] = {}
         for item in items:
             if isinstance(item, (list, tuple)) and len(item) == 2:
                 head, text = item
-            elif isinstance(item, str) and "=" in item:
-                head, text = item.split("=", 1)
+            elif isinstance(item, str) and kind.sep in item:
+                head, text = item.split(kind.sep, 1)
+            elif isinstance(item, str) and kind.optional_value:
+                head, text = item, 1.0
             else:
                 raise UserError(f"{self.label} {item!r} must be {form}")
-            spec = f"{head}={text}"
+            spec = f"{head}{kind.sep}{text}"
             try:
-                frame = _int(head.strip() if isinstance(head, str) else head)
-                got = _float(text) if number else str(text).strip()
+                key = _int(head.strip() if isinstance(head, str) else head) if kind.key is int else str(head).strip()
+                got = _float(text) if kind.value is float else str(text).strip()
             except (TypeError, ValueError):
                 raise UserError(f"{self.label} {spec!r} must be {form}") from None
-            if frame < 0 or got == "":
+            if (kind.key is int and key < 0) or key == "" or got == "":
                 raise UserError(f"{self.label} {spec!r} must be {form}")
-            if frame in keys:
-                raise UserError(f"{self.label} gives frame {frame} twice; give each frame once")
-            keys[frame] = got
+            if key in keys:
+                name = f"frame {key}" if kind.key is int else repr(key)
+                raise UserError(f"{self.label} gives {name} twice; give each once")
+            keys[key] = got
         return tuple(sorted(keys.items()))
+
+    def format(self, value: Any) -> tuple[str, ...]:
+        """A pair kind's value as it is typed: ``((24, "a fox"),)`` → ``("24=a fox",)``; ``(("canny", 0.8),)`` →
+        ``("canny:0.8",)``."""
+        sep = PAIRS[self.kind].sep
+        return tuple(f"{k}{sep}{v:g}" if isinstance(v, float) else f"{k}{sep}{v}" for k, v in value)
 
     def check(self, value: Any) -> None:
         """Range, choices and multiple-of limits; a UserError naming the option and the fix."""
         if value is None:
             return
-        if self.kind == "number_keys":
-            for frame, v in value:
-                if self._out_of_range(v):
-                    raise UserError(f"{self.label} {frame}={v:g}: the value must be {self._bound(v)}")
+        if self.kind in KEYS:
+            sep = PAIRS[self.kind].sep
+            for key, v in value:
+                if self.choices and key not in self.choices:
+                    raise UserError(f"{self.label}: {key!r} is not one of {', '.join(self.choices)}")
+                if isinstance(v, float) and self._out_of_range(v):
+                    raise UserError(f"{self.label} {key}{sep}{v:g}: the value must be {self._bound(v)}")
             return
         if self.choices and value not in self.choices:
             raise UserError(f"{self.label} must be one of {', '.join(self.choices)}, got {value!r}")
@@ -180,7 +212,7 @@ class Option:
 
     def _bound(self, value: float) -> str:
         """What an out-of-range ``value`` should have been: ``in (0, 1]``, ``at least 1``, ``at most 50``."""
-        if self.kind in ("float", "number_keys") and self.lo is not None and self.hi is not None:
+        if self.kind in ("float", "number_keys", "scaled") and self.lo is not None and self.hi is not None:
             return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}]"
         if self.lo is not None and (value < self.lo or (self.lo_open and value == self.lo)):
             return f"> {self.lo:g}" if self.lo_open else f"at least {self.lo:g}"
@@ -212,10 +244,10 @@ def option(default: Any = None, help: str = "", **spec: Any) -> Any:
 def kind_of(annotation: Any) -> str:
     """The option kind of a field's type annotation (a string under ``from __future__ import annotations``)."""
     t = str(annotation).replace(" ", "")
-    if t.startswith("tuple[tuple[int,str]"):
-        return "text_keys"
-    if t.startswith("tuple[tuple[int,float]"):
-        return "number_keys"
+    pairs = {"int,str": "text_keys", "int,float": "number_keys", "str,str": "named", "str,float": "scaled"}
+    for types, kind in pairs.items():
+        if t.startswith(f"tuple[tuple[{types}]"):
+            return kind
     if "tuple" in t:
         return "strs"
     if "Fraction" in t:
@@ -303,11 +335,6 @@ _COERCE = {
     "fps": parse_fps,
     "path": _str,
 }
-
-
-def format_keys(pairs: Iterable[tuple[int, Any]]) -> tuple[str, ...]:
-    """``((24, "a fox"), (48, 0.7))`` → ``("24=a fox", "48=0.7")``: keys as they are typed."""
-    return tuple(f"{frame}={v:g}" if isinstance(v, float) else f"{frame}={v}" for frame, v in pairs)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

@@ -236,7 +236,6 @@ def test_keyframed_options_are_parsed_once_by_their_kind_in_every_form_a_user_wr
     import yaml
 
     from lcm_video.errors import UserError
-    from lcm_video.options import format_keys
     from lcm_video.settings.configs import StylizeConfig
     from lcm_video.settings.parts import SETTINGS
     from lcm_video.ui.widgets import changed, command_line
@@ -251,7 +250,7 @@ def test_keyframed_options_are_parsed_once_by_their_kind_in_every_form_a_user_wr
         assert StylizeConfig.make(prompt_at=given).prompt.prompt_at == want
     cfg = StylizeConfig.make(prompt="x", prompt_at=want, strength_at={"48": "0.7", 0: 0.3})
     assert cfg.sampling.strength_at == ((0, 0.3), (48, 0.7))
-    assert format_keys(cfg.sampling.strength_at) == ("0=0.3", "48=0.7")
+    assert SETTINGS["strength_at"].format(cfg.sampling.strength_at) == ("0=0.3", "48=0.7")
     # The YAML the UI saves and the command it shows read back to the same pairs.
     saved = yaml.safe_load(yaml.safe_dump(changed(cfg)))
     assert StylizeConfig.make(**saved).prompt.prompt_at == want

@@ -38,12 +38,14 @@ def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
 
     prep, cfg = plan.prep, plan.job.cfg
     if plan.job.mode == GENERATE:
-        gen = ClipGenerator(models, cfg, prep.size, prep.prompts)
+        gen = ClipGenerator(models, cfg, prep.size, prep.prompts, prep.control)
         yield from generated_frames(gen, window_layout(models, cfg, plan.frames), plan.frames, *seg)
         return
     fmap = source_map(cfg, prep)
     layout = window_layout(models, cfg, fmap.rendered)
-    stylizer = Stylizer(models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths)
+    stylizer = Stylizer(
+        models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths, prep.size, prep.control
+    )
     reader = FrameReader(prep.info, prep.size)
     try:
         yield from stylized_frames(stylizer, reader, prep, fmap, layout, *seg)

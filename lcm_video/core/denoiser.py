@@ -46,6 +46,9 @@ class UNetDenoiser:
     classifier-free guidance ``u + g·(c - u)`` in one UNet batch. timestep_cond: (1, E) LCM w-embedding or None; it is
     passed to the motion UNet too, which diffusers' AnimateDiff pipelines never do.
 
+    ``control``: a ``ControlGuide`` (ControlNets) or None; a call then takes the window's control maps, per net
+    (f, 3, H, W) in [0, 1], and the step index ``step`` of ``steps`` (when the nets act).
+
     ``batch`` (2D UNet only): a short window is padded to this many frames and the pad dropped. BLAS kernels round
     differently for different batch sizes (~1e-6), so one fixed shape makes identical inputs give bit-identical
     outputs wherever they fall in the video. A motion UNet is never padded: pad frames would join its temporal
@@ -66,12 +69,21 @@ class UNetDenoiser:
         self.batch = None if self.motion else batch
         self.dtype = unet.dtype
         self.calls = 0  # UNet forward passes, for tests of "steps are steps"
+        self.control = None  # a ``core.control.ControlGuide`` for ``--control``
         self.cross_frame = (
             None  # (CrossFrameState, processors) for ``--cross-frame``: ``temporal.attention.processors``
         )
 
     @torch.inference_mode()
-    def __call__(self, x: torch.Tensor, t: int | torch.Tensor, frames: range | list[int]) -> torch.Tensor:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        t: int | torch.Tensor,
+        frames: range | list[int],
+        step: int = 0,
+        steps: int = 1,
+        control: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         n = x.shape[0]
         x = pad_batch(x, self.batch)
         if isinstance(t, torch.Tensor):  # one timestep per frame (strength keyframes; 2D UNet only)
@@ -89,6 +101,13 @@ class UNetDenoiser:
         else:
             sample = torch.cat(xs)  # (b·f, c, h, w)
         tcond = None if self.tcond is None else self.tcond.expand(sample.shape[0], -1)
+        tt = t.to(dev) if isinstance(t, torch.Tensor) else torch.tensor(t, device=dev)
+        extra = {}
+        if self.control is not None and control is not None:
+            # The maps in the UNet batch's layout: padded as the latents are, once per guidance branch.
+            images = [torch.cat([pad_batch(im, self.batch)] * len(xs)) for im in control]
+            flat = rearrange(sample, "b c f h w -> (b f) c h w") if self.motion else sample
+            extra = self.control.residuals(flat, tt, states, images, step, steps) or {}
         before = None
         if self.cross_frame is not None:
             state, procs = self.cross_frame
@@ -100,10 +119,11 @@ class UNetDenoiser:
                 # One memory layout for every call (the first step's latents come out of the VAE channels-last): the
                 # same strides keep BLAS on one path and let a compiled UNet reuse its graph.
                 sample.to(dev, self.dtype).contiguous(),
-                t.to(dev) if isinstance(t, torch.Tensor) else torch.tensor(t, device=dev),
+                tt,
                 encoder_hidden_states=states.to(dev, self.dtype),
                 timestep_cond=tcond,
                 return_dict=False,
+                **extra,
             )[0]
         finally:
             if before is not None:

@@ -34,6 +34,7 @@ class Models:
     max_context: int | None = None
     compiled: bool = False
     _text_cache: dict = field(default_factory=dict, repr=False)
+    controlnets: dict = field(default_factory=dict, repr=False)  # ControlNets loaded for it, by source
     _openvino: tuple | None = field(default=None, repr=False)
     _openvino_dtype: torch.dtype | None = field(default=None, repr=False)
 

@@ -144,6 +144,36 @@ def load_motion_adapter(source: str, dtype: torch.dtype, unet=None) -> MotionAda
         return MotionAdapter.from_pretrained(source, dtype=dtype).eval()
 
 
+def load_controlnet(source: str, dtype: torch.dtype, unet=None, vae_factor: int = 8):
+    """A ``ControlNetModel`` from a hub id, a diffusers directory or a single checkpoint file (``weights:`` names a
+    folder shipped in the package); ``builtin:tiny`` is built to fit ``unet`` (random weights). Anything that is not
+    a ControlNet is refused in one line."""
+    from diffusers import ControlNetModel
+
+    from .tiny import tiny_controlnet
+
+    if source == "builtin:tiny":
+        return tiny_controlnet(unet, vae_factor).to(dtype=dtype)
+    source = preset_path(source)
+    path = Path(source)
+    _check_exists_if_file("--control-model", source)
+    with _explain_load_errors("ControlNet", source):
+        if path.is_file():
+            if path.suffix not in _WEIGHT_FILE:
+                raise UserError(f"--control-model {source!r} is a file but not a .safetensors/.ckpt checkpoint")
+            return ControlNetModel.from_single_file(str(path), dtype=dtype).eval()
+        if path.is_dir():
+            cfg_file = path / "config.json"
+            if not cfg_file.is_file():
+                raise UserError(f"--control-model {source!r} is a directory without config.json; not a ControlNet")
+            cls_name = json.loads(cfg_file.read_text()).get("_class_name")
+            if cls_name != "ControlNetModel":
+                raise UserError(f"--control-model {source!r} holds a {cls_name}, not a ControlNetModel")
+        elif not _HUB_ID.match(source):
+            raise UserError(f"--control-model {source!r} is not an existing path or a hub id like org/name")
+        return ControlNetModel.from_pretrained(source, dtype=dtype).eval()
+
+
 def load_models(
     model: str = DEFAULT_MODEL,
     lora: tuple[str, ...] | list[str] = (),

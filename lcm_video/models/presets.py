@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import UserError
+
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # small trained models shipped with the package
 
 
@@ -22,7 +24,21 @@ class ModelPreset:
     vae: str | None = None
     size: int = 512
     """The side in pixels it was trained (or built) for: generate's default width and height."""
+    controls: tuple[tuple[str, str], ...] | None = None
+    """Its ControlNet per ``--control`` type (``builtin:``/``weights:``/hub id); None: SD1.5's (``CONTROL_MODELS``)."""
 
+
+CONTROL_MODELS: dict[str, str] = {
+    "canny": "lllyasviel/control_v11p_sd15_canny",
+    "tile": "lllyasviel/control_v11f1e_sd15_tile",
+    "depth": "lllyasviel/control_v11f1p_sd15_depth",
+    "softedge": "lllyasviel/control_v11p_sd15_softedge",
+    "lineart": "lllyasviel/control_v11p_sd15_lineart",
+    "openpose": "lllyasviel/control_v11p_sd15_openpose",
+}
+"""SD1.5's ControlNet v1.1 per ``--control`` type: what an SD1.5-family model (every hub preset) uses."""
+TINY_CONTROLS = tuple((t, "builtin:tiny") for t in CONTROL_MODELS)  # random weights, one per type, for plumbing
+TOY_CONTROLS = (("canny", "weights:toy-canny"),)  # trained here (benchmarks.train_control)
 
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
@@ -46,6 +62,7 @@ PRESETS: dict[str, ModelPreset] = {
             "random weights built in code (LCM w-embedding UNet); abstract output, runs anywhere in seconds",
             guidance=2.0,
             size=64,
+            controls=TINY_CONTROLS,
         ),
         ModelPreset(
             "tiny-lora",
@@ -53,6 +70,7 @@ PRESETS: dict[str, ModelPreset] = {
             "random weights built in code, no w-embedding: LCM-LoRA style, guidance > 1 runs CFG",
             guidance=1.5,
             size=64,
+            controls=TINY_CONTROLS,
         ),
         ModelPreset(
             "toy-teacher",
@@ -60,6 +78,7 @@ PRESETS: dict[str, ModelPreset] = {
             "the toy world's latent diffusion model, trained here (shapes and textures; DDPM, 25-50 steps)",
             guidance=5.0,
             size=128,
+            controls=TOY_CONTROLS,
         ),
         ModelPreset(
             "toy",
@@ -69,6 +88,7 @@ PRESETS: dict[str, ModelPreset] = {
             guidance=1.0,
             lora=("weights:toy/pytorch_lora_weights.safetensors",),
             size=128,
+            controls=TOY_CONTROLS,
         ),
     )
 }
@@ -128,6 +148,23 @@ DEFAULT_MOTION = "animatelcm"
 TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("builtin:"))
 SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base.startswith("weights:"))
 """Models built or trained here, small, which pair with the ``tiny`` motion adapter (built to fit them)."""
+
+
+def control_source(model: str | None, kind: str, overrides: dict[str, str]) -> str:
+    """The ControlNet for ``--control KIND`` with ``--model MODEL``: ``--control-model KIND=ID`` if given, else the
+    model preset's, else SD1.5's (a model that is not a preset is taken to be SD1.5-family)."""
+    if kind in overrides:
+        return overrides[kind]
+    preset = PRESETS.get(model or DEFAULT_MODEL)
+    if preset is None or preset.controls is None:
+        return CONTROL_MODELS[kind]
+    found = dict(preset.controls).get(kind)
+    if found is None:
+        have = ", ".join(dict(preset.controls))
+        raise UserError(
+            f"--control {kind}: model {model!r} has a ControlNet for {have} only; give --control-model {kind}=ID"
+        )
+    return found
 
 
 def preset_path(source: str) -> str:

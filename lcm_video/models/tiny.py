@@ -197,3 +197,27 @@ def sd15_components(seed: int = 0, unet_channels: tuple[int, ...] = SD15_UNET, v
         "taesd": taesd.eval(),
         "adapter": adapter.eval(),
     }
+
+
+def tiny_controlnet(unet, vae_factor: int = 8, seed: int = 0):
+    """A random-weight ``ControlNetModel`` made from ``unet`` (``from_unet``, as real ones start), its conditioning
+    embedding downsampling by ``vae_factor`` (the VAE's, so a map at the frame's size meets the latent's). Its zero
+    convolutions are drawn, not zero: a test of the plumbing needs residuals that change the output."""
+    from diffusers import ControlNetModel
+
+    levels = max(1, vae_factor.bit_length() - 1)  # 8 → 3 stride-2 convolutions
+    if type(unet).__name__ != "UNet2DConditionModel":  # a UNetMotionModel: its spatial shapes are the tiny UNet's
+        unet = tiny_components(seed)["unet"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        # Not copied from the UNet: a w-embedding UNet's time embedding has a ``cond_proj`` a ControlNet lacks (SD1.5
+        # ControlNets run beside LCM checkpoints without the w-embedding, as diffusers' pipelines call them).
+        net = ControlNetModel.from_unet(
+            unet, conditioning_embedding_out_channels=(8,) * levels + (16,), load_weights_from_unet=False
+        )
+        for name, p in net.named_parameters():
+            if name.startswith(
+                ("controlnet_down_blocks", "controlnet_mid_block", "controlnet_cond_embedding.conv_out")
+            ):
+                torch.nn.init.normal_(p, std=0.05)
+    return net.eval()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 from ..errors import UserError
@@ -46,6 +47,7 @@ class Prepared:
     prompts: str | dict[int, str]
     strengths: Keyframes | None = None
     notes: tuple[str, ...] = ()  # what was assumed, for the user (the CLI prints them; the library warns)
+    control: VideoInfo | None = None  # ``--control-video``, probed and checked to last as long as the output
 
 
 def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: StylizeConfig) -> Prepared:
@@ -60,7 +62,29 @@ def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: St
     strengths = None
     if s.strength_at:
         strengths = Keyframes(keyframe_map("--strength-at", s.strength_at, len(plan), s.strength))
-    return Prepared(cfg, out, info, plan, size, prompts, strengths, notes)
+    needs = Fraction(max(plan.sources) + 1) / info.fps  # the source's time the output reaches
+    control, said = probe_control(cfg, size, needs, "the source range")
+    return Prepared(cfg, out, info, plan, size, prompts, strengths, notes + said, control)
+
+
+def probe_control(
+    cfg: StylizeConfig | GenerateConfig, size: tuple[int, int], seconds: Fraction, what: str
+) -> tuple[VideoInfo | None, tuple[str, ...]]:
+    """``--control-video`` probed: it must last ``seconds`` (what the output reads of it); a note when its frames
+    are scaled to the output's size."""
+    path = cfg.control.control_video
+    if not path:
+        return None, ()
+    info = probe(path)
+    have = Fraction(info.frames) / info.fps
+    if have + Fraction(1, 1000) < seconds:
+        raise UserError(
+            f"--control-video {str(path)!r} lasts {float(have):.2f} s ({info.frames} frames at {info.fps} fps); "
+            f"{what} needs {float(seconds):.2f} s: give a longer one, or shorten the render"
+        )
+    if (info.width, info.height) != tuple(size):
+        return info, (f"--control-video is {info.width}x{info.height}: its frames are scaled to {size[0]}x{size[1]}",)
+    return info, ()
 
 
 def probe_source(input: str | os.PathLike, cfg: StylizeConfig) -> tuple[VideoInfo, tuple[str, ...]]:
@@ -94,4 +118,6 @@ def prepare_generate(output: str | os.PathLike, cfg: GenerateConfig) -> Prepared
     out = check_output(output, (), cfg.output.codec, cfg.output.preset)
     f, p = cfg.frames, cfg.prompt
     prompts = keyframe_map("--prompt-at", p.prompt_at, f.frames, p.prompt)
-    return Prepared(cfg, out, None, FramePlan.for_clip(f.frames, f.fps), (f.width, f.height), prompts)
+    size = (f.width, f.height)
+    control, notes = probe_control(cfg, size, Fraction(f.frames) / f.fps, f"{f.frames} frames at {f.fps} fps")
+    return Prepared(cfg, out, None, FramePlan.for_clip(f.frames, f.fps), size, prompts, notes=notes, control=control)

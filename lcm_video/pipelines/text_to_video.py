@@ -23,7 +23,9 @@ from ..record import make_record
 from ..settings.configs import GenerateConfig
 from ..settings.resolve import resolve
 from ..video.plan import window_schedule
+from ..video.reader import VideoInfo
 from ..video.writer import VideoWriter
+from .control import ControlMaps
 from .loader import models_for
 from .prepare import Prepared, prepare_generate
 from .shell import render_shell, write_frames
@@ -36,7 +38,12 @@ class ClipGenerator:
     ``{frame: text}`` (``Prepared.prompts``)."""
 
     def __init__(
-        self, models: Models, cfg: GenerateConfig, size: tuple[int, int], prompts: str | dict[int, str] | None = None
+        self,
+        models: Models,
+        cfg: GenerateConfig,
+        size: tuple[int, int],
+        prompts: str | dict[int, str] | None = None,
+        control_video: VideoInfo | None = None,
     ):
         if not models.motion:
             raise UserError("generate needs a motion adapter; load the models with --motion-adapter")
@@ -44,9 +51,15 @@ class ClipGenerator:
         self.sampler = WindowSampler(models, cfg, prompts=prompts, strength=1.0, batch=None)
         self.codec = make_codec(models, None)
         self.shape = latent_shape(models, size)
+        self.fps = cfg.frames.fps
+        self.control = None
+        if cfg.control.control:  # ``control_video``: the maps (``Prepared.control``), read by time
+            self.control = ControlMaps(models, cfg, size, control_video)
+            self.sampler.denoiser.control = self.control.guide
 
     def window(self, indices: range, emit: range) -> np.ndarray:
-        return self.codec.decode_frames(self.sampler.sample(None, indices, emit, self.shape))
+        maps = self.control.maps(None, [float(k / self.fps) for k in indices]) if self.control else None
+        return self.codec.decode_frames(self.sampler.sample(None, indices, emit, self.shape, control=maps))
 
 
 def generated_frames(
@@ -97,7 +110,7 @@ def generate(
         # 2. Load the models (or take the caller's).
         models = models_for(cfg.model, models)
         # 3. The render's state: the window layout (the motion context) and the generator.
-        generator = ClipGenerator(models, cfg, prep.size, prep.prompts)
+        generator = ClipGenerator(models, cfg, prep.size, prep.prompts, prep.control)
         layout = window_layout(models, cfg, total)
         record = make_record(GENERATE, cfg.flat(), ran=[models.runtime])
         writer = VideoWriter(

@@ -26,8 +26,9 @@ from ..temporal.flow import FlowEstimator
 from ..temporal.motion import PixelBlender, SourceMotion
 from ..video import similarity
 from ..video.plan import FrameMap, window_schedule
-from ..video.reader import FrameReader
+from ..video.reader import FrameReader, VideoInfo
 from ..video.writer import VideoWriter
+from .control import ControlMaps
 from .loader import models_for
 from .prepare import Prepared, prepare_stylize
 from .shell import render_shell, write_frames
@@ -54,6 +55,8 @@ class Stylizer:
         batch: int | None = None,
         prompts: str | dict[int, str] | None = None,
         strengths: Keyframes | None = None,
+        size: tuple[int, int] | None = None,
+        control_video: VideoInfo | None = None,
     ):
         t = cfg.temporal
         batch = batch or t.window or DEFAULT_WINDOW
@@ -65,6 +68,12 @@ class Stylizer:
         flow = t.warp == "flow" and (t.blend > 0 or t.pixel_blend > 0)
         self.motion = SourceMotion(FlowEstimator("dis"), vae_factor(models)) if flow else None
         self.pixels = PixelBlender(t.pixel_blend) if t.pixel_blend > 0 else None
+        self.control = None
+        if cfg.control.control:  # maps annotated from each window's frames, or read from ``control_video``
+            if size is None:
+                raise ValueError("--control needs the output size: Stylizer(..., size=(w, h))")
+            self.control = ControlMaps(models, cfg, size, control_video)
+            self.sampler.denoiser.control = self.control.guide
         self._next = 0  # the position ``stream`` renders next
 
     def reset(self) -> None:
@@ -76,15 +85,22 @@ class Stylizer:
                 part.reset()
 
     def window(
-        self, frames: np.ndarray, indices: range, emit: range | None = None, noise_keys: list[int] | None = None
+        self,
+        frames: np.ndarray,
+        indices: range,
+        emit: range | None = None,
+        noise_keys: list[int] | None = None,
+        at: list[float] | None = None,
     ) -> np.ndarray:
         emit = indices if emit is None else emit
+        # 0. the ControlNets' maps: annotated from the frames, or the control video's at times ``at`` (seconds)
+        maps = self.control.maps(frames, at or []) if self.control is not None else None
         # 1. the flows first, so the pool computes them while the VAE encodes and the first UNet call runs
         motion = self.motion.window(frames, indices) if self.motion is not None else None
         # 2. encode: uint8 frames become float32 latents (f, c, h/8, w/8)
         latents = self.codec.encode_frames(frames)
         # 3. sample: noise to the first timestep, the LCM steps with blending; x0 of the emitted frames
-        x0 = self.sampler.sample(latents, indices, emit, tuple(latents.shape[1:]), noise_keys, motion)
+        x0 = self.sampler.sample(latents, indices, emit, tuple(latents.shape[1:]), noise_keys, motion, maps)
         # 4. decode to uint8, then pull each frame toward the previous output frame
         out = self.codec.decode_frames(x0)
         return self.pixels(out, emit, motion) if self.pixels is not None else out
@@ -128,19 +144,21 @@ def stylized_frames(
     frame_of = fmap.first_frames  # the output frame each position stands for: the first that shows it
     keyed = fmap.rendered < len(fmap.shows)  # noise keyed on output frames, not positions
 
-    def read(at: range) -> tuple[np.ndarray, list[int] | None]:
-        frames = reader.read([prep.plan.sources[frame_of[p]] for p in at])  # uint8 (f, h, w, 3)
-        return frames, [frame_of[p] for p in at] if keyed else None
+    def read(at: range) -> tuple[np.ndarray, list[int] | None, list[float]]:
+        sources = [prep.plan.sources[frame_of[p]] for p in at]
+        frames = reader.read(sources)  # uint8 (f, h, w, 3)
+        seconds = [float(i / prep.info.fps) for i in sources]  # where --control-video is read
+        return frames, [frame_of[p] for p in at] if keyed else None, seconds
 
     warm = layout.warm if positions.start > 0 else 0
     if stylizer.sampler.needs_anchor(positions.start - warm):
         first = range(0, min(layout.size if stylizer.sampler.models.motion else 1, fmap.rendered))
-        frames, keys = read(first)
-        stylizer.window(frames, first, range(0, 1), keys)
+        frames, keys, seconds = read(first)
+        stylizer.window(frames, first, range(0, 1), keys, seconds)
         stylizer.reset()
     for step in window_schedule(positions.start, positions.stop, layout.size, layout.overlap, warm, fmap.rendered):
-        frames, keys = read(step.frames)
-        out = stylizer.window(frames, step.frames, step.emit, keys)
+        frames, keys, seconds = read(step.frames)
+        out = stylizer.window(frames, step.frames, step.emit, keys, seconds)
         if len(step.keep):
             done, offsets = fmap.expand(step.keep, start, stop)
             kept = out[step.keep.start - step.emit.start : step.keep.stop - step.emit.start]
@@ -189,7 +207,9 @@ def stylize(
         # 3. The render's state: which frames are rendered, the window layout, the stylizer.
         fmap = source_map(cfg, prep)
         layout = window_layout(models, cfg, fmap.rendered)
-        stylizer = Stylizer(models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths)
+        stylizer = Stylizer(
+            models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths, prep.size, prep.control
+        )
         reader = FrameReader(prep.info, prep.size)
         writer = VideoWriter(
             prep.output,

@@ -192,6 +192,7 @@ class WindowSampler:
         shape: tuple[int, int, int],
         noise_keys: list[int] | None = None,
         motion: dict | None = None,
+        control: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Sample output frames ``indices``; returns float32 x0 latents (e, c, h, w) of those in ``emit``.
 
@@ -199,6 +200,7 @@ class WindowSampler:
         (text-to-video: the start is pure noise, as diffusers' LCM text pipelines do). ``noise_keys``: the frame
         numbers the noise is keyed on, when ``indices`` are positions among rendered frames rather than output frames.
         ``motion``: {index: LatentMotion from the previous frame} for motion-compensated blending (``--warp flow``).
+        ``control``: per ControlNet, the maps of ``indices``, float (f, 3, H, W) in [0, 1] (``--control``).
         """
         if self.noise is None:
             self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
@@ -209,8 +211,9 @@ class WindowSampler:
         cross = self.cross
         if cross is not None:
             cross.start_window(indices, carry=emit.stop - 1)  # emit ends where the next window starts
+        steps = iter(range(len(schedule)))  # the sampler calls the model once per step, in order
         x0 = sample(
-            lambda x, t: self.denoiser(x, t, frames),
+            lambda x, t: self.denoiser(x, t, frames, next(steps), len(schedule), control),
             x,
             schedule,
             eps,

@@ -1,4 +1,4 @@
-"""The composed configs: ``RenderConfig`` is the six parts, ``StylizeConfig`` and ``GenerateConfig`` the same with
+"""The composed configs: ``RenderConfig`` is the seven parts, ``StylizeConfig`` and ``GenerateConfig`` the same with
 their command's defaults; ``setting(command, key)`` finds a flat option of a command, with "did you mean"."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from ..options import GENERATE, STYLIZE, Option, did_you_mean
 from .parts import (
     PARTS,
     SETTINGS,
+    ControlConfig,
     FramesConfig,
     ModelConfig,
     OutputConfig,
@@ -41,6 +42,7 @@ class RenderConfig:
     temporal: TemporalConfig | None = None
     frames: FramesConfig | None = None
     output: OutputConfig | None = None
+    control: ControlConfig | None = None
 
     def __post_init__(self) -> None:
         for name, part in PARTS.items():

@@ -117,7 +117,35 @@ def _needs_torch(cfg: RenderConfig) -> str | None:
         return "--backend openvino computes in float32 or bfloat16 on a CPU; use --dtype bfloat16"
     if cfg.temporal.cross_frame != "off":
         return "--cross-frame changes the torch UNet's attention per call; use it with --backend torch"
+    if cfg.control.control:
+        return "--control adds ControlNet residuals to the torch UNet; use it with --backend torch"
     return None
+
+
+def _check_control(cfg: RenderConfig) -> None:
+    """The rules between the ``--control`` options."""
+    c = cfg.control
+    kinds = [k for k, _ in c.control]
+    if not kinds:
+        for name in ("control_model", "control_video"):
+            if getattr(c, name):
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} is for a ControlNet: add --control TYPE (e.g. --control canny)")
+        return
+    stray = [k for k, _ in c.control_model if k not in kinds]
+    if stray:
+        raise UserError(f"--control-model {stray[0]}=…: there is no --control {stray[0]}; add it or drop the model")
+    if c.control_start >= c.control_end:
+        raise UserError(
+            f"--control-start ({c.control_start:g}) must be before --control-end ({c.control_end:g}): "
+            "no step would be guided"
+        )
+    if c.canny_low > c.canny_high:
+        raise UserError(f"--canny-low ({c.canny_low}) must be at most --canny-high ({c.canny_high})")
+    if c.control_video and len(kinds) > 1:
+        raise UserError("--control-video gives the maps of one ControlNet; give one --control with it")
+    if cfg.command == GENERATE and not c.control_video:
+        raise UserError("generate has no source to annotate: give the control maps with --control-video FILE")
 
 
 def validate(cfg: RenderConfig) -> RenderConfig:
@@ -137,6 +165,7 @@ def validate(cfg: RenderConfig) -> RenderConfig:
         raise UserError(needs_torch)
     if needs_torch and m.backend == "auto":
         cfg = cfg.replace(backend="torch")  # what auto means here, recorded as such
+    _check_control(cfg)
     if m.model is not None and not m.model:
         raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")
     if t.overlap is not None and t.context is not None and t.overlap >= t.context:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..options import GENERATE, KEYS, STYLIZE, Option, format_keys
+from ..options import GENERATE, KEYS, STYLIZE, Option
 from ..settings.configs import CONFIGS
 from ..settings.parts import SETTINGS
 
@@ -53,7 +53,7 @@ def ui_value(opt: Option, command: str, value: Any = None) -> Any:
     """An option's value as its component holds it: lists as lines, a frame rate as text, no value as empty."""
     value = opt.default_for(command) if value is None else value
     if opt.kind in KEYS:
-        return "\n".join(format_keys(value or ()))
+        return "\n".join(opt.format(value or ()))
     if opt.kind == "strs":
         return "\n".join(value or ())
     if opt.kind == "fps":
@@ -135,7 +135,7 @@ def command_line(cfg, source: str | None, output: str) -> str:
         if opt.kind == "bool":
             argv.append(opt.cli)  # a changed switch is the flag itself (--fast, or --no-audio)
         elif opt.repeatable:
-            for item in format_keys(value.items()) if opt.kind in KEYS else value:
+            for item in opt.format(value.items()) if opt.kind in KEYS else value:
                 argv += [opt.cli, str(item)]
         else:
             argv += [opt.cli, str(value)]

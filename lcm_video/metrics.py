@@ -9,6 +9,9 @@
 - ``flicker``: mean absolute difference of consecutive frames, RGB in [0, 1].
 - ``tof``: mean end-point difference (pixels) between the video's flow and the source's flow (needs a source).
 - ``psnr`` (dB, capped at 100) and ``ssim`` (Gaussian window σ = 1.5, RGB mean) against the source (needs a source).
+- ``edge_f1``: structure fidelity against the source, no model needed: the F1 of the video's Canny edges against the
+  source's (the ``--control canny`` annotator's thresholds), an edge pixel matching within ``EDGE_TOLERANCE`` px (the
+  usual tolerance of edge benchmarks such as BSDS), per frame and averaged; 1 where neither frame has an edge.
 
 Frames are paired with the source by index; the source is resized to the video's size. When the two differ in frame
 rate, frame count or aspect (a ``--fps``, ``--start/--end`` or cropped render), pairing by index compares different
@@ -30,6 +33,7 @@ from .temporal.flow import CUT_VALID, FlowEstimator, consistent_mask, explained,
 from .video.reader import FrameReader, probe
 
 PSNR_CAP = 100.0
+EDGE_TOLERANCE = 2  # px: an edge shifted by up to this much still matches
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,17 @@ class Metrics:
     tof: float | None = None
     psnr: float | None = None
     ssim: float | None = None
+    edge_f1: float | None = None
     notes: tuple[str, ...] = ()
     warp_errors: tuple[float, ...] = field(default=(), repr=False)  # per frame pair, in order, NaN across a cut
     flickers: tuple[float, ...] = field(default=(), repr=False)
+    edge_f1s: tuple[float, ...] = field(default=(), repr=False)  # per frame, with a source
 
     def to_dict(self) -> dict:
         """The averages and notes (what ``lcm-video eval --json`` prints), without the per-pair values."""
         d = asdict(self)
         d["notes"] = list(self.notes)
-        del d["warp_errors"], d["flickers"]
+        del d["warp_errors"], d["flickers"], d["edge_f1s"]
         return d
 
 
@@ -113,6 +119,25 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else min(PSNR_CAP, 10 * math.log10(1.0 / mse))
 
 
+def edge_f1(a: np.ndarray, b: np.ndarray, tolerance: int = EDGE_TOLERANCE) -> float:
+    """F1 of uint8 RGB (h, w, 3) frame ``a``'s Canny edges against ``b``'s: precision, the share of ``a``'s edge
+    pixels within ``tolerance`` px of one of ``b``'s; recall, the converse. 1 when neither has an edge."""
+    from .control.annotators import canny
+    from .temporal.flow import cv2
+
+    cv = cv2()
+    ea, eb = canny(a)[..., 0] > 0, canny(b)[..., 0] > 0
+    if not ea.any() and not eb.any():
+        return 1.0
+    if not ea.any() or not eb.any():
+        return 0.0
+    disk = cv.getStructuringElement(cv.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
+    near_a = cv.dilate(ea.astype(np.uint8), disk) > 0
+    near_b = cv.dilate(eb.astype(np.uint8), disk) > 0
+    precision, recall = float((ea & near_b).sum() / ea.sum()), float((eb & near_a).sum() / eb.sum())
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
 def warp_error(a: np.ndarray, b: np.ndarray, flow: np.ndarray, mask: np.ndarray) -> float:
     """Warp error of one frame pair: float RGB (h, w, 3) frames in [0, 1], ``b`` warped back onto ``a`` along the
     forward ``flow`` (h, w, 2), the mean squared difference over the pixels of float (h, w) ``mask`` (1: graded)."""
@@ -141,7 +166,7 @@ def evaluate(
         src = FrameReader(sinfo, size)
     if n < 2:
         raise UserError(f"{str(video)!r} has {n} frame(s); temporal metrics need at least 2")
-    warp, flick, tof, ps, ss, cuts = [], [], [], [], [], 0
+    warp, flick, tof, ps, ss, edges, cuts = [], [], [], [], [], [], 0
     prev = reader.read([0])[0]
     prev_s = src.read([0])[0] if src else None
     for i in range(n):
@@ -149,6 +174,7 @@ def evaluate(
             a, b = prev.astype(np.float32) / 255, prev_s.astype(np.float32) / 255
             ps.append(psnr(a, b))
             ss.append(ssim(a, b))
+            edges.append(edge_f1(prev, prev_s))
         if i == n - 1:
             break
         cur = reader.read([i + 1])[0]
@@ -177,7 +203,19 @@ def evaluate(
             f"{cuts} of {n - 1} frame pairs are across a cut (the {'source' if src else 'video'} changes shot): "
             "left out of warp error and tOF",
         )
-    return Metrics(n, mean(warp), mean(flick), mean(tof), mean(ps), mean(ss), notes, tuple(warp), tuple(flick))
+    return Metrics(
+        n,
+        mean(warp),
+        mean(flick),
+        mean(tof),
+        mean(ps),
+        mean(ss),
+        mean(edges),
+        notes,
+        tuple(warp),
+        tuple(flick),
+        tuple(edges),
+    )
 
 
 def write_metrics(video: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:

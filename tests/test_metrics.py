@@ -65,7 +65,7 @@ def test_eval_command_prints_json(pan, capsys):
     assert cli.main(["eval", str(pan["pan"]), "--source", str(pan["pan"]), "--json"]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
-    assert set(out) == {"frames", "warp_error", "flicker", "tof", "psnr", "ssim", "notes"}
+    assert set(out) == {"frames", "warp_error", "flicker", "tof", "psnr", "ssim", "edge_f1", "notes"}
     assert out["notes"] == [] and captured.err == ""
 
 
@@ -87,3 +87,24 @@ def test_stylize_writes_metrics_beside_the_output(videos, tmp_path):
     assert cli.main([*argv, "--metrics"]) == 0
     m = json.loads((tmp_path / "o.metrics.json").read_text())
     assert m["frames"] == 29 and m["psnr"] is not None
+
+
+def test_edge_f1_is_one_for_the_same_layout_and_low_for_another(tmp_path):
+    """Structure fidelity with a known answer: toy shapes recoloured (same edges) score ~1, shifted by 1 px still ~1
+    (the 2 px tolerance), the same shapes elsewhere low, a flat video 0."""
+    from lcm_video.metrics import edge_f1
+    from lcm_video.toy.world import Scene, draw
+
+    def clip(colour: str, background: str, dx: float = 0.0, y0: float = 40.0) -> np.ndarray:
+        return np.stack([draw(Scene("square", colour, background, 40 + 3 * i + dx, y0, 20), 128) for i in range(6)])
+
+    src = clip("red", "blue")
+    recoloured, shifted, elsewhere = clip("yellow", "purple"), clip("red", "blue", dx=1), clip("red", "blue", 0, 90)
+    paths = {k: _write(tmp_path / f"{k}.mp4", v) for k, v in {"src": src, "re": recoloured, "far": elsewhere}.items()}
+    flat = _write(tmp_path / "flat.mp4", np.full_like(src, 90))
+    assert evaluate(paths["re"], source=paths["src"]).edge_f1 > 0.95
+    assert min(edge_f1(a, b) for a, b in zip(shifted, src, strict=True)) > 0.95
+    assert evaluate(paths["far"], source=paths["src"]).edge_f1 < 0.35
+    m = evaluate(flat, source=paths["src"])
+    assert m.edge_f1 == 0.0 and len(m.edge_f1s) == 6
+    assert evaluate(paths["src"]).edge_f1 is None  # needs a source

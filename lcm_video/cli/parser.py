@@ -33,7 +33,8 @@ COMMANDS = {
         "temporal consistency and fidelity metrics of a video",
         "warp_error (Lai et al. 2018, DIS or Farneback flow, forward-backward occlusion mask), flicker, and with "
         "--source: tof "
-        "(flow difference), psnr, ssim. Frames are paired with the source by index.",
+        "(flow difference), psnr, ssim, edge_f1 (Canny edges against the source's). Frames are paired with the source "
+        "by index.",
     ),
     INFO: (
         "print how a video was made (the settings recorded in it), as a YAML --config",

@@ -25,7 +25,7 @@ NOT_SHOWN = ("input", "output", "config", "quiet")
 # What the page shows above the fold, per command; every other option of the command goes under "Advanced".
 MAIN = {
     STYLIZE: ("prompt", "negative_prompt", "model", "strength", "steps", "guidance", "seed", "blend", "pixel_blend",
-              "shared_noise", "warp", "cross_frame", "width", "height", "start", "end"),
+              "shared_noise", "warp", "cross_frame", "control", "width", "height", "start", "end"),
     GENERATE: ("prompt", "negative_prompt", "prompt_at", "model", "motion_adapter", "frames", "fps", "steps",
                "guidance", "seed", "width", "height"),
 }  # fmt: skip

@@ -307,3 +307,30 @@ def test_an_annotator_from_a_missing_extra_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_aux)
     with pytest.raises(UserError, match=r'--control softedge needs controlnet_aux, .*pip install -e "\.\[control\]"'):
         annotator("softedge")
+
+
+def test_depth_annotator_loads_a_depth_anything_folder_through_transformers(tmp_path):
+    """The depth annotator's real path (transformers' depth-estimation pipeline) on a random Depth-Anything model
+    saved to a folder: a grey map of the frame's size, the same in every channel."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    from lcm_video.control.annotators import Depth
+
+    backbone = Dinov2Config(
+        hidden_size=32, num_attention_heads=2, num_hidden_layers=4, intermediate_size=64, patch_size=14,
+        image_size=56, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False,
+    )  # fmt: skip
+    cfg = DepthAnythingConfig(
+        backbone_config=backbone, neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16, head_hidden_size=8,
+        reassemble_hidden_size=32,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    DepthAnythingForDepthEstimation(cfg).save_pretrained(tmp_path)
+    DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14).save_pretrained(
+        tmp_path
+    )
+    out = Depth(str(tmp_path))(_frame(2)[0])
+    assert out.shape == (64, 48, 3) and out.dtype == np.uint8
+    assert np.array_equal(out[..., 0], out[..., 2]) and out.std() > 0
+    with pytest.raises(UserError, match="--control depth: cannot load its annotator"):
+        Depth(str(tmp_path / "missing"))

@@ -52,24 +52,26 @@ def _loading(kind: str, source: str, exc: Exception) -> UserError:
 
 class Depth:
     """Depth-Anything-V2-Small through transformers' ``depth-estimation`` pipeline (``source``: hub id or folder):
-    near is bright, as the SD1.5 depth ControlNet was trained on (MiDaS-style inverse depth)."""
+    relative inverse depth, near bright, as the SD1.5 depth ControlNet was trained on (MiDaS-style)."""
 
     def __init__(self, source: str = DEPTH_MODEL, device: str = "cpu"):
         from transformers import pipeline
 
+        from ..notices import library_notices_off
+
         try:
-            self.pipe = pipeline("depth-estimation", model=source, device=device)
+            with library_notices_off():
+                self.pipe = pipeline("depth-estimation", model=source, device=device)
         except (OSError, ValueError) as exc:
             raise _loading("depth", source, exc) from None
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         from PIL import Image
 
-        depth = self.pipe(Image.fromarray(frame))["predicted_depth"].squeeze().float().numpy()
-        lo, hi = float(depth.min()), float(depth.max())
-        norm = (depth - lo) / max(hi - lo, 1e-6)
-        img = Image.fromarray((norm * 255).round().astype(np.uint8)).resize(frame.shape[1::-1], Image.BICUBIC)
-        return np.repeat(np.asarray(img)[..., None], 3, axis=2)
+        # The pipeline's "depth": the prediction resized to the frame and scaled to 0-255, what diffusers' depth
+        # ControlNet documentation feeds the net.
+        depth = np.asarray(self.pipe(Image.fromarray(frame))["depth"].convert("L"))
+        return np.repeat(depth[..., None], 3, axis=2)
 
 
 class Aux:

@@ -334,3 +334,40 @@ def test_depth_annotator_loads_a_depth_anything_folder_through_transformers(tmp_
     assert np.array_equal(out[..., 0], out[..., 2]) and out.std() > 0
     with pytest.raises(UserError, match="--control depth: cannot load its annotator"):
         Depth(str(tmp_path / "missing"))
+
+
+def test_a_resumed_batch_job_reads_its_annotated_maps_back_instead_of_annotating_again(
+    tmp_path, clip, nets, monkeypatch
+):
+    """Maps of an annotator with a model are kept in the job's work folder, one file per source frame: a segment
+    rendered again (after a crash) reads them back; the frames are the same."""
+    from lcm_video.batch import run as batch
+    from lcm_video.control import annotators
+
+    calls = []
+
+    class CountingDepth:  # stands in for Depth-Anything (no weights here): canny, counted
+        def __init__(self, *a, **k):
+            pass
+
+        def __call__(self, frame):
+            calls.append(1)
+            return canny(frame)
+
+    monkeypatch.setattr(annotators, "Depth", CountingDepth)
+    opts = {
+        "model": "tiny-lora", "device": "cpu", "crf": 0, "codec": "libx264rgb", "max_frames": 14,
+        "control": ["depth"], "control_model": [f"depth={nets[0]}"], "blend": 0.0, "pixel_blend": 0.0,
+    }  # fmt: skip
+    job = {"name": "s", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "s.mp4"}
+    jobs = write_jobs(tmp_path, [job], opts)
+    batch.run_batch(jobs, tmp_path / "out", segment_frames=7, quiet=True)
+    first = read_frames(tmp_path / "out" / "s.mp4")
+    cached = sorted((tmp_path / "out").rglob("control/depth/*.png"))
+    assert len(calls) == len(cached) == 14  # no blending: no warm-up frames, each frame annotated once
+    for stale in [*(tmp_path / "out").rglob("seg_*0007*"), *(tmp_path / "out").rglob("done.json")]:
+        stale.unlink()  # both segments (0-7, 7-14) as if they had never finished: each renders again
+    (tmp_path / "out" / "s.mp4").unlink()
+    calls.clear()
+    batch.run_batch(jobs, tmp_path / "out", segment_frames=7, quiet=True)
+    assert calls == [] and np.array_equal(read_frames(tmp_path / "out" / "s.mp4"), first)

@@ -44,8 +44,9 @@ def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tupl
     fmap = source_map(cfg, prep)
     layout = window_layout(models, cfg, fmap.rendered)
     stylizer = Stylizer(
-        models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths, prep.size, prep.control
-    )
+        models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths, prep.size, prep.control,
+        control_cache=plan.work / "control",
+    )  # fmt: skip
     reader = FrameReader(prep.info, prep.size)
     try:
         yield from stylized_frames(stylizer, reader, prep, fmap, layout, *seg)

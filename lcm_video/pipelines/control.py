@@ -4,19 +4,24 @@ the source's frames as the window reads them, or read from ``--control-video`` a
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..control.annotators import annotator
 from ..core.control import ControlGuide
 from ..errors import UserError
+from ..files import atomic_write
 from ..models.container import Models
 from ..models.presets import control_source
 from ..notices import library_notices_off
 from ..settings.configs import RenderConfig
 from ..video.reader import FrameReader, VideoInfo
 from .window import vae_factor
+
+CACHED = ("depth", "softedge", "lineart", "openpose")
 
 
 def controlnets_for(models: Models, cfg: RenderConfig) -> list:
@@ -45,7 +50,14 @@ class ControlMaps:
     the window's source frames (stylise; annotated here) or None (generate); ``at`` are the frames' times in seconds
     on the output's clock (where ``--control-video`` is read)."""
 
-    def __init__(self, models: Models, cfg: RenderConfig, size: tuple[int, int], video: VideoInfo | None = None):
+    def __init__(
+        self,
+        models: Models,
+        cfg: RenderConfig,
+        size: tuple[int, int],
+        video: VideoInfo | None = None,
+        cache: Path | None = None,
+    ):
         c = cfg.control
         self.guide = ControlGuide(
             controlnets_for(models, cfg), [s for _, s in c.control], c.control_start, c.control_end
@@ -59,6 +71,9 @@ class ControlMaps:
         self.annotators = [
             None if video is not None else annotator(k, c.canny_low, c.canny_high, device) for k in kinds
         ]
+        self.kinds = kinds
+        self.cache = cache  # a batch job's work folder: maps of the annotators with a model, kept across a resume
+        self.annotated = 0  # frames an annotator ran on
 
     def index(self, seconds: float) -> int:
         """The control video's frame shown at ``seconds``."""
@@ -67,15 +82,30 @@ class ControlMaps:
 
     def maps(self, frames: np.ndarray | None, at: list[float]) -> list[torch.Tensor]:
         out = []
-        for annotate in self.annotators:
+        for kind, annotate in zip(self.kinds, self.annotators, strict=True):
             if annotate is None:
                 pics = self.reader.read([self.index(s) for s in at])
             else:
                 if frames is None:
                     raise UserError("--control needs a source to annotate; give the maps with --control-video")
-                pics = np.stack([annotate(f) for f in frames])
+                pics = np.stack([self._annotate(kind, annotate, f, s) for f, s in zip(frames, at, strict=True)])
             out.append(torch.from_numpy(pics).permute(0, 3, 1, 2).float() / 255)
         return out
+
+    def _annotate(self, kind: str, annotate, frame: np.ndarray, seconds: float) -> np.ndarray:
+        """``annotate(frame)``, or its map from the cache (keyed by the frame's time, to the microsecond) where the
+        annotator has a model (OpenCV's canny costs less than reading a file; tile is the frame)."""
+        path = None
+        if self.cache is not None and kind in CACHED:
+            path = self.cache / kind / f"{round(seconds * 1e6):013d}.png"
+            if path.is_file():
+                return np.asarray(Image.open(path).convert("RGB"))
+        self.annotated += 1
+        got = annotate(frame)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: Image.fromarray(got).save(tmp, format="PNG"))
+        return got
 
     def close(self) -> None:
         if self.reader is not None:

@@ -57,6 +57,7 @@ class Stylizer:
         strengths: Keyframes | None = None,
         size: tuple[int, int] | None = None,
         control_video: VideoInfo | None = None,
+        control_cache: Path | None = None,
     ):
         t = cfg.temporal
         batch = batch or t.window or DEFAULT_WINDOW
@@ -72,7 +73,7 @@ class Stylizer:
         if cfg.control.control:  # maps annotated from each window's frames, or read from ``control_video``
             if size is None:
                 raise ValueError("--control needs the output size: Stylizer(..., size=(w, h))")
-            self.control = ControlMaps(models, cfg, size, control_video)
+            self.control = ControlMaps(models, cfg, size, control_video, control_cache)
             self.sampler.denoiser.control = self.control.guide
         self._next = 0  # the position ``stream`` renders next
 

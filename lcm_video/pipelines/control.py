@@ -88,15 +88,16 @@ class ControlMaps:
             else:
                 if frames is None:
                     raise UserError("--control needs a source to annotate; give the maps with --control-video")
-                pics = np.stack([self._annotate(kind, annotate, f, s) for f, s in zip(frames, at, strict=True)])
+                times = at or [None] * len(frames)  # no times (a caller's own frames): nothing to key a cache on
+                pics = np.stack([self._annotate(kind, annotate, f, s) for f, s in zip(frames, times, strict=True)])
             out.append(torch.from_numpy(pics).permute(0, 3, 1, 2).float() / 255)
         return out
 
-    def _annotate(self, kind: str, annotate, frame: np.ndarray, seconds: float) -> np.ndarray:
+    def _annotate(self, kind: str, annotate, frame: np.ndarray, seconds: float | None) -> np.ndarray:
         """``annotate(frame)``, or its map from the cache (keyed by the frame's time, to the microsecond) where the
         annotator has a model (OpenCV's canny costs less than reading a file; tile is the frame)."""
         path = None
-        if self.cache is not None and kind in CACHED:
+        if self.cache is not None and kind in CACHED and seconds is not None:
             path = self.cache / kind / f"{round(seconds * 1e6):013d}.png"
             if path.is_file():
                 return np.asarray(Image.open(path).convert("RGB"))

@@ -218,6 +218,49 @@ def evaluate(
     )
 
 
+def plot_png(m: Metrics, path: str | os.PathLike, width: int = 900) -> Path:
+    """Draw ``m``'s warp error and flicker per frame pair as two stacked line charts (each with its own scale,
+    labelled, pairs across a cut left as gaps) into a PNG at ``path``, atomically. PIL only: no plotting library."""
+    from PIL import Image, ImageDraw
+
+    from .files import atomic_write
+
+    panels = [("warp error", m.warp_errors, (200, 60, 40)), ("flicker", m.flickers, (40, 90, 200))]
+    ph, left, top, gap = 180, 70, 24, 36
+    img = Image.new("RGB", (width, top + len(panels) * (ph + gap)), "white")
+    pen = ImageDraw.Draw(img)
+    n = max(len(m.flickers), 1)
+    x_of = lambda i: left + (width - left - 20) * (i / max(n - 1, 1))  # noqa: E731
+    for k, (name, values, colour) in enumerate(panels):
+        y0 = top + k * (ph + gap)
+        finite = [v for v in values if not math.isnan(v)]
+        hi = max(finite) if finite else 1.0
+        hi = hi if hi > 0 else 1.0
+        y_of = lambda v: y0 + ph - ph * (v / hi)  # noqa: E731, B023
+        pen.rectangle((left, y0, width - 20, y0 + ph), outline=(180, 180, 180))
+        pen.text(
+            (left, y0 - 16), f"{name} per frame pair (mean {np.nanmean(values) if finite else 0:.4g})", fill=colour
+        )
+        pen.text((4, y0 - 4), f"{hi:.3g}", fill=(90, 90, 90))
+        pen.text((4, y0 + ph - 10), "0", fill=(90, 90, 90))
+        run: list[tuple[float, float]] = []
+        for i, v in enumerate(values):
+            if math.isnan(v):  # across a cut: a gap in the line
+                if len(run) > 1:
+                    pen.line(run, fill=colour, width=2)
+                run = []
+                continue
+            run.append((x_of(i), y_of(v)))
+        if len(run) > 1:
+            pen.line(run, fill=colour, width=2)
+        elif run:
+            pen.ellipse((run[0][0] - 2, run[0][1] - 2, run[0][0] + 2, run[0][1] + 2), fill=colour)
+        pen.text((left, y0 + ph + 4), "0", fill=(90, 90, 90))
+        pen.text((width - 60, y0 + ph + 4), f"pair {n - 1}", fill=(90, 90, 90))
+    out = Path(path)
+    return atomic_write(out, lambda tmp: img.save(tmp, format="PNG"))
+
+
 def write_metrics(video: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
     """Evaluate ``video`` and write ``VIDEO_STEM.metrics.json`` beside it; returns that path."""
     path = Path(video)

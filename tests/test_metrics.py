@@ -108,3 +108,25 @@ def test_edge_f1_is_one_for_the_same_layout_and_low_for_another(tmp_path):
     m = evaluate(flat, source=paths["src"])
     assert m.edge_f1 == 0.0 and len(m.edge_f1s) == 6
     assert evaluate(paths["src"]).edge_f1 is None  # needs a source
+
+
+def test_eval_plot_shows_a_jump_as_a_spike_where_it_is(pan, tmp_path, capsys):
+    """`lcm-video eval --plot FILE.png`: a still clip with one brighter frame (6 of 10) draws its flicker peak over
+    frame pairs 5-6, and nowhere else."""
+    from PIL import Image
+
+    frames = np.repeat(np.full((1, 64, 96, 3), 100, np.uint8), 10, axis=0)
+    frames[6] += 40
+    video = _write(tmp_path / "jump.mp4", frames)
+    png = tmp_path / "jump.png"
+    assert cli.main(["eval", str(video), "--plot", str(png)]) == 0
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert img.shape[1] == 900
+    blue = np.abs(img - [40, 90, 200]).sum(-1) < 60
+    blue[:, :70] = False  # the axis labels
+    rows, cols = np.nonzero(blue[240:])  # the flicker panel, below the warp error one
+    peak = cols[rows == rows.min()]
+    x_of = lambda i: 70 + (900 - 70 - 20) * i / 8  # noqa: E731 (9 pairs)
+    assert x_of(5) - 3 <= peak.min() and peak.max() <= x_of(6) + 3
+    assert cli.main(["eval", str(pan["pan"]), "--plot", str(tmp_path / "p.jpg")]) == 2
+    assert "must name a .png file" in capsys.readouterr().err

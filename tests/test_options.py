@@ -170,9 +170,14 @@ def test_an_unexpected_note_of_lcm_video_fails_a_test_and_other_libraries_warnin
 
 def test_ci_runs_the_readmes_set_up_line_and_test_command_verbatim():
     readme, ci = (ROOT / "README.md").read_text(), (ROOT / ".ci" / "run").read_text()
-    setup = next(line for line in readme.splitlines() if line.startswith("pip install torch=="))
-    assert "download.pytorch.org/whl/cpu" in setup  # a stock pip would pull the CUDA build otherwise
-    assert f"python3 -m {setup}" in ci.replace(" -q ", " ")
+    lines = readme.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("pip install torch=="))
+    setup = lines[first : first + 2]
+    assert "download.pytorch.org/whl/cpu" in setup[0]  # a stock pip would pull the CUDA build otherwise
+    assert setup[1] == 'pip install -e ".[dev]"'  # never PyTorch's index for the rest (issue 32: 806 s of retries)
+    ran = ci.replace(" -q ", " ").replace(" \\\n    ", " ")
+    for line in setup:
+        assert line.replace("pip install", "python3 -m pip install") in ran
     assert "python3 -m pytest -q" in ci and "python -m pytest -q\n" in readme
 
 

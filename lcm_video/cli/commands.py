@@ -135,9 +135,15 @@ def _run_distill(ns: argparse.Namespace) -> int:
 
 
 def _run_eval(ns: argparse.Namespace) -> int:
-    from ..metrics import evaluate
+    from ..metrics import evaluate, plot_png
 
-    m = evaluate(ns.video, getattr(ns, "source", None), _extra(ns, "eval_frames"), _extra(ns, "flow")).to_dict()
+    plot = getattr(ns, "plot", None)
+    if plot and not str(plot).lower().endswith(".png"):
+        raise UserError(f"--plot {plot!r} must name a .png file")
+    metrics = evaluate(ns.video, getattr(ns, "source", None), _extra(ns, "eval_frames"), _extra(ns, "flow"))
+    if plot:
+        plot_png(metrics, plot)
+    m = metrics.to_dict()
     for note in m["notes"]:
         print(f"{PROG}: warning: {note}", file=sys.stderr)
     if getattr(ns, "json", False):

@@ -95,6 +95,13 @@ COMMAND_FLAGS: tuple[Option, ...] = (
     ),
     Option("json", "bool", "print JSON", False, commands=(EVAL, INFO)),
     Option(
+        "plot",
+        "path",
+        "also draw warp error and flicker per frame pair into FILE.png (a seam or flickering stretch is a spike)",
+        commands=(EVAL,),
+        metavar="FILE.png",
+    ),
+    Option(
         "host",
         "str",
         "address to serve on; anything but 127.0.0.1 lets other machines in",

@@ -10,7 +10,6 @@ prompt="...", api_name="/stylize")``, every input named as its option.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import shutil
@@ -26,7 +25,7 @@ import yaml
 from .. import __version__
 from ..errors import UserError
 from ..events import Cancelled
-from ..models.presets import MOTION_PRESETS, PRESETS
+from ..models.presets import DEFAULT_MODEL, DEFAULT_MOTION, MOTION_PRESETS, PRESETS, SMALL_MODELS
 from ..options import EVAL, GENERATE, STYLIZE
 from ..pipelines.loader import ModelCache
 from ..settings.flags import COMMAND_FLAGS
@@ -83,8 +82,8 @@ class App:
             # a bad file fails here, before any model loads; the render takes what was prepared
             prep = prepare_stylize(source, out, cfg) if command == STYLIZE else prepare_generate(out, cfg)
         work = self._work(command, prep, source)
-        progress = lambda line: (skip, line, skip, skip, skip, skip)  # noqa: E731
-        cancelled = (None, "cancelled: nothing was written", None, "", "", None)
+        progress = lambda line: (skip, line, skip, skip, skip, skip, skip)  # noqa: E731
+        cancelled = (None, "cancelled: nothing was written", None, None, "", "", None)
         result = yield from self._follow(session, work, progress, cancelled)
         if result is not None:
             yield self._finished(command, cfg, source, result)
@@ -121,13 +120,10 @@ class App:
         from ..metrics import evaluate
 
         out = Path(res.output)
-        written = out.with_name(out.stem + ".metrics.json")  # --metrics has measured it already
-        if cfg.output.metrics and written.is_file():
-            metrics = json.loads(written.read_text())
-        else:
-            metrics = evaluate(out, source).to_dict() if res.frames >= 2 else {"frames": res.frames}
-        metrics.pop("notes", None)
-        metrics["seconds"] = round(res.seconds, 2)
+        table, plot = [["frames", str(res.frames)]], None
+        if res.frames >= 2:
+            table, plot = metric_views(evaluate(out, source))
+        table.append(["seconds", f"{res.seconds:.1f}"])
         shown_source = Path(source).name if source else None
         cmd = widgets.command_line(cfg, shown_source, out.name)
         text = widgets.config_yaml(cfg)
@@ -136,7 +132,7 @@ class App:
         rate = res.frames / res.seconds if res.seconds > 0 else 0.0
         size = f"{res.size[0]}x{res.size[1]}"
         status = f"done: {out.name}, {res.frames} frames, {size}, {res.seconds:.1f} s ({rate:.2f} frames/s)"
-        return (str(out), status, metrics, cmd, text, str(yaml_path))
+        return (str(out), status, table, plot, cmd, text, str(yaml_path))
 
     def cancel(self, session: str) -> str:
         return "cancelling…" if self.renders.cancel(session) else "nothing is rendering"
@@ -222,7 +218,6 @@ class App:
     def evaluate(self, video: str | None, result: str | None, source: str | None, flow: str, max_frames):
         """Metrics of an uploaded video (or a result from the output folder) and its per-pair warp error and
         flicker as rows for the line plot."""
-        import pandas as pd
 
         from ..metrics import evaluate
 
@@ -239,11 +234,20 @@ class App:
             opt.check(n)
             _EXTRA["flow"].check(flow)
             m = evaluate(video, source or None, n, flow)
-        rows = [(i, v, "warp error") for i, v in enumerate(m.warp_errors) if not math.isnan(v)]  # NaN: a cut
-        rows += [(i, v, "flicker") for i, v in enumerate(m.flickers)]
-        plot = pd.DataFrame(rows, columns=["pair", "value", "metric"])
-        averages = {k: v for k, v in m.to_dict().items() if v is not None}
-        return averages, plot
+        return metric_views(m)
+
+
+def metric_views(m) -> tuple[list[list[str]], Any]:
+    """A ``Metrics`` as the page shows it: [metric, value] rows rounded to 4 significant digits (a person reads
+    0.003121, not 0.0031209412589669228), and a DataFrame of warp error and flicker per frame pair for the line plot
+    (a seam or a flickering stretch shows as a spike)."""
+    import pandas as pd
+
+    table = [[k, f"{v:.4g}" if isinstance(v, float) else str(v)] for k, v in m.to_dict().items()
+             if v is not None and k != "notes"]  # fmt: skip
+    rows = [(i, v, "warp error") for i, v in enumerate(m.warp_errors) if not math.isnan(v)]  # NaN: a cut
+    rows += [(i, v, "flicker") for i, v in enumerate(m.flickers)]
+    return table, pd.DataFrame(rows, columns=["pair", "value", "metric"])
 
 
 class _user_errors:  # noqa: N801 - used as a statement: ``with _user_errors():``
@@ -277,6 +281,8 @@ def _inputs(command: str, app: App, buttons: Callable[[], None]) -> dict[str, An
     models = list(PRESETS) + sorted(app.allowed - set(PRESETS))
     choices = {"model": models, "motion_adapter": list(MOTION_PRESETS)}
     values = {"model": app.model} if app.model else {}
+    if command == GENERATE:  # the adapter generate derives for the page's first model, shown rather than left blank
+        values["motion_adapter"] = "tiny" if (app.model or DEFAULT_MODEL) in SMALL_MODELS else DEFAULT_MOTION
     opts = widgets.shown(command)
     made: dict[str, Any] = {}
 
@@ -294,12 +300,17 @@ def _inputs(command: str, app: App, buttons: Callable[[], None]) -> dict[str, An
             for opt in pair:
                 make(opt)
                 if opt.name == "seed":
-                    made["_dice"] = gr.Button("🎲 new seed", scale=0, min_width=90, elem_id=f"{command}-dice")
+                    made["_dice"] = gr.Button("New seed", scale=0, min_width=90, elem_id=f"{command}-dice")
     with gr.Accordion("Advanced", open=False):
         for opt in opts:
             if opt not in main:
                 make(opt)
     return made
+
+
+def _busy(running: bool) -> Callable[[], Any]:
+    """The Cancel button's state while a render runs (clickable) and after (inert)."""
+    return lambda: gr.Button(interactive=running)
 
 
 def _dice() -> int:
@@ -318,7 +329,8 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
             made["preview"] = gr.Button(f"Preview ({PREVIEW_FRAMES} frames)", elem_id=f"{command}-preview")
             verb = "Stylise" if command == STYLIZE else "Generate"
             made["run"] = gr.Button(verb, variant="primary", elem_id=f"{command}-run")
-            made["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{command}-cancel")
+            # Grey and inert until a render runs (``_busy``): a bright Cancel with nothing to cancel invites a click.
+            made["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{command}-cancel", interactive=False)
 
     with gr.Row():
         with gr.Column(scale=1):
@@ -327,7 +339,8 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
         with gr.Column(scale=1):
             status = gr.Markdown("", label="status", elem_id=f"{command}-status")
             result = gr.Video(label="result", interactive=False, elem_id=f"{command}-result", height=320)
-            metrics = gr.JSON(label="metrics")
+            metrics = gr.Dataframe(headers=["metric", "value"], label="metrics", interactive=False)
+            plot = gr.LinePlot(x="pair", y="value", color="metric", label="per frame pair", height=220)
             cmd = gr.Code(label="command", language="shell", interactive=False)
             text = gr.Code(label="config (YAML)", language="yaml", interactive=False)
             yaml_file = gr.File(label="config file", interactive=False)
@@ -335,7 +348,7 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
     dice = inputs.pop("_dice")
     dice.click(_dice, outputs=inputs["seed"], queue=False, api_visibility="private")
     kwargs = dict(inputs, **({"video": video} if video is not None else {}))
-    outputs = [result, status, metrics, cmd, text, yaml_file]
+    outputs = [result, status, metrics, plot, cmd, text, yaml_file]
 
     def go(request: gr.Request, **values):
         yield from app.render(command, _session(request), values, preview=False)
@@ -343,10 +356,14 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
     def quick(request: gr.Request, **values):
         yield from app.render(command, _session(request), values, preview=True)
 
+    for button in (run, preview):
+        button.click(_busy(True), outputs=cancel, queue=False, api_visibility="private")
     run.click(go, inputs_kwargs=kwargs, outputs=outputs, api_name=command, concurrency_id=RENDER_QUEUE,
-              concurrency_limit=1, show_progress="minimal")  # fmt: skip
+              concurrency_limit=1, show_progress="minimal").then(
+                  _busy(False), outputs=cancel, queue=False, api_visibility="private")  # fmt: skip
     preview.click(quick, inputs_kwargs=kwargs, outputs=outputs, api_name=f"{command}_preview",
-                  concurrency_id=RENDER_QUEUE, concurrency_limit=1, show_progress="minimal")  # fmt: skip
+                  concurrency_id=RENDER_QUEUE, concurrency_limit=1, show_progress="minimal").then(
+                      _busy(False), outputs=cancel, queue=False, api_visibility="private")  # fmt: skip
 
     def stop(request: gr.Request) -> str:
         return app.cancel(_session(request))
@@ -403,7 +420,7 @@ def _eval_tab(app: App) -> None:
             frames = widgets.component(_EXTRA["eval_frames"], EVAL)
             run = gr.Button("Measure", variant="primary")
         with gr.Column():
-            averages = gr.JSON(label="metrics")
+            averages = gr.Dataframe(headers=["metric", "value"], label="metrics", interactive=False)
             plot = gr.LinePlot(x="pair", y="value", color="metric", label="per frame pair", height=300)
     refresh.click(
         lambda: gr.Dropdown(choices=["", *app.results()]), outputs=result, queue=False, api_visibility="private"
@@ -452,10 +469,17 @@ def launch(host: str, port: int, model: str | None, out: str, max_upload_mb: int
             max_file_size=f"{max_upload_mb}mb",
             show_error=True,
             inbrowser=False,
-            quiet=False,
+            quiet=True,  # Gradio's own lines name launch(share=True); a command-line user needs --share
+            prevent_thread_lock=True,
         )
     except OSError as exc:
         raise UserError(f"cannot serve on {host}:{port} ({exc.strerror or exc}); pick another with --port N") from None
+    public = f"; public link: {demo.share_url}" if demo.share_url else " (--share for a public link)"
+    print(f"lcm-video: serving on {demo.local_url}{public}; Ctrl+C stops", file=sys.stderr)
+    try:
+        demo.block_thread()
+    finally:
+        demo.close()
 
 
 __all__ = ["App", "build_app", "launch"]

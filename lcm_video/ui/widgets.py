@@ -63,6 +63,9 @@ def ui_value(opt: Option, command: str, value: Any = None) -> Any:
     return value
 
 
+SLIDER_SPAN = 1000  # wider ranges (--frames: 1-100000) get a number box: a slider could not be dragged to 16 or 24
+
+
 def component(opt: Option, command: str, value: Any = None, choices: list[str] | None = None):
     """The Gradio input of ``opt``: a checkbox, a dropdown of its choices (or of ``choices``), a slider over a closed
     range, a number, or text (one entry per line for a repeatable option)."""
@@ -74,7 +77,7 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
         return gr.Checkbox(**kw)
     if opt.choices or choices:
         return gr.Dropdown(choices=list(opt.choices or choices), allow_custom_value=not opt.choices, **kw)
-    if opt.kind in ("int", "float") and opt.lo is not None and opt.hi is not None:
+    if opt.kind in ("int", "float") and opt.lo is not None and opt.hi is not None and opt.hi - opt.lo <= SLIDER_SPAN:
         step = 1 if opt.kind == "int" else (0.5 if opt.hi > 10 else 0.01)
         return gr.Slider(minimum=opt.lo, maximum=opt.hi, step=step, **kw)
     if opt.kind in ("int", "float") and opt.default_for(command) is not None:

@@ -366,3 +366,12 @@ def test_browser_stylise_and_generate_at_once(server, tmp_path):
     stylized = [n for n in made if n.startswith("stylize-")]
     assert stylized and probe(out / stylized[-1]).frames == probe(CLIP).frames
     assert any(n.startswith("generate-") for n in made)
+
+
+def test_repeatable_options_with_choices_are_text_lines_that_parse():
+    """--control takes TYPE[:SCALE] lines (a dropdown of the types could not hold a scale)."""
+    box = widgets.component(SETTINGS["control"], STYLIZE)
+    assert isinstance(box, gr.Textbox) and box.lines == 2
+    options = widgets.to_options(STYLIZE, {"prompt": "x", "control": "canny:0.8\ntile\n"})
+    cfg = resolve(STYLIZE, None, options)
+    assert cfg.control.control == (("canny", 0.8), ("tile", 1.0))

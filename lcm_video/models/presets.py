@@ -150,6 +150,12 @@ SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base
 """Models built or trained here, small, which pair with the ``tiny`` motion adapter (built to fit them)."""
 
 
+def default_motion(model: str | None) -> str:
+    """The motion adapter generate pairs with ``model`` when none is given: ``tiny`` (built to fit them) for the
+    models built or trained here, else AnimateLCM."""
+    return "tiny" if (model or DEFAULT_MODEL) in SMALL_MODELS else DEFAULT_MOTION
+
+
 def control_source(model: str | None, kind: str, overrides: dict[str, str]) -> str:
     """The ControlNet for ``--control KIND`` with ``--model MODEL``: ``--control-model KIND=ID`` if given, else the
     model preset's, else SD1.5's (a model that is not a preset is taken to be SD1.5-family)."""

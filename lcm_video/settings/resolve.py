@@ -10,7 +10,7 @@ import yaml
 
 from ..choices import DEVICES
 from ..errors import UserError
-from ..models.presets import DEFAULT_MOTION, PRESETS, SMALL_MODELS, motion_preset
+from ..models.presets import PRESETS, default_motion, motion_preset
 from ..options import GENERATE, STYLIZE
 from .configs import CONFIGS, RenderConfig
 from .keyframes import keyframe_map
@@ -81,7 +81,7 @@ def derive_generate(cfg: RenderConfig, loaded_model: str | None = None) -> Rende
     """Fill generate's derived defaults: the motion adapter (``tiny`` for the tiny and toy models, else AnimateLCM),
     the model (the adapter preset's base), the size (the model preset's own, else 512²)."""
     model = cfg.model.model or loaded_model
-    adapter = cfg.model.motion_adapter or ("tiny" if model in SMALL_MODELS else DEFAULT_MOTION)
+    adapter = cfg.model.motion_adapter or default_motion(model)
     mpreset = motion_preset(adapter)
     model = model or (mpreset.base if mpreset else PRESETS["sd15-lcm-lora"].base)
     side = PRESETS[model].size if model in PRESETS else 512

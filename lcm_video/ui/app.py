@@ -25,7 +25,7 @@ import yaml
 from .. import __version__
 from ..errors import UserError
 from ..events import Cancelled
-from ..models.presets import DEFAULT_MODEL, DEFAULT_MOTION, MOTION_PRESETS, PRESETS, SMALL_MODELS
+from ..models.presets import MOTION_PRESETS, PRESETS, default_motion
 from ..options import EVAL, GENERATE, STYLIZE
 from ..pipelines.loader import ModelCache
 from ..settings.flags import COMMAND_FLAGS
@@ -282,7 +282,7 @@ def _inputs(command: str, app: App, buttons: Callable[[], None]) -> dict[str, An
     choices = {"model": models, "motion_adapter": list(MOTION_PRESETS)}
     values = {"model": app.model} if app.model else {}
     if command == GENERATE:  # the adapter generate derives for the page's first model, shown rather than left blank
-        values["motion_adapter"] = "tiny" if (app.model or DEFAULT_MODEL) in SMALL_MODELS else DEFAULT_MOTION
+        values["motion_adapter"] = default_motion(app.model)
     opts = widgets.shown(command)
     made: dict[str, Any] = {}
 
@@ -346,6 +346,9 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
             yaml_file = gr.File(label="config file", interactive=False)
     preview, run, cancel = made["preview"], made["run"], made["cancel"]
     dice = inputs.pop("_dice")
+    if command == GENERATE:  # a new model gets the adapter that suits it (tiny with the toy models, else AnimateLCM)
+        inputs["model"].change(default_motion, inputs=inputs["model"], outputs=inputs["motion_adapter"], queue=False,
+                               api_visibility="private")  # fmt: skip
     dice.click(_dice, outputs=inputs["seed"], queue=False, api_visibility="private")
     kwargs = dict(inputs, **({"video": video} if video is not None else {}))
     outputs = [result, status, metrics, plot, cmd, text, yaml_file]
@@ -433,13 +436,22 @@ def _eval_tab(app: App) -> None:
               concurrency_id="evaluate", concurrency_limit=2)  # fmt: skip
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` as the person who started the server reads it: relative to where they ran it, else ``~/…``, else
+    absolute."""
+    for base, name in ((Path.cwd(), "./"), (Path.home(), "~/")):
+        if path.is_relative_to(base):
+            return name + str(path.relative_to(base))
+    return str(path)
+
+
 def build_app(out: str | Path = "lcm-video-ui", model: str | None = None, cache_size: int = 2) -> gr.Blocks:
     """The Blocks app (not launched). ``out``: where renders go (the only folder it serves); ``model``: the model
     selected at first (a local path given here may be named in the page; no other may)."""
     app = App(out, model, cache_size)
     with gr.Blocks(title="lcm-video") as demo:
         gr.Markdown(f"## lcm-video {__version__}\nFast, flicker-free video synthesis with Latent Consistency Models. "
-                    f"Renders go to `{app.out}`.")  # fmt: skip
+                    f"Renders go to `{_shown_path(app.out)}`.")  # fmt: skip
         with gr.Tabs():
             with gr.Tab("Stylise", id=STYLIZE):
                 stylize_inputs = _render_tab(STYLIZE, app)

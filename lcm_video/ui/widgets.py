@@ -75,6 +75,8 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
     kw["elem_id"] = f"{command}-{opt.name}"  # a stable handle for browsers and tests: #stylize-prompt
     if opt.kind == "bool":
         return gr.Checkbox(**kw)
+    if opt.repeatable:  # --control canny:0.8, --prompt-at 24=…, --lora …: a line each (their choices in the hint)
+        return gr.Textbox(lines=2, placeholder=f"one {opt.metavar or 'value'} per line", **kw)
     if opt.choices or choices:
         return gr.Dropdown(choices=list(opt.choices or choices), allow_custom_value=not opt.choices, **kw)
     if opt.kind in ("int", "float") and opt.lo is not None and opt.hi is not None and opt.hi - opt.lo <= SLIDER_SPAN:
@@ -83,8 +85,6 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
     if opt.kind in ("int", "float") and opt.default_for(command) is not None:
         return gr.Number(precision=0 if opt.kind == "int" else None, minimum=opt.lo, maximum=opt.hi, **kw)
     placeholder = opt.default_text(command) or (opt.metavar or "")  # a derived default says what it derives from
-    if opt.repeatable:
-        return gr.Textbox(lines=2, placeholder=f"one {opt.metavar or 'value'} per line", **kw)
     return gr.Textbox(placeholder=placeholder, **kw)
 
 

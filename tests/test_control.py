@@ -142,7 +142,8 @@ def test_generate_with_control_equals_diffusers_animatediff_controlnet(tmp_path,
     from lcm_video.video.reader import probe
     from lcm_video.video.synthetic import lavfi_clip
 
-    models = load_models("tiny-lora", device="cpu", motion_adapter="tiny")
+    tiny_motion_adapter(zero_out=False).save_pretrained(tmp_path / "adapter")  # random: the motion path is live
+    models = load_models("tiny-lora", device="cpu", motion_adapter=str(tmp_path / "adapter"))
     unet2d = load_models("tiny-lora", device="cpu").pipe.unet
     net_dir = tmp_path / "net"
     tiny_controlnet(unet2d).save_pretrained(net_dir)
@@ -167,7 +168,7 @@ def test_generate_with_control_equals_diffusers_animatediff_controlnet(tmp_path,
         text_encoder=models.pipe.text_encoder,
         tokenizer=models.pipe.tokenizer,
         unet=unet2d,
-        motion_adapter=tiny_motion_adapter(),
+        motion_adapter=tiny_motion_adapter(zero_out=False),
         controlnet=ControlNetModel.from_pretrained(net_dir),
         scheduler=LCMScheduler.from_config(models.scheduler.config),
     )

@@ -23,13 +23,22 @@ from .conftest import read_frames, stream_info
 
 
 @pytest.fixture(scope="module")
-def motion_lora_models():
-    return load_models("tiny-lora", device="cpu", motion_adapter="tiny")
+def random_adapter(tmp_path_factory):
+    """The tiny adapter with random output projections, saved as a folder (the ``tiny`` preset's are zero, an
+    identity: these tests check the motion path itself, which an identity module would hide)."""
+    path = tmp_path_factory.mktemp("adapter") / "random"
+    tiny_motion_adapter(zero_out=False).save_pretrained(path)
+    return str(path)
 
 
 @pytest.fixture(scope="module")
-def motion_models():
-    return load_models("tiny", device="cpu", motion_adapter="tiny")
+def motion_lora_models(random_adapter):
+    return load_models("tiny-lora", device="cpu", motion_adapter=random_adapter)
+
+
+@pytest.fixture(scope="module")
+def motion_models(random_adapter):
+    return load_models("tiny", device="cpu", motion_adapter=random_adapter)
 
 
 def _reference_pipeline(guidance_embedding: bool) -> AnimateDiffPipeline:
@@ -39,7 +48,7 @@ def _reference_pipeline(guidance_embedding: bool) -> AnimateDiffPipeline:
         text_encoder=comps["text_encoder"],
         tokenizer=comps["tokenizer"],
         unet=comps["unet"],
-        motion_adapter=tiny_motion_adapter(),
+        motion_adapter=tiny_motion_adapter(zero_out=False),
         scheduler=comps["scheduler"],
     )
     pipe.set_progress_bar_config(disable=True)

@@ -79,18 +79,18 @@ def test_toy_restyles_a_moving_square_where_it_is(tmp_path):
     assert got["video_iou_min"] >= 0.7, got
 
 
-def test_generate_with_toy_and_the_tiny_motion_adapter_runs(tmp_path):
-    """The motion module is random (its motion is not learnt) and garbles the pictures, but the prompt still steers
-    them: a white background asked gives brighter clips than a black one (measured mean 76 vs 54 levels at 128 px)."""
-    mean = {}
-    for bg in ("white", "black"):
-        out = tmp_path / f"{bg}.mp4"
-        args = ["generate", "-p", f"a red circle on a {bg} background", "-o", str(out), "--model", "toy"]
-        assert cli.main([*args, "--frames", "8", "-q"]) == 0
-        frames = read_frames(out)
-        assert frames.shape == (8, SIZE, SIZE, 3)  # the preset's own size by default
-        mean[bg] = frames.mean()
-    assert mean["white"] - mean["black"] > 15, mean
+def test_generate_with_toy_and_the_tiny_motion_adapter_draws_the_prompt(tmp_path):
+    """The ``tiny`` adapter's motion layers start at zero (AnimateDiff's init), so it leaves the toy's frames as the
+    image model draws them: the README's generate quick start shows the asked object on the asked background in
+    every frame (no learnt motion: nothing moves it along)."""
+    from lcm_video.toy.judge import classify
+
+    out = tmp_path / "toy.mp4"
+    args = ["generate", "-p", "a yellow square on a blue background", "-o", str(out), "--model", "toy"]
+    assert cli.main([*args, "--frames", "8", "-q"]) == 0
+    frames = read_frames(out)
+    assert frames.shape == (8, SIZE, SIZE, 3)  # the preset's own size by default
+    assert all(classify(f, "blue") == ("yellow", "square") for f in frames)
 
 
 @pytest.mark.slow

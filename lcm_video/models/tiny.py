@@ -148,9 +148,15 @@ def tiny_taesd(seed: int = 0) -> AutoencoderTiny:
     return vae.eval()
 
 
-def tiny_motion_adapter(seed: int = 0, block_out_channels: tuple[int, ...] = (32, 64)) -> MotionAdapter:
-    """A random-weight ``MotionAdapter`` for a UNet of ``block_out_channels`` with 1 layer per block: by default
-    ``tiny_components``' UNet (32/64 channels), or any small one, such as the toy models'."""
+def tiny_motion_adapter(
+    seed: int = 0, block_out_channels: tuple[int, ...] = (32, 64), zero_out: bool = True
+) -> MotionAdapter:
+    """A ``MotionAdapter`` for a UNet of ``block_out_channels`` with 1 layer per block: by default
+    ``tiny_components``' UNet (32/64 channels), or any small one, such as the toy models'. Its weights are drawn from
+    ``seed``; with ``zero_out`` (the ``tiny`` preset) each motion transformer's output projection is zero, AnimateDiff's
+    initialisation, so the module leaves every frame as the image model draws it (a random one paints noise over a
+    trained model's frames). The tests that check the motion path itself (parity with diffusers' AnimateDiff
+    pipelines, cross-frame attention in a motion UNet) take ``zero_out=False``: an identity module would hide it."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         adapter = MotionAdapter(
@@ -161,6 +167,11 @@ def tiny_motion_adapter(seed: int = 0, block_out_channels: tuple[int, ...] = (32
             motion_max_seq_length=32,
             use_motion_mid_block=False,
         )
+    if zero_out:
+        for name, sub in adapter.named_modules():
+            if name.endswith("proj_out") and isinstance(sub, torch.nn.Linear):
+                torch.nn.init.zeros_(sub.weight)
+                torch.nn.init.zeros_(sub.bias)
     return adapter.eval()
 
 

@@ -54,6 +54,25 @@ def measure(sizes=(128,), batches=(8, 16, 32), repeats: int = 2) -> list[dict]:
     return rows
 
 
+def pack(checkpoints: Path, ema: bool) -> Path:
+    """The last checkpoint's ControlNet (EMA or live weights) as float16 into the package, where the ``toy`` and
+    ``toy-teacher`` presets' ``--control canny`` loads it (as the render's dtype)."""
+    from lcm_video.models.presets import WEIGHTS
+
+    found = latest_checkpoint(checkpoints)
+    if found is None:
+        sys.exit(f"--pack: no checkpoint in {checkpoints}")
+    state = torch.load(found, weights_only=False)
+    parts = tc.load_control_parts()
+    parts.controlnet.load_state_dict(state["ema" if ema else "weights"])
+    dest = WEIGHTS / "toy-canny"
+    parts.controlnet.to(torch.float16).save_pretrained(dest)
+    size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
+    which = "EMA" if ema else "live"
+    log(f"pack: step {state['step']} ({which} weights) into {dest}; {size / 2**20:.1f} MiB in {WEIGHTS}")
+    return dest
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("build/control"))
@@ -69,8 +88,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT/checkpoints")
     ap.add_argument("--measure", action="store_true", help="only time a step per batch size and exit")
+    ap.add_argument(
+        "--pack",
+        choices=["ema", "live"],
+        help="only write a float16 copy of the last checkpoint's EMA or live weights into lcm_video/weights/toy-canny",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.pack:
+        pack(args.out / "checkpoints", ema=args.pack == "ema")
+        return
     if args.measure:
         rows = measure()
         args.out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ prompt="...", api_name="/stylize")``, every input named as its option.
 
 from __future__ import annotations
 
-import math
 import random
 import shutil
 import sys
@@ -32,6 +31,7 @@ from ..settings.flags import COMMAND_FLAGS
 from ..settings.resolve import resolve
 from . import widgets
 from .session import Renders, check_weights, describe, output_name, plain_name
+from .views import control_map, metric_views
 
 PREVIEW_FRAMES = 8  # "Preview" renders this many frames: one window, seconds on a CPU with the small models
 SEED_MAX = 2**31 - 1
@@ -82,11 +82,11 @@ class App:
             # a bad file fails here, before any model loads; the render takes what was prepared
             prep = prepare_stylize(source, out, cfg) if command == STYLIZE else prepare_generate(out, cfg)
         work = self._work(command, prep, source)
-        progress = lambda line: (skip, line, skip, skip, skip, skip, skip)  # noqa: E731
-        cancelled = (None, "cancelled: nothing was written", None, None, "", "", None)
+        progress = lambda line: (skip, line, skip, skip, skip, skip, skip, skip)  # noqa: E731
+        cancelled = (None, "cancelled: nothing was written", None, None, "", "", None, None)
         result = yield from self._follow(session, work, progress, cancelled)
         if result is not None:
-            yield self._finished(command, cfg, source, result)
+            yield (*self._finished(command, cfg, source, result), control_map(prep))
 
     def _follow(self, session: str, work: Callable, progress: Callable, cancelled: tuple):
         """Run ``work`` as ``session``'s render: yield ``progress(status line)`` per event, or ``cancelled`` once if
@@ -237,19 +237,6 @@ class App:
         return metric_views(m)
 
 
-def metric_views(m) -> tuple[list[list[str]], Any]:
-    """A ``Metrics`` as the page shows it: [metric, value] rows rounded to 4 significant digits (a person reads
-    0.003121, not 0.0031209412589669228), and a DataFrame of warp error and flicker per frame pair for the line plot
-    (a seam or a flickering stretch shows as a spike)."""
-    import pandas as pd
-
-    table = [[k, f"{v:.4g}" if isinstance(v, float) else str(v)] for k, v in m.to_dict().items()
-             if v is not None and k != "notes"]  # fmt: skip
-    rows = [(i, v, "warp error") for i, v in enumerate(m.warp_errors) if not math.isnan(v)]  # NaN: a cut
-    rows += [(i, v, "flicker") for i, v in enumerate(m.flickers)]
-    return table, pd.DataFrame(rows, columns=["pair", "value", "metric"])
-
-
 class _user_errors:  # noqa: N801 - used as a statement: ``with _user_errors():``
     """A UserError becomes the page's one-line error (no traceback, on the page or in the log); anything else is a
     bug: its traceback goes to the server's stderr and the page gets its one line."""
@@ -339,6 +326,8 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
         with gr.Column(scale=1):
             status = gr.Markdown("", label="status", elem_id=f"{command}-status")
             result = gr.Video(label="result", interactive=False, elem_id=f"{command}-result", height=320)
+            cmap = gr.Image(label="control map (first frame)", interactive=False, height=160,
+                            elem_id=f"{command}-control-map")  # fmt: skip
             metrics = gr.Dataframe(headers=["metric", "value"], label="metrics", interactive=False)
             plot = gr.LinePlot(x="pair", y="value", color="metric", label="per frame pair", height=220)
             cmd = gr.Code(label="command", language="shell", interactive=False)
@@ -351,7 +340,7 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
                                api_visibility="private")  # fmt: skip
     dice.click(_dice, outputs=inputs["seed"], queue=False, api_visibility="private")
     kwargs = dict(inputs, **({"video": video} if video is not None else {}))
-    outputs = [result, status, metrics, plot, cmd, text, yaml_file]
+    outputs = [result, status, metrics, plot, cmd, text, yaml_file, cmap]
 
     def go(request: gr.Request, **values):
         yield from app.render(command, _session(request), values, preview=False)

@@ -45,7 +45,7 @@ def depth_small(folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Rows:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.control_cost", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="256,512")
     ap.add_argument("--frames", type=int, default=2)
     ap.add_argument("--skip-nets", action="store_true", help="only the annotators")

@@ -75,7 +75,7 @@ def render(tmp: Path, src: np.ndarray, prompt: str, name: str, **options) -> tup
 
 
 def main(argv: list[str] | None = None) -> Rows:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.eval_control", description=__doc__.splitlines()[0])
     ap.add_argument("--controlnet", help="a ControlNet folder instead of the shipped toy one")
     ap.add_argument("--seeds", type=int, default=8)
     ap.add_argument("--strengths", default="0.6,1.0")

@@ -239,7 +239,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.eval_motion", description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", default="build/motion/adapter", help="MotionAdapter folder, or 'zero'")
     ap.add_argument("--words", choices=["on", "off"], default="on", help="load the adapter's motion words")
     ap.add_argument("--size", type=int, default=64)

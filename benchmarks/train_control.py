@@ -74,7 +74,7 @@ def pack(checkpoints: Path, ema: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.train_control", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("build/control"))
     ap.add_argument("--size", type=int, default=128, help="picture side in pixels (a multiple of 8)")
     ap.add_argument("--batch", type=int, default=16)

@@ -58,7 +58,7 @@ def measure(sizes=(128, 64), batches=(1, 2, 4), repeats: int = 3) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.train_motion", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("build/motion"))
     ap.add_argument("--size", type=int, default=64, help="clip side in pixels (a multiple of 8)")
     ap.add_argument("--batch", type=int, default=4, help="clips per step (16 frames each)")

@@ -17,7 +17,10 @@ from lcm_video.toy import world
 
 from .conftest import ROOT
 
-RUNNABLE = ("speed", "backends", "temporal", "eval_toy", "train_toy", "make_sample", "frames_digest", "threads")
+RUNNABLE = (
+    "speed", "backends", "temporal", "eval_toy", "train_toy", "make_sample", "frames_digest", "threads", "train_motion",
+    "eval_motion", "train_control", "eval_control", "control_cost",
+)  # fmt: skip
 MODULES = ("common", *RUNNABLE)
 
 

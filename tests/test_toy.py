@@ -21,8 +21,9 @@ SIZE = PRESETS["toy"].size  # the side the toy models were trained at
 
 def test_the_weights_ship_with_the_package_and_stay_small():
     size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
-    assert size <= 15 * 2**20, size
+    assert size <= 25 * 10**6, size  # issue 27's budget for all the toy weights (15.8 MiB with the ControlNet)
     assert (WEIGHTS / "toy-teacher" / "model_index.json").is_file()
+    assert (WEIGHTS / "toy-canny" / "config.json").is_file()
     assert all(preset_path(s) != s for s in PRESETS["toy"].lora)
 
 

@@ -125,10 +125,13 @@ def server(tmp_path_factory):
                     log.seek(0)
                     pytest.fail(f"lcm-video ui did not start:\n{log.read()[-3000:]}")
                 time.sleep(0.5)
-        log.flush()
-        log.seek(0)
-        said = log.read()
-        # One line of ours names the address and --share; not Gradio's "set share=True in launch()".
+        # One line of ours names the address and --share (printed once launch returns, just after the page answers);
+        # not Gradio's "set share=True in launch()".
+        said, deadline = "", time.monotonic() + 60
+        while f"serving on http://127.0.0.1:{port}" not in said and time.monotonic() < deadline:
+            time.sleep(0.2)
+            log.seek(0)
+            said = log.read()
         assert f"serving on http://127.0.0.1:{port}" in said and "--share" in said and "share=True" not in said, said
         yield url, proc, out
         proc.terminate()

@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--lr", type=float, default=5e-4, help="the motion module's peak AdamW rate")
     ap.add_argument("--words-lr", type=float, default=5e-3, help="the motion words' embeddings' rate")
+    ap.add_argument(
+        "--spatial-lora",
+        type=int,
+        default=0,
+        metavar="RANK",
+        help="also train a LoRA of this rank on the spatial cross-attention",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument(
@@ -97,11 +104,14 @@ def main(argv: list[str] | None = None) -> None:
         lr=args.lr,
         words_lr=args.words_lr,
         seed=args.seed,
+        spatial_lora=args.spatial_lora,
         steps=args.steps,
         save_every=args.save_every,
     )
     t0 = time.perf_counter()
-    parts = tm.load_toy_parts(tm.toy_motion_adapter(seed=cfg.seed, heads=cfg.heads), seed=cfg.seed)
+    parts = tm.load_toy_parts(
+        tm.toy_motion_adapter(seed=cfg.seed, heads=cfg.heads), seed=cfg.seed, lora_rank=cfg.spatial_lora
+    )
     trainer = tm.MotionTrainer(parts, cfg)
     ckpts = args.out / "checkpoints"
     if args.resume:

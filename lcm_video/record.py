@@ -47,10 +47,15 @@ def file_hash(spec: str) -> str | None:
 
 
 def make_record(
-    command: str, settings: dict[str, Any], source: str | os.PathLike | None = None, ran: list[dict] | None = None
+    command: str,
+    settings: dict[str, Any],
+    source: str | os.PathLike | None = None,
+    ran: list[dict] | None = None,
+    rendered: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record of one render: ``settings`` is the resolved config's ``flat()``; ``ran``: what the models computed
-    on (``Models.runtime``), one entry per distinct one (a batch job's segments may have run on several machines)."""
+    on (``Models.runtime``), one entry per distinct one (a batch job's segments may have run on several machines);
+    ``rendered``: a batch output's ``{"engine": ..., "workers": n}`` (who rendered its segments)."""
     hashes = {}
     for key in _WEIGHT_SETTINGS:
         value = settings.get(key)
@@ -68,6 +73,8 @@ def make_record(
         rec["sha256"] = hashes
     if ran:
         rec["ran"] = ran
+    if rendered:
+        rec["rendered"] = rendered
     return rec
 
 

@@ -1,5 +1,7 @@
-"""Running a batch: each process renders its share of the pending units (loading each model once), the main process
-assembles finished jobs and writes the report.
+"""Running a batch: the pending units (segments) are rendered by this process (``local``), by each process of a
+torchrun/accelerate launch its static share (``torchrun``), or by Ray actors as they free up (``ray``,
+``ray_engine.py``); the main process (the driver) assembles finished jobs and writes the report. Array jobs render
+the segments of a written plan instead (``manifest.py``).
 
 Frames do not depend on the process count or on resumption: a segment that starts cold re-renders a few frames
 before its start (discarded) to rebuild the blending state, which it can because a frame's noise depends only on
@@ -13,74 +15,19 @@ import json
 import os
 import sys
 import time
-import traceback
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from ..choices import ENGINES
 from ..errors import UserError
-from ..events import Cancelled, OnProgress, Progress, default_progress
+from ..events import OnProgress, Progress, default_progress
 from ..files import write_json
-from ..options import GENERATE, STYLIZE
+from ..options import STYLIZE
 from ..pipelines.loader import ModelCache
 from ..record import make_record
 from ..video.lock import OutputLock
 from .jobs import Job, load_jobs
-from .work import JobPlan, pending_units, plan_job, prepare_work, seg_name
-
-
-def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
-    """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
-    from ..pipelines.text_to_video import ClipGenerator, generated_frames
-    from ..pipelines.video_to_video import Stylizer, source_map, stylized_frames
-    from ..pipelines.window import window_layout
-    from ..video.reader import FrameReader
-
-    prep, cfg = plan.prep, plan.job.cfg
-    if plan.job.mode == GENERATE:
-        gen = ClipGenerator(models, cfg, prep.size, prep.prompts, prep.control)
-        yield from generated_frames(gen, window_layout(models, cfg, plan.frames), plan.frames, *seg)
-        return
-    fmap = source_map(cfg, prep)
-    layout = window_layout(models, cfg, fmap.rendered)
-    stylizer = Stylizer(
-        models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths, prep.size, prep.control,
-        control_cache=plan.work / "control",
-    )  # fmt: skip
-    reader = FrameReader(prep.info, prep.size)
-    try:
-        yield from stylized_frames(stylizer, reader, prep, fmap, layout, *seg)
-    finally:
-        reader.close()
-
-
-def write_segment(plan: JobPlan, k: int, cache: ModelCache, rank: int, progress: Progress) -> None:
-    """Render segment ``k`` of a job to its lossless file; on failure leave a ``.failed`` marker with the reason.
-    A :class:`Cancelled` from the progress callback is not a failure: the segment is dropped and it propagates."""
-    from ..pipelines.shell import write_frames
-    from ..video.writer import VideoWriter
-
-    seg = plan.segments[k]
-    stem = plan.work / seg_name(seg)
-    t0 = time.perf_counter()
-    try:
-        models = cache.get(plan.job.cfg.model)
-        writer = VideoWriter(stem.with_suffix(".mkv"), plan.size, plan.fps, lossless=True)
-        write_frames(writer, segment_frames(plan, models, seg), progress, plan.job.name)
-    except Cancelled:
-        raise
-    except Exception as exc:  # isolate the job: record, report, carry on with the others
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if not isinstance(exc, UserError):
-            msg = f"{type(exc).__name__}: {msg}"
-            traceback.print_exc(file=sys.stderr)
-        stem.with_suffix(".failed").write_text(msg)
-        return
-    meta = {"frames": seg[1] - seg[0], "seconds": time.perf_counter() - t0, "rank": rank, "ran": models.runtime}
-    write_json(stem.with_suffix(".json"), meta)
-    with open(plan.work / "renders.log", "a") as log:  # one line per render, to show each unit ran once
-        log.write(f"{seg_name(seg)} {rank}\n")
-
+from .segment import write_segment
+from .work import JobPlan, out_folder, pending_units, plan_job, prepare_work, seg_name
 
 # --------------------------------------------------------------------------------------------------------------------
 # Assembly and report (main process).
@@ -112,10 +59,14 @@ def finish_job(plan: JobPlan) -> dict:
     o = job.cfg.output
     audio = job.mode == STYLIZE and o.audio and job.input.is_file()  # an image sequence has none
     ran = []  # what each segment computed on, once each: several machines may differ (say, in --dtype auto)
-    for meta in metas:
-        seg_ran = json.loads(meta.read_text()).get("ran")
-        if seg_ran and seg_ran not in ran:
-            ran.append(seg_ran)
+    seg_metas = [json.loads(m.read_text()) for m in metas]
+    for meta in seg_metas:
+        if meta.get("ran") and meta["ran"] not in ran:
+            ran.append(meta["ran"])
+    rendered = {
+        "engine": "+".join(sorted({m.get("engine", "local") for m in seg_metas})),
+        "workers": len({m.get("worker") for m in seg_metas}),
+    }
     if len(ran) > 1:
         kinds = "; ".join(f"{r['device']} {r['dtype']} ({r['backend']})" for r in ran)
         print(
@@ -123,7 +74,7 @@ def finish_job(plan: JobPlan) -> dict:
             "pass --device, --dtype and --backend to pin them",
             file=sys.stderr,
         )
-    record = make_record(job.mode, job.cfg.flat(), job.input, ran)
+    record = make_record(job.mode, job.cfg.flat(), job.input, ran, rendered)
     try:
         assemble(
             [plan.work / f"{seg_name(s)}.mkv" for s in plan.segments],
@@ -146,7 +97,7 @@ def finish_job(plan: JobPlan) -> dict:
         from ..metrics import write_metrics
 
         write_metrics(job.output, job.input)
-    seconds = sum(json.loads(m.read_text())["seconds"] for m in metas) + time.perf_counter() - t0
+    seconds = sum(m["seconds"] for m in seg_metas) + time.perf_counter() - t0
     write_json(done, {"seconds": seconds})
     for seg in plan.segments:  # the output is complete: segments are no longer needed
         (plan.work / f"{seg_name(seg)}.mkv").unlink(missing_ok=True)
@@ -171,67 +122,141 @@ def run_batch(
     segment_frames: int | None = None,
     quiet: bool = False,
     on_progress: OnProgress | None = None,
+    engine: str | None = None,
+    address: str | None = None,
+    workers: int | None = None,
 ) -> list[dict]:
     """Render every job of ``job_file`` under ``out``; returns the report rows (also in ``out/report.json``).
 
-    Under ``accelerate launch`` / ``torchrun`` every process runs this; units are split with accelerate's
-    ``PartialState.split_between_processes`` and the main process assembles and reports. ``on_progress`` gets
-    :class:`ProgressEvent`s with ``job`` set, counting this process's frames (default: progress bars on the main
-    process unless ``quiet``); raising :class:`Cancelled` from it stops this process within one window, keeping
-    finished segments for a later resume.
+    ``engine`` (default: ``torchrun`` under a launcher, else ``local``): ``local`` renders in this process;
+    ``torchrun``: every process of an ``accelerate launch`` / ``torchrun`` runs this, units are split with
+    accelerate's ``PartialState.split_between_processes`` and the main process assembles and reports; ``ray``:
+    ``workers`` Ray actors on the cluster at ``address`` take units as they free up (``ray_engine.py``).
+    ``on_progress`` gets :class:`ProgressEvent`s with ``job`` set, counting this process's frames (default: progress
+    bars on the main process unless ``quiet``); raising :class:`Cancelled` from it stops this process within one
+    window, keeping finished segments for a later resume.
     """
-    from accelerate import PartialState
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    engine = engine or ("torchrun" if launched else "local")
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if launched and engine != "torchrun":
+        raise UserError(f"--engine {engine} under torchrun/accelerate launch: run it without the launcher")
+    if engine != "ray" and (address or workers):
+        raise UserError("--address and --workers are for --engine ray")
+    if engine == "ray":
+        from .ray_engine import preflight
 
-    out_dir = Path(out).resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {str(out)!r} is a file; give a folder")
+        preflight(address)  # before anything is written: a missing extra or a dead address is one line
+    out_dir = out_folder(out)
     jobs = load_jobs(job_file, out_dir, segment_frames)
+    if engine == "ray":
+        with OutputLock(out_dir, "folder"):
+            return _run_ray(jobs, out_dir, quiet, on_progress, address, workers)
     cpu = all(j.cfg.model.device == "cpu" for j in jobs) or not _accelerator_available()
-    state = PartialState(cpu=cpu)
+    state = None
+    if engine == "torchrun":
+        from accelerate import PartialState
+
+        state = PartialState(cpu=cpu)
     # One batch per --out: the main process holds the folder's lock for the run (if it refuses, torchrun/accelerate
     # stop the other processes), so a second run cannot delete this one's temporary files as stale.
-    lock = OutputLock(out_dir, "folder") if state.is_main_process else contextlib.nullcontext()
+    main = state is None or state.is_main_process
+    lock = OutputLock(out_dir, "folder") if main else contextlib.nullcontext()
     with lock:
         return _run_batch(state, jobs, out_dir, quiet, on_progress)
 
 
-def _run_batch(state, jobs: list[Job], out_dir: Path, quiet: bool, on_progress: OnProgress | None) -> list[dict]:
-    state.wait_for_everyone()
+def _interrupted(plans: list[JobPlan], out_dir: Path) -> BatchInterrupted:
+    kept = sum(len(p.segments) for p in plans if not p.error) - len(pending_units(plans))
+    return BatchInterrupted(
+        f"interrupted; {kept} finished segment(s) kept in {str(out_dir)!r}: run the same command to resume"
+    )
+
+
+def report(plans: list[JobPlan], out_dir: Path, progress: Progress, quiet: bool) -> list[dict]:
+    """Assemble every job whose segments are done, write ``out_dir/report.json`` and print a line per job (failures
+    even when ``quiet``); returns the rows."""
+    rows = []
+    for p in plans:
+        progress.emit("assemble", job=p.job.name)
+        rows.append(finish_job(p))
+    write_json(out_dir / "report.json", {"jobs": rows})
+    progress.emit("done")
+    for r in rows:
+        if r["status"] != "done" or not quiet:
+            what = f"{r['frames']} frames in {r['seconds']:.1f} s" if r["status"] == "done" else r["error"]
+            print(f"{r['status']:6s} {r['name']}: {what}", file=sys.stderr)
+    return rows
+
+
+def _units_frames(plans: list[JobPlan], units: list[tuple[int, int]]) -> int:
+    return sum(plans[i].segments[k][1] - plans[i].segments[k][0] for i, k in units)
+
+
+def _run_ray(jobs, out_dir: Path, quiet: bool, on_progress, address, workers) -> list[dict]:
+    from .ray_engine import render_on_ray
+
     plans = [plan_job(j, out_dir) for j in jobs]
-    if state.is_main_process:
-        prepare_work(plans)
-    state.wait_for_everyone()
+    prepare_work(plans)
     units = pending_units(plans)
-    cache = ModelCache(device=str(state.device))
+    threads = max((_threads(p) for p in plans if not p.error), default=1)
+    with default_progress(on_progress, "all jobs", quiet) as callback:
+        progress = Progress(callback, _units_frames(plans, units))
+        progress.emit("load")
+        try:
+            if units:
+                stats = render_on_ray(plans, units, out_dir, progress, address, workers, threads)
+                write_json(out_dir / "ray.json", stats)
+        except KeyboardInterrupt:
+            raise _interrupted(plans, out_dir) from None
+        return report(plans, out_dir, progress, quiet)
+
+
+def _threads(plan: JobPlan) -> int:
+    """The torch threads a job's models run with: ``--threads``, else 1 for the small models (as ``models_for``),
+    else all of this machine's cores (torch's default)."""
+    from ..pipelines.loader import SMALL_MODELS
+
+    m = plan.job.cfg.model
+    return m.threads or (1 if m.model in SMALL_MODELS else os.cpu_count() or 1)
+
+
+def _run_batch(state, jobs: list[Job], out_dir: Path, quiet: bool, on_progress: OnProgress | None) -> list[dict]:
+    """``local`` (``state`` None) or ``torchrun`` (an accelerate ``PartialState``)."""
+    main = state is None or state.is_main_process
+
+    def barrier():
+        if state is not None:
+            state.wait_for_everyone()
+
+    barrier()
+    plans = [plan_job(j, out_dir) for j in jobs]
+    if main:
+        prepare_work(plans)
+    barrier()
+    units = pending_units(plans)
+    cache = ModelCache(device=str(state.device) if state is not None else None)
     rows: list[dict] = []
-    with state.split_between_processes(units) as mine:
-        total = sum(plans[i].segments[k][1] - plans[i].segments[k][0] for i, k in mine)
-    no_bar = quiet or not state.is_main_process
-    with default_progress(on_progress, "all jobs", no_bar) as callback:
-        progress = Progress(callback, total)
+    if state is None:
+        mine, worker, engine = units, "0", "local"
+    else:
+        with state.split_between_processes(units) as mine:
+            pass
+        worker, engine = str(state.process_index), "torchrun"
+    with default_progress(on_progress, "all jobs", quiet or not main) as callback:
+        progress = Progress(callback, _units_frames(plans, mine))
         progress.emit("load")
         try:
             for i, k in mine:
-                write_segment(plans[i], k, cache, state.process_index, progress)
+                write_segment(plans[i], k, cache, worker, progress, engine)
         except KeyboardInterrupt:
-            kept = sum(len(p.segments) for p in plans if not p.error) - len(pending_units(plans))
-            raise BatchInterrupted(
-                f"interrupted; {kept} finished segment(s) kept in {str(out_dir)!r}: run the same command to resume"
-            ) from None
-        state.wait_for_everyone()
-        if state.is_main_process:
-            for p in plans:
-                progress.emit("assemble", job=p.job.name)
-                rows.append(finish_job(p))
-            write_json(out_dir / "report.json", {"jobs": rows})
-            progress.emit("done")
-    if state.is_main_process:
-        for r in rows:  # failures are reported even with --quiet
-            if r["status"] != "done" or not quiet:
-                what = f"{r['frames']} frames in {r['seconds']:.1f} s" if r["status"] == "done" else r["error"]
-                print(f"{r['status']:6s} {r['name']}: {what}", file=sys.stderr)
-    state.wait_for_everyone()
-    if not state.is_main_process:
+            raise _interrupted(plans, out_dir) from None
+        barrier()
+        if main:
+            rows = report(plans, out_dir, progress, quiet)
+    barrier()
+    if not main:
         rows = json.loads((out_dir / "report.json").read_text())["jobs"]
     return rows
 

@@ -71,6 +71,14 @@ class JobPlan:
         return self.prep.plan.duration
 
 
+def out_folder(out) -> Path:
+    """``--out`` as an absolute folder path (it need not exist yet); a file there is a one-line error."""
+    out_dir = Path(out).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {str(out)!r} is a file; give a folder")
+    return out_dir
+
+
 def _fingerprint(job: Job) -> str:
     payload = {k: v for k, v in job.cfg.flat().items() if k != "quiet"}
     payload |= {"mode": job.mode, "segment_frames": job.segment_frames, "output": str(job.output)}

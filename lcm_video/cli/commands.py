@@ -113,7 +113,26 @@ def _run_batch(ns: argparse.Namespace) -> int:
     from ..batch.run import run_batch
 
     seg = _extra(ns, "segment_frames", fill_default=False)  # None: the job file's own default applies
-    rows = run_batch(ns.jobs, ns.out, seg, getattr(ns, "quiet", False))
+    quiet = getattr(ns, "quiet", False)
+    engine, address, workers = _extra(ns, "engine"), _extra(ns, "address"), _extra(ns, "workers")
+    index, plan, assemble = _extra(ns, "segment_index"), _extra(ns, "plan"), _extra(ns, "assemble")
+    steps = [flag for flag, on in (("--plan", plan), ("--segment-index", index), ("--assemble", assemble)) if on]
+    if len(steps) > 1:
+        raise UserError(f"{' and '.join(steps)} are separate steps of an array job: give one at a time")
+    if steps and (engine or address or workers):
+        raise UserError(f"{steps[0]} renders in this process: drop --engine, --address and --workers")
+    if steps:
+        from ..batch import manifest
+
+        if plan:
+            manifest.write_plan(ns.jobs, ns.out, seg, quiet)
+            return 0
+        if index is not None:
+            done = manifest.render_indices(ns.jobs, ns.out, index, seg, quiet)
+            return 1 if done["failed"] else 0
+        rows = manifest.assemble_plan(ns.jobs, ns.out, seg, quiet)
+    else:
+        rows = run_batch(ns.jobs, ns.out, seg, quiet, engine=engine, address=address, workers=workers)
     return 0 if all(r["status"] == "done" for r in rows) else 1
 
 

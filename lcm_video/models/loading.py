@@ -231,7 +231,10 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
     if motion_adapter:
         adapter = load_motion_adapter(motion_adapter, dt, pipe.unet)
         pipe = _with_motion(pipe, adapter, model, motion_adapter)
-        load_motion_words(pipe, preset_path(mpreset.adapter) if mpreset else motion_adapter)
+        adapter_dir = Path(preset_path(mpreset.adapter) if mpreset else motion_adapter)
+        load_motion_words(pipe, str(adapter_dir))
+        if (adapter_dir / MOTION_LORA_FILE).is_file():
+            loras.append(str(adapter_dir / MOTION_LORA_FILE))
         max_context = int(adapter.config.motion_max_seq_length)
     if loras:
         _apply_loras(pipe, loras)
@@ -254,6 +257,11 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
 MOTION_WORDS_FILE = "motion_words.safetensors"
 """Word embeddings trained with a motion module (textual-inversion style), saved beside its adapter files:
 ``{word: float32 (hidden,)}``, the words' order (their token ids) in the metadata's ``words``."""
+
+
+MOTION_LORA_FILE = "pytorch_lora_weights.safetensors"
+"""A LoRA of the spatial UNet trained with a motion module, beside its adapter files (diffusers' LoRA format); fused
+with the model's other LoRAs whenever the adapter is loaded."""
 
 
 def load_motion_words(pipe, adapter_source: str) -> list[str]:

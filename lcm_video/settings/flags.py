@@ -3,7 +3,7 @@ rerun and ui commands' own options; and ``options_for(command)``, every option a
 
 from __future__ import annotations
 
-from ..choices import FLOW
+from ..choices import ENGINES, FLOW
 from ..options import BATCH, DISTILL, EVAL, INFO, RENDER, RERUN, STYLIZE, UI, Option
 from .distill import DISTILL_SETTINGS
 from .parts import SETTINGS
@@ -58,6 +58,59 @@ COMMAND_FLAGS: tuple[Option, ...] = (
         commands=(BATCH,),
         lo=1,
         metavar="N",
+    ),
+    Option(
+        "engine",
+        "str",
+        "how segments are spread: local (this process), torchrun (the processes of a torchrun/accelerate launch), "
+        "ray (actors on a Ray cluster; --out on a filesystem every node sees)",
+        default=None,
+        commands=(BATCH,),
+        choices=ENGINES,
+        derived="torchrun under a launcher, local otherwise",
+        metavar="|".join(ENGINES),
+        doc="how segments are spread: `local` (this process), `torchrun` (the processes of a `torchrun` / `accelerate "
+        "launch`, a static split), `ray` (Ray actors that load each model once and take segments as they free up; "
+        "a segment whose worker dies runs again elsewhere; `--out` must be a folder every node sees; "
+        '`pip install -e ".[ray]"`)',
+    ),
+    Option(
+        "address",
+        "str",
+        "Ray cluster to join (host:port, ray://host:port or auto); default: RAY_ADDRESS, else a Ray started here",
+        commands=(BATCH,),
+        metavar="ADDR",
+    ),
+    Option(
+        "workers",
+        "int",
+        "Ray actors (one GPU each on a GPU cluster)",
+        default=None,
+        commands=(BATCH,),
+        derived="the cluster's GPUs, else its CPUs / --threads",
+        lo=1,
+        metavar="N",
+    ),
+    Option(
+        "plan",
+        "bool",
+        "write the segment manifest OUT/plan.json for array jobs (Slurm --array, Kubernetes Indexed Jobs) and exit",
+        False,
+        commands=(BATCH,),
+    ),
+    Option(
+        "segment_index",
+        "str",
+        "render only these segments of OUT/plan.json: N, A-B, or A-B:STEP (every STEP-th); done ones are skipped",
+        commands=(BATCH,),
+        metavar="N|A-B[:STEP]",
+    ),
+    Option(
+        "assemble",
+        "bool",
+        "join the finished segments of OUT/plan.json into the outputs and write report.json (lists any missing)",
+        False,
+        commands=(BATCH,),
     ),
     Option("video", "path", "video to measure", commands=(EVAL,), positional=True),
     Option(

@@ -19,7 +19,7 @@ from .conftest import ROOT
 
 RUNNABLE = (
     "speed", "backends", "temporal", "eval_toy", "train_toy", "make_sample", "frames_digest", "threads", "train_motion",
-    "eval_motion", "train_control", "eval_control", "control_cost",
+    "eval_motion", "train_control", "eval_control", "control_cost", "engines",
 )  # fmt: skip
 MODULES = ("common", *RUNNABLE)
 

@@ -126,6 +126,18 @@ def test_ray_missing_is_one_line(job_file, tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_worker_that_cannot_see_out_says_so_in_one_line(tmp_path):
+    from lcm_video.batch.ray_engine import out_problem
+
+    probe = tmp_path / "out" / ".lcm-video-work" / ".probe-1"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("abc")
+    assert out_problem(str(probe), "abc") is None
+    assert out_problem(str(probe), "another run's") is not None  # a different folder of the same name
+    problem = out_problem(str(tmp_path / "elsewhere" / ".lcm-video-work" / ".probe-1"), "abc")
+    assert "cannot see --out" in problem and "elsewhere" in problem and "\n" not in problem
+
+
 def test_unreachable_ray_address_is_one_line(job_file, tmp_path, capsys):
     pytest.importorskip("ray")
     with socket.socket() as s:  # a port nothing listens on

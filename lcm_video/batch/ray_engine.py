@@ -89,6 +89,20 @@ def default_workers(resources: dict, threads: int) -> int:
     return gpus if gpus else max(1, int(resources.get("CPU", 1)) // max(1, threads))
 
 
+def out_problem(probe: str, token: str) -> str | None:
+    """None when this process sees the driver's ``--out`` (the ``probe`` file there holds ``token``), else why not, in
+    one line (what an actor on a node without the shared filesystem answers)."""
+    try:
+        if Path(probe).read_text() == token:
+            return None
+    except OSError:
+        pass
+    return (
+        f"a Ray worker on {socket.gethostname()} cannot see --out {str(Path(probe).parents[1])!r}: give a folder on "
+        "a filesystem every node shares (NFS, a cluster filesystem)"
+    )
+
+
 def _actor_classes(ray):
     @ray.remote(num_cpus=0)
     class ProgressSink:
@@ -117,16 +131,7 @@ def _actor_classes(ray):
             self.label = f"ray-{socket.gethostname()}-{node}-{os.getpid()}"
 
         def check(self, probe: str, token: str) -> str | None:
-            """None when this worker sees the driver's ``--out``, else why not (one line)."""
-            try:
-                if Path(probe).read_text() == token:
-                    return None
-            except OSError:
-                pass
-            return (
-                f"a Ray worker on {socket.gethostname()} cannot see --out {str(Path(probe).parents[1])!r}: give a "
-                "folder on a filesystem every node shares (NFS, a cluster filesystem)"
-            )
+            return out_problem(probe, token)
 
         def pid(self) -> int:
             return os.getpid()
@@ -173,18 +178,20 @@ def render_on_ray(
     workers: int | None,
     threads: int,
     delays: tuple[float, ...] = (),
+    static: bool = False,
 ) -> dict:
     """Render ``units`` (plan index, segment index) on Ray actors; returns ``{"workers", "retried", "per_worker"}``.
-    ``delays``: seconds added per frame on the first actors (benchmarks: a heterogeneous cluster)."""
+    Benchmarks only: ``delays``, seconds added per frame on the first actors (a heterogeneous cluster); ``static``,
+    each actor gets a fixed contiguous share up front (what torchrun's split does) instead of the next free unit."""
     ray = require_ray()
     connect(ray, address)
     try:
-        return _schedule(ray, plans, units, out_dir, progress, workers, threads, delays)
+        return _schedule(ray, plans, units, out_dir, progress, workers, threads, delays, static)
     finally:
         ray.shutdown()
 
 
-def _schedule(ray, plans, units, out_dir, progress, workers, threads, delays) -> dict:
+def _schedule(ray, plans, units, out_dir, progress, workers, threads, delays, static) -> dict:
     ProgressSink, SegmentWorker = _actor_classes(ray)
     resources = ray.cluster_resources()
     gpu = int(resources.get("GPU", 0)) > 0
@@ -210,13 +217,23 @@ def _schedule(ray, plans, units, out_dir, progress, workers, threads, delays) ->
     try:
         queue = deque(units)
         idle = [new_actor() for _ in range(count)]
+        if static:  # contiguous shares, as accelerate's split_between_processes
+            share = -(-len(units) // count)
+            fixed = {id(a): deque(units[i * share : (i + 1) * share]) for i, a in enumerate(idle)}
         running: dict = {}  # object ref → (actor, unit)
         reported: dict[str, int] = {}
         retries: dict[tuple[int, int], int] = {}
         per_worker: dict[str, int] = {}
         while queue or running:
             while queue and idle:
-                actor, unit = idle.pop(), queue.popleft()
+                actor = idle.pop()
+                if static:
+                    if not fixed[id(actor)]:
+                        continue  # its share is done; it stays out
+                    unit = fixed[id(actor)].popleft()
+                    queue.remove(unit)
+                else:
+                    unit = queue.popleft()
                 running[actor.render.remote(*unit)] = (actor, unit)
             done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
             for unit_id, frames in ray.get(sink.take.remote()):
@@ -242,7 +259,12 @@ def _schedule(ray, plans, units, out_dir, progress, workers, threads, delays) ->
                             file=sys.stderr,
                         )
                         queue.append(unit)
-                    idle.append(new_actor())
+                    fresh = new_actor()
+                    if static:  # the new actor takes over the dead one's share, this unit first
+                        fixed[id(fresh)] = fixed.pop(id(actor))
+                        if unit in queue:
+                            fixed[id(fresh)].appendleft(unit)
+                    idle.append(fresh)
                     continue
                 per_worker[label] = per_worker.get(label, 0) + 1
                 idle.append(actor)

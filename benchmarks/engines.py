@@ -1,0 +1,120 @@
+"""Measure the batch engines (issue 30): the Ray engine's overhead against one process, and dynamic scheduling
+against a static split on a simulated heterogeneous cluster.
+
+    OMP_NUM_THREADS=1 python -m benchmarks.engines --frames 480 --out build/engines.json
+
+One stylise job of the trained toy (``--model toy``, 128², 4 steps, float32: the frames do not depend on the engine)
+on a ``--frames`` long synthetic pan, rendered:
+
+- ``overhead``: by one process (``--engine local``) and by one Ray actor (``--engine ray --workers 1``, Ray started
+  by the run itself, as a user without a cluster gets it), once with many short segments (``--short`` frames each) and
+  once with few long ones (``--long``); the ratio is Ray's wall time over one process's.
+- ``heterogeneous``: two Ray actors, the second slowed by ``--delay`` seconds a frame (a slower GPU or a busier node),
+  given either a fixed contiguous half of the segments up front (what torchrun's static split does) or the next free
+  segment (the engine's default); the ratio is static over dynamic wall time.
+
+Every output is checked against the one-process render of the same segments (identical frames) before its time is
+reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import Rows
+
+
+def _job_file(folder: Path, clip: Path, segment: int) -> Path:
+    job = {"name": "pan", "mode": "stylize", "input": str(clip), "prompt": "a blue square on a textured background"}
+    defaults = {"model": "toy", "device": "cpu", "dtype": "float32", "threads": 1, "segment_frames": segment}
+    path = folder / f"jobs_{segment}.yaml"
+    path.write_text(json.dumps({"defaults": defaults, "jobs": [{**job, "output": "pan.mp4", "strength": 0.6}]}))
+    return path
+
+
+def _frames(path: Path):
+    import decord
+
+    vr = decord.VideoReader(str(path))
+    return vr.get_batch(list(range(len(vr)))).asnumpy()
+
+
+def _static_or_dynamic(job_file: Path, out: Path, delay: float, static: bool) -> tuple[float, dict]:
+    """Wall seconds (and the engine's stats) of two Ray actors, the second ``delay`` s/frame slower."""
+    from lcm_video.batch.jobs import load_jobs
+    from lcm_video.batch.ray_engine import preflight, render_on_ray
+    from lcm_video.batch.run import report
+    from lcm_video.batch.work import pending_units, plan_job, prepare_work
+    from lcm_video.events import Progress
+
+    preflight(None)
+    t0 = time.perf_counter()
+    plans = [plan_job(j, out) for j in load_jobs(job_file, out)]
+    prepare_work(plans)
+    units = pending_units(plans)
+    stats = render_on_ray(plans, units, out, Progress(None, 0), None, 2, 1, delays=(0.0, delay), static=static)
+    report(plans, out, Progress(None, 0), quiet=True)
+    return time.perf_counter() - t0, stats
+
+
+def main(argv: list[str] | None = None) -> Rows:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=480, help="frames of the job")
+    ap.add_argument("--short", type=int, default=48, help="frames a segment, the many-short case")
+    ap.add_argument("--long", type=int, default=240, help="frames a segment, the few-long case")
+    ap.add_argument("--delay", type=float, default=0.4, help="seconds a frame added to the slow actor")
+    ap.add_argument("--cases", default="overhead,heterogeneous")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    import numpy as np
+
+    from lcm_video.batch.run import run_batch
+    from lcm_video.video.synthetic import frames_clip, motion_clip
+
+    rows = Rows(args.out, "engines")
+    cases = args.cases.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip = frames_clip(tmp / "pan.mp4", motion_clip("pan", 128, args.frames), fps=24)
+        reference = {}  # per segment length: the same segments give the same frames, whoever renders them
+        if "overhead" in cases:
+            for segment in (args.short, args.long):
+                job_file = _job_file(tmp, clip, segment)
+                times = {}
+                for engine, extra in (("local", {}), ("ray", {"workers": 1})):
+                    out = tmp / f"{engine}_{segment}"
+                    t0 = time.perf_counter()
+                    run_batch(job_file, out, quiet=True, engine=engine, **extra)
+                    times[engine] = time.perf_counter() - t0
+                    got = _frames(out / "pan.mp4")
+                    reference.setdefault(segment, got)
+                    assert np.array_equal(got, reference[segment]), f"{engine} at {segment} frames a segment differs"
+                rows.add({
+                    "case": "overhead", "frames": args.frames, "segment_frames": segment,
+                    "segments": -(-args.frames // segment), "local_s": round(times["local"], 2),
+                    "ray_1_worker_s": round(times["ray"], 2), "ray_over_local": round(times["ray"] / times["local"], 3),
+                })  # fmt: skip
+        if "heterogeneous" in cases:
+            job_file = _job_file(tmp, clip, args.short)
+            times = {}
+            for static in (True, False):
+                out = tmp / f"het_{static}"
+                seconds, stats = _static_or_dynamic(job_file, out, args.delay, static)
+                times[static] = seconds
+                got = _frames(out / "pan.mp4")
+                reference.setdefault(args.short, got)
+                assert np.array_equal(got, reference[args.short]), "the heterogeneous run's frames differ"
+                rows.add({
+                    "case": "heterogeneous", "split": "static" if static else "dynamic", "seconds": round(seconds, 2),
+                    "segments_per_worker": sorted(stats["per_worker"].values()), "delay_s_per_frame": args.delay,
+                })  # fmt: skip
+            rows.add({"case": "heterogeneous", "static_over_dynamic": round(times[True] / times[False], 3)})
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -44,13 +44,50 @@ def depth_small(folder: Path) -> Path:
     return folder
 
 
+def annotators_repo(hf_home: Path) -> Path:
+    """A Hugging Face cache under ``hf_home`` holding ``lllyasviel/Annotators`` as controlnet_aux reads it (PiDiNet,
+    the two line-art generators, OpenPose's body, hand and face nets), with random weights of the real shapes: set
+    ``HF_HOME`` to it (offline) and ``--control softedge|lineart|openpose`` load through their real path."""
+    import torch
+    from controlnet_aux.lineart import Generator
+    from controlnet_aux.open_pose.face import FaceNet
+    from controlnet_aux.open_pose.model import bodypose_model, handpose_model
+    from controlnet_aux.pidi.model import pidinet
+
+    def strip_first(net):  # OpenPose's files name weights without the first component (``util.transfer``)
+        return {".".join(k.split(".")[1:]): v for k, v in net.state_dict().items()}
+
+    sha = "0" * 40
+    repo = hf_home / "hub" / "models--lllyasviel--Annotators"
+    snap = repo / "snapshots" / sha
+    snap.mkdir(parents=True, exist_ok=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(sha)
+    torch.manual_seed(0)
+    torch.save({"state_dict": pidinet().state_dict()}, snap / "table5_pidinet.pth")
+    torch.save(Generator(3, 1, 3).state_dict(), snap / "sk_model.pth")
+    torch.save(Generator(3, 1, 3).state_dict(), snap / "sk_model2.pth")
+    torch.save(strip_first(bodypose_model()), snap / "body_pose_model.pth")
+    torch.save(strip_first(handpose_model()), snap / "hand_pose_model.pth")
+    torch.save(FaceNet().state_dict(), snap / "facenet.pth")
+    return hf_home
+
+
 def main(argv: list[str] | None = None) -> Rows:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.control_cost", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="256,512")
     ap.add_argument("--frames", type=int, default=2)
     ap.add_argument("--skip-nets", action="store_true", help="only the annotators")
+    ap.add_argument(
+        "--aux", action="store_true", help="also controlnet_aux's annotators (softedge, lineart, openpose; random nets)"
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.aux:  # huggingface_hub reads its cache folder once, at import
+        import os
+
+        hf_home = Path(tempfile.mkdtemp(prefix="annotators-"))
+        os.environ.update(HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"), HF_HUB_OFFLINE="1")
     import torch
     from diffusers import ControlNetModel
 
@@ -91,7 +128,13 @@ def main(argv: list[str] | None = None) -> Rows:
     frame = FrameReader(info, (512, 512)).read([10])[0]
     with tempfile.TemporaryDirectory() as tmp:
         depth = Depth(str(depth_small(Path(tmp) / "depth")))
-        for name, fn in (("canny", canny), ("tile", tile), ("depth", depth)):
+        kinds = [("canny", canny), ("tile", tile), ("depth", depth)]
+        if args.aux:
+            from lcm_video.control.annotators import annotator
+
+            annotators_repo(hf_home)
+            kinds += [(k, annotator(k)) for k in ("softedge", "lineart", "openpose")]
+        for name, fn in kinds:
             fn(frame)  # warm-up
             times = []
             for _ in range(3):

@@ -130,9 +130,9 @@ def measure_clip(frames: np.ndarray, spec: tv.ClipSpec, classify) -> dict:
     return row
 
 
-def load(adapter: str, words: bool = True):
-    """The toy-teacher with ``adapter`` (a folder, or ``zero``: an untrained, zero-initialised module), with the
-    folder's motion words or (``words=False``) without them."""
+def load(adapter: str, words: bool = True, model: str = "toy-teacher"):
+    """``model`` (the toy-teacher, or the distilled ``toy``) with ``adapter`` (a folder, or ``zero``: an untrained,
+    zero-initialised module), with the folder's motion words or (``words=False``) without them."""
     import shutil
 
     import lcm_video
@@ -146,7 +146,7 @@ def load(adapter: str, words: bool = True):
         tmp = Path(tempfile.mkdtemp()) / "no-words"
         shutil.copytree(adapter, tmp, ignore=shutil.ignore_patterns(WORDS_FILE))
         adapter = str(tmp)
-    return lcm_video.load_models("toy-teacher", motion_adapter=adapter, device="cpu", dtype="float32")
+    return lcm_video.load_models(model, motion_adapter=adapter, device="cpu", dtype="float32")
 
 
 def ddim_clip(models, prompt: str, size: int, frames: int, steps: int, guidance: float, seed: int) -> np.ndarray:
@@ -241,6 +241,7 @@ def summarise(rows: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.eval_motion", description=__doc__.splitlines()[0])
     ap.add_argument("--adapter", default="build/motion/adapter", help="MotionAdapter folder, or 'zero'")
+    ap.add_argument("--model", default="toy-teacher", help="toy-teacher, or toy (with --sampler generate --steps 4)")
     ap.add_argument("--words", choices=["on", "off"], default="on", help="load the adapter's motion words")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--sampler", choices=["ddim", "generate"], default="ddim")
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    models = load(args.adapter, args.words == "on")
+    models = load(args.adapter, args.words == "on", args.model)
     make = ddim_clip if args.sampler == "ddim" else generate_clip
     rows = []
     prompts = eval_prompts(args.kinds) if not args.prompt else [(args.prompt, spec_of(args.prompt))]
@@ -276,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"frames": 48, **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}}))
     summary = {
         "adapter": args.adapter,
+        "model": args.model,
         "words": args.words,
         "size": args.size,
         "sampler": args.sampler,

@@ -64,8 +64,9 @@ def _static_or_dynamic(job_file: Path, out: Path, delay: float, static: bool) ->
 def main(argv: list[str] | None = None) -> Rows:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.engines", description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=480, help="frames of the job")
-    ap.add_argument("--short", type=int, default=48, help="frames a segment, the many-short case")
+    ap.add_argument("--short", type=int, default=48, help="frames a segment: the many-short case, and heterogeneous")
     ap.add_argument("--long", type=int, default=240, help="frames a segment, the few-long case")
+    ap.add_argument("--overhead", default="short,long", help="which overhead cases: short, long or both")
     ap.add_argument("--delay", type=float, default=0.4, help="seconds a frame added to the slow actor")
     ap.add_argument("--cases", default="overhead,heterogeneous")
     ap.add_argument("--out", type=Path)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> Rows:
         clip = frames_clip(tmp / "pan.mp4", motion_clip("pan", 128, args.frames), fps=24)
         reference = {}  # per segment length: the same segments give the same frames, whoever renders them
         if "overhead" in cases:
-            for segment in (args.short, args.long):
+            for segment in [{"short": args.short, "long": args.long}[c] for c in args.overhead.split(",")]:
                 job_file = _job_file(tmp, clip, segment)
                 times = {}
                 for engine, extra in (("local", {}), ("ray", {"workers": 1})):

@@ -230,3 +230,30 @@ def test_ray_cluster_survives_a_killed_worker_and_a_killed_driver(cluster, job_f
     _same_outputs(out2, reference)
     renders = (work / "renders.log").read_text().split()[0::2]
     assert all(renders.count(s) == 1 for s in finished)  # kept, not re-rendered
+
+
+@pytest.mark.slow
+def test_ray_progress_reaches_the_caller(cluster, tmp_path):
+    """Through the library (in a process of its own, as a driver is): every frame the actors render is counted once
+    on the driver's ``on_progress``, in order, ending in ``done``."""
+    address, env = cluster
+    jobs = [{"name": "gen", "mode": "generate", "prompt": "a fox", "frames": 12, "fps": 8, "output": "fox.mp4"}]
+    job_file = write_jobs(tmp_path, jobs, {"model": "tiny", "device": "cpu", "dtype": "float32", "segment_frames": 4})
+    script = (
+        "import json, sys\n"
+        "from lcm_video.batch.run import run_batch\n"
+        "events = []\n"
+        "rows = run_batch(sys.argv[1], sys.argv[2], quiet=True, on_progress=events.append, engine='ray', "
+        "address=sys.argv[3])\n"
+        "print(json.dumps({'rows': rows, 'events': [[e.stage, e.done, e.total, e.job] for e in events]}, default=str))"
+    )
+    cmd = [sys.executable, "-c", script, str(job_file), str(tmp_path / "out"), address]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert [r["status"] for r in got["rows"]] == ["done"]
+    stages = [e[0] for e in got["events"]]
+    assert stages[0] == "load" and stages[-1] == "done" and "assemble" in stages
+    renders = [e for e in got["events"] if e[0] == "render"]
+    assert renders and renders[-1][1] == renders[-1][2] == 12 and all(e[3] == "gen" for e in renders)
+    assert [e[1] for e in renders] == sorted(e[1] for e in renders)

@@ -52,11 +52,22 @@ def preflight(address: str | None) -> None:
     _check_reachable(address)
 
 
+def _no_token_notice(record) -> bool:
+    # Ray 2.60 announces on every start that it enables token authentication; a render's output is no place for it.
+    return "Token authentication is enabled" not in record.getMessage()
+
+
 def connect(ray, address: str | None) -> None:
     """Join the cluster at ``address`` (or RAY_ADDRESS; neither: start a Ray instance on this machine)."""
+    import logging
+
     address = address or os.environ.get("RAY_ADDRESS") or None
+    for name in ("ray", "ray._private.authentication.authentication_token_setup"):
+        logging.getLogger(name).addFilter(_no_token_notice)
     try:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+        # A Ray started here for this run only: no dashboard (its agent takes CPU from the actors on a small machine).
+        local = {} if address else {"include_dashboard": False}
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False, **local)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(

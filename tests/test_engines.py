@@ -175,17 +175,10 @@ def cluster():
         subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def _busy_worker() -> int | None:
-    """The pid of a Ray SegmentWorker that is writing a segment right now (its ffmpeg encoder is running)."""
-    import psutil
-
-    for proc in psutil.process_iter(["cmdline"]):
-        if "ray::SegmentWorker" in " ".join(proc.info["cmdline"] or []):
-            try:
-                if any("ffmpeg" in c.name() for c in proc.children()):
-                    return proc.pid
-            except psutil.Error:
-                continue
+def _busy_worker(work: Path) -> int | None:
+    """The pid of a Ray actor rendering a segment of ``work`` right now (its ``seg_….PID.busy`` marker)."""
+    for marker in work.glob("seg_*.busy"):
+        return int(marker.suffixes[-2].lstrip("."))
     return None
 
 
@@ -198,8 +191,9 @@ def test_ray_cluster_survives_a_killed_worker_and_a_killed_driver(cluster, job_f
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, killed = time.time() + 180, None
     while killed is None and time.time() < deadline and proc.poll() is None:
-        if (out / ".lcm-video-work" / "styl" / "renders.log").exists() and (pid := _busy_worker()):
-            os.kill(pid, signal.SIGKILL)  # mid-segment: its encoder is running
+        work = out / ".lcm-video-work" / "styl"
+        if (work / "renders.log").exists() and (pid := _busy_worker(work)):
+            os.kill(pid, signal.SIGKILL)  # mid-segment: it is rendering one
             killed = pid
         time.sleep(0.02)
     _, err = proc.communicate(timeout=300)

@@ -160,7 +160,13 @@ def _actor_classes(ray):
                         time.sleep(self.delay * event.done)
 
             progress = Progress(_Cumulative(report), 0, plan.job.name)
-            write_segment(plan, k, self.cache, self.label, progress, engine="ray")
+            # Who is rendering what, while it renders (``seg_….PID.busy``; a dead actor's is swept by the next run).
+            busy = plan.work / f"{seg_name(plan.segments[k])}.{os.getpid()}.busy"
+            busy.write_text(self.label)
+            try:
+                write_segment(plan, k, self.cache, self.label, progress, engine="ray")
+            finally:
+                busy.unlink(missing_ok=True)
             return self.label
 
     return ProgressSink, SegmentWorker

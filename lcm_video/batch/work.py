@@ -7,6 +7,7 @@ Work folder layout, inside ``--out`` (``OUT/.lcm-video-work/NAME/``):
     seg_000000_000120.mkv         a finished segment: lossless RGB frames [0, 120) (renamed into place when complete)
     seg_000000_000120.json        written after the .mkv: frames, seconds, process rank
     seg_000000_000120.failed      the unit failed: the one-line error
+    seg_000000_000120.PID.busy    a Ray actor (process PID) is rendering the unit now
     done.json                     the output was assembled
 
 A unit is done when its .json exists, so a run killed at any moment (even with kill -9) resumes by skipping those.
@@ -126,8 +127,9 @@ def prepare_work(plans: list[JobPlan]) -> None:
         if (p.work / "done.json").exists() and not p.job.output.exists():
             (p.work / "done.json").unlink()
         p.work.mkdir(parents=True, exist_ok=True)
-        for stale in [*p.work.glob("*.partial"), *p.work.glob("*.failed"), *p.work.glob("*.tmp")]:
-            stale.unlink(missing_ok=True)
+        for pattern in ("*.partial", "*.failed", "*.tmp", "*.busy"):
+            for stale in p.work.glob(pattern):
+                stale.unlink(missing_ok=True)
         remove_stale_partials(p.job.output)  # a dead run's half-assembled output
         write_json(meta, {"name": p.job.name, "fingerprint": p.fingerprint})
 

@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from lcm_video.toy import video as tv
 from lcm_video.toy import world
@@ -151,6 +150,7 @@ def load(adapter: str, words: bool = True, model: str = "toy-teacher"):
 
 def ddim_clip(models, prompt: str, size: int, frames: int, steps: int, guidance: float, seed: int) -> np.ndarray:
     """uint8 (frames, size, size, 3) from diffusers' AnimateDiffPipeline on ``models``' modules, DDIM (trailing)."""
+    import torch
     from diffusers import DDIMScheduler
 
     pipe = models.pipe
@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--save", type=Path, help="folder for a PNG strip of every clip (every 3rd frame)")
     ap.add_argument("--prompt", help="measure this one prompt (a caption of the toy video world's form) only")
     args = ap.parse_args(argv)
+    import torch  # here, not at the top: --help stays instant
+
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     models = load(args.adapter, args.words == "on", args.model)

@@ -19,11 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from lcm_video.train import control as tc
-from lcm_video.train.loop import atomic_save, latest_checkpoint
-
 
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
@@ -31,6 +26,11 @@ def log(msg: str) -> None:
 
 def measure(sizes=(128,), batches=(8, 16, 32), repeats: int = 2) -> list[dict]:
     """Seconds per training step (forward, backward, AdamW) per size and batch (best of ``repeats`` after a warm-up)."""
+    # torch and the trainer load only when a mode runs: --help stays instant
+    import torch
+
+    from lcm_video.train import control as tc
+
     parts = tc.load_control_parts()
     opt = torch.optim.AdamW(parts.controlnet.parameters(), lr=1e-6)
     states = tc.encode_text(parts.text_encoder, parts.tokenizer, ["a red circle on a blue background"])
@@ -57,7 +57,12 @@ def measure(sizes=(128,), batches=(8, 16, 32), repeats: int = 2) -> list[dict]:
 def pack(checkpoints: Path, ema: bool) -> Path:
     """The last checkpoint's ControlNet (EMA or live weights) as float16 into the package, where the ``toy`` and
     ``toy-teacher`` presets' ``--control canny`` loads it (as the render's dtype)."""
+    # torch and the trainer load only when a mode runs: --help stays instant
+    import torch
+
     from lcm_video.models.presets import WEIGHTS
+    from lcm_video.train import control as tc
+    from lcm_video.train.loop import latest_checkpoint
 
     found = latest_checkpoint(checkpoints)
     if found is None:
@@ -74,6 +79,7 @@ def pack(checkpoints: Path, ema: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
+
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train_control", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("build/control"))
     ap.add_argument("--size", type=int, default=128, help="picture side in pixels (a multiple of 8)")
@@ -94,6 +100,12 @@ def main(argv: list[str] | None = None) -> None:
         help="only write a float16 copy of the last checkpoint's EMA or live weights into lcm_video/weights/toy-canny",
     )
     args = ap.parse_args(argv)
+    # torch and the trainer load only when a mode runs: --help stays instant
+    import torch
+
+    from lcm_video.train import control as tc
+    from lcm_video.train.loop import atomic_save, latest_checkpoint
+
     torch.set_num_threads(args.threads)
     if args.pack:
         pack(args.out / "checkpoints", ema=args.pack == "ema")

@@ -21,11 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from lcm_video.train import motion as tm
-from lcm_video.train.loop import latest_checkpoint
-
 
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
@@ -34,6 +29,11 @@ def log(msg: str) -> None:
 def measure(sizes=(128, 64), batches=(1, 2, 4), repeats: int = 3) -> list[dict]:
     """Seconds per training step (forward, backward, AdamW) of the toy UNetMotionModel on 16-frame clips, per size and
     batch of clips (the best of ``repeats`` after one warm-up)."""
+    # torch and the trainer load only when a mode runs: --help stays instant
+    import torch
+
+    from lcm_video.train import motion as tm
+
     parts = tm.load_toy_parts(tm.toy_motion_adapter())
     params = [*parts.motion_params().values(), parts.words]
     opt = torch.optim.AdamW(params, lr=1e-6)
@@ -58,6 +58,7 @@ def measure(sizes=(128, 64), batches=(1, 2, 4), repeats: int = 3) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
+
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train_motion", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("build/motion"))
     ap.add_argument("--size", type=int, default=64, help="clip side in pixels (a multiple of 8)")
@@ -84,6 +85,12 @@ def main(argv: list[str] | None = None) -> None:
         "--curve", type=int, metavar="N", help="only print the mean loss of every N steps of the last checkpoint"
     )
     args = ap.parse_args(argv)
+    # torch and the trainer load only when a mode runs: --help stays instant
+    import torch
+
+    from lcm_video.train import motion as tm
+    from lcm_video.train.loop import latest_checkpoint
+
     if args.curve:
         found = latest_checkpoint(args.out / "checkpoints")
         losses = torch.load(found, weights_only=False)["losses"] if found else []

@@ -212,6 +212,16 @@ def _uninterrupted(tmp_path: Path, job_file: Path) -> Path:
 
 
 @pytest.mark.slow
+def kill_after_segments(proc: subprocess.Popen, work: Path, count: int, timeout: float = 120) -> set[str]:
+    """kill -9 ``proc`` once ``work`` holds ``count`` finished segments (or at ``timeout``); the finished ones."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(list(work.glob("seg_*.json"))) < count:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return {p.stem for p in work.glob("seg_*.json")}
+
+
 def test_kill_9_then_resume_gives_the_same_frames(tmp_path, clip):
     jobs = [
         {"name": "styl", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "styl.mp4", "blend": 0.3},
@@ -223,12 +233,7 @@ def test_kill_9_then_resume_gives_the_same_frames(tmp_path, clip):
     cmd = [sys.executable, "-m", "lcm_video", "batch", str(job_file), "--out", str(out), "-q"]
     proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = out / ".lcm-video-work" / "styl"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(work.glob("seg_*.json"))) < 2:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = {p.stem for p in work.glob("seg_*.json")}
+    finished = kill_after_segments(proc, work, 2)
     assert 2 <= len(finished) < 6, finished  # killed part-way through the 6 segments
     assert not (out / "styl.mp4").exists()
     res = _run(cmd)

@@ -24,7 +24,7 @@ from lcm_video.record import read_record
 from lcm_video.video.synthetic import lavfi_clip
 
 from .conftest import ROOT, read_frames
-from .test_batch import ENV, write_jobs
+from .test_batch import ENV, kill_after_segments, write_jobs
 
 OUTPUTS = ("styl.mp4", "gen/fox.mp4")
 
@@ -212,12 +212,7 @@ def test_ray_cluster_survives_a_killed_worker_and_a_killed_driver(cluster, job_f
     cmd2 = [*cmd[:6], str(out2), *cmd[7:]]
     proc = subprocess.Popen(cmd2, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     work = out2 / ".lcm-video-work" / "styl"
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(work.glob("seg_*.json"))) < 3:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = {p.stem for p in work.glob("seg_*.json")}
+    finished = kill_after_segments(proc, work, 3, timeout=180)
     assert 3 <= len(finished) < 11 and not (out2 / "styl.mp4").exists()
     res = subprocess.run(cmd2, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 1, res.stderr[-3000:]

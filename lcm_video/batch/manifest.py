@@ -25,7 +25,7 @@ from ..events import OnProgress, Progress, default_progress
 from ..files import write_json
 from ..video.lock import OutputLock
 from .jobs import load_jobs
-from .work import WORK, JobPlan, out_folder, plan_job, prepare_work, seg_name
+from .work import WORK, JobPlan, out_folder, plan_job, prepare_work, seg_name, segment_done
 
 PLAN = "plan.json"
 _SPEC = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
@@ -127,7 +127,7 @@ def render_indices(
     worker = f"{socket.gethostname()}-{os.getpid()}"
     cache = ModelCache()
     result: dict[str, list[int]] = {"rendered": [], "skipped": [], "failed": []}
-    pending = [t for t in todo if not (t[1].work / f"{seg_name(t[1].segments[t[2]])}.json").exists()]
+    pending = [t for t in todo if not segment_done(t[1], t[2])]
     result["skipped"] = [t[0] for t in todo if t not in pending]
     frames = sum(p.segments[k][1] - p.segments[k][0] for _, p, k in pending)
     if not pending:
@@ -174,8 +174,8 @@ def assemble_plan(job_file, out, segment_frames: int | None = None, quiet: bool 
             if p is None:
                 raise UserError(f"job {row['job']!r} of the plan is not in the job file: run --plan again")
             _check_same(p, row)
-            stem = p.work / seg_name(tuple(row["frames"]))
-            if not stem.with_suffix(".json").exists() and not stem.with_suffix(".failed").exists():
+            failed = (p.work / seg_name(tuple(row["frames"]))).with_suffix(".failed")
+            if not segment_done(p, row["segment"]) and not failed.exists():
                 missing.append(row["index"])
         if missing:
             raise UserError(

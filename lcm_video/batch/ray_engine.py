@@ -122,10 +122,10 @@ def _actor_classes(ray):
         def __init__(self):
             self.news: list[tuple[str, int]] = []
 
-        def add(self, unit: str, frames: int) -> None:
+        def add(self, unit: tuple[int, int], frames: int) -> None:
             self.news.append((unit, frames))
 
-        def take(self) -> list[tuple[str, int]]:
+        def take(self) -> list[tuple[tuple[int, int], int]]:
             news, self.news = self.news, []
             return news
 
@@ -144,14 +144,11 @@ def _actor_classes(ray):
         def check(self, probe: str, token: str) -> str | None:
             return out_problem(probe, token)
 
-        def pid(self) -> int:
-            return os.getpid()
-
         def render(self, i: int, k: int) -> str:
             from .segment import write_segment
 
             plan = self.plans[i]
-            unit = f"{i}:{k}"
+            unit = (i, k)
 
             def report(event) -> None:
                 if event.stage == "render":
@@ -238,7 +235,7 @@ def _schedule(ray, plans, units, out_dir, progress, workers, threads, delays, st
             share = -(-len(units) // count)
             fixed = {id(a): deque(units[i * share : (i + 1) * share]) for i, a in enumerate(idle)}
         running: dict = {}  # object ref → (actor, unit)
-        reported: dict[str, int] = {}
+        reported: dict[tuple[int, int], int] = {}
         retries: dict[tuple[int, int], int] = {}
         per_worker: dict[str, int] = {}
         while queue or running:
@@ -253,16 +250,16 @@ def _schedule(ray, plans, units, out_dir, progress, workers, threads, delays, st
                     unit = queue.popleft()
                 running[actor.render.remote(*unit)] = (actor, unit)
             done, _ = ray.wait(list(running), num_returns=1, timeout=POLL_S)
-            for unit_id, frames in ray.get(sink.take.remote()):
-                reported[unit_id] = reported.get(unit_id, 0) + frames
-                progress.emit("render", frames, plans[int(unit_id.split(":")[0])].job.name)
+            for (i, k), frames in ray.get(sink.take.remote()):
+                reported[i, k] = reported.get((i, k), 0) + frames
+                progress.emit("render", frames, plans[i].job.name)
             for ref in done:
                 actor, unit = running.pop(ref)
                 try:
                     label = ray.get(ref)
                 except ray.exceptions.RayActorError:
                     # The worker died mid-segment: its frames are uncounted and the segment runs again elsewhere.
-                    lost = reported.pop(f"{unit[0]}:{unit[1]}", 0)
+                    lost = reported.pop(unit, 0)
                     progress.done -= lost
                     retries[unit] = retries.get(unit, 0) + 1
                     plan = plans[unit[0]]

@@ -153,12 +153,11 @@ def run_batch(
     if engine == "ray":
         with OutputLock(out_dir, "folder"):
             return _run_ray(jobs, out_dir, quiet, on_progress, address, workers)
-    cpu = all(j.cfg.model.device == "cpu" for j in jobs) or not _accelerator_available()
     state = None
     if engine == "torchrun":
         from accelerate import PartialState
 
-        state = PartialState(cpu=cpu)
+        state = PartialState(cpu=all(j.cfg.model.device == "cpu" for j in jobs) or not _accelerator_available())
     # One batch per --out: the main process holds the folder's lock for the run (if it refuses, torchrun/accelerate
     # stop the other processes), so a second run cannot delete this one's temporary files as stale.
     main = state is None or state.is_main_process
@@ -214,12 +213,10 @@ def _run_ray(jobs, out_dir: Path, quiet: bool, on_progress, address, workers) ->
 
 
 def _threads(plan: JobPlan) -> int:
-    """The torch threads a job's models run with: ``--threads``, else 1 for the small models (as ``models_for``),
-    else all of this machine's cores (torch's default)."""
-    from ..pipelines.loader import SMALL_MODELS
+    """The CPUs a job's models run on: ``model_threads``, where that is torch's default all of this machine's."""
+    from ..pipelines.loader import model_threads
 
-    m = plan.job.cfg.model
-    return m.threads or (1 if m.model in SMALL_MODELS else os.cpu_count() or 1)
+    return model_threads(plan.job.cfg.model) or os.cpu_count() or 1
 
 
 def _run_batch(state, jobs: list[Job], out_dir: Path, quiet: bool, on_progress: OnProgress | None) -> list[dict]:

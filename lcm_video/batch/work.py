@@ -134,6 +134,11 @@ def prepare_work(plans: list[JobPlan]) -> None:
         write_json(meta, {"name": p.job.name, "fingerprint": p.fingerprint})
 
 
+def segment_done(plan: JobPlan, k: int) -> bool:
+    """Segment ``k`` of ``plan`` is rendered: its ``.json`` is written only after its ``.mkv`` is in place."""
+    return (plan.work / f"{seg_name(plan.segments[k])}.json").exists()
+
+
 def pending_units(plans: list[JobPlan]) -> list[tuple[int, int]]:
     """(plan index, segment index) of every unit still to render, grouped by model so each process loads each
     model once."""
@@ -141,7 +146,5 @@ def pending_units(plans: list[JobPlan]) -> list[tuple[int, int]]:
     for i, p in enumerate(plans):
         if p.error or (p.work / "done.json").exists():
             continue
-        for k, seg in enumerate(p.segments):
-            if not (p.work / f"{seg_name(seg)}.json").exists():
-                units.append((i, k))
+        units += [(i, k) for k in range(len(p.segments)) if not segment_done(p, k)]
     return sorted(units, key=lambda u: (plans[u[0]].job.model_key, u))

@@ -29,12 +29,18 @@ def vae_source(m: ModelConfig) -> str | None:
     return "taesd"
 
 
+def model_threads(m: ModelConfig, name: str | None = None) -> int | None:
+    """The torch threads ``m``'s models run with: ``--threads``, else 1 for the small models (measured per model
+    class, BENCHMARKS.md), else None (torch's default). ``name``: the models actually run, when not ``m.model``."""
+    return m.threads or (1 if (name if name is not None else m.model) in SMALL_MODELS else None)
+
+
 def models_for(m: ModelConfig, models: Models | None = None, device: str | None = None) -> Models:
     """The models a render's model config asks for: ``models`` if given, else loaded from its model, LoRAs, VAE (or
     TAESD for ``fast``), dtype, motion adapter and ``device`` (default the config's); compiled in place when the
     config asks for it. Sets the process's torch thread count: ``--threads``, else 1 for the small models."""
     name = models.name if models is not None else m.model  # the models that will run
-    threads = m.threads or (1 if name in SMALL_MODELS else None)
+    threads = model_threads(m, name)
     if threads is not None:
         import torch
 

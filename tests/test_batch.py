@@ -211,7 +211,6 @@ def _uninterrupted(tmp_path: Path, job_file: Path) -> Path:
     return out
 
 
-@pytest.mark.slow
 def kill_after_segments(proc: subprocess.Popen, work: Path, count: int, timeout: float = 120) -> set[str]:
     """kill -9 ``proc`` once ``work`` holds ``count`` finished segments (or at ``timeout``); the finished ones."""
     deadline = time.time() + timeout
@@ -222,6 +221,7 @@ def kill_after_segments(proc: subprocess.Popen, work: Path, count: int, timeout:
     return {p.stem for p in work.glob("seg_*.json")}
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_gives_the_same_frames(tmp_path, clip):
     jobs = [
         {"name": "styl", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "styl.mp4", "blend": 0.3},

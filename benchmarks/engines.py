@@ -6,9 +6,11 @@ against a static split on a simulated heterogeneous cluster.
 One stylise job of the trained toy (``--model toy``, 128², 4 steps, float32: the frames do not depend on the engine)
 on a ``--frames`` long synthetic pan, rendered:
 
-- ``overhead``: by one process (``--engine local``) and by one Ray actor (``--engine ray --workers 1``, Ray started
-  by the run itself, as a user without a cluster gets it), once with many short segments (``--short`` frames each) and
-  once with few long ones (``--long``); the ratio is Ray's wall time over one process's.
+- ``overhead``: by one process (``--engine local``) and by one Ray actor (``--engine ray --workers 1``), once with
+  many short segments (``--short`` frames each) and once with few long ones (``--long``); the ratio is Ray's wall
+  time over one process's. ``--ray here`` (default): Ray started by the run itself, as a user without a cluster
+  gets it (its start and stop, ~7 s, are in the figure); ``--ray cluster``: a head started beforehand with
+  ``ray start --head`` (what a Ray user has) and the run joining it with ``--address``.
 - ``heterogeneous``: two Ray actors, the second slowed by ``--delay`` seconds a frame (a slower GPU or a busier node),
   given either a fixed contiguous half of the segments up front (what torchrun's static split does) or the next free
   segment (the engine's default); the ratio is static over dynamic wall time.
@@ -20,7 +22,12 @@ reported.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +41,25 @@ def _job_file(folder: Path, clip: Path, segment: int) -> Path:
     path = folder / f"jobs_{segment}.yaml"
     path.write_text(json.dumps({"defaults": defaults, "jobs": [{**job, "output": "pan.mp4", "strength": 0.6}]}))
     return path
+
+
+@contextlib.contextmanager
+def _head(start: bool):
+    """The address of a one-node Ray head started here (``ray start --head``, 2 CPUs, no dashboard), stopped after;
+    None when not ``start``."""
+    if not start:
+        yield None
+        return
+    ray_cli = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [ray_cli, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--disable-usage-stats"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
 
 
 def _frames(path: Path):
@@ -69,6 +95,7 @@ def main(argv: list[str] | None = None) -> Rows:
     ap.add_argument("--overhead", default="short,long", help="which overhead cases: short, long or both")
     ap.add_argument("--delay", type=float, default=0.4, help="seconds a frame added to the slow actor")
     ap.add_argument("--cases", default="overhead,heterogeneous")
+    ap.add_argument("--ray", choices=("here", "cluster"), default="here", help="Ray started by the run, or a head")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     import numpy as np
@@ -78,7 +105,7 @@ def main(argv: list[str] | None = None) -> Rows:
 
     rows = Rows(args.out, "engines")
     cases = args.cases.split(",")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _head(args.ray == "cluster") as address:
         tmp = Path(tmp)
         clip = frames_clip(tmp / "pan.mp4", motion_clip("pan", 128, args.frames), fps=24)
         reference = {}  # per segment length: the same segments give the same frames, whoever renders them
@@ -86,7 +113,8 @@ def main(argv: list[str] | None = None) -> Rows:
             for segment in [{"short": args.short, "long": args.long}[c] for c in args.overhead.split(",")]:
                 job_file = _job_file(tmp, clip, segment)
                 times = {}
-                for engine, extra in (("local", {}), ("ray", {"workers": 1})):
+                ray_extra = {"workers": 1, **({"address": address} if address else {})}
+                for engine, extra in (("local", {}), ("ray", ray_extra)):
                     out = tmp / f"{engine}_{segment}"
                     t0 = time.perf_counter()
                     run_batch(job_file, out, quiet=True, engine=engine, **extra)
@@ -97,7 +125,8 @@ def main(argv: list[str] | None = None) -> Rows:
                 rows.add({
                     "case": "overhead", "frames": args.frames, "segment_frames": segment,
                     "segments": -(-args.frames // segment), "local_s": round(times["local"], 2),
-                    "ray_1_worker_s": round(times["ray"], 2), "ray_over_local": round(times["ray"] / times["local"], 3),
+                    "ray": args.ray, "ray_1_worker_s": round(times["ray"], 2),
+                    "ray_over_local": round(times["ray"] / times["local"], 3),
                 })  # fmt: skip
         if "heterogeneous" in cases:
             job_file = _job_file(tmp, clip, args.short)

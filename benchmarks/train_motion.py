@@ -74,6 +74,26 @@ def main(argv: list[str] | None = None) -> None:
         metavar="RANK",
         help="also train a LoRA of this rank on the spatial cross-attention",
     )
+    ap.add_argument(
+        "--text-lora", type=int, default=0, metavar="RANK", help="also train a LoRA of this rank on the text encoder"
+    )
+    ap.add_argument(
+        "--contrast",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of the caption-contrast hinge (a clip fits its caption better than its reverse; at high t)",
+    )
+    ap.add_argument(
+        "--snr-cap",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight each clip's loss by min(1 + 1/SNR(t), W) (the v-loss weight, truncated); 0: the plain ε loss",
+    )
+    ap.add_argument(
+        "--init", type=Path, metavar="CKPT", help="start from another run's checkpoint (its EMA weights): a 2nd stage"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument(
@@ -112,12 +132,19 @@ def main(argv: list[str] | None = None) -> None:
         words_lr=args.words_lr,
         seed=args.seed,
         spatial_lora=args.spatial_lora,
+        text_lora=args.text_lora,
+        contrast=args.contrast,
+        snr_cap=args.snr_cap,
+        init=str(args.init or ""),
         steps=args.steps,
         save_every=args.save_every,
     )
     t0 = time.perf_counter()
     parts = tm.load_toy_parts(
-        tm.toy_motion_adapter(seed=cfg.seed, heads=cfg.heads), seed=cfg.seed, lora_rank=cfg.spatial_lora
+        tm.toy_motion_adapter(seed=cfg.seed, heads=cfg.heads),
+        seed=cfg.seed,
+        lora_rank=cfg.spatial_lora,
+        text_lora_rank=cfg.text_lora,
     )
     trainer = tm.MotionTrainer(parts, cfg)
     ckpts = args.out / "checkpoints"
@@ -129,6 +156,11 @@ def main(argv: list[str] | None = None) -> None:
         log(f"resumed from {found.name} (step {trainer.step})")
     elif latest_checkpoint(ckpts) is not None:
         sys.exit(f"{ckpts} has checkpoints: add --resume to continue, or use a new --out")
+    elif args.init:
+        if not args.init.is_file():
+            sys.exit(f"--init: no checkpoint at {args.init}")
+        trainer.start_from(torch.load(args.init, weights_only=False))
+        log(f"started from {args.init}")
     pool_file = args.out / "pool.pt"
     key = {"size": cfg.size, "pool": cfg.pool, "seed": cfg.seed}
     pool = None

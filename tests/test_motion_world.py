@@ -173,3 +173,50 @@ def test_exported_adapter_loads_with_its_words(parts, tmp_path):
     a = tm.encode_text(with_words.pipe.text_encoder, tok, [plain])
     b = tm.encode_text(alone.pipe.text_encoder, alone.pipe.tokenizer, [plain])
     assert torch.equal(a, b)
+
+
+def test_loss_weights_lift_high_noise_and_cap():
+    acp = torch.linspace(0.999, 0.005, 1000)  # a falling ᾱ, as every schedule's
+    t = torch.tensor([0, 500, 999])
+    assert torch.equal(tm.loss_weights(t, acp, 0.0), torch.ones(3))  # the plain ε loss
+    w = tm.loss_weights(t, acp, 20.0)
+    assert w[0] == pytest.approx(1 + 0.001 / 0.999)  # low noise: about 1
+    assert 1 < w[1] < 20 and w[2] == 20  # 1 + 1/SNR grows with t, capped
+
+
+def test_contrast_hinge_only_where_the_captions_differ(parts):
+    """``--contrast``: no extra term when a clip's opposite caption is its own; with a reversed caption the hinge is
+    active (an untrained module fits both the same, so the margin is unmet) at the clips with t ≥ CONTRAST_MIN_T."""
+    pool = _small_pool(parts)
+    gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731  (the same t and ε for every call)
+    z, caps, opposite = tm.draw_batch(pool, 2, 0.18, gen(), with_opposite=True)
+    states = tm.encode_text(parts.text_encoder, parts.tokenizer, ["a red circle moving left on a blue background"] * 2)
+    other = tm.encode_text(parts.text_encoder, parts.tokenizer, ["a red circle moving right on a blue background"] * 2)
+    t = torch.randint(0, 1000, (2,), generator=gen())
+    assert (t >= tm.CONTRAST_MIN_T).any()  # this seed draws a high-noise clip
+    with torch.no_grad():
+        plain = tm.motion_loss(parts.unet, z, states, gen(), parts.alphas_cumprod)
+        same = tm.motion_loss(parts.unet, z, states, gen(), parts.alphas_cumprod, 0.0, states, 1.0)
+        hinge = tm.motion_loss(parts.unet, z, states, gen(), parts.alphas_cumprod, 0.0, other, 1.0)
+    assert same == plain
+    assert hinge > plain
+
+
+def test_text_lora_exports_and_loads_with_the_adapter(tmp_path):
+    """A ``--text-lora`` run's text-encoder LoRA goes into the adapter's LoRA file beside the spatial one, and
+    ``load_models`` fuses it: the loaded text encoder gives the trained one's states."""
+    import lcm_video
+
+    parts = tm.load_toy_parts(tm.toy_motion_adapter(heads=2, max_frames=8), lora_rank=2, text_lora_rank=2)
+    assert any(n.startswith("text_encoder.") for n in parts.motion_params())
+    trainer = tm.MotionTrainer(parts, tm.MotionTrainConfig(size=32, batch=2, pool=2, warmup=1, heads=2))
+    trainer.train_step(_small_pool(parts))
+    folder = trainer.export(tmp_path / "adapter", ema=False)
+    loaded = lcm_video.load_models("toy-teacher", motion_adapter=str(folder), device="cpu", dtype="float32")
+    prompt = ["a red circle moving left on a blue background"]
+    with torch.no_grad():
+        want = tm.encode_text(parts.text_encoder, parts.tokenizer, prompt)
+        got = tm.encode_text(loaded.pipe.text_encoder, loaded.pipe.tokenizer, prompt)
+        base = lcm_video.load_models("toy-teacher", device="cpu", dtype="float32")
+    assert torch.allclose(got, want, atol=1e-5)
+    assert not torch.allclose(want[:, :5], tm.encode_text(base.pipe.text_encoder, base.pipe.tokenizer, prompt)[:, :5])

@@ -27,7 +27,7 @@ from ..events import Progress
 from .work import WORK, JobPlan, seg_name
 
 MAX_RETRIES = 3  # a segment whose worker died this many times more is reported as failed, not retried for ever
-POLL_S = 0.25  # how often the driver collects progress while segments render
+POLL_S = 1.0  # how often the driver collects progress while segments render (each poll wakes two processes)
 
 
 def require_ray():

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from ..control import annotators
 from ..models.presets import WEIGHTS
 from ..toy import world
+from .clips import encode_text
 from .loop import atomic_save, ema_decay, keep_last, step_generator
-from .motion import encode_text
 
 TEACHER = WEIGHTS / "toy-teacher"
 CAPTION_DROP = 0.5

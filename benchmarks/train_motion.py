@@ -57,6 +57,56 @@ def measure(sizes=(128, 64), batches=(1, 2, 4), repeats: int = 3) -> list[dict]:
     return rows
 
 
+def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850, 700, 500, 300)) -> list[dict]:
+    """Does the run read the motion words? The loss of ``clips`` moving clips (seeded, at the run's size) at each t
+    in ``ts`` under their caption, under the caption played the other way (the other direction), and under "", with
+    the same noise; and in how many clips the caption fits better than its reverse. ``weights``: the checkpoint's
+    ``ema`` or ``live`` weights."""
+    import numpy as np
+    import torch
+
+    from lcm_video.toy import video as tv
+    from lcm_video.train import motion as tm
+
+    state = torch.load(checkpoint, weights_only=False)
+    cfg = state["config"]
+    parts = tm.load_toy_parts(
+        tm.toy_motion_adapter(seed=cfg["seed"], heads=cfg["heads"]),
+        seed=cfg["seed"],
+        lora_rank=cfg["spatial_lora"],
+        text_lora_rank=cfg.get("text_lora", 0),
+    )
+    table = state["ema" if weights == "ema" else "motion"]
+    with torch.no_grad():
+        for n, p in parts.motion_params().items():
+            p.copy_(table[n])
+        parts.words.copy_(state["ema_words" if weights == "ema" else "words"])
+    rng = np.random.default_rng(123)
+    drawn, caps, opposite = [], [], []
+    while len(drawn) < clips:
+        spec = tv.random_clip_spec(rng, cfg["size"])
+        if spec.kind == "move":
+            drawn.append(tv.draw_clip(spec, rng))
+            caps.append(spec.caption)
+            opposite.append(tv.reversed_spec(spec).caption)
+    mean, _ = tm.encode_clips(parts.vae, np.stack(drawn))
+    z = mean * parts.vae.config.scaling_factor
+    rows = []
+    with torch.no_grad():
+        for t in ts:
+            eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(t))
+            tt = torch.full((len(z),), t)
+            x_t = tm.add_noise(z, eps, tt, parts.alphas_cumprod)
+            loss = {}
+            for name, c in (("caption", caps), ("reversed", opposite), ("empty", [""] * len(caps))):
+                states = tm.encode_text(parts.text_encoder, parts.tokenizer, c)
+                loss[name] = (tm.predict_eps(parts.unet, x_t, tt, states) - eps).pow(2).mean(dim=(1, 2, 3, 4))
+            better = int((loss["caption"] < loss["reversed"]).sum())
+            rows.append({"t": t, **{k: round(float(v.mean()), 5) for k, v in loss.items()}, "caption_better": better})
+            log(f"probe: {rows[-1]} (of {len(z)} clips)")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train_motion", description=__doc__.splitlines()[0])
@@ -104,6 +154,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--curve", type=int, metavar="N", help="only print the mean loss of every N steps of the last checkpoint"
     )
+    ap.add_argument(
+        "--probe",
+        choices=("ema", "live"),
+        help="only say whether the last checkpoint's (EMA or live) weights read the motion words: the loss of moving "
+        "clips under their caption, its reverse and none",
+    )
     args = ap.parse_args(argv)
     # torch and the trainer load only when a mode runs: --help stays instant
     import torch
@@ -119,6 +175,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"steps {i + 1}-{i + len(part)}: mean loss {sum(part) / len(part):.4f}")
         return
     torch.set_num_threads(args.threads)
+    if args.probe:
+        found = latest_checkpoint(args.out / "checkpoints")
+        if found is None:
+            sys.exit(f"--probe: no checkpoint in {args.out / 'checkpoints'}")
+        print(json.dumps({"checkpoint": str(found), "weights": args.probe, "rows": probe(found, args.probe)}))
+        return
     if args.measure:
         rows = measure()
         args.out.mkdir(parents=True, exist_ok=True)

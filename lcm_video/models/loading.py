@@ -36,6 +36,7 @@ from .presets import (
     motion_preset,
     parse_lora,
     preset_path,
+    preset_sampling,
 )
 from .tiny import tiny_components, tiny_motion_adapter, tiny_taesd
 
@@ -248,7 +249,7 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
         guidance = 8.0  # LCM checkpoints' usual w
     else:
         guidance = mpreset.guidance if mpreset and mpreset.guidance else 1.0
-    models = Models(pipe, dev, dt, guidance, model, max_context)
+    models = Models(pipe, dev, dt, guidance, model, max_context, preset_sampling(model, motion_adapter))
     if backend == "openvino":
         models.use_openvino(compute)
     return models

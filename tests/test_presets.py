@@ -142,3 +142,49 @@ def test_licences_are_stated_and_non_commercial_ones_say_so(capsys):
     from lcm_video.cli.commands import preset_lines
 
     assert "NON-COMMERCIAL" in "\n".join(preset_lines([dmd2]))
+
+
+def test_a_render_far_from_the_models_trained_size_is_noted_once_with_the_flag(videos, tmp_path, capsys):
+    from lcm_video import cli
+    from lcm_video.options import STYLIZE
+    from lcm_video.pipelines.prepare import prepare_stylize, size_note
+    from lcm_video.settings.resolve import resolve
+
+    def notes(**opts):
+        cfg = resolve(STYLIZE, None, {"prompt": "x", **opts})
+        return [n for n in prepare_stylize(videos["moving"], tmp_path / "o.mp4", cfg).notes if "trained at" in n]
+
+    # the 64x48 clip: a fifth of the toy's 128x128, a quarter of SD1.5's 512x512 at --width 256 ... and fine at 128
+    assert notes(model="toy") == [
+        "64x48 is under half the area 'toy' was trained at (128x128): expect lost or garbled shapes; set --width 144 "
+        "(the height follows the aspect) to render near its size"
+    ]
+    assert notes(model="toy", width=128) == notes(model="tiny") == []  # near its size; random weights have none
+    assert "over twice" in size_note("tcd-sd15", (1024, 768))[0] and not size_note("tcd-sd15", (640, 480))
+    unet = tmp_path / "local" / "unet"
+    unet.mkdir(parents=True)
+    (unet / "config.json").write_text('{"sample_size": 64}')  # a diffusers folder: sample_size x 8 = 512
+    assert "(512x512)" in size_note(str(tmp_path / "local"), (128, 128))[0]
+    # the command line says it once, as a note, and renders
+    args = ["stylize", str(videos["moving"]), "-o", str(tmp_path / "c.mp4"), "-p", "x", "--model", "toy"]
+    assert cli.main([*args, "--max-frames", "2", "--steps", "2", "--scheduler", "tcd", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("trained at") == 1 and "lcm-video: note: 64x48 is under half" in err
+
+
+def test_scheduler_options_are_checked_before_anything_loads(videos, tmp_path, capsys):
+    from lcm_video import cli
+
+    base = ["stylize", str(videos["moving"]), "-o", str(tmp_path / "o.mp4"), "-p", "x", "--model", "tiny"]
+    cases = {
+        ("--eta", "0.3"): "--scheduler lcm has none: drop --eta",
+        ("--scheduler", "euler-trailing", "--eta", "0.3"): "--scheduler euler-trailing has none",
+        ("--scheduler", "tcd", "--strength-at", "4=0.8"): "only --scheduler lcm runs",
+        ("--scheduler", "ddim-trailing", "--steps", "2", "--strength", "0.4"): "raise --strength to at least 0.50",
+        ("--scheduler", "dpm"): "--scheduler",
+        ("--eta", "1.5", "--scheduler", "tcd"): "--eta",
+    }
+    for extra, message in cases.items():
+        assert cli.main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (extra, err)

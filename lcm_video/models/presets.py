@@ -276,12 +276,12 @@ def sampling_for(base: Sampling, scheduler: str | None, steps: int | None, eta: 
 def native_side(model: str | None) -> int | None:
     """The side in pixels ``model`` was trained at: a preset's ``size``; for a local diffusers folder its UNet's
     ``sample_size`` × 8 (the VAE's factor for every SD-family model); None when unknown (a hub id that is not a
-    preset, a single file)."""
+    preset, a single file) or meaningless (the random ``builtin:`` presets)."""
     import json
 
     preset = PRESETS.get(model or DEFAULT_MODEL)
-    if preset is not None:
-        return preset.size
+    if preset is not None:  # random weights built in code draw nothing better at one size than another
+        return None if preset.base.startswith("builtin:") else preset.size
     config = Path(model) / "unet" / "config.json"
     try:
         sample_size = json.loads(config.read_text()).get("sample_size")

@@ -198,7 +198,7 @@ def stylize(
         options = {"prompt": prompt, **options} if prompt is not None else options
         loaded = models.name if models is not None else None  # their preset says how they sample
         cfg = resolve(STYLIZE, config, options, "stylize() arguments", loaded_model=loaded)
-        prepared = prepare_stylize(input, output, cfg)
+        prepared = prepare_stylize(input, output, cfg, loaded)
         for note in prepared.notes:
             warnings.warn(note, Note, stacklevel=2)
     prep, cfg, o = prepared, prepared.cfg, prepared.cfg.output

@@ -130,3 +130,43 @@ def test_animatediff_parity(method, monkeypatch):
     diff = (ours - ref[0].permute(1, 0, 2, 3)).abs().max().item()
     print(f"AnimateDiff {method}: max abs diff {diff:.2e}")
     assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize(("method", "eta"), [("tcd", 0.5), ("ddim-trailing", 0.5), ("euler-trailing", None)])
+def test_stylizer_one_frame_equals_diffusers_img2img_fed_our_keyed_noise(method, eta, monkeypatch):
+    """The whole per-window path (encode → keyed noise → the method's steps → decode → uint8) with ``--scheduler``
+    and ``--eta`` as options, against StableDiffusionImg2ImgPipeline with that scheduler drawing the same ε."""
+    import numpy as np
+    from diffusers.pipelines.stable_diffusion import pipeline_stable_diffusion_img2img as img2img
+    from diffusers.schedulers import scheduling_ddim, scheduling_tcd
+
+    from lcm_video.core.noise import FrameNoise
+    from lcm_video.pipelines.video_to_video import Stylizer
+    from lcm_video.settings.configs import StylizeConfig
+
+    comps = tiny_components(guidance_embedding=False)
+    comps["scheduler"] = _reference_scheduler(method)
+    models = models_from_components(comps, "cpu", torch.float32, 1.0, "tiny")
+    extra = {} if eta is None else {"eta": eta}
+    opts = {"strength": 0.75, "steps": 4, "blend": 0.0, "pixel_blend": 0.0, "shared_noise": 0.5, "seed": 9}
+    cfg = StylizeConfig.make(prompt="a mosaic", scheduler=method, **opts, **extra)
+    frame = _image(4)
+    stylizer = Stylizer(models, cfg)
+    ours = stylizer.window(frame.numpy(), range(1))
+    assert stylizer.sampler.denoiser.calls == 3  # int(4 x 0.75) of a 4-step schedule
+
+    latents = LatentCodec(comps["vae"]).encode(to_unit(frame))
+    eps = FrameNoise(9, tuple(latents.shape[1:]), 0.5).window([0])
+    draws = iter([eps[k] for k in range(5)])  # the initial ε, then each re-noise in order
+    for module in (img2img, scheduling_tcd, scheduling_ddim):
+        monkeypatch.setattr(module, "randn_tensor", lambda *a, **k: next(draws))
+    ref_pipe = StableDiffusionImg2ImgPipeline(**comps, **NO_SAFETY)
+    ref_pipe.set_progress_bar_config(disable=True)
+    ref = ref_pipe(
+        prompt="a mosaic", image=latents, num_inference_steps=4, strength=0.75, guidance_scale=1.0, output_type="np",
+        **({"eta": eta} if eta is not None else {}),
+    ).images  # fmt: skip
+    ref_u8 = (ref * 255).round().astype(np.uint8)
+    diff = np.abs(ours.astype(int) - ref_u8.astype(int))
+    assert diff.max() <= 1  # the same float up to 1e-5 can round to neighbouring bytes
+    assert (diff == 0).mean() > 0.99

@@ -147,7 +147,7 @@ class SamplingConfig:
     scheduler: str | None = option(
         None,
         "few-step method: lcm, tcd, ddim-trailing or euler-trailing",
-        derived="the model preset's (see `lcm-video models`), lcm for other models",
+        derived="the model preset's, lcm for other models",
         choices=SCHEDULERS,
         metavar="|".join(SCHEDULERS),
         doc="the few-step method's update: `lcm` (latent consistency), `tcd` (trajectory consistency, its gamma is "
@@ -169,7 +169,7 @@ class SamplingConfig:
     eta: float | None = option(
         None,
         "TCD's gamma (stochasticity per step) or DDIM's eta",
-        derived="the model preset's, else tcd 0.3, ddim-trailing 0",
+        derived="the model preset's, else 0.3 for TCD, 0 for DDIM",
         lo=0.0,
         hi=1.0,
         hint="; TCD's authors suggest 0.3, higher with more steps",

@@ -115,7 +115,7 @@ PRESETS: dict[str, ModelPreset] = {
             "hyper-sd15-1step",
             SD15,
             "SD1.5 with Hyper-SD's 1-step unified LoRA, run with TCD: 1 step, or more (raise --steps, lower --eta for "
-            "detail)",
+            "detail); stylise runs int(steps x strength) of them, so give --strength 1 or --steps 2 and up",
             guidance=0.0,
             lora=("ByteDance/Hyper-SD/Hyper-SD15-1step-lora.safetensors",),
             sampling=Sampling("tcd", 1, 1.0),

@@ -170,3 +170,20 @@ def test_stylizer_one_frame_equals_diffusers_img2img_fed_our_keyed_noise(method,
     diff = np.abs(ours.astype(int) - ref_u8.astype(int))
     assert diff.max() <= 1  # the same float up to 1e-5 can round to neighbouring bytes
     assert (diff == 0).mean() > 0.99
+
+
+def test_a_strength_change_rebuilds_the_methods_schedule(tiny_models):
+    """The seam a strength changed mid-render (the live mode's) goes through: checked, then the schedule rebuilt."""
+    from lcm_video.errors import UserError
+    from lcm_video.pipelines.window import WindowSampler
+    from lcm_video.settings.configs import StylizeConfig
+    from lcm_video.settings.resolve import check_strength
+
+    cfg = StylizeConfig.make(prompt="x", scheduler="ddim-trailing", steps=4, strength=1.0)
+    sampler = WindowSampler(tiny_models, cfg, prompts="x", strength=1.0, batch=None)
+    assert sampler.sampling.scheduler == "ddim-trailing" and sampler.schedule.timesteps == (999, 749, 499, 249)
+    check_strength(sampler.sampling, 0.5)
+    sampler.set_strength(0.5)
+    assert sampler.schedule.timesteps == (499, 249)
+    with pytest.raises(UserError, match="leaves no step of 4 with --scheduler ddim-trailing"):
+        check_strength(sampler.sampling, 0.2)

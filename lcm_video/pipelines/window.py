@@ -165,8 +165,7 @@ class WindowSampler:
         if strengths is not None:  # LCM only (check_sampling)
             self.schedule = FrameSchedules(models.scheduler, self.sampling.steps, strengths)
         else:
-            sp = self.sampling
-            self.schedule = make_schedule(sp.scheduler, models.scheduler, sp.steps, strength, sp.eta, dict(sp.config))
+            self.set_strength(strength)
         cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
         self.blender = TemporalBlender(t.blend, t.fuse)
@@ -176,6 +175,12 @@ class WindowSampler:
         if t.cross_frame != "off":
             self.cross = CrossFrameState(t.cross_frame)
             self.denoiser.cross_frame = (self.cross, processors(models.unet, self.cross))
+
+    def set_strength(self, strength: float) -> None:
+        """Sample the next windows at ``strength`` (one for every frame): the method's schedule rebuilt with the
+        render's steps and eta (a live strength change goes through here; ``check_strength`` first)."""
+        sp = self.sampling
+        self.schedule = make_schedule(sp.scheduler, self.models.scheduler, sp.steps, strength, sp.eta, dict(sp.config))
 
     def reset(self) -> None:
         """Forget the temporal state carried between windows (a cold start); cross-frame attention keeps its anchor,

@@ -120,12 +120,12 @@ def render_sampling(cfg: RenderConfig, loaded_model: str | None = None) -> Sampl
 
 def check_sampling(sampling: Sampling, cfg: RenderConfig) -> None:
     """The rules between the few-step method and the other sampling options: ``--eta`` only where the method has
-    one; per-frame strengths (``--strength-at``) only with LCM, whose steps are steps at any strength; steps that the
-    strength leaves room for (LCM: within its 50-point schedule; the others: int(steps × strength) ≥ 1)."""
+    one; per-frame strengths (``--strength-at``) only with LCM, whose steps are steps at any strength; steps that each
+    strength leaves room for (``check_strength``). Generate always runs at strength 1."""
     s, method = cfg.sampling, sampling.scheduler
     if s.eta is not None and method in ("lcm", "euler-trailing"):
         raise UserError(f"--eta is TCD's gamma (or DDIM's eta); --scheduler {method} has none: drop --eta")
-    if cfg.command != STYLIZE:
+    if cfg.command == GENERATE:
         return
     if s.strength_at and method != "lcm":
         raise UserError(
@@ -133,14 +133,21 @@ def check_sampling(sampling: Sampling, cfg: RenderConfig) -> None:
             "cuts its schedule by strength, as diffusers' img2img does); drop one"
         )
     for strength in keyframe_map("--strength-at", s.strength_at, None, s.strength).values():
-        if method == "lcm":
-            check_steps_fit(sampling.steps, strength)
-        elif int(sampling.steps * strength) < 1:
-            raise UserError(
-                f"--strength {strength:g} leaves no step of {sampling.steps} with --scheduler {method} (it runs the "
-                f"last int(steps x strength), as diffusers' img2img does); raise --strength to at least "
-                f"{1 / sampling.steps:.2f} or --steps"
-            )
+        check_strength(sampling, strength)
+
+
+def check_strength(sampling: Sampling, strength: float) -> None:
+    """Whether ``sampling``'s steps fit ``strength``: LCM's within its 50-point schedule (``check_steps_fit``); TCD,
+    DDIM and Euler run the last int(steps × strength) of their schedule, so at least one must be left. A strength
+    changed during a render (the live mode's) is checked here too."""
+    if sampling.scheduler == "lcm":
+        check_steps_fit(sampling.steps, strength)
+    elif int(sampling.steps * strength) < 1:
+        raise UserError(
+            f"--strength {strength:g} leaves no step of {sampling.steps} with --scheduler {sampling.scheduler} (it "
+            f"runs the last int(steps x strength), as diffusers' img2img does); raise --strength to at least "
+            f"{1 / sampling.steps:.2f} or --steps"
+        )
 
 
 def _needs_torch(cfg: RenderConfig) -> str | None:

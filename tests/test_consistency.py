@@ -61,9 +61,18 @@ def test_blending_lowers_frame_to_frame_difference_on_a_moving_source(tiny_model
     assert mean_step(blended) < 0.9 * mean_step(plain)
 
 
+# Every few-step method: TCD and DDIM re-noise with keyed noise (eta > 0), Euler does not.
+SCHEDULERS = [
+    {"scheduler": "tcd", "eta": 0.5, "strength": 0.75},
+    {"scheduler": "ddim-trailing", "eta": 0.5, "strength": 0.75},
+    {"scheduler": "euler-trailing", "strength": 0.75},
+]
+
+
 @pytest.mark.parametrize(
     "blend,shared,extra",
-    [(0.5, 0.5, {}), (0.0, 0.0, {}), (0.5, 0.5, {"warp": "flow"}), (0.5, 0.5, {"cross_frame": "anchor+prev"})],
+    [(0.5, 0.5, {}), (0.0, 0.0, {}), (0.5, 0.5, {"warp": "flow"}), (0.5, 0.5, {"cross_frame": "anchor+prev"})]
+    + [(0.5, 0.5, sched) for sched in SCHEDULERS],
 )
 def test_window_size_does_not_change_any_frame(tiny_models, moving_frames, blend, shared, extra):
     a = render(tiny_models, moving_frames, window=3, blend=blend, shared_noise=shared, **extra)

@@ -274,7 +274,8 @@ def test_bad_control_input_is_one_line_and_writes_nothing(tmp_path, clip, capsys
     if "--model" not in extra:
         argv += ["--model", "tiny"]
     assert cli.main(argv + extra) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    # the toy at 64x48 is also told it renders far below its trained size: a note, not part of the error
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("lcm-video: note:")]
     assert len(err) == 1 and expect in err[0], err
     assert not out.exists()
 

@@ -253,15 +253,30 @@ def _run_ui(ns: argparse.Namespace) -> int:
     return 0
 
 
+def preset_lines(presets) -> list[str]:
+    """``lcm-video models``' lines for model or motion presets: name, weights, trained size, how it samples, guidance
+    and licence (a non-commercial one says so in capitals), then what it is, indented."""
+    from ..models.presets import non_commercial
+
+    lines = []
+    for p in presets:
+        weights = getattr(p, "base", "") if hasattr(p, "size") else p.adapter
+        size = f"{p.size}²" if hasattr(p, "size") else ""
+        how = p.sampling.describe() if p.sampling is not None else "the model's method"
+        guidance = f", guidance {p.guidance:g}" if p.guidance is not None else ""
+        nc = " NON-COMMERCIAL" if non_commercial(p.licence) else ""
+        lines.append(f"  {p.name:20s} {weights:45s} {size:6s} {how}{guidance}; licence: {p.licence}{nc}")
+        lines.append(f"  {'':20s} {p.about}")
+    return lines
+
+
 def _run_models(ns: argparse.Namespace) -> int:
     from ..models.presets import MOTION_PRESETS, PRESETS
 
-    print("models (--model; the size each was made for, generate's default):")
-    for p in PRESETS.values():
-        print(f"  {p.name:20s} {p.base:45s} {f'{p.size}²':6s} {p.about}")
-    print("motion adapters (--motion-adapter):")
-    for m in MOTION_PRESETS.values():
-        print(f"  {m.name:20s} {m.adapter:45s} {'':6s} {m.about}")
+    print("models (--model; the size each was made for, generate's default; how it samples; licence):")
+    print("\n".join(preset_lines(PRESETS.values())))
+    print("motion adapters (--motion-adapter; a method named here wins over the model's):")
+    print("\n".join(preset_lines(MOTION_PRESETS.values())))
     return 0
 
 

@@ -1,7 +1,8 @@
-"""The README's option tables, rendered from the options' declarations.
+"""The README's option tables, rendered from the options' declarations, and its preset tables, from the presets.
 
-Each table sits between ``<!-- options: COMMAND -->`` and ``<!-- /options -->`` in README.md. To refresh them after
-changing a declaration: ``python -m lcm_video.cli.docs README.md``; the test suite fails while they differ.
+Each option table sits between ``<!-- options: COMMAND -->`` and ``<!-- /options -->`` in README.md, the preset
+tables between ``<!-- presets -->`` and ``<!-- /presets -->``. To refresh them after changing a declaration or a
+preset: ``python -m lcm_video.cli.docs README.md``; the test suite fails while they differ.
 """
 
 from __future__ import annotations
@@ -10,10 +11,40 @@ import re
 import sys
 from pathlib import Path
 
+from ..models.presets import MOTION_PRESETS, PRESETS, non_commercial
 from ..options import markdown_table
 from ..settings.flags import options_for
 
 _BLOCK = re.compile(r"(<!-- options: (\w+) -->\n)(.*?)(<!-- /options -->)", re.S)
+_PRESETS = re.compile(r"(<!-- presets -->\n)(.*?)(<!-- /presets -->)", re.S)
+
+
+def _licence(text: str) -> str:
+    return f"**non-commercial**: {text}" if non_commercial(text) else text
+
+
+def presets_table() -> str:
+    """Markdown tables of the model and motion presets: weights, how each samples, guidance, size, licence."""
+    rows = [
+        "| `--model` | weights | method (`--scheduler`, `--steps`, `--eta`) | guidance | trained at | licence |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in PRESETS.values():
+        weights = ", ".join(f"`{w}`" for w in (p.base, *p.lora))
+        rows.append(
+            f"| `{p.name}` | {weights} | {p.sampling.describe()} | {p.guidance:g} | {p.size}² | {_licence(p.licence)} |"
+        )
+    rows += [
+        "",
+        "| `--motion-adapter` | weights | method | guidance | base when `--model` is not given | licence |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in MOTION_PRESETS.values():
+        weights = ", ".join(f"`{w}`" for w in (m.adapter, *m.lora))
+        how = m.sampling.describe() if m.sampling else "the model's"
+        guidance = f"{m.guidance:g}" if m.guidance is not None else "the model's"
+        rows.append(f"| `{m.name}` | {weights} | {how} | {guidance} | `{m.base}` | {_licence(m.licence)} |")
+    return "\n".join(rows) + "\n"
 
 
 def render_tables(text: str) -> str:
@@ -23,7 +54,7 @@ def render_tables(text: str) -> str:
         command = m.group(2)
         return m.group(1) + markdown_table(options_for(command), command) + "\n" + m.group(4)
 
-    return _BLOCK.sub(table, text)
+    return _PRESETS.sub(lambda m: m.group(1) + presets_table() + m.group(3), _BLOCK.sub(table, text))
 
 
 def commands_in(text: str) -> list[str]:

@@ -1,8 +1,8 @@
-"""The multistep LCM sampler as a plain loop over tensors, with its noise given as input.
+"""The few-step sampler as a plain loop over tensors, with its noise given as input.
 
-The constants (``LCMSchedule``) come from diffusers' own ``LCMScheduler``; only the loop is ours, because
-``LCMScheduler.step`` draws its re-noise from a generator per call, which can neither be shared between frames nor
-made independent of how a video is cut into windows.
+The constants come from diffusers' own schedulers (``core.schedule``); only the loop is ours, because their ``step``
+methods draw re-noise from a generator per call, which can neither be shared between frames nor made independent of
+how a video is cut into windows. Each method's update (LCM, TCD, DDIM, Euler) is its schedule's ``step``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .schedule import LCMSchedule
+from .schedule import LCMSchedule, StepSchedule
 
 Denoiser = Callable[[torch.Tensor, int], torch.Tensor]
 """``denoiser(x, t) -> model output``: x (f, c, h, w) float32 noisy latents at integer timestep t; output same shape."""
@@ -23,22 +23,20 @@ Blend = Callable[[torch.Tensor, int], torch.Tensor]
 def sample(
     denoiser: Denoiser,
     x: torch.Tensor,
-    schedule: LCMSchedule,
+    schedule: LCMSchedule | StepSchedule,
     noise: Sequence[torch.Tensor],
     blend: Blend | None = None,
 ) -> torch.Tensor:
-    """Multistep latent consistency sampling (Luo et al. 2023, Algorithm 3) with optional latent blending.
+    """Few-step sampling with optional latent blending: at each step the model's x̂0 (blended), then the method's
+    update (LCM: Luo et al. 2023, Algorithm 3; TCD, DDIM, Euler: ``StepSchedule``).
 
     x: (f, c, h, w) float32 latents already noised to ``schedule.timesteps[0]``; ``noise[k]`` (same shape) is the ε
-    that re-noises the step-(k-1) estimate to timestep k, for k = 1 … len(schedule)-1 (``noise[0]`` is the caller's
-    initial ε and is not read here). Returns the final x0 estimate, (f, c, h, w) float32.
+    of step k's re-noise, read only by methods that re-noise (``noise[0]`` is the caller's initial ε and is not read
+    here). Returns the final latents, (f, c, h, w) float32.
     """
-    n = len(schedule)
     for i, t in enumerate(schedule.timesteps):
-        x0 = schedule.denoise(denoiser(x, t), x, i)
+        x0, eps = schedule.predict(denoiser(x, t), x, i)
         if blend is not None:
             x0 = blend(x0, i)
-        if i == n - 1:
-            return x0
-        x = schedule.add_noise(x0, noise[i + 1], i + 1)
-    raise AssertionError("empty schedule")
+        x = schedule.step(x0, eps, i, noise)
+    return x

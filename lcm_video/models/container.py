@@ -13,6 +13,7 @@ from diffusers import AnimateDiffPipeline, LCMScheduler, StableDiffusionImg2ImgP
 from ..core.denoiser import PromptSchedule
 from ..errors import UserError
 from .device import dtype_name
+from .presets import LCM, Sampling
 
 _CXX = ("c++", "g++", "clang++")
 
@@ -23,7 +24,9 @@ class Models:
 
     ``pipe`` is a diffusers pipeline used as a container (unet, vae, text_encoder, tokenizer, scheduler): a
     ``StableDiffusionImg2ImgPipeline``, or an ``AnimateDiffPipeline`` whose unet is a ``UNetMotionModel`` when a
-    motion adapter is loaded (``max_context`` is then the adapter's longest clip).
+    motion adapter is loaded (``max_context`` is then the adapter's longest clip). ``sampling``: how its preset
+    samples (method, steps, eta), the render's default; the pipeline's scheduler holds the betas and prediction type
+    every method's constants are computed from.
     """
 
     pipe: StableDiffusionImg2ImgPipeline | AnimateDiffPipeline
@@ -32,6 +35,7 @@ class Models:
     default_guidance: float
     name: str
     max_context: int | None = None
+    sampling: Sampling = LCM
     compiled: bool = False
     _text_cache: dict = field(default_factory=dict, repr=False)
     controlnets: dict = field(default_factory=dict, repr=False)  # ControlNets loaded for it, by source
@@ -139,17 +143,19 @@ def models_from_components(
     guidance: float = 8.0,
     name: str = "components",
     adapter=None,
+    sampling: Sampling = LCM,
 ) -> Models:
     """``Models`` over already built diffusers modules (``components``: unet, vae, text_encoder, tokenizer,
     scheduler; other keys are ignored), the very objects, not copies, so diffusers' own pipelines built on them run
-    on the same weights. With ``adapter`` (a ``MotionAdapter``) an ``AnimateDiffPipeline``: a 2D unet is turned into
-    a new ``UNetMotionModel``, a ``UNetMotionModel`` is used as it is. Nothing is moved: put the modules on
-    ``device`` in ``dtype`` first."""
+    on the same weights; ``sampling``: how they sample by default (LCM at 4 steps). With ``adapter`` (a
+    ``MotionAdapter``) an ``AnimateDiffPipeline``: a 2D unet is turned into a new ``UNetMotionModel``, a
+    ``UNetMotionModel`` is used as it is. Nothing is moved: put the modules on ``device`` in ``dtype`` first."""
     parts = {k: components[k] for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
     if adapter is None:
         pipe = StableDiffusionImg2ImgPipeline(
             **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
         )
-        return Models(pipe, torch.device(device), dtype, guidance, name)
+        return Models(pipe, torch.device(device), dtype, guidance, name, sampling=sampling)
     pipe = AnimateDiffPipeline(**parts, motion_adapter=adapter)
-    return Models(pipe, torch.device(device), dtype, guidance, name, int(adapter.config.motion_max_seq_length))
+    context = int(adapter.config.motion_max_seq_length)
+    return Models(pipe, torch.device(device), dtype, guidance, name, context, sampling=sampling)

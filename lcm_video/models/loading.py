@@ -36,6 +36,7 @@ from .presets import (
     motion_preset,
     parse_lora,
     preset_path,
+    preset_sampling,
 )
 from .tiny import tiny_components, tiny_motion_adapter, tiny_taesd
 
@@ -132,16 +133,64 @@ def load_motion_adapter(source: str, dtype: torch.dtype, unet=None) -> MotionAda
         return tiny_motion_adapter(block_out_channels=channels).to(dtype=dtype)
     source = preset.adapter if preset else source
     path = Path(source)
-    _check_exists_if_file("--motion-adapter", source)
+    hub_file = None if path.exists() else _HUB_FILE.match(source)
+    if hub_file is None:
+        _check_exists_if_file("--motion-adapter", source)
     with _explain_load_errors("motion adapter", source):
+        if hub_file is not None:  # one file of a hub repo (AnimateDiff-Lightning's), fetched or read from the cache
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(hub_file.group(1), hub_file.group(2)))
         if path.is_file():
-            return MotionAdapter.from_single_file(str(path), dtype=dtype).eval()
+            return _adapter_from_file(path, dtype).eval()
         if not path.exists() and not _HUB_ID.match(source):
             names = ", ".join(MOTION_PRESETS)
             raise UserError(
                 f"--motion-adapter {source!r} is not a preset ({names}), an existing path, or a hub id like org/name"
             )
         return MotionAdapter.from_pretrained(source, dtype=dtype).eval()
+
+
+def _adapter_from_file(path: Path, dtype: torch.dtype) -> MotionAdapter:
+    """A ``MotionAdapter`` from one file: a diffusers-keyed state dict (AnimateDiff-Lightning's
+    ``*_diffusers.safetensors``) is loaded as its model card loads it, into a ``MotionAdapter`` of the default config
+    whose shapes (channels, layers, context) are read from the weights; anything else (original AnimateDiff
+    checkpoints) goes through diffusers' single-file loader."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path)) if path.suffix == ".safetensors" else {}
+    if not any(k.startswith("down_blocks.0.motion_modules.0.transformer_blocks.") for k in state):
+        return MotionAdapter.from_single_file(str(path), dtype=dtype)
+    with torch.device("meta"):  # no random initialisation of weights about to be replaced
+        adapter = MotionAdapter.from_config(motion_config_of(state))
+    adapter.load_state_dict(state, strict=True, assign=True)
+    return adapter.to(dtype=dtype)
+
+
+def motion_config_of(state: dict[str, torch.Tensor]) -> dict:
+    """``MotionAdapter`` settings read from a diffusers-keyed state dict: the channels of each block, motion layers
+    per block, transformer layers per motion layer, the longest clip, the mid block. What shapes do not show
+    (attention heads, norm groups) keeps the default config's, as the Lightning card's ``MotionAdapter()`` does."""
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix) :].split(".")[0] for k in state if k.startswith(prefix)})
+
+    blocks = count("down_blocks.")
+    config = {
+        "block_out_channels": tuple(
+            int(state[f"down_blocks.{i}.motion_modules.0.proj_in.weight"].shape[0]) for i in range(blocks)
+        ),
+        "motion_layers_per_block": count("down_blocks.0.motion_modules."),
+        "motion_transformer_layers_per_block": count("down_blocks.0.motion_modules.0.transformer_blocks."),
+        "motion_max_seq_length": int(next(v.shape[1] for k, v in state.items() if k.endswith("pos_embed.pe"))),
+        "use_motion_mid_block": any(k.startswith("mid_block.") for k in state),
+    }
+    if config["use_motion_mid_block"]:
+        config["motion_mid_block_layers_per_block"] = count("mid_block.motion_modules.")
+        config["motion_transformer_layers_per_mid_block"] = count("mid_block.motion_modules.0.transformer_blocks.")
+    if "conv_in.weight" in state:
+        config["conv_in_channels"] = int(state["conv_in.weight"].shape[1])
+    return config
 
 
 def load_controlnet(source: str, dtype: torch.dtype, unet=None, vae_factor: int = 8):
@@ -248,7 +297,7 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
         guidance = 8.0  # LCM checkpoints' usual w
     else:
         guidance = mpreset.guidance if mpreset and mpreset.guidance else 1.0
-    models = Models(pipe, dev, dt, guidance, model, max_context)
+    models = Models(pipe, dev, dt, guidance, model, max_context, preset_sampling(model, motion_adapter))
     if backend == "openvino":
         models.use_openvino(compute)
     return models
@@ -259,7 +308,8 @@ MOTION_WORDS_FILE = "motion_words.safetensors"
 ``{word: float32 (hidden,)}``, the words' order (their token ids) in the metadata's ``words``."""
 
 
-MOTION_LORA_FILE = "pytorch_lora_weights.safetensors"
+LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' LoRA weight name (save_lora_weights writes it)
+MOTION_LORA_FILE = LORA_FILE
 """A LoRA of the spatial UNet trained with a motion module, beside its adapter files (diffusers' LoRA format); fused
 with the model's other LoRAs whenever the adapter is loaded."""
 
@@ -303,6 +353,17 @@ def _with_motion(pipe, adapter: MotionAdapter, model: str, adapter_name: str) ->
 _HUB_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]+)/(.+\.(?:safetensors|bin|ckpt|pt))$")
 
 
+def _cached_lora_name(src: str, path: Path) -> dict:
+    """For a hub repo whose ``pytorch_lora_weights.safetensors`` is in the local cache, that weight name: diffusers
+    otherwise asks the hub which file to take, which fails offline even with the repo downloaded."""
+    if path.exists():
+        return {}
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(src, LORA_FILE)
+    return {"weight_name": LORA_FILE} if isinstance(cached, str) else {}
+
+
 def _apply_loras(pipe, specs: list[str]) -> None:
     names, scales = [], []
     for i, spec in enumerate(specs):
@@ -320,7 +381,7 @@ def _apply_loras(pipe, specs: list[str]) -> None:
             elif not path.exists() and not _HUB_ID.match(src):
                 raise UserError(f"--lora {src!r} is not an existing file or directory, or a hub id like org/name")
             else:
-                pipe.load_lora_weights(src, adapter_name=name)
+                pipe.load_lora_weights(src, adapter_name=name, **_cached_lora_name(src, path))
         names.append(name)
         scales.append(scale)
     pipe.set_adapters(names, adapter_weights=scales)

@@ -12,9 +12,44 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # small trained mo
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """How a model samples: its few-step method (``--scheduler``: ``lcm``, ``tcd``, ``ddim-trailing``,
+    ``euler-trailing``), settings of that method's diffusers scheduler beyond the method's own (``config``, e.g. PCM's
+    ``clip_sample=False``), the steps it was distilled for (``--steps``' default) and TCD's γ / DDIM's η (``--eta``'s
+    default; None: the method's own, 0.3 for TCD, 0 for DDIM)."""
+
+    scheduler: str = "lcm"
+    steps: int = 4
+    eta: float | None = None
+    config: tuple[tuple[str, object], ...] = ()
+
+    def describe(self) -> str:
+        """``tcd, 4 steps, eta 0.3``: how ``lcm-video models`` and the README say it."""
+        steps = f"{self.steps} step{'s' if self.steps != 1 else ''}"
+        eta = f", eta {self.eta:g}" if self.eta is not None else ""
+        extra = "".join(f", {k}={v}" for k, v in self.config)
+        return f"{self.scheduler}, {steps}{eta}{extra}"
+
+
+LCM = Sampling()
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SD15_LICENCE = "creativeml-openrail-m"
+UNSTATED = "not stated on the model card"
+UNCHECKED = "see the model card"  # not looked up here
+NON_COMMERCIAL = ("-nc", "non-commercial", "noncommercial")
+
+
+def non_commercial(licence: str) -> bool:
+    """Whether a licence forbids commercial use (``cc-by-nc-4.0``, DMD2's, or one that says so)."""
+    return any(mark in licence.lower() for mark in NON_COMMERCIAL)
+
+
+@dataclass(frozen=True)
 class ModelPreset:
-    """A named model recipe. ``base`` is a hub id, ``builtin:*`` for models built in code, or ``weights:*`` for
-    weights shipped in the package (``lora`` entries too)."""
+    """A named model recipe: the weights (``base``: a hub id, ``builtin:*`` for models built in code, or
+    ``weights:*`` for weights shipped in the package; ``lora`` entries likewise, ``org/repo/file.safetensors`` for
+    one file of a hub repo), how it samples (``sampling``), its guidance, the side it was trained at and its
+    licence."""
 
     name: str
     base: str
@@ -23,9 +58,16 @@ class ModelPreset:
     lora: tuple[str, ...] = ()
     vae: str | None = None
     size: int = 512
-    """The side in pixels it was trained (or built) for: generate's default width and height."""
+    """The side in pixels it was trained (or built) for: generate's default width and height, and where stylise says
+    that a render size is far from it."""
     controls: tuple[tuple[str, str], ...] | None = None
     """Its ControlNet per ``--control`` type (``builtin:``/``weights:``/hub id); None: SD1.5's (``CONTROL_MODELS``)."""
+    sampling: Sampling = LCM
+    licence: str = UNCHECKED
+    """The weights' licence as their model cards state it (the LoRA's and the base model's where they differ)."""
+    family: str = "sd15"
+    """The architecture: which loader and text conditioning it takes. Only ``sd15`` (SD1.5-shaped UNet, CLIP-L text)
+    is built so far; SDXL presets would name ``sdxl``."""
 
 
 CONTROL_MODELS: dict[str, str] = {
@@ -39,6 +81,7 @@ CONTROL_MODELS: dict[str, str] = {
 """SD1.5's ControlNet v1.1 per ``--control`` type: what an SD1.5-family model (every hub preset) uses."""
 TINY_CONTROLS = tuple((t, "builtin:tiny") for t in CONTROL_MODELS)  # random weights, one per type, for plumbing
 TOY_CONTROLS = (("canny", "weights:toy-canny"),)  # trained here (benchmarks.train_control)
+HERE = "Apache-2.0 (made here, lcm_video's own)"
 
 PRESETS: dict[str, ModelPreset] = {
     p.name: p
@@ -48,13 +91,60 @@ PRESETS: dict[str, ModelPreset] = {
             "SimianLuo/LCM_Dreamshaper_v7",
             "LCM-distilled Dreamshaper v7 (SD1.5); guidance through a w-embedding, no negative prompt",
             guidance=8.0,
+            licence="mit",
         ),
         ModelPreset(
             "sd15-lcm-lora",
-            "stable-diffusion-v1-5/stable-diffusion-v1-5",
+            SD15,
             "SD1.5 with LCM-LoRA; guidance 1-2 (above 1 runs classifier-free guidance)",
             guidance=1.0,
             lora=("latent-consistency/lcm-lora-sdv1-5",),
+            licence=f"LoRA openrail++; SD1.5 {SD15_LICENCE}",
+        ),
+        ModelPreset(
+            "tcd-sd15",
+            SD15,
+            "SD1.5 with the TCD LoRA (Trajectory Consistency Distillation): 4-8 steps, --eta (gamma) 0.3, higher "
+            "with more steps; no classifier-free guidance",
+            guidance=0.0,
+            lora=("h1t/TCD-SD15-LoRA",),
+            sampling=Sampling("tcd", 4, 0.3),
+            licence=f"LoRA mit; SD1.5 {SD15_LICENCE}",
+        ),
+        ModelPreset(
+            "hyper-sd15-1step",
+            SD15,
+            "SD1.5 with Hyper-SD's 1-step unified LoRA, run with TCD: 1 step, or more (raise --steps, lower --eta for "
+            "detail); stylise runs int(steps x strength) of them, so give --strength 1 or --steps 2 and up",
+            guidance=0.0,
+            lora=("ByteDance/Hyper-SD/Hyper-SD15-1step-lora.safetensors",),
+            sampling=Sampling("tcd", 1, 1.0),
+            licence=f"LoRA openrail++; SD1.5 {SD15_LICENCE}",
+        ),
+        *(
+            ModelPreset(
+                f"hyper-sd15-{n}step",
+                SD15,
+                f"SD1.5 with Hyper-SD's {n}-step LoRA (trajectory-segmented consistency), DDIM with trailing timesteps",
+                guidance=0.0,
+                lora=(f"ByteDance/Hyper-SD/Hyper-SD15-{n}steps-lora.safetensors",),
+                sampling=Sampling("ddim-trailing", n),
+                licence=f"LoRA openrail++; SD1.5 {SD15_LICENCE}",
+            )
+            for n in (2, 4, 8)
+        ),
+        *(
+            ModelPreset(
+                f"pcm-sd15-{n}step",
+                SD15,
+                f"SD1.5 with PCM's {n}-step LoRA (phased consistency, small-CFG variant), DDIM with trailing timesteps "
+                "and no clipping (not the LCM scheduler)",
+                guidance=1.0,
+                lora=(f"wangfuyun/PCM_Weights/sd15/pcm_sd15_smallcfg_{n}step_converted.safetensors",),
+                sampling=Sampling("ddim-trailing", n, config=(("clip_sample", False),)),
+                licence=f"LoRA {UNSTATED}; SD1.5 {SD15_LICENCE}",
+            )
+            for n in (2, 4, 8)
         ),
         ModelPreset(
             "tiny",
@@ -63,6 +153,7 @@ PRESETS: dict[str, ModelPreset] = {
             guidance=2.0,
             size=64,
             controls=TINY_CONTROLS,
+            licence=HERE,
         ),
         ModelPreset(
             "tiny-lora",
@@ -71,6 +162,7 @@ PRESETS: dict[str, ModelPreset] = {
             guidance=1.5,
             size=64,
             controls=TINY_CONTROLS,
+            licence=HERE,
         ),
         ModelPreset(
             "toy-teacher",
@@ -79,6 +171,7 @@ PRESETS: dict[str, ModelPreset] = {
             guidance=5.0,
             size=128,
             controls=TOY_CONTROLS,
+            licence=HERE,
         ),
         ModelPreset(
             "toy",
@@ -89,6 +182,7 @@ PRESETS: dict[str, ModelPreset] = {
             lora=("weights:toy/pytorch_lora_weights.safetensors",),
             size=128,
             controls=TOY_CONTROLS,
+            licence=HERE,
         ),
     )
 }
@@ -96,8 +190,9 @@ PRESETS: dict[str, ModelPreset] = {
 
 @dataclass(frozen=True)
 class MotionPreset:
-    """A named motion module recipe: the adapter, the LoRAs it needs, scheduler overrides, and a base model that
-    suits it when ``--model`` is not given."""
+    """A named motion module recipe: the adapter (a hub id, or ``org/repo/file.safetensors`` for a single-file state
+    dict), the LoRAs it needs, scheduler overrides (its beta schedule), a base model that suits it when ``--model`` is
+    not given, how it samples (None: as the model does) and its licence."""
 
     name: str
     adapter: str
@@ -106,6 +201,8 @@ class MotionPreset:
     lora: tuple[str, ...] = ()
     scheduler: tuple[tuple[str, object], ...] = ()
     guidance: float | None = None
+    sampling: Sampling | None = None
+    licence: str = UNCHECKED
 
 
 MOTION_PRESETS: dict[str, MotionPreset] = {
@@ -128,7 +225,23 @@ MOTION_PRESETS: dict[str, MotionPreset] = {
             lora=("latent-consistency/lcm-lora-sdv1-5",),
             guidance=1.5,
         ),
-        MotionPreset("tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny"),
+        *(
+            MotionPreset(
+                f"animatediff-lightning-{n}step",
+                f"ByteDance/AnimateDiff-Lightning/animatediff_lightning_{n}step_diffusers.safetensors",
+                f"AnimateDiff-Lightning {n}-step motion adapter (cross-model distillation), Euler with trailing "
+                "timesteps, linear betas",
+                base="emilianJR/epiCRealism",
+                scheduler=(("beta_schedule", "linear"),),
+                guidance=1.0,
+                sampling=Sampling("euler-trailing", n),
+                licence="creativeml-openrail-m",
+            )
+            for n in (1, 2, 4, 8)
+        ),
+        MotionPreset(
+            "tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny", licence=HERE
+        ),
     )
 }
 
@@ -139,6 +252,42 @@ def motion_preset(name: str | None) -> MotionPreset | None:
     if not name:
         return None
     return MOTION_PRESETS.get(name) or next((p for p in MOTION_PRESETS.values() if p.adapter == name), None)
+
+
+def preset_sampling(model: str | None, motion: str | None = None) -> Sampling:
+    """How ``model`` with the motion adapter ``motion`` samples by default: the motion preset's method where it names
+    one (a distilled motion module, e.g. AnimateDiff-Lightning, is run as it was distilled), else the model preset's,
+    else LCM at 4 steps (a model that is not a preset is taken to be an LCM)."""
+    mpreset = motion_preset(motion)
+    if mpreset is not None and mpreset.sampling is not None:
+        return mpreset.sampling
+    preset = PRESETS.get(model or DEFAULT_MODEL)
+    return preset.sampling if preset is not None else LCM
+
+
+def sampling_for(base: Sampling, scheduler: str | None, steps: int | None, eta: float | None) -> Sampling:
+    """``base`` (a preset's) with the render's ``--scheduler``, ``--steps`` and ``--eta`` over it. Another method than
+    the preset's keeps the preset's steps and settings but not its eta."""
+    method = scheduler or base.scheduler
+    kept_eta = base.eta if method == base.scheduler else None
+    return Sampling(method, steps or base.steps, eta if eta is not None else kept_eta, base.config)
+
+
+def native_side(model: str | None) -> int | None:
+    """The side in pixels ``model`` was trained at: a preset's ``size``; for a local diffusers folder its UNet's
+    ``sample_size`` × 8 (the VAE's factor for every SD-family model); None when unknown (a hub id that is not a
+    preset, a single file) or meaningless (the random ``builtin:`` presets)."""
+    import json
+
+    preset = PRESETS.get(model or DEFAULT_MODEL)
+    if preset is not None:  # random weights built in code draw nothing better at one size than another
+        return None if preset.base.startswith("builtin:") else preset.size
+    config = Path(model) / "unet" / "config.json"
+    try:
+        sample_size = json.loads(config.read_text()).get("sample_size")
+    except (OSError, ValueError):
+        return None
+    return int(sample_size) * 8 if isinstance(sample_size, int) else None
 
 
 VAE_ALIASES = {"taesd": "madebyollin/taesd"}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..keyframes import Keyframes
+from ..models.presets import native_side
 from ..settings.configs import GenerateConfig, StylizeConfig
 from ..settings.keyframes import keyframe_map
 from ..video.plan import FramePlan
@@ -50,12 +51,16 @@ class Prepared:
     control: VideoInfo | None = None  # ``--control-video``, probed and checked to last as long as the output
 
 
-def prepare_stylize(input: str | os.PathLike, output: str | os.PathLike, cfg: StylizeConfig) -> Prepared:
-    """Check the output path and the source, and plan the frames; a UserError for anything wrong."""
+def prepare_stylize(
+    input: str | os.PathLike, output: str | os.PathLike, cfg: StylizeConfig, model: str | None = None
+) -> Prepared:
+    """Check the output path and the source, and plan the frames; a UserError for anything wrong. ``model``: the
+    name of the models that will render (default the config's), for the note on a size far from its own."""
     out = check_output(output, (input,), cfg.output.codec, cfg.output.preset)
     info, notes = probe_source(input, cfg)
     size = output_size(info, cfg.frames.width, cfg.frames.height)
     check_upscale(info, size)
+    notes += size_note(model or cfg.model.model, size)
     plan = plan_video(info, cfg)
     p, s = cfg.prompt, cfg.sampling
     prompts = keyframe_map("--prompt-at", p.prompt_at, len(plan), p.prompt) if p.prompt_at else p.prompt
@@ -96,6 +101,30 @@ def probe_source(input: str | os.PathLike, cfg: StylizeConfig) -> tuple[VideoInf
     if cfg.frames.fps is not None:
         return replace(info, fps=cfg.frames.fps, fps_assumed=False), ()
     return info, (f"{info.frames} images read as a video at {info.fps} fps; give --fps to set their rate",)
+
+
+NATIVE_AREA = (0.5, 2.0)
+"""A render's area within these multiples of the model's trained area gets no note (``size_note``)."""
+
+
+def size_note(model: str | None, size: tuple[int, int]) -> tuple[str, ...]:
+    """A note when a ``(width, height)`` render is under half or over twice the area ``model`` was trained at: the
+    toy, trained at 128 px, restyles a 64x64 red square into a yellow blob at strength 0.6 and into a blue square at
+    128x128 (issue 31); SD1.5 models repeat objects far above theirs. Nothing when the size is unknown."""
+    side = native_side(model)
+    if side is None:
+        return ()
+    w, h = size
+    ratio = w * h / side**2
+    if NATIVE_AREA[0] <= ratio <= NATIVE_AREA[1]:
+        return ()
+    fit = max(8, round(side * (w / h) ** 0.5 / 8) * 8)  # the width of the trained area at this aspect
+    how = "under half" if ratio < NATIVE_AREA[0] else "over twice"
+    effect = "expect lost or garbled shapes" if ratio < 1 else "expect repeated or broken-up subjects"
+    return (
+        f"{w}x{h} is {how} the area {model!r} was trained at ({side}x{side}): {effect}; set --width {fit} (the "
+        "height follows the aspect) to render near its size",
+    )
 
 
 MAX_UPSCALE = 4.0

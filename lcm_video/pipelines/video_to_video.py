@@ -196,7 +196,9 @@ def stylize(
     # 1. Settle the render: settings resolved and validated, output checked, source probed, frames planned (no torch).
     if prepared is None:
         options = {"prompt": prompt, **options} if prompt is not None else options
-        prepared = prepare_stylize(input, output, resolve(STYLIZE, config, options, "stylize() arguments"))
+        loaded = models.name if models is not None else None  # their preset says how they sample
+        cfg = resolve(STYLIZE, config, options, "stylize() arguments", loaded_model=loaded)
+        prepared = prepare_stylize(input, output, cfg, loaded)
         for note in prepared.notes:
             warnings.warn(note, Note, stacklevel=2)
     prep, cfg, o = prepared, prepared.cfg, prepared.cfg.output

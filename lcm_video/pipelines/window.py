@@ -1,5 +1,5 @@
 """What stylise and generate share: the window layout of a render, and one window of output frames' latents through
-the LCM sampler with keyed noise, overlap fusion, blending and cross-frame attention (``WindowSampler``)."""
+the few-step sampler with keyed noise, overlap fusion, blending and cross-frame attention (``WindowSampler``)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from ..core.codec import LatentCodec
 from ..core.denoiser import UNetDenoiser
 from ..core.noise import FrameNoise
 from ..core.sampler import sample
-from ..core.schedule import FrameSchedules, LCMSchedule
+from ..core.schedule import FrameSchedules, make_schedule
 from ..errors import UserError
 from ..keyframes import Keyframes
 from ..models.container import Models
+from ..models.presets import sampling_for
 from ..options import STYLIZE
 from ..settings.configs import RenderConfig
+from ..settings.resolve import check_sampling
 from ..temporal.attention import CrossFrameState, processors
 from ..temporal.blend import TemporalBlender
 from ..video.plan import balanced_window, warmup_frames
@@ -132,9 +134,9 @@ def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:
 
 
 class WindowSampler:
-    """A render's sampling state, fed one window of output frames at a time: the LCM schedule (one per frame with
-    strength keys), the denoiser with the render's prompts, keyed noise, the temporal blender and cross-frame
-    attention. ``sample`` returns x0 latents; the caller encodes and decodes.
+    """A render's sampling state, fed one window of output frames at a time: the few-step method's schedule (LCM's
+    one per frame with strength keys), the denoiser with the render's prompts, keyed noise, the temporal blender and
+    cross-frame attention. ``sample`` returns x0 latents; the caller encodes and decodes.
 
     Carried between windows: only the blender's x0 of the previous window at each step (and cross-frame attention's
     anchor and previous frame); noise is keyed on output frame numbers. ``batch`` is the fixed 2D UNet batch (see
@@ -157,10 +159,13 @@ class WindowSampler:
         guidance = models.default_guidance if s.guidance is None else s.guidance
         check_guidance(models, negative, guidance)
         self.models = models
-        if strengths is not None:
-            self.schedule = FrameSchedules(models.scheduler, s.steps, strengths)
+        # How the loaded models sample (their preset's method, steps, eta) under the render's options.
+        self.sampling = sampling_for(models.sampling, s.scheduler, s.steps, s.eta)
+        check_sampling(self.sampling, cfg)
+        if strengths is not None:  # LCM only (check_sampling)
+            self.schedule = FrameSchedules(models.scheduler, self.sampling.steps, strengths)
         else:
-            self.schedule = LCMSchedule.from_scheduler(models.scheduler, s.steps, strength)
+            self.set_strength(strength)
         cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
         self.blender = TemporalBlender(t.blend, t.fuse)
@@ -170,6 +175,12 @@ class WindowSampler:
         if t.cross_frame != "off":
             self.cross = CrossFrameState(t.cross_frame)
             self.denoiser.cross_frame = (self.cross, processors(models.unet, self.cross))
+
+    def set_strength(self, strength: float) -> None:
+        """Sample the next windows at ``strength`` (one for every frame): the method's schedule rebuilt with the
+        render's steps and eta (a live strength change goes through here; ``check_strength`` first)."""
+        sp = self.sampling
+        self.schedule = make_schedule(sp.scheduler, self.models.scheduler, sp.steps, strength, sp.eta, dict(sp.config))
 
     def reset(self) -> None:
         """Forget the temporal state carried between windows (a cold start); cross-frame attention keeps its anchor,
@@ -207,7 +218,7 @@ class WindowSampler:
         frames = indices if noise_keys is None else noise_keys  # output frame numbers: prompt/strength keys, noise
         eps = self.noise.window(frames, self.models.device)
         schedule = self.schedule.window(frames) if isinstance(self.schedule, FrameSchedules) else self.schedule
-        x = eps[0] if clean is None else schedule.add_noise(clean, eps[0])
+        x = schedule.start(eps[0]) if clean is None else schedule.add_noise(clean, eps[0])
         cross = self.cross
         if cross is not None:
             cross.start_window(indices, carry=emit.stop - 1)  # emit ends where the next window starts

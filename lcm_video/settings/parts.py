@@ -17,6 +17,7 @@ from ..choices import (
     DTYPES,
     FUSE,
     RENOISE,
+    SCHEDULERS,
     WARP,
 )
 from ..models.presets import DEFAULT_MODEL, PRESETS
@@ -141,16 +142,41 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """The LCM run of each frame."""
+    """The few-step run of each frame."""
 
-    steps: int = option(
-        4,
-        "denoising steps per frame, run exactly",
+    scheduler: str | None = option(
+        None,
+        "few-step method: lcm, tcd, ddim-trailing or euler-trailing",
+        derived="the model preset's, lcm for other models",
+        choices=SCHEDULERS,
+        metavar="|".join(SCHEDULERS),
+        doc="the few-step method's update: `lcm` (latent consistency), `tcd` (trajectory consistency, its gamma is "
+        "`--eta`), `ddim-trailing` (Hyper-SD, PCM), `euler-trailing` (AnimateDiff-Lightning); each preset names the "
+        "one its weights were distilled for. Keyed noise, blending and windows work the same with every method",
+    )
+    steps: int | None = option(
+        None,
+        "denoising steps per frame",
+        derived="the model preset's, 4 for LCM",
         lo=1,
         hi=50,
-        hint="; LCM models work best with 2-8",
+        hint="; few-step models work best with the steps they were distilled for",
         metavar="N",
-        doc="denoising steps per frame, exactly N at any strength (generate: timesteps 999, 759, 499, 259)",
+        doc="denoising steps per frame. `lcm`: exactly N at any strength (generate: timesteps 999, 759, 499, 259); "
+        "`tcd`, `ddim-trailing`, `euler-trailing`: the last int(N × strength) of an N-step schedule, as diffusers' "
+        "img2img pipelines run them (a 4-step model at strength 0.5 runs 2)",
+    )
+    eta: float | None = option(
+        None,
+        "TCD's gamma (stochasticity per step) or DDIM's eta",
+        derived="the model preset's, else 0.3 for TCD, 0 for DDIM",
+        lo=0.0,
+        hi=1.0,
+        hint="; TCD's authors suggest 0.3, higher with more steps",
+        metavar="E",
+        doc="`tcd`: gamma, the share of each step re-noised with keyed noise (0 deterministic, 1 fully stochastic; "
+        "0.3 is the TCD card's, raise it with more steps); `ddim-trailing`: DDIM's eta. Not for `lcm` and "
+        "`euler-trailing`",
     )
     strength: float = option(
         0.5,

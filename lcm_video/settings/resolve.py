@@ -10,7 +10,7 @@ import yaml
 
 from ..choices import DEVICES
 from ..errors import UserError
-from ..models.presets import PRESETS, default_motion, motion_preset
+from ..models.presets import PRESETS, Sampling, default_motion, motion_preset, preset_sampling, sampling_for
 from ..options import GENERATE, STYLIZE
 from .configs import CONFIGS, RenderConfig
 from .keyframes import keyframe_map
@@ -73,7 +73,7 @@ def resolve(
         cfg = config
     else:
         raise UserError(f"config must be a {cls.__name__} or a YAML file's path, not {type(config).__name__}")
-    cfg = validate(cfg.from_options(options, source, base=cfg))
+    cfg = validate(cfg.from_options(options, source, base=cfg), loaded_model)
     return derive_generate(cfg, loaded_model) if command == GENERATE else cfg
 
 
@@ -103,6 +103,50 @@ def check_steps_fit(steps: int, strength: float) -> None:
         raise UserError(
             f"--steps {steps} needs more of the schedule than --strength {strength:g} leaves ({points} points); "
             f"raise --strength to at least {need:.2f} or lower --steps"
+        )
+
+
+def render_sampling(cfg: RenderConfig, loaded_model: str | None = None) -> Sampling:
+    """How a render samples: the preset's method, steps and eta (the models' loaded as ``loaded_model``, else the
+    config's model and motion adapter, generate's derived as ``derive_generate`` derives them), under the render's
+    ``--scheduler``, ``--steps`` and ``--eta``. The render itself takes them from its loaded models (``Models``)."""
+    model = loaded_model or cfg.model.model
+    motion = cfg.model.motion_adapter
+    if cfg.command == GENERATE and motion is None:
+        motion = default_motion(model)
+    s = cfg.sampling
+    return sampling_for(preset_sampling(model, motion), s.scheduler, s.steps, s.eta)
+
+
+def check_sampling(sampling: Sampling, cfg: RenderConfig) -> None:
+    """The rules between the few-step method and the other sampling options: ``--eta`` only where the method has
+    one; per-frame strengths (``--strength-at``) only with LCM, whose steps are steps at any strength; steps that each
+    strength leaves room for (``check_strength``). Generate always runs at strength 1."""
+    s, method = cfg.sampling, sampling.scheduler
+    if s.eta is not None and method in ("lcm", "euler-trailing"):
+        raise UserError(f"--eta is TCD's gamma (or DDIM's eta); --scheduler {method} has none: drop --eta")
+    if cfg.command == GENERATE:
+        return
+    if s.strength_at and method != "lcm":
+        raise UserError(
+            f"--strength-at gives each frame its own timesteps, which only --scheduler lcm runs (--scheduler {method} "
+            "cuts its schedule by strength, as diffusers' img2img does); drop one"
+        )
+    for strength in keyframe_map("--strength-at", s.strength_at, None, s.strength).values():
+        check_strength(sampling, strength)
+
+
+def check_strength(sampling: Sampling, strength: float) -> None:
+    """Whether ``sampling``'s steps fit ``strength``: LCM's within its 50-point schedule (``check_steps_fit``); TCD,
+    DDIM and Euler run the last int(steps × strength) of their schedule, so at least one must be left. A strength
+    changed during a render (the live mode's) is checked here too."""
+    if sampling.scheduler == "lcm":
+        check_steps_fit(sampling.steps, strength)
+    elif int(sampling.steps * strength) < 1:
+        raise UserError(
+            f"--strength {strength:g} leaves no step of {sampling.steps} with --scheduler {sampling.scheduler} (it "
+            f"runs the last int(steps x strength), as diffusers' img2img does); raise --strength to at least "
+            f"{1 / sampling.steps:.2f} or --steps"
         )
 
 
@@ -148,9 +192,10 @@ def _check_control(cfg: RenderConfig) -> None:
         raise UserError("generate has no source to annotate: give the control maps with --control-video FILE")
 
 
-def validate(cfg: RenderConfig) -> RenderConfig:
+def validate(cfg: RenderConfig, loaded_model: str | None = None) -> RenderConfig:
     """Check every value against its declaration, then the rules between options; a UserError naming the option
-    and the fix. Returns ``cfg``."""
+    and the fix. ``loaded_model``: the name of the models the render will run (their preset says how they sample).
+    Returns ``cfg``."""
     for name, value in cfg.flat().items():
         SETTINGS[name].check(value)
     m, t, f, p = cfg.model, cfg.temporal, cfg.frames, cfg.prompt
@@ -179,11 +224,9 @@ def validate(cfg: RenderConfig) -> RenderConfig:
             for name in ("context", "overlap"):
                 if getattr(t, name) is not None:
                     raise UserError(f"--{name} applies to motion-aware stylise only; add --motion-adapter or drop it")
-        s = cfg.sampling  # the keys' frame range is checked once the source is known (prepare)
-        for strength in keyframe_map("--strength-at", s.strength_at, None, s.strength).values():
-            check_steps_fit(s.steps, strength)
         if cfg.sampling.strength_at and m.motion_adapter is not None:
             raise UserError("--strength-at needs one timestep per frame: not with --motion-adapter (drop one)")
     else:
         keyframe_map("--prompt-at", cfg.prompt.prompt_at, f.frames, cfg.prompt.prompt)
+    check_sampling(render_sampling(cfg, loaded_model), cfg)  # strength keys' frame range: checked in prepare
     return cfg

@@ -24,10 +24,10 @@ NOT_SHOWN = ("input", "output", "config", "quiet")
 
 # What the page shows above the fold, per command; every other option of the command goes under "Advanced".
 MAIN = {
-    STYLIZE: ("prompt", "negative_prompt", "model", "strength", "steps", "guidance", "seed", "blend", "pixel_blend",
-              "shared_noise", "warp", "cross_frame", "control", "width", "height", "start", "end"),
-    GENERATE: ("prompt", "negative_prompt", "prompt_at", "model", "motion_adapter", "frames", "fps", "steps",
-               "guidance", "seed", "width", "height"),
+    STYLIZE: ("prompt", "negative_prompt", "model", "strength", "scheduler", "steps", "guidance", "seed", "blend",
+              "pixel_blend", "shared_noise", "warp", "cross_frame", "control", "width", "height", "start", "end"),
+    GENERATE: ("prompt", "negative_prompt", "prompt_at", "model", "motion_adapter", "frames", "fps", "scheduler",
+               "steps", "guidance", "seed", "width", "height"),
 }  # fmt: skip
 
 
@@ -60,6 +60,8 @@ def ui_value(opt: Option, command: str, value: Any = None) -> Any:
         return "" if value is None else str(value)
     if (opt.kind == "str" and not opt.choices) or (opt.kind in ("int", "float") and value is None):
         return "" if value is None else value  # a derived default is an empty box (a number box would be required)
+    if opt.choices and value is None:
+        return ""  # a derived choice (``--scheduler``: the model's) is the dropdown's first, empty entry
     return value
 
 
@@ -78,8 +80,13 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
     if opt.repeatable:  # --control canny:0.8, --prompt-at 24=…, --lora …: a line each (their choices in the hint)
         return gr.Textbox(lines=2, placeholder=f"one {opt.metavar or 'value'} per line", **kw)
     if opt.choices or choices:
-        return gr.Dropdown(choices=list(opt.choices or choices), allow_custom_value=not opt.choices, **kw)
-    if opt.kind in ("int", "float") and opt.lo is not None and opt.hi is not None and opt.hi - opt.lo <= SLIDER_SPAN:
+        options = list(opt.choices or choices)
+        if opt.choices and opt.default_for(command) is None:  # derived: an empty entry that says from what
+            options = [(opt.default_text(command) or "default", ""), *options]
+        return gr.Dropdown(choices=options, allow_custom_value=not opt.choices, **kw)
+    derived = opt.default_for(command) is None  # ``--steps``: the model's; a slider cannot be left empty
+    ranged = opt.lo is not None and opt.hi is not None and opt.hi - opt.lo <= SLIDER_SPAN
+    if opt.kind in ("int", "float") and ranged and not derived:
         step = 1 if opt.kind == "int" else (0.5 if opt.hi > 10 else 0.01)
         return gr.Slider(minimum=opt.lo, maximum=opt.hi, step=step, **kw)
     if opt.kind in ("int", "float") and opt.default_for(command) is not None:

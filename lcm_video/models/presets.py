@@ -68,6 +68,9 @@ class ModelPreset:
     family: str = "sd15"
     """The architecture: which loader and text conditioning it takes. Only ``sd15`` (SD1.5-shaped UNet, CLIP-L text)
     is built so far; SDXL presets would name ``sdxl``."""
+    ip_adapter: str | None = None
+    """Its IP-Adapter for ``--style-image``: a name of ``IP_ADAPTERS``; None: its family's (``FAMILY_IP_ADAPTER``);
+    ``""``: none fits it."""
 
 
 CONTROL_MODELS: dict[str, str] = {
@@ -154,6 +157,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=64,
             controls=TINY_CONTROLS,
             licence=HERE,
+            ip_adapter="tiny",
         ),
         ModelPreset(
             "tiny-lora",
@@ -163,6 +167,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=64,
             controls=TINY_CONTROLS,
             licence=HERE,
+            ip_adapter="tiny",
         ),
         ModelPreset(
             "toy-teacher",
@@ -172,6 +177,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=128,
             controls=TOY_CONTROLS,
             licence=HERE,
+            ip_adapter="",
         ),
         ModelPreset(
             "toy",
@@ -183,6 +189,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=128,
             controls=TOY_CONTROLS,
             licence=HERE,
+            ip_adapter="",
         ),
     )
 }
@@ -288,6 +295,102 @@ def native_side(model: str | None) -> int | None:
     except (OSError, ValueError):
         return None
     return int(sample_size) * 8 if isinstance(sample_size, int) else None
+
+
+@dataclass(frozen=True)
+class IPAdapterPreset:
+    """An IP-Adapter (a reference image's CLIP embedding as extra cross-attention tokens, ``--style-image``) as
+    diffusers' ``load_ip_adapter`` takes it: the repository (``builtin:tiny``: random weights built in code), the
+    folder and file of the adapter's weights, and the folder of its CLIP image encoder, relative to the repository."""
+
+    name: str
+    repo: str
+    subfolder: str
+    weight_name: str
+    image_encoder: str
+    family: str
+    about: str
+    licence: str = UNCHECKED
+
+
+H94 = "h94/IP-Adapter"
+IP_ADAPTERS: dict[str, IPAdapterPreset] = {
+    p.name: p
+    for p in (
+        IPAdapterPreset(
+            "sd15",
+            H94,
+            "models",
+            "ip-adapter_sd15.safetensors",
+            "models/image_encoder",
+            "sd15",
+            "IP-Adapter for SD1.5: the reference's pooled CLIP ViT-H embedding as 4 tokens",
+            licence="apache-2.0",
+        ),
+        IPAdapterPreset(
+            "sd15-plus",
+            H94,
+            "models",
+            "ip-adapter-plus_sd15.safetensors",
+            "models/image_encoder",
+            "sd15",
+            "IP-Adapter Plus for SD1.5: 16 tokens resampled from the CLIP patch features, closer to the reference",
+            licence="apache-2.0",
+        ),
+        IPAdapterPreset(
+            "sd15-light",
+            H94,
+            "models",
+            "ip-adapter_sd15_light.safetensors",
+            "models/image_encoder",
+            "sd15",
+            "IP-Adapter Light for SD1.5: weaker, the prompt keeps more say",
+            licence="apache-2.0",
+        ),
+        IPAdapterPreset(
+            "tiny",
+            "builtin:tiny",
+            "",
+            "",
+            "",
+            "sd15",
+            "random weights built in code, fitting the tiny models (plumbing and tests)",
+            licence=HERE,
+        ),
+        IPAdapterPreset(
+            "tiny-plus",
+            "builtin:tiny-plus",
+            "",
+            "",
+            "",
+            "sd15",
+            "random IP-Adapter Plus built in code, fitting the tiny models",
+            licence=HERE,
+        ),
+    )
+}
+"""IP-Adapters by name. An SDXL family adds its own (``h94/IP-Adapter``, ``sdxl_models``, ``ip-adapter_sdxl.safetensors``,
+its encoder ``sdxl_models/image_encoder``) and names it in ``FAMILY_IP_ADAPTER``."""
+
+FAMILY_IP_ADAPTER: dict[str, str] = {"sd15": "sd15"}
+"""The IP-Adapter a model of each family takes when neither its preset nor ``--ip-adapter`` names one."""
+
+
+def ip_adapter_source(model: str | None, ip_adapter: str | None) -> str:
+    """The IP-Adapter ``--style-image`` loads with ``model``: ``--ip-adapter`` if given, else the model preset's, else
+    its family's (a model that is not a preset is taken to be SD1.5-family); a UserError when none fits."""
+    if ip_adapter:
+        return ip_adapter
+    preset = PRESETS.get(model or DEFAULT_MODEL)
+    family = preset.family if preset is not None else "sd15"
+    name = preset.ip_adapter if preset is not None and preset.ip_adapter is not None else FAMILY_IP_ADAPTER.get(family)
+    if not name:
+        what = f"model {model!r}" if preset is not None and preset.ip_adapter == "" else f"the {family} family"
+        raise UserError(
+            f"--style-image: {what} has no IP-Adapter; use a model that has one (e.g. --model sd15-lcm-lora) or give "
+            "--ip-adapter FILE"
+        )
+    return name
 
 
 VAE_ALIASES = {"taesd": "madebyollin/taesd"}

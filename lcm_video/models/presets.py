@@ -369,8 +369,8 @@ IP_ADAPTERS: dict[str, IPAdapterPreset] = {
         ),
     )
 }
-"""IP-Adapters by name. An SDXL family adds its own (``h94/IP-Adapter``, ``sdxl_models``, ``ip-adapter_sdxl.safetensors``,
-its encoder ``sdxl_models/image_encoder``) and names it in ``FAMILY_IP_ADAPTER``."""
+"""IP-Adapters by name. An SDXL family adds its own (``h94/IP-Adapter``, ``sdxl_models``,
+``ip-adapter_sdxl.safetensors``, its encoder ``sdxl_models/image_encoder``) and names it in ``FAMILY_IP_ADAPTER``."""
 
 FAMILY_IP_ADAPTER: dict[str, str] = {"sd15": "sd15"}
 """The IP-Adapter a model of each family takes when neither its preset nor ``--ip-adapter`` names one."""
@@ -391,6 +391,29 @@ def ip_adapter_source(model: str | None, ip_adapter: str | None) -> str:
             "--ip-adapter FILE"
         )
     return name
+
+
+_IP_HUB_FILE = re.compile(r"^([A-Za-z0-9][\w.-]*/[\w.-]+)/(.+\.(?:safetensors|bin))$")
+
+
+def ip_adapter_spec(source: str) -> IPAdapterPreset:
+    """Where ``--ip-adapter SOURCE`` is: a name of ``IP_ADAPTERS``; a weights file ``DIR/NAME.safetensors`` (its
+    image encoder in ``DIR/image_encoder``, as in ``h94/IP-Adapter/models``); or one file of a hub repository,
+    ``org/repo/SUB/NAME.safetensors`` (its encoder in ``SUB/image_encoder``)."""
+    if source in IP_ADAPTERS:
+        return IP_ADAPTERS[source]
+    path = Path(source)
+    if path.is_file():
+        return IPAdapterPreset(source, str(path.parent), "", path.name, "image_encoder", "", "")
+    hub = _IP_HUB_FILE.match(source)
+    if hub is None or path.exists():
+        names = ", ".join(IP_ADAPTERS)
+        raise UserError(
+            f"--ip-adapter {source!r} is not an IP-Adapter name ({names}), a .safetensors/.bin file, or a hub file "
+            "like h94/IP-Adapter/models/ip-adapter_sd15.safetensors"
+        )
+    sub, _, name = hub.group(2).rpartition("/")
+    return IPAdapterPreset(source, hub.group(1), sub, name, f"{sub}/image_encoder".lstrip("/"), "", "")
 
 
 VAE_ALIASES = {"taesd": "madebyollin/taesd"}

@@ -4,7 +4,8 @@
 The record is one JSON object in the container's ``comment`` tag (mp4/mov ``©cmt``, Matroska/WebM ``COMMENT``, AVI
 ``ICMT``): the tool and its version, the command, every resolved setting (``cfg.flat()``), the source file and its
 size and date (stylise), the style image's path and SHA-256 (``--style-image``), and the SHA-256 of local weight files
-(checkpoint, LoRAs, VAE, motion adapter) where the setting names one. No torch here: reading a record is instant.
+(checkpoint, LoRAs, VAE, motion adapter, IP-Adapter) where the setting names one. No torch here: reading a record is
+instant.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from . import __version__
 from .errors import UserError
 
 TOOL = "lcm_video"
-_WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter")
+_WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter", "ip_adapter")
 
 
 @lru_cache(maxsize=64)

@@ -196,6 +196,8 @@ def _run_info(ns: argparse.Namespace) -> int:
     print(f" from {rec['source']['path']}" if rec.get("source") else "")
     for spec, digest in rec.get("sha256", {}).items():
         print(f"# sha256 {digest}  {spec}")
+    if rec.get("style_image"):
+        print(f"# style image sha256 {rec['style_image']['sha256']}  {rec['style_image']['path']}")
     for ran in rec.get("ran", []):
         print(f"# ran on {ran.get('device')} in {ran.get('dtype')} ({ran.get('backend')} backend)")
     print(yaml.safe_dump(rec["settings"], sort_keys=False, allow_unicode=True), end="")

@@ -468,6 +468,7 @@ class StyleConfig:
         None,
         "reference image whose style (or, with --style-mode full, also subject) the frames take, through an IP-Adapter",
         metavar="FILE",
+        upload="image",
         doc="a reference image (PNG, JPEG, ...) whose look the frames take, through an IP-Adapter loaded with the "
         "model (`--ip-adapter`); with or instead of the prompt. Its CLIP embedding is computed once per render; the "
         "output's recorded settings name the file and its SHA-256",

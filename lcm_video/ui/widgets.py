@@ -25,9 +25,10 @@ NOT_SHOWN = ("input", "output", "config", "quiet")
 # What the page shows above the fold, per command; every other option of the command goes under "Advanced".
 MAIN = {
     STYLIZE: ("prompt", "negative_prompt", "model", "strength", "scheduler", "steps", "guidance", "seed", "blend",
-              "pixel_blend", "shared_noise", "warp", "cross_frame", "control", "width", "height", "start", "end"),
+              "pixel_blend", "shared_noise", "warp", "cross_frame", "control", "width", "height", "start", "end",
+              "style_image", "style_scale"),
     GENERATE: ("prompt", "negative_prompt", "prompt_at", "model", "motion_adapter", "frames", "fps", "scheduler",
-               "steps", "guidance", "seed", "width", "height"),
+               "steps", "guidance", "seed", "width", "height", "style_image", "style_scale"),
 }  # fmt: skip
 
 
@@ -77,6 +78,11 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
     kw["elem_id"] = f"{command}-{opt.name}"  # a stable handle for browsers and tests: #stylize-prompt
     if opt.kind == "bool":
         return gr.Checkbox(**kw)
+    if opt.upload == "image":  # a file the page uploads (gradio serves only its own uploads), its hint inside
+        return gr.Image(
+            label=kw["label"], value=None, type="filepath", sources=["upload"], placeholder=kw["info"], height=160,
+            elem_id=kw["elem_id"],
+        )  # fmt: skip
     if opt.repeatable:  # --control canny:0.8, --prompt-at 24=…, --lora …: a line each (their choices in the hint)
         return gr.Textbox(lines=2, placeholder=f"one {opt.metavar or 'value'} per line", **kw)
     if opt.choices or choices:

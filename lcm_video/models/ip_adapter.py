@@ -12,20 +12,20 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from .presets import ip_adapter_spec
+from .hub import explain_load_errors
+from .ip_presets import ip_adapter_spec
 
 
 def load_ip_adapter(pipe, source: str) -> None:
     """Load the IP-Adapter ``source`` (see ``ip_adapter_spec``) and its image encoder into ``pipe`` (an SD img2img or
     AnimateDiff pipeline) on its device and dtype, through diffusers' ``load_ip_adapter``. A file that is not an
     IP-Adapter, or one that does not fit the UNet, is a one-line UserError."""
-    from .loading import _explain_load_errors
     from .tiny import tiny_image_encoder, tiny_ip_adapter
 
     spec = ip_adapter_spec(source)
     unet = pipe.unet
     device, dtype = unet.device, unet.dtype
-    with _explain_load_errors("IP-Adapter", spec.repo if spec.repo.startswith("builtin:") else source):
+    with explain_load_errors("IP-Adapter", spec.repo if spec.repo.startswith("builtin:") else source):
         if spec.repo.startswith("builtin:"):
             encoder = tiny_image_encoder().to(device, dtype)
             pipe.register_modules(image_encoder=encoder)

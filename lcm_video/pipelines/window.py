@@ -19,7 +19,8 @@ from ..core.schedule import FrameSchedules, make_schedule
 from ..errors import UserError
 from ..keyframes import Keyframes
 from ..models.container import Models
-from ..models.presets import ip_adapter_source, sampling_for
+from ..models.ip_presets import ip_adapter_source
+from ..models.presets import sampling_for
 from ..options import STYLIZE
 from ..settings.configs import RenderConfig
 from ..settings.resolve import check_sampling

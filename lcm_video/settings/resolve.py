@@ -10,16 +10,8 @@ import yaml
 
 from ..choices import DEVICES
 from ..errors import UserError
-from ..models.presets import (
-    PRESETS,
-    Sampling,
-    default_motion,
-    ip_adapter_source,
-    ip_adapter_spec,
-    motion_preset,
-    preset_sampling,
-    sampling_for,
-)
+from ..models.ip_presets import ip_adapter_source, ip_adapter_spec
+from ..models.presets import PRESETS, Sampling, default_motion, motion_preset, preset_sampling, sampling_for
 from ..options import GENERATE, STYLIZE
 from .configs import CONFIGS, RenderConfig
 from .keyframes import keyframe_map

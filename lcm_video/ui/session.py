@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import UserError
 from ..events import Cancelled, ProgressEvent
-from ..models.presets import IP_ADAPTERS, MOTION_PRESETS, PRESETS, parse_lora
+from ..models.ip_presets import IP_ADAPTERS
+from ..models.presets import MOTION_PRESETS, PRESETS, parse_lora
 
 # Settings that name weights: the page may give presets and hub ids; a local path only if it was given at launch.
 WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter", "ip_adapter")

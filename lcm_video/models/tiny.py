@@ -333,3 +333,22 @@ def _plus_original_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
         else:
             raise KeyError(key)
     return out
+
+
+def save_tiny_ip_adapter(repo, unet, plus: bool = False, seed: int = 0) -> str:
+    """Write a random IP-Adapter for ``unet`` and its tiny image encoder into the folder ``repo`` laid out as
+    ``h94/IP-Adapter`` is (``models/ip-adapter_sd15.safetensors`` or ``models/ip-adapter-plus_sd15.safetensors``, keys
+    ``image_proj.*`` and ``ip_adapter.*``; ``models/image_encoder/`` a ``CLIPVisionModelWithProjection``), so the real
+    loading path reads it as it would a download. Returns the weights file's path."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    models = Path(repo) / "models"
+    encoder = tiny_image_encoder(seed)
+    encoder.save_pretrained(models / "image_encoder")
+    state = tiny_ip_adapter(unet, encoder, plus, seed)
+    flat = {f"{part}.{k}": v.contiguous() for part, d in state.items() for k, v in d.items()}
+    path = models / ("ip-adapter-plus_sd15.safetensors" if plus else "ip-adapter_sd15.safetensors")
+    save_file(flat, str(path))
+    return str(path)

@@ -279,6 +279,13 @@ def _run_models(ns: argparse.Namespace) -> int:
     print("\n".join(preset_lines(PRESETS.values())))
     print("motion adapters (--motion-adapter; a method named here wins over the model's):")
     print("\n".join(preset_lines(MOTION_PRESETS.values())))
+    from ..models.ip_presets import IP_ADAPTERS
+
+    print("IP-Adapters (--ip-adapter, for --style-image; the default is the model's):")
+    for a in IP_ADAPTERS.values():
+        weights = f"{a.repo}/{a.subfolder}/{a.weight_name}" if a.weight_name else a.repo
+        print(f"  {a.name:20s} {weights:52s} {a.family}; licence: {a.licence}")
+        print(f"  {'':20s} {a.about}")
     return 0
 
 

@@ -260,3 +260,19 @@ def test_bad_style_input_is_one_line_and_writes_nothing(tmp_path, videos, style_
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expect in err[0], (extra, err)
         assert not out.exists() and not list(tmp_path.glob("*.mp4*"))
+
+
+def test_a_job_files_style_image_is_relative_to_it(tmp_path, style_png):
+    import shutil
+
+    import yaml
+
+    from lcm_video.batch.jobs import load_jobs
+
+    (tmp_path / "jobs" / "refs").mkdir(parents=True)
+    shutil.copy(style_png, tmp_path / "jobs" / "refs" / "r.png")
+    job = {"name": "g", "mode": "generate", "prompt": "x", "output": "g.mp4", "model": "tiny"}
+    path = tmp_path / "jobs" / "jobs.yaml"
+    path.write_text(yaml.safe_dump({"defaults": {"style_image": "refs/r.png"}, "jobs": [job]}))
+    (only,) = load_jobs(path, tmp_path / "out")
+    assert only.cfg.style.style_image == str(tmp_path / "jobs" / "refs" / "r.png")

@@ -218,7 +218,7 @@ def test_the_reference_is_embedded_once_per_render_whatever_the_windows(tmp_path
     assert len(calls) == 1
 
 
-def test_the_record_names_the_style_image_by_path_and_content(tmp_path, videos, style_png, tiny_models):
+def test_the_record_names_the_style_image_by_path_and_content(tmp_path, videos, style_png, tiny_models, capsys):
     import hashlib
 
     from lcm_video.pipelines.video_to_video import stylize
@@ -227,9 +227,12 @@ def test_the_record_names_the_style_image_by_path_and_content(tmp_path, videos, 
     stylize(videos["moving"], out, "x", models=tiny_models, max_frames=2, quiet=True, style_image=style_png,
             style_scale=0.6, style_mode="full")  # fmt: skip
     rec = read_record(out)
-    assert rec["style_image"]["sha256"] == hashlib.sha256(Path(style_png).read_bytes()).hexdigest()
+    digest = hashlib.sha256(Path(style_png).read_bytes()).hexdigest()
+    assert rec["style_image"]["sha256"] == digest
     assert rec["settings"]["style_image"] == style_png
     assert rec["settings"]["style_scale"] == 0.6 and rec["settings"]["style_mode"] == "full"
+    assert cli.main(["info", str(out)]) == 0
+    assert f"# style image sha256 {digest}" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -276,3 +279,16 @@ def test_a_job_files_style_image_is_relative_to_it(tmp_path, style_png):
     path.write_text(yaml.safe_dump({"defaults": {"style_image": "refs/r.png"}, "jobs": [job]}))
     (only,) = load_jobs(path, tmp_path / "out")
     assert only.cfg.style.style_image == str(tmp_path / "jobs" / "refs" / "r.png")
+
+
+def test_rerun_warns_when_the_style_image_changed(tmp_path, videos, style_png, capsys):
+    import shutil
+
+    ref = tmp_path / "ref.png"
+    shutil.copy(style_png, ref)
+    out = tmp_path / "o.mp4"
+    base = ["--model", "tiny", "-p", "x", "--max-frames", "2", "-q", "--style-image", str(ref)]
+    assert cli.main(["stylize", str(videos["moving"]), "-o", str(out), *base]) == 0
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(ref)
+    assert cli.main(["rerun", str(out), "-o", str(tmp_path / "again.mp4")]) == 0
+    assert "the style image" in capsys.readouterr().err

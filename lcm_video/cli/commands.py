@@ -215,6 +215,7 @@ def _run_rerun(ns: argparse.Namespace) -> int:
         settings["quiet"] = True
     cfg = resolve(command, None, settings, f"the settings recorded in {ns.made!r}")
     _warn_if_auto_resolves_otherwise(cfg, rec.get("ran", []), ns.made)
+    _warn_if_style_image_changed(rec)
     if command == GENERATE:
         return _generate(ns.output, cfg)
     source = getattr(ns, "source", None)
@@ -242,6 +243,22 @@ def _warn_if_auto_resolves_otherwise(cfg, ran: list[dict], made: str) -> None:
             f"{PROG}: warning: the video was rendered in {then['dtype']} (--dtype auto there) and auto means {now} "
             f"here, so the frames will differ; to match them: lcm-video {cfg.command} ... --config {made} --dtype "
             f"{then['dtype']}",
+            file=sys.stderr,
+        )
+
+
+def _warn_if_style_image_changed(rec: dict) -> None:
+    """A recorded ``--style-image`` whose file now holds other content (its SHA-256 differs) gives other frames."""
+    from ..record import make_record
+
+    was = rec.get("style_image")
+    if not was:
+        return
+    now = make_record(rec["command"], {"style_image": was["path"]}).get("style_image")
+    if now is not None and now["sha256"] != was["sha256"]:
+        print(
+            f"{PROG}: warning: the style image {was['path']!r} has changed since the video was made (its SHA-256 "
+            "differs), so the frames will differ",
             file=sys.stderr,
         )
 

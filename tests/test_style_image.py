@@ -292,3 +292,14 @@ def test_rerun_warns_when_the_style_image_changed(tmp_path, videos, style_png, c
     Image.new("RGB", (16, 16), (200, 10, 10)).save(ref)
     assert cli.main(["rerun", str(out), "-o", str(tmp_path / "again.mp4")]) == 0
     assert "the style image" in capsys.readouterr().err
+
+
+def test_a_style_image_with_a_controlnet_and_the_plus_adapter(tmp_path, videos, style_png):
+    """The tiny ControlNet is built from a UNet that carries an IP-Adapter (not copying its image projection), and
+    both act in one UNet call."""
+    from lcm_video.pipelines.video_to_video import stylize
+
+    models = load_models("tiny", device="cpu")
+    opts = {"max_frames": 3, "quiet": True, "control": ("canny",), "style_image": style_png, "ip_adapter": "tiny-plus"}
+    res = stylize(videos["moving"], tmp_path / "c.mp4", "x", models=models, **opts)
+    assert res.frames == 3 and models.ip_adapter == "tiny-plus"

@@ -217,7 +217,9 @@ def tiny_controlnet(unet, vae_factor: int = 8, seed: int = 0):
     from diffusers import ControlNetModel
 
     levels = max(1, vae_factor.bit_length() - 1)  # 8 → 3 stride-2 convolutions
-    if type(unet).__name__ != "UNet2DConditionModel":  # a UNetMotionModel: its spatial shapes are the tiny UNet's
+    # A UNetMotionModel, or a UNet carrying an IP-Adapter (``from_unet`` would copy its image projection settings):
+    # the spatial shapes are the tiny UNet's.
+    if type(unet).__name__ != "UNet2DConditionModel" or getattr(unet.config, "encoder_hid_dim_type", None):
         unet = tiny_components(seed)["unet"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import UserError
 from .hub import explain_load_errors
-from .ip_presets import ip_adapter_spec
+from .ip_presets import check_style_image, ip_adapter_spec
 
 
 def load_ip_adapter(pipe, source: str) -> None:
@@ -96,19 +96,16 @@ class StyleImage:
 def read_style_image(path: str) -> StyleImage:
     """The image of ``--style-image`` as RGB; a missing or unreadable file is a one-line UserError."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    check_style_image(path)  # the one-line errors of a missing or unreadable file
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--style-image {path!r} not found; check the path (an image file: PNG, JPEG, WebP, ...)")
+    data = p.read_bytes()
     try:
-        data = p.read_bytes()
         with Image.open(p) as im:
             pixels = np.asarray(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UserError(
-            f"--style-image {path!r} is not a readable image ({type(exc).__name__}); give a PNG or JPEG"
-        ) from None
+    except OSError as exc:  # a header that reads but pixels that do not (a truncated file)
+        raise UserError(f"--style-image {path!r} cannot be decoded ({exc}); give a PNG or JPEG") from None
     return StyleImage(str(p), hashlib.sha256(data).hexdigest(), pixels)
 
 

@@ -1,5 +1,5 @@
-"""The IP-Adapters ``--style-image`` can load, in one table, and which one a model takes (by its preset, else its
-family). No torch: the settings check them before anything loads."""
+"""The IP-Adapters ``--style-image`` can load, in one table, which one a model takes (by its preset, else its
+family), and the style image's own check. No torch: the settings check them before anything loads."""
 
 from __future__ import annotations
 
@@ -128,3 +128,20 @@ def ip_adapter_spec(source: str) -> IPAdapterPreset:
         )
     sub, _, name = hub.group(2).rpartition("/")
     return IPAdapterPreset(source, hub.group(1), sub, name, f"{sub}/image_encoder".lstrip("/"), "", "")
+
+
+def check_style_image(path: str) -> None:
+    """A ``--style-image`` that is missing or not an image: a one-line UserError, before anything is loaded or
+    written (PIL reads the header only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--style-image {path!r} not found; check the path (an image file: PNG, JPEG, WebP, ...)")
+    try:
+        with Image.open(p) as im:
+            im.verify()
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise UserError(
+            f"--style-image {path!r} is not a readable image ({type(exc).__name__}); give a PNG or JPEG"
+        ) from None

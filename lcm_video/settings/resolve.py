@@ -10,7 +10,7 @@ import yaml
 
 from ..choices import DEVICES
 from ..errors import UserError
-from ..models.ip_presets import ip_adapter_source, ip_adapter_spec
+from ..models.ip_presets import check_style_image, ip_adapter_source, ip_adapter_spec
 from ..models.presets import PRESETS, Sampling, default_motion, motion_preset, preset_sampling, sampling_for
 from ..options import GENERATE, STYLIZE
 from .configs import CONFIGS, RenderConfig
@@ -167,23 +167,6 @@ def _needs_torch(cfg: RenderConfig) -> str | None:
     if cfg.style.style_image:
         return "--style-image adds IP-Adapter attention to the torch UNet; use it with --backend torch"
     return None
-
-
-def check_style_image(path: str) -> None:
-    """A ``--style-image`` that is missing or not an image: a one-line UserError, before anything is loaded or
-    written (PIL reads the header only)."""
-    from PIL import Image, UnidentifiedImageError
-
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--style-image {path!r} not found; check the path (an image file: PNG, JPEG, WebP, ...)")
-    try:
-        with Image.open(p) as im:
-            im.verify()
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise UserError(
-            f"--style-image {path!r} is not a readable image ({type(exc).__name__}); give a PNG or JPEG"
-        ) from None
 
 
 def _check_style(cfg: RenderConfig, loaded_model: str | None) -> None:

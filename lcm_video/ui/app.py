@@ -10,7 +10,6 @@ prompt="...", api_name="/stylize")``, every input named as its option.
 
 from __future__ import annotations
 
-import inspect
 import random
 import shutil
 import sys
@@ -309,17 +308,6 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "api"
 
 
-def _optional(fn: Callable, names: list[str]) -> Callable:
-    """``fn(request, **values)`` whose signature also names ``names`` with a default of None, so the API takes an
-    upload that has no initial value (``--style-image``) as optional rather than required."""
-    sig = inspect.signature(fn)
-    fixed = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in names]
-    rest = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
-    fn.__signature__ = sig.replace(parameters=[*fixed, *extra, *rest])
-    return fn
-
-
 def _render_tab(command: str, app: App) -> dict[str, Any]:
     made: dict[str, Any] = {}
 
@@ -360,8 +348,7 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
     def quick(request: gr.Request, **values):
         yield from app.render(command, _session(request), values, preview=True)
 
-    uploads = [o.name for o in widgets.shown(command) if o.upload]
-    go, quick = _optional(go, uploads), _optional(quick, uploads)
+    go, quick = widgets.optional_uploads(go, command), widgets.optional_uploads(quick, command)
 
     for button in (run, preview):
         button.click(_busy(True), outputs=cancel, queue=False, api_visibility="private")

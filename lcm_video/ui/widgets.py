@@ -9,7 +9,9 @@ file that reproduce it.
 
 from __future__ import annotations
 
+import inspect
 import shlex
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -99,6 +101,18 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
         return gr.Number(precision=0 if opt.kind == "int" else None, minimum=opt.lo, maximum=opt.hi, **kw)
     placeholder = opt.default_text(command) or (opt.metavar or "")  # a derived default says what it derives from
     return gr.Textbox(placeholder=placeholder, **kw)
+
+
+def optional_uploads(fn: Callable, command: str) -> Callable:
+    """``fn(request, **values)`` with a signature that also names ``command``'s upload options (``--style-image``)
+    with a default of None, so the API takes an upload that has no initial value as optional, not required."""
+    sig = inspect.signature(fn)
+    fixed = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    names = [o.name for o in shown(command) if o.upload]
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in names]
+    rest = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    fn.__signature__ = sig.replace(parameters=[*fixed, *extra, *rest])
+    return fn
 
 
 def to_options(command: str, values: dict[str, Any]) -> dict[str, Any]:

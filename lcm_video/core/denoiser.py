@@ -115,9 +115,9 @@ class UNetDenoiser:
             flat = rearrange(sample, "b c f h w -> (b f) c h w") if self.motion else sample
             extra = self.control.residuals(flat, tt, states, images, step, steps) or {}
         if self.image_embeds is not None:
-            extra["added_cond_kwargs"] = {
-                "image_embeds": [self._image_rows(e, x.shape[0], dev) for e in self.image_embeds]
-            }
+            # beside any other added conditions (SDXL's pooled text and time ids go in the same dict)
+            rows = [self._image_rows(e, x.shape[0], dev) for e in self.image_embeds]
+            extra.setdefault("added_cond_kwargs", {})["image_embeds"] = rows
         before = None
         if self.cross_frame is not None:
             state, procs = self.cross_frame

@@ -279,6 +279,12 @@ def test_a_job_files_style_image_is_relative_to_it(tmp_path, style_png):
     path.write_text(yaml.safe_dump({"defaults": {"style_image": "refs/r.png"}, "jobs": [job]}))
     (only,) = load_jobs(path, tmp_path / "out")
     assert only.cfg.style.style_image == str(tmp_path / "jobs" / "refs" / "r.png")
+    # a resumed batch does not mix segments made from an older reference image
+    from lcm_video.batch.work import _fingerprint
+
+    before = _fingerprint(only)
+    Image.new("RGB", (8, 8)).save(tmp_path / "jobs" / "refs" / "r.png")
+    assert _fingerprint(only) != before
 
 
 def test_rerun_warns_when_the_style_image_changed(tmp_path, videos, style_png, capsys):

@@ -70,7 +70,12 @@ def _draws(monkeypatch, eps, steps: int, layout=lambda e: e):
 
 @pytest.mark.parametrize(
     ("kind", "guidance_embedding", "mode", "scale"),
-    [("plain", True, "style", 1.0), ("plain", False, "full", 0.7), ("plus", True, "full", 0.8)],
+    [
+        ("plain", True, "style", 1.0),
+        ("plain", False, "full", 0.7),
+        ("plus", True, "full", 0.8),
+        ("plus", False, "style", 1.0),
+    ],  # fmt: skip
 )
 def test_stylise_frame_equals_diffusers_img2img_with_ip_adapter(repo, style_png, kind, guidance_embedding, mode, scale,
                                                                 monkeypatch):  # fmt: skip
@@ -309,3 +314,26 @@ def test_a_style_image_with_a_controlnet_and_the_plus_adapter(tmp_path, videos, 
     opts = {"max_frames": 3, "quiet": True, "control": ("canny",), "style_image": style_png, "ip_adapter": "tiny-plus"}
     res = stylize(videos["moving"], tmp_path / "c.mp4", "x", models=models, **opts)
     assert res.frames == 3 and models.ip_adapter == "tiny-plus"
+
+
+def test_an_adapter_is_named_by_preset_file_or_hub_file(tmp_path):
+    from lcm_video.models.ip_presets import ip_adapter_source, ip_adapter_spec
+
+    real = ip_adapter_spec("sd15")
+    assert (real.repo, real.subfolder, real.weight_name, real.image_encoder) == (
+        "h94/IP-Adapter", "models", "ip-adapter_sd15.safetensors", "models/image_encoder",
+    )  # fmt: skip
+    hub = ip_adapter_spec("h94/IP-Adapter/models/ip-adapter-plus_sd15.safetensors")
+    assert (hub.repo, hub.subfolder, hub.weight_name, hub.image_encoder) == (
+        "h94/IP-Adapter", "models", "ip-adapter-plus_sd15.safetensors", "models/image_encoder",
+    )  # fmt: skip
+    local = tmp_path / "ip" / "my_adapter.safetensors"
+    local.parent.mkdir()
+    local.write_bytes(b"x")
+    mine = ip_adapter_spec(str(local))
+    assert (mine.repo, mine.subfolder, mine.weight_name, mine.image_encoder) == (
+        str(local.parent), "", "my_adapter.safetensors", "image_encoder",
+    )  # fmt: skip
+    assert ip_adapter_source("sd15-lcm-lora", None) == "sd15" and ip_adapter_source("tiny", None) == "tiny"
+    assert ip_adapter_source("./some/sd15/folder", None) == "sd15"  # not a preset: taken to be SD1.5-family
+    assert ip_adapter_source("toy", "sd15-plus") == "sd15-plus"  # --ip-adapter wins

@@ -16,6 +16,7 @@ from .device import dtype_name
 from .presets import LCM, Sampling
 
 _CXX = ("c++", "g++", "clang++")
+STYLE_CACHE = 8  # reference embeddings kept per model set (``Models.style_conditioning``)
 
 
 @dataclass
@@ -168,6 +169,8 @@ class Models:
         self.pipe.set_ip_adapter_scale(ipa.style_scales(self.pipe.unet, scale, mode))
         key = (style.sha256, adapter, guidance)
         if key not in self._style_cache:
+            while len(self._style_cache) >= STYLE_CACHE:  # the oldest first (a UI serves many uploads)
+                self._style_cache.pop(next(iter(self._style_cache)))
             self._style_cache[key] = ipa.image_embeds(self.pipe, style, guidance)
         return self._style_cache[key]
 

@@ -79,7 +79,11 @@ SCHEDULERS = [
     + [
         pytest.param(0.5, 0.5, {"style_image": STYLE}, id="style"),
         pytest.param(
-            0.5, 0.5, {"style_image": STYLE, "style_mode": "full", "cross_frame": "anchor+prev"}, id="style-full-cross"
+            0.5,
+            0.5,
+            {"style_image": STYLE, "style_mode": "full", "cross_frame": "anchor+prev"},
+            id="style-full-cross",
+            marks=pytest.mark.slow,
         ),
     ],
 )

@@ -73,9 +73,10 @@ def _draws(monkeypatch, eps, steps: int, layout=lambda e: e):
     [
         ("plain", True, "style", 1.0),
         ("plain", False, "full", 0.7),
-        ("plus", True, "full", 0.8),
-        ("plus", False, "style", 1.0),
-    ],  # fmt: skip
+        # the plain adapter in the quick loop (w-embedding + style block; CFG + every block), Plus in the full suite
+        pytest.param("plus", True, "full", 0.8, marks=pytest.mark.slow),
+        pytest.param("plus", False, "style", 1.0, marks=pytest.mark.slow),
+    ],
 )
 def test_stylise_frame_equals_diffusers_img2img_with_ip_adapter(repo, style_png, kind, guidance_embedding, mode, scale,
                                                                 monkeypatch):  # fmt: skip
@@ -292,6 +293,7 @@ def test_a_job_files_style_image_is_relative_to_it(tmp_path, style_png):
     assert _fingerprint(only) != before
 
 
+@pytest.mark.slow  # two renders through the CLI
 def test_rerun_warns_when_the_style_image_changed(tmp_path, videos, style_png, capsys):
     import shutil
 

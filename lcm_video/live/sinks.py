@@ -1,0 +1,166 @@
+"""Where live frames go: a recording (the stylise writer: a temporary file moved into place at the end, with the
+settings record), any URL ffmpeg writes (H.264 in MPEG-TS or FLV, through PyAV), a virtual camera (pyvirtualcam).
+Each is opened before the first frame renders, so a sink that cannot open fails in one line."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..video.writer import VideoWriter, check_output
+
+STREAM_FORMATS = {"udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtmp": "flv", "rtmps": "flv"}
+"""The container a stream URL is written in, by protocol (what players and servers of each expect)."""
+OPEN_TIMEOUT = 10.0
+
+
+class Sink:
+    """``write(frame, t)``: a uint8 (h, w, 3) frame captured at ``perf_counter`` time ``t``; ``close()`` finishes
+    it (a recording is moved into place); ``abort()`` drops it (nothing is left at a recording's path)."""
+
+    name: str = ""
+
+    def write(self, frame: np.ndarray, t: float) -> None:
+        raise NotImplementedError
+
+    def close(self) -> str | None:
+        """Finish; returns what was finished (a recording's path) or None."""
+        return None
+
+    def abort(self) -> None:
+        self.close()
+
+
+class Recording(Sink):
+    """A video file, written as stylise writes one: every output frame at the source's rate."""
+
+    def __init__(self, path: str, size: tuple[int, int], fps: Fraction, record: dict, codec, crf: int, preset: str):
+        self.name = path
+        out = check_output(path, (), codec, preset)
+        if out.suffix.lower() == ".gif" or out.suffix.lower() == ".png":
+            raise UserError(f"live records to a video file (.mp4, .mkv, .mov, .webm), not {str(out)!r}")
+        self.writer = VideoWriter(out, size, fps, codec=codec, crf=crf, preset=preset, record=record)
+
+    def write(self, frame: np.ndarray, t: float) -> None:
+        self.writer.write(frame[None])
+
+    def close(self) -> str | None:
+        if self.writer.frames == 0:
+            self.writer.abort()
+            return None
+        return str(self.writer.close())
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
+class Stream(Sink):
+    """H.264 (x264, ``ultrafast``/``zerolatency``) to a URL through PyAV, each frame stamped with its capture time
+    (milliseconds from the first), so a player shows them at the pace they were captured."""
+
+    def __init__(self, url: str, size: tuple[int, int], fps: Fraction):
+        import av
+
+        self.av, self.name = av, url
+        fmt = STREAM_FORMATS.get(url.split("://")[0].lower())
+        if fmt is None:
+            raise UserError(f"cannot stream to {url!r}: write udp://, srt://, tcp:// (MPEG-TS) or rtmp:// (FLV)")
+        try:
+            self.container = av.open(url, mode="w", format=fmt, timeout=OPEN_TIMEOUT)
+        except av.error.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UserError(f"cannot open the stream {url!r}: {reason}; check the address and the server") from None
+        self.stream = self.container.add_stream("libx264", rate=fps)
+        self.stream.width, self.stream.height = size
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(max(1, round(fps)))}
+        self.stream.codec_context.time_base = Fraction(1, 1000)
+        self.start: float | None = None
+        self.last = -1
+
+    def write(self, frame: np.ndarray, t: float) -> None:
+        av = self.av
+        self.start = t if self.start is None else self.start
+        out = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        pts = max(self.last + 1, round((t - self.start) * 1000))  # strictly increasing, in ms
+        out.pts, out.time_base, self.last = pts, Fraction(1, 1000), pts
+        self._mux(out)
+
+    def _mux(self, frame) -> None:
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+        except self.av.error.FFmpegError as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UserError(f"the stream {self.name!r} failed: {reason}") from None
+
+    def close(self) -> str | None:
+        if self.container is None:
+            return None
+        try:
+            self._mux(None)
+        finally:
+            self.container.close()
+            self.container = None
+        return None
+
+    def abort(self) -> None:
+        if self.container is not None:
+            self.container.close()
+            self.container = None
+
+
+class VirtualCamera(Sink):
+    """A virtual camera through pyvirtualcam (``vcam`` or ``vcam:DEVICE``): v4l2loopback on Linux, OBS's virtual
+    camera on Windows and macOS."""
+
+    def __init__(self, spec: str, size: tuple[int, int], fps: Fraction):
+        try:
+            import pyvirtualcam
+        except ImportError:
+            raise UserError('the vcam sink needs the live extra: pip install "lcm-video[live]"') from None
+        self.name = spec
+        device = spec.partition(":")[2] or None
+        try:
+            rgb = pyvirtualcam.PixelFormat.RGB
+            self.cam = pyvirtualcam.Camera(size[0], size[1], float(fps), fmt=rgb, device=device)
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(
+                f"cannot open the virtual camera {spec!r}: {first} (on Linux: sudo modprobe v4l2loopback)"
+            ) from None
+
+    def write(self, frame: np.ndarray, t: float) -> None:
+        self.cam.send(frame)
+
+    def close(self) -> str | None:
+        self.cam.close()
+        return None
+
+
+def open_sink(spec: str, size: tuple[int, int], fps: Fraction, record: dict, codec, crf: int, preset: str) -> Sink:
+    """The sink ``spec`` names, opened: ``vcam[:DEVICE]``, a URL (``scheme://``), or a recording's path."""
+    if spec == "vcam" or spec.startswith("vcam:"):
+        return VirtualCamera(spec, size, fps)
+    if "://" in spec:
+        return Stream(spec, size, fps)
+    return Recording(spec, size, fps, record, codec, crf, preset)
+
+
+def open_sinks(specs, size, fps, record, codec, crf, preset) -> list[Sink]:
+    """Every sink, opened in order; if one cannot be, those already open are dropped (nothing is left behind)."""
+    sinks: list[Sink] = []
+    paths = [Path(s).resolve() for s in specs if "://" not in s and not s.startswith("vcam")]
+    if len(set(paths)) < len(paths):
+        raise UserError("the same recording is given twice with -o; give each sink once")
+    try:
+        for spec in specs:
+            sinks.append(open_sink(spec, size, fps, record, codec, crf, preset))
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    return sinks

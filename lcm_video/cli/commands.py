@@ -118,7 +118,7 @@ def _run_live(ns: argparse.Namespace) -> int:
     source = ns.live_input
     controls = None
     if source == "-":
-        if not cfg.output.quiet:
+        if not cfg.output.quiet and _extra(ns, "input_size"):  # without it the source's error says what is missing
             note = "stdin carries the frames, so no control lines (prompt: ...) can be read"
             print(f"{PROG}: note: {note}", file=sys.stderr)
     else:

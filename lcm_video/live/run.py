@@ -166,7 +166,9 @@ class _Engine:
                 sink.write(out, captured)
             except KeyboardInterrupt:
                 raise
-            except Exception as exc:  # a UserError from the sink, or an OSError under it
+            except UserError as exc:  # the sink's own line
+                raise _SinkFailed(sink, str(exc)) from None
+            except Exception as exc:  # an OSError under it
                 raise _SinkFailed(sink, f"sink {sink.name!r} failed: {exc}") from None
 
     def _finish(self, skip: Sink | None = None) -> list[Path]:

@@ -4,6 +4,7 @@ Each is opened before the first frame renders, so a sink that cannot open fails 
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -68,16 +69,19 @@ class Stream(Sink):
         fmt = STREAM_FORMATS.get(url.split("://")[0].lower())
         if fmt is None:
             raise UserError(f"cannot stream to {url!r}: write udp://, srt://, tcp:// (MPEG-TS) or rtmp:// (FLV)")
-        try:
+        self.container = None
+        try:  # connected now (PyAV would connect at the first frame), so a refused address fails before any frame
             self.container = av.open(url, mode="w", format=fmt, timeout=OPEN_TIMEOUT)
+            self.stream = self.container.add_stream("libx264", rate=fps)
+            self.stream.width, self.stream.height = size
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(max(1, round(fps)))}
+            self.stream.codec_context.time_base = Fraction(1, 1000)
+            self.container.start_encoding()
         except av.error.FFmpegError as exc:
+            self.abort()
             reason = getattr(exc, "strerror", None) or str(exc)
             raise UserError(f"cannot open the stream {url!r}: {reason}; check the address and the server") from None
-        self.stream = self.container.add_stream("libx264", rate=fps)
-        self.stream.width, self.stream.height = size
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(max(1, round(fps)))}
-        self.stream.codec_context.time_base = Fraction(1, 1000)
         self.start: float | None = None
         self.last = -1
 
@@ -109,7 +113,8 @@ class Stream(Sink):
 
     def abort(self) -> None:
         if self.container is not None:
-            self.container.close()
+            with contextlib.suppress(Exception):
+                self.container.close()
             self.container = None
 
 

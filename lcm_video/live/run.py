@@ -186,7 +186,8 @@ class _Engine:
 
     def _apply_changes(self) -> None:
         """Typed changes take effect from the next frame: a prompt's text states, a strength's schedule, a seed's
-        noise."""
+        noise. A new prompt or seed is a cut: the temporal state is dropped, else blending toward the frames made
+        before it would fade the change in over many frames (at the default blends the toy's circle took 10+)."""
         if self.controls is None:
             return
         while not self.controls.notes.empty():
@@ -196,12 +197,14 @@ class _Engine:
             if key == "prompt":
                 d, negative = sampler.denoiser, self.cfg.prompt.negative_prompt
                 d.cond, d.uncond, d.tcond = self.models.text_conditioning(value, negative, self.guidance)
+                self.stylizer.reset()
             elif key == "strength":
                 from ..core.schedule import LCMSchedule
 
                 sampler.schedule = LCMSchedule.from_scheduler(self.models.scheduler, self.cfg.sampling.steps, value)
             elif key == "seed":
                 sampler.seed, sampler.noise = value, None
+                self.stylizer.reset()
             self.stats.changes.append({"frame": self.stats.out, key: value})
 
 

@@ -168,7 +168,7 @@ class StreamSource(Source):
             raise UserError(f"{spec!r} sent no video frames; check that the stream is running")
         self.first = first
         self.coded = (first.width, first.height)
-        sar = first.sample_aspect_ratio or Fraction(1)
+        sar = getattr(stream, "sample_aspect_ratio", None) or Fraction(1)
         shown = max(1, round(first.width * sar)), first.height
         self.size = output_size(VideoInfo(None, 0, DEFAULT_RATE, *shown), width, height)
         self.cover = cover_of(*shown, self.size)
@@ -234,7 +234,11 @@ class StreamSource(Source):
     def _decode(self):
         try:
             for packet in self.container.demux(video=0):
-                yield from packet.decode()
+                try:
+                    decoded = packet.decode()
+                except self.av.error.InvalidDataError:  # a damaged or partial packet (UDP loses some): skipped
+                    continue
+                yield from decoded
                 if self.closed:
                     return
         except self.av.error.ExitError:  # the read timed out: the sender stopped

@@ -380,7 +380,7 @@ def test_a_frame_size_that_changes_mid_stream_is_one_line(toy, tmp_path):
         parts.append(part.read_bytes())
     (tmp_path / "both.ts").write_bytes(b"".join(parts))
     with pytest.raises(UserError, match=r"changed its frame size mid-stream \(64x64 to 96x96\)"):
-        lcm_video.run_live(f"file:{tmp_path / 'both.ts'}", tmp_path / "r.mp4", RED, models=toy, quiet=True)
+        lcm_video.run_live(f"file://{tmp_path / 'both.ts'}", tmp_path / "r.mp4", RED, models=toy, quiet=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0.ts", "1.ts", "both.ts"]
 
 

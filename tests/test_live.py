@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import socket
 import subprocess
 import sys
@@ -86,6 +87,10 @@ def test_a_file_in_order_equals_stylize(toy, clip, tmp_path):
 
     rec = read_record(tmp_path / "live.mkv")
     assert rec["command"] == "live" and rec["settings"]["strength"] == 0.6 and rec["live"]["input"] == str(clip)
+    from lcm_video.live.config import live_config
+
+    again = live_config(tmp_path / "live.mkv", {"seed": 4}, "test")  # --config RECORDING, a flag over it
+    assert (again.sampling.strength, again.sampling.seed, again.prompt.prompt) == (0.6, 4, RED)
 
 
 def test_realtime_file_to_a_file_and_a_udp_stream(toy, clip, tmp_path):
@@ -367,6 +372,37 @@ def test_a_sink_that_cannot_open_is_one_line_and_writes_nothing(sink, expect, cl
     rec = tmp_path / "r.mp4"
     line = one_line_error(["-i", str(clip), "-o", str(rec), "-o", sink, "-p", RED, "--model", "toy"], capsys)
     assert expect in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sink_failing_mid_run_stops_it_with_the_recording_finished(toy, clip, tmp_path):
+    """A TCP receiver that hangs up after the first bytes: the run stops with one line naming the stream, and the
+    recording beside it is finished (readable, every frame written to it)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def hang_up():
+        conn, _ = server.accept()
+        conn.recv(1024)
+        conn.close()
+        server.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    sinks = [tmp_path / "kept.mkv", f"tcp://127.0.0.1:{server.getsockname()[1]}"]
+    with pytest.raises(UserError, match=r"the stream 'tcp://.*' failed: .* after (\d+) frames; stopped; finished") as e:
+        lcm_video.run_live(str(clip), sinks, RED, models=toy, quiet=True, **LOSSLESS)
+    written = int(re.search(r"after (\d+) frames", str(e.value)).group(1))
+    assert 0 < written < 16  # the frames every sink took; the recording may hold the one the stream failed on too
+    assert len(read_frames(tmp_path / "kept.mkv")) in (written, written + 1)
+
+
+def test_a_virtual_camera_that_cannot_open_is_one_line(toy, clip, tmp_path, capsys):
+    """No v4l2loopback here: -o vcam fails in one line naming the fix; the recording beside it is not left."""
+    pytest.importorskip("pyvirtualcam")
+    rec = tmp_path / "r.mp4"
+    line = one_line_error(["-i", str(clip), "-o", str(rec), "-o", "vcam", "-p", RED, "--model", "toy"], capsys)
+    assert "cannot open the virtual camera 'vcam'" in line and "v4l2loopback" in line
     assert list(tmp_path.iterdir()) == []
 
 

@@ -93,6 +93,20 @@ def test_a_file_in_order_equals_stylize(toy, clip, tmp_path):
     assert (again.sampling.strength, again.sampling.seed, again.prompt.prompt) == (0.6, 4, RED)
 
 
+def test_the_similarity_filter_live_is_stylises(toy, tmp_path):
+    """--skip-similar on a clip that holds still, then moves: repeats counted, and the recording equals
+    `stylize --skip-similar --window 1`'s (the same rule, decided frame by frame as they come)."""
+    still = moving_clip(Scene("circle", "red", "white", 18, 32, 10), 1, SIZE, (0, 0))
+    moving = moving_clip(Scene("circle", "red", "white", 18, 32, 10), 6, SIZE, (3, 0))
+    clip = frames_clip(tmp_path / "still.mp4", np.concatenate([np.repeat(still, 6, 0), moving]), fps=30)
+    opts = dict(models=toy, strength=0.6, skip_similar=1.0, skip_max=3, quiet=True, **LOSSLESS)
+    res = lcm_video.run_live(str(clip), tmp_path / "live.mkv", RED, **opts)
+    lcm_video.stylize(clip, tmp_path / "file.mkv", RED, window=1, audio=False, **opts)
+    # frames 1-3 repeat 0 (--skip-max 3); 5 and 6 (where the moving part starts) repeat 4; 7-11 move 3 px a frame
+    assert res.stats["reused"] == 5 and res.stats["frames_out"] == 12
+    assert np.array_equal(read_frames(tmp_path / "live.mkv"), read_frames(tmp_path / "file.mkv"))
+
+
 def test_realtime_file_to_a_file_and_a_udp_stream(toy, clip, tmp_path):
     """--realtime: frames at 30 fps, the newest wins; out in order, each the stylise of a frame that came in (with
     no blending, bit-equal to that frame alone at its output number); the UDP stream read back by ffmpeg holds the

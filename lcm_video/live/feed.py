@@ -122,6 +122,7 @@ class Stats:
         self.hist = np.zeros(LATENCY_BINS_MS + 1, np.int64)
         self.recent: deque[tuple[float, float]] = deque(maxlen=window)  # (written at, latency s)
         self.out = 0
+        self.reused = 0  # frames the similarity filter answered with the last output
         self.changes: list[dict] = []
 
     def wrote(self, captured_at: float) -> None:
@@ -157,6 +158,7 @@ class Stats:
             "frames_in": feed.captured,
             "frames_out": self.out,
             "dropped": feed.dropped,
+            "reused": self.reused,
             "fps_in": round(feed.captured / elapsed, 3) if elapsed > 0 else 0.0,
             "fps_out": round(self.out / elapsed, 3) if elapsed > 0 else 0.0,
             "latency_ms": {"p50": _int(self.percentile(0.5)), "p95": _int(self.percentile(0.95))},

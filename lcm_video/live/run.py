@@ -19,6 +19,7 @@ from ..files import write_json
 from ..options import LIVE
 from ..record import make_record
 from ..settings.configs import StylizeConfig
+from ..video import similarity
 from .config import check_change, check_sinks, live_config, live_settings
 from .feed import Controls, FrameFeed, Stats
 from .sinks import Recording, Sink, open_sinks
@@ -117,6 +118,9 @@ class _Engine:
         self.guidance = models.default_guidance if s.guidance is None else s.guidance
         self.quiet = cfg.output.quiet
         self.stats = Stats()
+        t = cfg.temporal  # the similarity filter: a frame close to the last rendered one repeats its output
+        self.similar = similarity.Rule(t.skip_similar, t.skip_max) if t.skip_similar > 0 else None
+        self.rendered = 0  # positions among rendered frames (blending's order); noise stays keyed on output frames
 
     def run(self) -> LiveResult:
         feed = FrameFeed(self.source)
@@ -129,7 +133,12 @@ class _Engine:
                     break
                 frame, captured, n = got
                 i = self.stats.out
-                out = self.stylizer.window(frame[None], range(i, i + 1))[0]
+                if self.similar is not None and self.similar.repeats(similarity.thumbnail(frame)):
+                    self.stats.reused += 1  # ``out`` is still the last rendered frame
+                else:
+                    p, keys = self.rendered, [i] if self.similar is not None else None
+                    out = self.stylizer.window(frame[None], range(p, p + 1), noise_keys=keys)[0]
+                    self.rendered += 1
                 self._write(out, captured)
                 self.stats.wrote(captured)
                 if self.on_frame is not None:
@@ -205,6 +214,8 @@ class _Engine:
             elif key == "seed":
                 sampler.seed, sampler.noise = value, None
                 self.stylizer.reset()
+            if self.similar is not None:  # the next frame renders, however still the scene
+                self.similar.reset()
             self.stats.changes.append({"frame": self.stats.out, key: value})
 
 

@@ -278,8 +278,6 @@ LIVE_SKIPS: dict[str, str] = {
     "overlap": "motion windows hold frames back; live renders a frame at a time",
     "fuse": "motion windows hold frames back; live renders a frame at a time",
     "window": "live renders a frame at a time (a UNet batch of 1)",
-    "skip_similar": "the similarity filter is not built for live yet",
-    "skip_max": "the similarity filter is not built for live yet",
     "start": "a stream has no start and end times",
     "end": "a stream has no start and end times",
     "fps": "frames go out as they are rendered",

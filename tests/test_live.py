@@ -107,6 +107,23 @@ def test_the_similarity_filter_live_is_stylises(toy, tmp_path):
     assert np.array_equal(read_frames(tmp_path / "live.mkv"), read_frames(tmp_path / "file.mkv"))
 
 
+def test_the_stream_batch_gives_the_per_frame_paths_frames(toy, clip, tmp_path):
+    """--stream-batch: 4 frames in flight at 4 steps, one UNet call per input frame (19 calls for 16 frames: 3 more
+    to finish the last ones), every frame out in order, equal to the per-frame path's up to the batch's float
+    rounding (one level at most), with the default blending and flow."""
+    opts = dict(models=toy, strength=0.6, seed=3, quiet=True, **LOSSLESS)
+    lcm_video.run_live(str(clip), tmp_path / "one.mkv", RED, **opts)
+    numbers: list[int] = []
+    res = lcm_video.run_live(
+        str(clip), tmp_path / "sb.mkv", RED, stream_batch=True, on_frame=lambda f, n: numbers.append(n), **opts
+    )
+    assert numbers == list(range(16)) and res.stats["frames_out"] == 16 and res.stats["unet_calls"] == 19
+    one, sb = read_frames(tmp_path / "one.mkv").astype(int), read_frames(tmp_path / "sb.mkv").astype(int)
+    assert one.shape == sb.shape and np.abs(one - sb).max() <= 1 and (one != sb).mean() < 1e-3
+    with pytest.raises(UserError, match="--cross-frame"):
+        lcm_video.run_live(str(clip), tmp_path / "x.mkv", RED, stream_batch=True, cross_frame="anchor")
+
+
 def test_realtime_file_to_a_file_and_a_udp_stream(toy, clip, tmp_path):
     """--realtime: frames at 30 fps, the newest wins; out in order, each the stylise of a frame that came in (with
     no blending, bit-equal to that frame alone at its output number); the UDP stream read back by ffmpeg holds the

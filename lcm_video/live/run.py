@@ -24,6 +24,7 @@ from .config import check_change, check_sinks, live_config, live_settings
 from .feed import Controls, FrameFeed, Stats
 from .sinks import Recording, Sink, open_sinks
 from .sources import Source, open_source, parse_size
+from .stream_batch import StreamBatch, check_stream_batch
 
 LINE_EVERY = 0.5  # seconds between refreshes of the live line
 
@@ -50,6 +51,7 @@ def run_live(
     config: StylizeConfig | str | os.PathLike | None = None,
     models=None,
     realtime: bool = False,
+    stream_batch: bool = False,
     input_size: str | tuple[int, int] | None = None,
     input_fps=None,
     stats: str | os.PathLike | None = None,
@@ -75,6 +77,8 @@ def run_live(
     specs = [outputs] if isinstance(outputs, (str, os.PathLike)) else list(outputs)
     specs = [str(s) for s in specs]
     check_sinks(specs, cfg)
+    if stream_batch:
+        check_stream_batch(cfg)
     size = parse_size(input_size) if isinstance(input_size, str) or input_size is None else tuple(input_size)
     fps = None if input_fps is None else _fps(input_fps)
     f = cfg.frames
@@ -95,7 +99,8 @@ def run_live(
         source.close()
         raise
     changes = Controls(controls, check_change(cfg)) if controls is not None else None
-    engine = _Engine(stylizer, models, cfg, source, sinks, changes, on_frame)
+    batch = StreamBatch(stylizer) if stream_batch else None
+    engine = _Engine(stylizer, models, cfg, source, sinks, changes, on_frame, batch)
     result = engine.run()
     if stats is not None:
         write_json(Path(stats), result.stats)
@@ -111,8 +116,8 @@ def _fps(value):
 class _Engine:
     """The loop of one run, and its state: what it has written, what changed when."""
 
-    def __init__(self, stylizer, models, cfg, source: Source, sinks: list[Sink], controls, on_frame):
-        self.stylizer, self.models, self.cfg = stylizer, models, cfg
+    def __init__(self, stylizer, models, cfg, source: Source, sinks: list[Sink], controls, on_frame, batch=None):
+        self.stylizer, self.models, self.cfg, self.batch = stylizer, models, cfg, batch
         self.source, self.sinks, self.controls, self.on_frame = source, sinks, controls, on_frame
         s = cfg.sampling
         self.guidance = models.default_guidance if s.guidance is None else s.guidance
@@ -121,6 +126,7 @@ class _Engine:
         t = cfg.temporal  # the similarity filter: a frame close to the last rendered one repeats its output
         self.similar = similarity.Rule(t.skip_similar, t.skip_max) if t.skip_similar > 0 else None
         self.rendered = 0  # positions among rendered frames (blending's order); noise stays keyed on output frames
+        self.last: np.ndarray | None = None  # the last output frame, which a similar frame repeats
 
     def run(self) -> LiveResult:
         feed = FrameFeed(self.source)
@@ -131,24 +137,22 @@ class _Engine:
                 got = feed.get()
                 if got is None:
                     break
-                frame, captured, n = got
-                i = self.stats.out
-                if self.similar is not None and self.similar.repeats(similarity.thumbnail(frame)):
-                    self.stats.reused += 1  # ``out`` is still the last rendered frame
-                else:
-                    p, keys = self.rendered, [i] if self.similar is not None else None
-                    out = self.stylizer.window(frame[None], range(p, p + 1), noise_keys=keys)[0]
-                    self.rendered += 1
-                self._write(out, captured)
-                self.stats.wrote(captured)
-                if self.on_frame is not None:
-                    self.on_frame(out, n)
+                for out, (captured, n) in self._render(*got):
+                    self._write(out, captured)
+                    self.stats.wrote(captured)
+                    if self.on_frame is not None:
+                        self.on_frame(out, n)
                 if not self.quiet and time.perf_counter() - shown > LINE_EVERY:
                     shown = time.perf_counter()
                     print("\r" + self.stats.line(feed), end="", file=sys.stderr, flush=True)
                 if limit is not None and self.stats.out >= limit:
                     stopped = "max_frames"
                     break
+            for out, (captured, n) in self.batch.flush() if self.batch is not None and stopped == "end" else ():
+                self._write(out, captured)  # the frames still in flight when the source ended
+                self.stats.wrote(captured)
+                if self.on_frame is not None:
+                    self.on_frame(out, n)
         except KeyboardInterrupt:
             stopped = "interrupted"
         except _SinkFailed as failed:
@@ -166,8 +170,27 @@ class _Engine:
             if not self.quiet and self.stats.out:
                 print("\r" + self.stats.line(feed), file=sys.stderr, flush=True)
         recordings = self._finish()
-        summary = self.stats.summary(feed, stopped=stopped, size=list(self.source.size))
+        calls = self.stylizer.sampler.denoiser.calls
+        summary = self.stats.summary(feed, stopped=stopped, size=list(self.source.size), unet_calls=calls)
         return LiveResult(recordings, stopped, summary)
+
+    def _render(self, frame: np.ndarray, captured: float, n: int) -> list[tuple[np.ndarray, tuple[float, int]]]:
+        """The output frames this input frame gives: its stylise (or, in a stream batch, the frame that finishes
+        now, if any), or the last output again when the similarity filter finds it close to the last rendered one."""
+        i = self.stats.out + (len(self.batch.inflight) if self.batch is not None else 0)  # its output frame number
+        if self.similar is not None and self.similar.repeats(similarity.thumbnail(frame)):  # (no stream batch)
+            self.stats.reused += 1
+            return [(self.last, (captured, n))]
+        p, key = self.rendered, i if self.similar is not None else self.rendered
+        self.rendered += 1
+        if self.batch is not None:
+            done = self.batch.push(frame, p, key, (captured, n))
+        else:
+            keys = [key] if self.similar is not None else None
+            done = [(self.stylizer.window(frame[None], range(p, p + 1), noise_keys=keys)[0], (captured, n))]
+        if done:
+            self.last = done[-1][0]
+        return done
 
     def _write(self, out: np.ndarray, captured: float) -> None:
         for sink in self.sinks:

@@ -157,6 +157,18 @@ COMMAND_FLAGS: tuple[Option, ...] = (
         "`lcm-video stylize --window 1` makes). Cameras, screens, streams and stdin are always live",
     ),
     Option(
+        "stream_batch",
+        "bool",
+        "StreamDiffusion's stream batch: the frames in flight at their different steps share one UNet call; "
+        "output lags input by steps - 1 frames more",
+        False,
+        commands=(LIVE,),
+        doc="StreamDiffusion's stream batch: `--steps` frames are in flight, each at its own step, and one UNet call "
+        "per input frame denoises them all (a batch of N instead of N calls of one): more throughput where a bigger "
+        "batch costs less per frame (GPUs), for `--steps` - 1 frames more latency. The frames are the per-frame "
+        "path's, up to the batch's float rounding. Not with `--cross-frame`, `--control` or `--skip-similar`",
+    ),
+    Option(
         "input_size",
         "str",
         "WIDTHxHEIGHT of raw stdin frames (-i -); for a webcam or the screen, the capture size to ask for",

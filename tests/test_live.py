@@ -126,8 +126,8 @@ def test_the_stream_batch_gives_the_per_frame_paths_frames(toy, clip, tmp_path):
 
 def test_realtime_file_to_a_file_and_a_udp_stream(toy, clip, tmp_path):
     """--realtime: frames at 30 fps, the newest wins; out in order, each the stylise of a frame that came in (with
-    no blending, bit-equal to that frame alone at its output number); the UDP stream read back by ffmpeg holds the
-    same frames (H.264: within a PSNR)."""
+    no blending, bit-equal to that frame alone at its output number); the recording keeps the capture times; the UDP
+    stream read back by ffmpeg holds the same frames (H.264: within a PSNR)."""
     port = free_port()
     listen = [FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-i", f"udp://127.0.0.1:{port}"]
     reader = subprocess.Popen([*listen, "-c", "copy", "-f", "mpegts", str(tmp_path / "back.ts")])
@@ -167,6 +167,12 @@ def test_realtime_file_to_a_file_and_a_udp_stream(toy, clip, tmp_path):
         assert np.array_equal(out, alone), (i, n)
     recorded = read_frames(tmp_path / "rt.mkv")
     assert np.array_equal(recorded, np.stack([f for f, _ in seen]))
+    import av
+
+    with av.open(str(tmp_path / "rt.mkv")) as c:  # at the capture times: spread over the 0.53 s the clip played
+        stream = c.streams.video[0]
+        shown = [float(p.pts * stream.time_base) for p in c.demux(stream) if p.pts is not None]
+    assert len(shown) == len(seen) >= 2 and shown[0] == 0 and 0.15 < shown[-1] < 0.8, shown
     back = read_frames(tmp_path / "back.ts")
     assert len(back) == len(seen)
     mse = np.mean((back.astype(np.float32) - recorded.astype(np.float32)) ** 2)

@@ -94,7 +94,7 @@ def run_live(
         record = make_record(LIVE, live_settings(cfg), source.path, [models.runtime])
         record["live"] = {"input": str(input), "realtime": realtime}
         o = cfg.output
-        sinks = open_sinks(specs, source.size, source.fps, record, o.codec, o.crf, o.preset)
+        sinks = open_sinks(specs, source.size, source.fps, record, o.codec, o.crf, o.preset, timed=source.live)
     except BaseException:
         source.close()
         raise

@@ -36,19 +36,39 @@ class Sink:
 
 
 class Recording(Sink):
-    """A video file, written as stylise writes one: every output frame at the source's rate."""
+    """A video file, written as stylise writes one. ``timed`` (a live source): each frame at its capture time, from
+    the first frame's (variable rate: the recording lasts as long as the run, dropped frames leaving their time to
+    the frame before); else every output frame at the source's rate (a file played in order: stylise's frames)."""
 
-    def __init__(self, path: str, size: tuple[int, int], fps: Fraction, record: dict, codec, crf: int, preset: str):
-        self.name = path
+    def __init__(self, path, size, fps: Fraction, record: dict, codec, crf: int, preset: str, timed: bool = False):
+        self.name, self.fps = path, fps
         out = check_output(path, (), codec, preset)
         if out.suffix.lower() == ".gif" or out.suffix.lower() == ".png":
             raise UserError(f"live records to a video file (.mp4, .mkv, .mov, .webm), not {str(out)!r}")
-        self.writer = VideoWriter(out, size, fps, codec=codec, crf=crf, preset=preset, record=record)
+        # The writer reads a frame's time and the next one's when it muxes it, so a frame waits for the next.
+        self.times: list[Fraction] | None = [] if timed else None
+        self.pending: np.ndarray | None = None
+        self.start = 0.0
+        self.writer = VideoWriter(out, size, fps, codec=codec, crf=crf, preset=preset, record=record, times=self.times)
 
     def write(self, frame: np.ndarray, t: float) -> None:
-        self.writer.write(frame[None])
+        if self.times is None:
+            self.writer.write(frame[None])
+            return
+        if not self.times:
+            self.start = t
+        stamp = Fraction(round((t - self.start) * 1_000_000), 1_000_000)  # whole microseconds, as the writer keeps
+        self.times.append(max(stamp, self.times[-1] + Fraction(1, 1000)) if self.times else stamp)
+        if self.pending is not None:
+            self.writer.write(self.pending[None])
+        self.pending = frame
 
     def close(self) -> str | None:
+        if self.pending is not None:  # the last frame lasts as long as the one before it (or one frame at the rate)
+            last = self.times[-1] - self.times[-2] if len(self.times) > 1 else 1 / self.fps
+            self.times.append(self.times[-1] + last)
+            self.writer.write(self.pending[None])
+            self.pending = None
         if self.writer.frames == 0:
             self.writer.abort()
             return None
@@ -146,16 +166,17 @@ class VirtualCamera(Sink):
         return None
 
 
-def open_sink(spec: str, size: tuple[int, int], fps: Fraction, record: dict, codec, crf: int, preset: str) -> Sink:
-    """The sink ``spec`` names, opened: ``vcam[:DEVICE]``, a URL (``scheme://``), or a recording's path."""
+def open_sink(spec: str, size, fps: Fraction, record: dict, codec, crf: int, preset: str, timed: bool) -> Sink:
+    """The sink ``spec`` names, opened: ``vcam[:DEVICE]``, a URL (``scheme://``), or a recording's path (``timed``:
+    at the frames' capture times)."""
     if spec == "vcam" or spec.startswith("vcam:"):
         return VirtualCamera(spec, size, fps)
     if "://" in spec:
         return Stream(spec, size, fps)
-    return Recording(spec, size, fps, record, codec, crf, preset)
+    return Recording(spec, size, fps, record, codec, crf, preset, timed)
 
 
-def open_sinks(specs, size, fps, record, codec, crf, preset) -> list[Sink]:
+def open_sinks(specs, size, fps, record, codec, crf, preset, timed: bool = False) -> list[Sink]:
     """Every sink, opened in order; if one cannot be, those already open are dropped (nothing is left behind)."""
     sinks: list[Sink] = []
     paths = [Path(s).resolve() for s in specs if "://" not in s and not s.startswith("vcam")]
@@ -163,7 +184,7 @@ def open_sinks(specs, size, fps, record, codec, crf, preset) -> list[Sink]:
         raise UserError("the same recording is given twice with -o; give each sink once")
     try:
         for spec in specs:
-            sinks.append(open_sink(spec, size, fps, record, codec, crf, preset))
+            sinks.append(open_sink(spec, size, fps, record, codec, crf, preset, timed))
     except BaseException:
         for sink in sinks:
             sink.abort()

@@ -287,10 +287,24 @@ def test_stopping_the_source_ends_the_run_within_a_second(toy, clip, tmp_path):
     assert len(read_frames(tmp_path / "s.mp4")) == res.stats["frames_out"]
 
 
-def run_cli(args: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lcm_video", "live", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, **kw
-    )
+@pytest.mark.slow
+def test_memory_stays_flat_over_the_stream(toy, tmp_path):
+    """240 frames through the default settings (blending, flow, pixel blend) into a recording and a UDP stream: the
+    process's memory after the last frame is within 16 MB of what it was after the 40th (nothing accumulates)."""
+    import psutil
+
+    frames = moving_clip(Scene("circle", "red", "white", 10, 32, 8), 240, SIZE, (0.2, 0))
+    clip = frames_clip(tmp_path / "long.mp4", frames, fps=30)
+    rss: dict[int, int] = {}
+
+    def on_frame(frame, n):
+        if n in (40, 239):
+            rss[n] = psutil.Process().memory_info().rss
+
+    sinks = [tmp_path / "long.mkv", f"udp://127.0.0.1:{free_port()}"]
+    res = lcm_video.run_live(str(clip), sinks, RED, models=toy, quiet=True, on_frame=on_frame)
+    assert res.stats["frames_out"] == 240
+    assert rss[239] - rss[40] < 16 * 2**20, (rss[40] / 2**20, rss[239] / 2**20)
 
 
 @pytest.mark.slow

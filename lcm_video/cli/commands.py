@@ -247,6 +247,11 @@ def _run_rerun(ns: argparse.Namespace) -> int:
     from ..record import read_record
 
     rec = read_record(ns.made)
+    if rec is not None and rec.get("command") == LIVE:
+        raise UserError(
+            f"{ns.made!r} was recorded live; a stream cannot be replayed, but its settings can: "
+            f"lcm-video live -i SOURCE -o SINK --config {ns.made}"
+        )
     if rec is None or rec.get("command") not in (STYLIZE, GENERATE):
         raise UserError(f"{ns.made!r} has no lcm-video render settings in it; nothing to rerun")
     command, settings = rec["command"], dict(rec["settings"])

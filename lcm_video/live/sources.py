@@ -8,6 +8,7 @@ import errno
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -214,7 +215,8 @@ class StreamSource(Source):
         if fps:
             cmd += ["-framerate", str(fps)]
         cmd += ["-i", device, "-map", "0:v:0", "-c:v", "rawvideo", "-pix_fmt", "rgb24", "-f", "nut", "pipe:1"]
-        self.child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - ffmpeg's stderr (a pipe could fill and stall it)
+        self.child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log)
         try:
             return self.av.open(self.child.stdout, format="nut", timeout=(OPEN_TIMEOUT, STALL_TIMEOUT))
         except self.av.error.FFmpegError:
@@ -229,7 +231,8 @@ class StreamSource(Source):
         if self.child.poll() is None:
             self.child.kill()
         self.child.wait()
-        return first_error(self.child.stderr.read().decode(errors="replace"))
+        self.log.seek(0)
+        return first_error(self.log.read().decode(errors="replace"))
 
     def _decode(self):
         try:

@@ -395,13 +395,21 @@ def one_line_error(argv: list[str], capsys) -> str:
         ("tcp://127.0.0.1:1", "cannot open 'tcp://127.0.0.1:1'"),
         ("nothing.mp4", "input 'nothing.mp4' does not exist"),
         ("-", "--input-size"),
+        ("nothing.mp4 --input-size 64x64", "--input-size is for -i -"),
+        ("/dev/video0 --realtime", "--realtime plays a file"),
     ],
 )
 def test_a_bad_source_is_one_line_and_writes_nothing(source, expect, tmp_path, capsys):
     out = tmp_path / "o.mp4"
-    line = one_line_error(["-i", source, "-o", str(out), "-p", RED, "--model", "toy"], capsys)
+    line = one_line_error(["-i", *source.split(), "-o", str(out), "-p", RED, "--model", "toy"], capsys)
     assert expect in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_silent_udp_address_is_one_line_after_the_open_timeout(tmp_path, capsys):
+    line = one_line_error(["-i", f"udp://127.0.0.1:{free_port()}", "-o", str(tmp_path / "o.mp4"), "-p", RED], capsys)
+    assert "nothing arrived in 10 s" in line and list(tmp_path.iterdir()) == []
 
 
 def test_no_display_is_one_line(tmp_path, capsys, monkeypatch):

@@ -181,6 +181,10 @@ class StreamSource(Source):
             raise UserError(f"input {url!r} does not exist; give a video file, a URL, /dev/videoN, screen or -")
         try:
             return self.av.open(url, timeout=(OPEN_TIMEOUT, STALL_TIMEOUT), options={"fflags": "nobuffer"})
+        except self.av.error.ExitError:  # the time-out's interrupt
+            raise UserError(
+                f"cannot open {url!r}: nothing arrived in {OPEN_TIMEOUT:g} s; check the address and that it is sending"
+            ) from None
         except self.av.error.FFmpegError as exc:
             raise UserError(f"cannot open {url!r}: {_reason(exc)}; check the address and that it is sending") from None
 
@@ -293,9 +297,13 @@ def open_source(
     ``width``/``height``: the output size (as stylise's: default the source's, longer side at most 768)."""
     if spec == "-":
         return StdinSource(stdin or sys.stdin.buffer, frame_size, fps, width, height)
-    if realtime and (spec.startswith("/dev/video") or spec.startswith("screen") or "://" in spec):
+    device = spec.startswith("/dev/video") or spec == "screen" or spec.startswith("screen:")
+    for flag, given in (("--input-size", frame_size), ("--input-fps", fps)):
+        if given and not device:  # a file or a stream has its own size and rate
+            raise UserError(f"{flag} is for -i -, a webcam or the screen; {spec!r} has its own (drop {flag})")
+    if realtime and (device or "://" in spec):
         raise UserError("--realtime plays a file at its own rate; a camera, screen or stream is live already")
-    if spec.startswith("/dev/video") or spec == "screen" or spec.startswith("screen:") or "://" in spec:
+    if device or "://" in spec:
         return StreamSource(spec, width, height, frame_size, fps)
     if not os.path.exists(spec):
         raise UserError(f"input {spec!r} does not exist; give a video file, a URL, /dev/videoN, screen or -")

@@ -137,22 +137,16 @@ class _Engine:
                 got = feed.get()
                 if got is None:
                     break
-                for out, (captured, n) in self._render(*got):
-                    self._write(out, captured)
-                    self.stats.wrote(captured)
-                    if self.on_frame is not None:
-                        self.on_frame(out, n)
+                for out, tag in self._render(*got):
+                    self._emit(out, *tag)
                 if not self.quiet and time.perf_counter() - shown > LINE_EVERY:
                     shown = time.perf_counter()
                     print("\r" + self.stats.line(feed), end="", file=sys.stderr, flush=True)
                 if limit is not None and self.stats.out >= limit:
                     stopped = "max_frames"
                     break
-            for out, (captured, n) in self.batch.flush() if self.batch is not None and stopped == "end" else ():
-                self._write(out, captured)  # the frames still in flight when the source ended
-                self.stats.wrote(captured)
-                if self.on_frame is not None:
-                    self.on_frame(out, n)
+            for out, tag in self.batch.flush() if self.batch is not None and stopped == "end" else ():
+                self._emit(out, *tag)  # the frames still in flight when the source ended
         except KeyboardInterrupt:
             stopped = "interrupted"
         except _SinkFailed as failed:
@@ -167,12 +161,19 @@ class _Engine:
             raise
         finally:
             feed.stop()
-            if not self.quiet and self.stats.out:
+            if shown:  # the live line ends (an error then gets a line of its own)
                 print("\r" + self.stats.line(feed), file=sys.stderr, flush=True)
         recordings = self._finish()
         calls = self.stylizer.sampler.denoiser.calls
         summary = self.stats.summary(feed, stopped=stopped, size=list(self.source.size), unet_calls=calls)
         return LiveResult(recordings, stopped, summary)
+
+    def _emit(self, out: np.ndarray, captured: float, n: int) -> None:
+        """An output frame to every sink, counted, then shown to ``on_frame``."""
+        self._write(out, captured)
+        self.stats.wrote(captured)
+        if self.on_frame is not None:
+            self.on_frame(out, n)
 
     def _render(self, frame: np.ndarray, captured: float, n: int) -> list[tuple[np.ndarray, tuple[float, int]]]:
         """The output frames this input frame gives: its stylise (or, in a stream batch, the frame that finishes

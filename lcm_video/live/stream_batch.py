@@ -48,6 +48,9 @@ class StreamBatch:
     def __init__(self, stylizer):
         self.st, self.sampler = stylizer, stylizer.sampler
         self.inflight: list[_InFlight] = []
+        # One UNet shape for every call, the batch filling and emptying included (padded): a compiled or OpenVINO
+        # UNet builds it once, and a frame's numbers do not depend on how full the batch was.
+        self.sampler.denoiser.batch = len(self.sampler.schedule)
 
     def push(self, frame: np.ndarray, position: int, key: int, tag: Any) -> list[tuple[np.ndarray, Any]]:
         st, s = self.st, self.sampler

@@ -1,6 +1,6 @@
 """A live run's settings, settled before anything heavy loads (no torch): stylise's settings less those a stream
 cannot use (``settings.flags.LIVE_SKIPS``), from a YAML file, a live recording or a config object under keywords
-or flags; the sinks checked; and the checks of a change typed while it runs."""
+or flags; the sinks checked; what the stream batch refuses; and the checks of a change typed while it runs."""
 
 from __future__ import annotations
 
@@ -86,3 +86,14 @@ def check_change(cfg: StylizeConfig):
         return value
 
     return check
+
+
+def check_stream_batch(cfg) -> None:
+    """Refuse what a stream batch cannot mix: per-call attention state, ControlNets at one step per call, and the
+    similarity filter (its repeats would overtake the frames in flight)."""
+    if cfg.temporal.cross_frame != "off":
+        raise UserError("--stream-batch mixes steps in one UNet call; --cross-frame needs one step a call (drop one)")
+    if cfg.control.control:
+        raise UserError("--stream-batch mixes steps in one UNet call; --control acts by step (drop one)")
+    if cfg.temporal.skip_similar > 0:
+        raise UserError("--skip-similar is not built for --stream-batch yet (drop one)")

@@ -20,11 +20,10 @@ from ..options import LIVE
 from ..record import make_record
 from ..settings.configs import StylizeConfig
 from ..video import similarity
-from .config import check_change, check_sinks, live_config, live_settings
+from .config import check_change, check_sinks, check_stream_batch, live_config, live_settings
 from .feed import Controls, FrameFeed, Stats
 from .sinks import Recording, Sink, open_sinks
 from .sources import Source, open_source, parse_size
-from .stream_batch import StreamBatch, check_stream_batch
 
 LINE_EVERY = 0.5  # seconds between refreshes of the live line
 
@@ -99,7 +98,11 @@ def run_live(
         source.close()
         raise
     changes = Controls(controls, check_change(cfg)) if controls is not None else None
-    batch = StreamBatch(stylizer) if stream_batch else None
+    batch = None
+    if stream_batch:
+        from .stream_batch import StreamBatch
+
+        batch = StreamBatch(stylizer)
     engine = _Engine(stylizer, models, cfg, source, sinks, changes, on_frame, batch)
     result = engine.run()
     if stats is not None:

@@ -12,18 +12,6 @@ import numpy as np
 import torch
 
 from ..core.noise import FrameNoise
-from ..errors import UserError
-
-
-def check_stream_batch(cfg) -> None:
-    """Refuse what a stream batch cannot mix: per-call attention state, ControlNets at one step per call, and the
-    similarity filter (its repeats would overtake the frames in flight)."""
-    if cfg.temporal.cross_frame != "off":
-        raise UserError("--stream-batch mixes steps in one UNet call; --cross-frame needs one step a call (drop one)")
-    if cfg.control.control:
-        raise UserError("--stream-batch mixes steps in one UNet call; --control acts by step (drop one)")
-    if cfg.temporal.skip_similar > 0:
-        raise UserError("--skip-similar is not built for --stream-batch yet (drop one)")
 
 
 @dataclass

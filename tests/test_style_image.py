@@ -339,3 +339,24 @@ def test_an_adapter_is_named_by_preset_file_or_hub_file(tmp_path):
     assert ip_adapter_source("sd15-lcm-lora", None) == "sd15" and ip_adapter_source("tiny", None) == "tiny"
     assert ip_adapter_source("./some/sd15/folder", None) == "sd15"  # not a preset: taken to be SD1.5-family
     assert ip_adapter_source("toy", "sd15-plus") == "sd15-plus"  # --ip-adapter wins
+
+
+def test_live_with_a_style_image_is_stylise_a_frame_at_a_time(tmp_path, style_png):
+    """Live takes stylise's settings, the style image too: its recording equals ``stylize --window 1``'s frames, the
+    stream batch's within one level, and the record names the image."""
+    import lcm_video
+    from lcm_video.video.synthetic import lavfi_clip
+
+    from .conftest import read_frames
+
+    clip = lavfi_clip(tmp_path / "c.mp4", seconds=0.3)
+    models = load_models("tiny", device="cpu")
+    opts = {"models": models, "strength": 0.6, "seed": 3, "quiet": True, "crf": 0, "codec": "libx264rgb",
+            "style_image": style_png}  # fmt: skip
+    lcm_video.run_live(str(clip), tmp_path / "live.mkv", "x", **opts)
+    lcm_video.run_live(str(clip), tmp_path / "sb.mkv", "x", stream_batch=True, **opts)
+    lcm_video.stylize(clip, tmp_path / "file.mkv", "x", window=1, audio=False, **opts)
+    live, sb, file = (read_frames(tmp_path / f).astype(int) for f in ("live.mkv", "sb.mkv", "file.mkv"))
+    assert live.shape == file.shape and np.array_equal(live, file)
+    assert np.abs(live - sb).max() <= 1
+    assert read_record(tmp_path / "live.mkv")["style_image"]["path"] == str(Path(style_png).resolve())

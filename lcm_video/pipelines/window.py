@@ -106,10 +106,11 @@ CPU_VAE_CHUNKS = (1, 2)  # (encode, decode)
 
 
 def vae_chunks(device, batch: int | None) -> tuple[int, int]:
-    """(encode, decode) frames per VAE call: on a CPU the measured best, elsewhere balanced batches of up to 8 (GPUs
+    """(encode, decode) frames per VAE call: on a CPU the measured best (never more than a ``batch`` of 1 holds: a
+    live run, or ``--window 1``, would decode a pad frame every call), elsewhere balanced batches of up to 8 (GPUs
     gain from batching; not measured here)."""
     if device.type == "cpu":
-        return CPU_VAE_CHUNKS
+        return CPU_VAE_CHUNKS if batch is None else (min(CPU_VAE_CHUNKS[0], batch), min(CPU_VAE_CHUNKS[1], batch))
     chunk = balanced_window(batch or VAE_CHUNK, VAE_CHUNK)
     return chunk, chunk
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from diffusers import AnimateDiffPipeline, LCMScheduler, StableDiffusionImg2ImgPipeline
 
-from ..core.denoiser import PromptSchedule
+from ..core.denoiser import AddedConditions, PromptSchedule
 from ..errors import UserError
 from .device import dtype_name
 from .presets import LCM, Sampling
@@ -105,15 +105,53 @@ class Models:
     def uses_guidance_embedding(self) -> bool:
         return self.pipe.unet.config.get("time_cond_proj_dim") is not None
 
+    @property
+    def family(self) -> str:
+        """``sdxl`` (two text encoders, pooled text and time ids), ``sd21`` (1024-d cross attention) or ``sd15``,
+        read from the loaded modules (``presets.FAMILIES``)."""
+        if getattr(self.pipe, "text_encoder_2", None) is not None:
+            return "sdxl"
+        return "sd21" if self.pipe.unet.config.get("cross_attention_dim") == 1024 else "sd15"
+
     def _encode(self, prompt: str, negative_prompt: str, cfg: bool):
+        """(cond, uncond | None, pooled | None, uncond pooled | None) of one prompt, by diffusers' own
+        ``encode_prompt`` (SDXL's: both encoders' penultimate states concatenated, the second's pooled embedding, an
+        empty negative prompt as zeros); cached."""
         key = (prompt, negative_prompt, cfg)
         if key not in self._text_cache:
             with torch.inference_mode():
-                cond, uncond = self.pipe.encode_prompt(
-                    prompt, self.device, 1, cfg, negative_prompt=negative_prompt or None
+                out = self.pipe.encode_prompt(
+                    prompt=prompt,
+                    device=self.device,
+                    num_images_per_prompt=1,
+                    do_classifier_free_guidance=cfg,
+                    negative_prompt=negative_prompt or None,
                 )
-            self._text_cache[key] = (cond, uncond if cfg else None)
+            cond, uncond, pooled, upooled = (*out, None, None)[:4]
+            self._text_cache[key] = (cond, uncond if cfg else None, pooled, upooled if cfg else None)
         return self._text_cache[key]
+
+    def added_conditioning(
+        self, prompts: str | dict[int, str], negative_prompt: str, guidance: float, size: tuple[int, int]
+    ) -> AddedConditions | None:
+        """SDXL's added UNet inputs for a render of ``size`` (width, height), computed once: the pooled text per
+        frame (keyframed prompts interpolated as their states are) and the time ids (original size = target size =
+        the render's, crop (0, 0); the aesthetic scores 6 / 2.5 for a UNet that wants them), as
+        ``StableDiffusionXLImg2ImgPipeline`` makes them by default. None for other families."""
+        if self.family != "sdxl":
+            return None
+        keys = {0: prompts} if isinstance(prompts, str) else dict(prompts)
+        cfg = guidance > 1.0 and not self.uses_guidance_embedding
+        encoded = {f: self._encode(p, negative_prompt, cfg) for f, p in keys.items()}
+        hw = (size[1], size[0])
+        pooled = next(iter(encoded.values()))[2]
+        ids, neg_ids = self.pipe._get_add_time_ids(
+            hw, (0, 0), hw, 6.0, 2.5, hw, (0, 0), hw, dtype=pooled.dtype,
+            text_encoder_projection_dim=self.pipe.text_encoder_2.config.projection_dim,
+        )  # fmt: skip
+        cond = PromptSchedule({f: e[2][:, None] for f, e in encoded.items()})
+        uncond = PromptSchedule({f: e[3][:, None] for f, e in encoded.items()}) if cfg else None
+        return AddedConditions(cond, ids.to(self.device), uncond, neg_ids.to(self.device) if cfg else None)
 
     def text_conditioning(self, prompts: str | dict[int, str], negative_prompt: str, guidance: float):
         """(cond, uncond | None, timestep_cond | None) for a prompt or keyframed prompts ``{frame: text}``.
@@ -150,6 +188,17 @@ def models_from_components(
     on the same weights; ``sampling``: how they sample by default (LCM at 4 steps). With ``adapter`` (a
     ``MotionAdapter``) an ``AnimateDiffPipeline``: a 2D unet is turned into a new ``UNetMotionModel``, a
     ``UNetMotionModel`` is used as it is. Nothing is moved: put the modules on ``device`` in ``dtype`` first."""
+    if "text_encoder_2" in components:  # SDXL-shaped
+        from diffusers import AnimateDiffSDXLPipeline
+
+        from .loading import SDXL_PARTS, sdxl_pipeline
+
+        if adapter is None:
+            return Models(sdxl_pipeline(components), torch.device(device), dtype, guidance, name, sampling=sampling)
+        parts = {k: components[k] for k in SDXL_PARTS}
+        pipe = AnimateDiffSDXLPipeline(**parts, motion_adapter=adapter)
+        context = int(adapter.config.motion_max_seq_length)
+        return Models(pipe, torch.device(device), dtype, guidance, name, context, sampling=sampling)
     parts = {k: components[k] for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
     if adapter is None:
         pipe = StableDiffusionImg2ImgPipeline(

@@ -66,8 +66,27 @@ class ModelPreset:
     licence: str = UNCHECKED
     """The weights' licence as their model cards state it (the LoRA's and the base model's where they differ)."""
     family: str = "sd15"
-    """The architecture: which loader and text conditioning it takes. Only ``sd15`` (SD1.5-shaped UNet, CLIP-L text)
-    is built so far; SDXL presets would name ``sdxl``."""
+    """The architecture (``FAMILIES``): which pipeline loads it, its text conditioning, its tiny autoencoder and the
+    ControlNets and motion adapters that fit it."""
+    unet: str | None = None
+    """A UNet that replaces the base's: a hub id of a UNet repo (its config and weights at the root, as
+    ``latent-consistency/lcm-sdxl``), or ``org/repo/file.safetensors``, a state dict for the base's UNet config
+    (SDXL-Lightning's ``*_unet.safetensors``)."""
+
+
+FAMILIES = {
+    "sd15": "SD1.5-shaped: one CLIP-L text encoder (768-d), 512 px",
+    "sd21": "SD2.1-shaped: one OpenCLIP-H text encoder (1024-d), epsilon or v-prediction as its scheduler says",
+    "sdxl": "SDXL-shaped: two text encoders (2048-d states) + pooled text and size/crop time ids, 1024 px",
+}
+"""Model families: ``sd15`` and ``sd21`` load as ``StableDiffusionImg2ImgPipeline``, ``sdxl`` as
+``StableDiffusionXLImg2ImgPipeline`` (its conditioning in ``Models.added_conditioning``)."""
+
+SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+SDXL_LICENCE = "openrail++"
+SAI_NC = "sai-nc-community (non-commercial; commercial use needs a Stability AI licence)"
+TAESD_FOR = {"sd15": "taesd", "sd21": "taesd", "sdxl": "taesdxl"}
+"""The tiny autoencoder ``--fast`` takes per family (``VAE_ALIASES``)."""
 
 
 CONTROL_MODELS: dict[str, str] = {
@@ -147,6 +166,81 @@ PRESETS: dict[str, ModelPreset] = {
             for n in (2, 4, 8)
         ),
         ModelPreset(
+            "lcm-lora-sdxl",
+            SDXL,
+            "SDXL base with LCM-LoRA-SDXL; guidance 1-2 (above 1 runs classifier-free guidance); 1024 px",
+            guidance=1.0,
+            lora=("latent-consistency/lcm-lora-sdxl",),
+            size=1024,
+            controls=(),
+            licence=SDXL_LICENCE,
+            family="sdxl",
+        ),
+        ModelPreset(
+            "lcm-sdxl",
+            SDXL,
+            "SDXL base with the LCM-distilled SDXL UNet (latent-consistency/lcm-sdxl); guidance through a "
+            "w-embedding; 1024 px",
+            guidance=8.0,
+            unet="latent-consistency/lcm-sdxl",
+            size=1024,
+            controls=(),
+            licence=SDXL_LICENCE,
+            family="sdxl",
+        ),
+        ModelPreset(
+            "sdxl-turbo",
+            "stabilityai/sdxl-turbo",
+            "SDXL-Turbo (adversarial diffusion distillation): 1 step, no guidance, 512 px; stylise runs "
+            "int(steps x strength) steps, so give --steps 2 at --strength 0.5",
+            guidance=0.0,
+            size=512,
+            controls=(),
+            sampling=Sampling("euler-trailing", 1),
+            licence=SAI_NC,
+            family="sdxl",
+        ),
+        ModelPreset(
+            "sdxl-lightning-1step",
+            SDXL,
+            "SDXL-Lightning's 1-step UNet (x0 prediction, experimental per its card), Euler with trailing "
+            "timesteps; 1024 px",
+            guidance=0.0,
+            unet="ByteDance/SDXL-Lightning/sdxl_lightning_1step_unet_x0.safetensors",
+            size=1024,
+            controls=(),
+            sampling=Sampling("euler-trailing", 1, config=(("prediction_type", "sample"),)),
+            licence=SDXL_LICENCE,
+            family="sdxl",
+        ),
+        *(
+            ModelPreset(
+                f"sdxl-lightning-{n}step",
+                SDXL,
+                f"SDXL base with SDXL-Lightning's {n}-step LoRA (progressive adversarial distillation), Euler with "
+                "trailing timesteps; 1024 px",
+                guidance=0.0,
+                lora=(f"ByteDance/SDXL-Lightning/sdxl_lightning_{n}step_lora.safetensors",),
+                size=1024,
+                controls=(),
+                sampling=Sampling("euler-trailing", n),
+                licence=SDXL_LICENCE,
+                family="sdxl",
+            )
+            for n in (2, 4, 8)
+        ),
+        ModelPreset(
+            "sd-turbo",
+            "stabilityai/sd-turbo",
+            "SD-Turbo (SD2.1-shaped, adversarial diffusion distillation): 1 step, no guidance, 512 px; stylise "
+            "runs int(steps x strength) steps, so give --steps 2 at --strength 0.5",
+            guidance=0.0,
+            controls=(),
+            sampling=Sampling("euler-trailing", 1),
+            licence=SAI_NC,
+            family="sd21",
+        ),
+        ModelPreset(
             "tiny",
             "builtin:tiny",
             "random weights built in code (LCM w-embedding UNet); abstract output, runs anywhere in seconds",
@@ -163,6 +257,17 @@ PRESETS: dict[str, ModelPreset] = {
             size=64,
             controls=TINY_CONTROLS,
             licence=HERE,
+        ),
+        ModelPreset(
+            "tiny-sdxl",
+            "builtin:tiny-sdxl",
+            "random weights built in code with SDXL's shapes (two text encoders, pooled text, size/crop time ids), "
+            "no w-embedding: guidance > 1 runs CFG",
+            guidance=1.5,
+            size=64,
+            controls=(),
+            licence=HERE,
+            family="sdxl",
         ),
         ModelPreset(
             "toy-teacher",
@@ -290,7 +395,18 @@ def native_side(model: str | None) -> int | None:
     return int(sample_size) * 8 if isinstance(sample_size, int) else None
 
 
-VAE_ALIASES = {"taesd": "madebyollin/taesd"}
+VAE_ALIASES = {
+    "taesd": "madebyollin/taesd",
+    "taesdxl": "madebyollin/taesdxl",
+    "sdxl-vae-fp16-fix": "madebyollin/sdxl-vae-fp16-fix",
+}
+
+
+def model_family(model: str | None) -> str | None:
+    """A preset's family; None for anything else (known once loaded: ``Models.family``)."""
+    preset = PRESETS.get(model or DEFAULT_MODEL)
+    return preset.family if preset is not None else None
+
 
 DEFAULT_MODEL = "lcm-dreamshaper-v7"
 DEFAULT_MOTION = "animatelcm"
@@ -314,6 +430,11 @@ def control_source(model: str | None, kind: str, overrides: dict[str, str]) -> s
     if preset is None or preset.controls is None:
         return CONTROL_MODELS[kind]
     found = dict(preset.controls).get(kind)
+    if found is None and not preset.controls:
+        raise UserError(
+            f"--control {kind}: model {model!r} ({preset.family}) has no ControlNet preset (SD1.5's do not fit it); "
+            f"give --control-model {kind}=ID with a ControlNet made for it"
+        )
     if found is None:
         have = ", ".join(dict(preset.controls))
         raise UserError(

@@ -168,6 +168,7 @@ class WindowSampler:
             self.set_strength(strength)
         cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
+        self._text = (prompts, negative, guidance)  # SDXL's added conditioning, made once the size is known
         self.blender = TemporalBlender(t.blend, t.fuse)
         self.seed, self.shared_noise, self.renoise = s.seed, t.shared_noise, t.renoise
         self.noise: FrameNoise | None = None
@@ -215,6 +216,10 @@ class WindowSampler:
         """
         if self.noise is None:
             self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
+            factor = vae_factor(self.models)
+            added = self.models.added_conditioning(*self._text, (shape[2] * factor, shape[1] * factor))
+            if added is not None:  # SDXL: pooled text and time ids, once per render
+                self.denoiser.added.append(added)
         frames = indices if noise_keys is None else noise_keys  # output frame numbers: prompt/strength keys, noise
         eps = self.noise.window(frames, self.models.device)
         schedule = self.schedule.window(frames) if isinstance(self.schedule, FrameSchedules) else self.schedule

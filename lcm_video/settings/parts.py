@@ -77,16 +77,17 @@ class ModelConfig:
     )
     vae: str | None = option(
         None,
-        "VAE override: hub id or directory (AutoencoderKL or AutoencoderTiny; taesd for speed)",
+        "VAE override: hub id or directory (AutoencoderKL or AutoencoderTiny; taesd / taesdxl for speed)",
         derived="the model's",
         metavar="ID",
-        doc="`AutoencoderKL` or `AutoencoderTiny` hub id or directory; `taesd` for speed",
+        doc="`AutoencoderKL` or `AutoencoderTiny` hub id or directory; `taesd` (`taesdxl` for SDXL) for speed; "
+        "`sdxl-vae-fp16-fix` keeps an SDXL VAE in float16",
     )
     fast: bool = option(
         False,
         "TAESD instead of the full VAE: ~2x faster, slightly softer",
-        doc="TAESD instead of the full VAE (same as `--vae taesd`): the VAE costs as much as the 4 UNet steps, TAESD "
-        "~1/10 of it; slightly softer detail",
+        doc="TAESD instead of the full VAE (same as `--vae taesd`; TAESDXL for an SDXL preset): the VAE costs as "
+        "much as the 4 UNet steps, TAESD ~1/10 of it; slightly softer detail",
     )
     motion_adapter: str | None = option(
         None,

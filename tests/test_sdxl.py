@@ -1,0 +1,176 @@
+"""SDXL-shaped models through the one sampler: our window path, fed the noise diffusers draws, reproduces
+``StableDiffusionXLImg2ImgPipeline`` with the LCM, TCD and Euler-trailing schedulers on tiny random SDXL weights (two
+text encoders, pooled text, size/crop time ids); every method handles v-prediction as diffusers does; the SDXL
+presets load from hub caches shaped like their real repos."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import (
+    DDIMScheduler,
+    EulerDiscreteScheduler,
+    LCMScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+    TCDScheduler,
+)
+
+from lcm_video.core.codec import LatentCodec, to_unit
+from lcm_video.core.denoiser import UNetDenoiser
+from lcm_video.core.sampler import sample
+from lcm_video.core.schedule import make_schedule
+from lcm_video.models.container import models_from_components
+from lcm_video.models.loading import SDXL_EXTRA
+from lcm_video.models.tiny import tiny_components, tiny_sdxl_components
+
+from .test_parity import NO_SAFETY, _generator_draws, _image
+
+TOLERANCE = 1e-4  # the LCM parity tests' (tests/test_parity.py)
+SDXL_SCHEDULER = {  # SDXL base's scheduler config (an Euler one): SD's betas, leading spacing, steps_offset 1
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+}
+SCHEDULERS = {
+    "lcm": lambda cfg: LCMScheduler.from_config(cfg),
+    "tcd": lambda cfg: TCDScheduler.from_config(cfg),
+    "ddim-trailing": lambda cfg: DDIMScheduler.from_config(cfg, timestep_spacing="trailing", clip_sample=False),
+    "euler-trailing": lambda cfg: EulerDiscreteScheduler.from_config(cfg, timestep_spacing="trailing"),
+}
+
+
+def _reference(method: str, **config):
+    return SCHEDULERS[method](EulerDiscreteScheduler(**SDXL_SCHEDULER, **config).config)
+
+
+def _sdxl_ours(comps, latents, method, strength, guidance, eta, seed, prompt, negative, size):
+    """Our sampler on ``latents`` with the models' SDXL conditioning (pooled text + time ids for ``size``)."""
+    models = models_from_components(comps, "cpu", torch.float32, guidance, "tiny-sdxl")
+    schedule = make_schedule(method, models.scheduler, 4, strength, eta)
+    noise = _generator_draws(seed, latents.shape, 6)
+    cond, uncond, tcond = models.text_conditioning(prompt, negative, guidance)
+    denoiser = UNetDenoiser(comps["unet"], cond, uncond, guidance, tcond)
+    denoiser.added.append(models.added_conditioning(prompt, negative, guidance, size))
+    out = sample(lambda x, t: denoiser(x, t, [0]), schedule.add_noise(latents, noise[0]), schedule, noise)
+    return out, denoiser.calls, len(schedule)
+
+
+@pytest.mark.parametrize(
+    ("method", "strength", "guidance", "eta", "embedding"),
+    [
+        ("lcm", 1.0, 1.0, None, False),  # LCM-LoRA-SDXL at its default guidance
+        ("lcm", 1.0, 2.0, None, False),  # ... with classifier-free guidance (pooled and time ids per branch)
+        ("lcm", 1.0, 8.0, None, True),  # LCM-SDXL: guidance as a w-embedding
+        ("tcd", 1.0, 1.0, 0.3, False),
+        ("tcd", 0.5, 2.0, 0.3, False),
+        ("euler-trailing", 1.0, 1.0, None, False),  # SDXL-Lightning
+        ("euler-trailing", 0.5, 1.0, None, False),
+    ],
+)
+def test_sdxl_img2img_parity(method, strength, guidance, eta, embedding):
+    comps = tiny_sdxl_components(guidance_embedding=embedding)
+    comps["scheduler"] = _reference(method)
+    ref_pipe = StableDiffusionXLImg2ImgPipeline(**comps, **SDXL_EXTRA)
+    ref_pipe.set_progress_bar_config(disable=True)
+    latents = LatentCodec(comps["vae"]).encode(to_unit(_image(2)))  # (1, 4, 8, 6): a 48x64 frame
+    negative = "blurry" if guidance > 1 and not embedding else ""
+    ref = ref_pipe(
+        prompt="a woodcut",
+        negative_prompt=negative or None,
+        image=latents,  # 4-channel input: diffusers skips its own (sampled) VAE encode
+        num_inference_steps=4,
+        strength=strength,
+        guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(7),
+        output_type="latent",
+        **({} if eta is None else {"eta": eta}),
+    ).images
+    ours, calls, steps = _sdxl_ours(comps, latents, method, strength, guidance, eta, 7, "a woodcut", negative, (48, 64))
+    assert calls == steps == int(4 * strength)
+    diff = (ours - ref).abs().max().item()
+    print(f"SDXL {method} strength {strength} guidance {guidance} w-embedding {embedding}: max abs diff {diff:.2e}")
+    assert diff <= TOLERANCE
+
+
+def test_time_ids_follow_the_render_size_and_the_aesthetic_variant():
+    """Time ids as SDXL img2img makes them: (orig h, orig w, crop top, crop left, target h, target w), or the score
+    (6 / 2.5 for the unconditional branch) in place of the target size for a refiner-shaped UNet."""
+    base = models_from_components(tiny_sdxl_components(), "cpu", torch.float32, 2.0, "x")
+    added = base.added_conditioning("a", "b", 2.0, (48, 64))
+    assert added.time_ids.tolist() == [[64, 48, 0, 0, 64, 48]]
+    kwargs = added([0, 1])
+    assert kwargs["time_ids"].shape == (4, 6) and kwargs["text_embeds"].shape == (4, 32)  # (uncond, cond) x 2 frames
+    refiner = models_from_components(tiny_sdxl_components(aesthetics=True), "cpu", torch.float32, 2.0, "x")
+    assert refiner.pipe.config.requires_aesthetics_score
+    added = refiner.added_conditioning("a", "b", 2.0, (48, 64))
+    assert added.time_ids.tolist() == [[64, 48, 0, 0, 6.0]] and added.uncond_time_ids.tolist() == [[64, 48, 0, 0, 2.5]]
+    assert models_from_components(tiny_components(), "cpu").added_conditioning("a", "", 1.0, (8, 8)) is None
+
+
+@pytest.mark.parametrize("method", ["lcm", "tcd", "ddim-trailing", "euler-trailing"])
+def test_every_method_handles_v_prediction_as_diffusers_does(method):
+    """SD2.1-style v-prediction (the scheduler config says it): x̂0 = a·x − s·v, ε̂ = a·v + s·x, per method."""
+    comps = tiny_components(guidance_embedding=False)
+    sd = {k: v for k, v in SDXL_SCHEDULER.items() if k != "timestep_spacing"}
+    comps["scheduler"] = SCHEDULERS[method](DDIMScheduler(**sd, prediction_type="v_prediction").config)
+    ref_pipe = StableDiffusionImg2ImgPipeline(**comps, **NO_SAFETY)
+    ref_pipe.set_progress_bar_config(disable=True)
+    latents = LatentCodec(comps["vae"]).encode(to_unit(_image(5)))
+    eta = 0.3 if method == "tcd" else None
+    ref = ref_pipe(
+        prompt="a fresco", image=latents, num_inference_steps=4, strength=1.0, guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(3), output_type="latent", **({} if eta is None else {"eta": eta}),
+    ).images  # fmt: skip
+    models = models_from_components(comps, "cpu", torch.float32, 1.0, "tiny")
+    schedule = make_schedule(method, models.scheduler, 4, 1.0, eta)
+    assert schedule.prediction_type == "v_prediction"
+    noise = _generator_draws(3, latents.shape, 6)
+    cond, _, _ = models.text_conditioning("a fresco", "", 1.0)
+    denoiser = UNetDenoiser(comps["unet"], cond)
+    ours = sample(lambda x, t: denoiser(x, t, [0]), schedule.add_noise(latents, noise[0]), schedule, noise)
+    diff = (ours - ref).abs().max().item()
+    print(f"v-prediction {method}: max abs diff {diff:.2e}")
+    assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize(("method", "eta"), [("lcm", None), ("tcd", 0.5), ("euler-trailing", None)])
+def test_sdxl_stylizer_one_frame_equals_diffusers_fed_our_keyed_noise(method, eta, monkeypatch):
+    """The whole per-window path (encode → keyed noise → SDXL conditioning → the method's steps → decode → uint8)
+    against StableDiffusionXLImg2ImgPipeline with that scheduler drawing the same ε."""
+    from diffusers.pipelines.stable_diffusion_xl import pipeline_stable_diffusion_xl_img2img as img2img
+    from diffusers.schedulers import scheduling_lcm, scheduling_tcd
+
+    from lcm_video.core.noise import FrameNoise
+    from lcm_video.pipelines.video_to_video import Stylizer
+    from lcm_video.settings.configs import StylizeConfig
+
+    comps = tiny_sdxl_components()
+    comps["scheduler"] = _reference(method)
+    models = models_from_components(comps, "cpu", torch.float32, 1.0, "tiny-sdxl")
+    strength = 1.0 if method == "lcm" else 0.75  # LCM's strength cuts differently in diffusers' SDXL img2img
+    opts = {"strength": strength, "steps": 4, "blend": 0.0, "pixel_blend": 0.0, "shared_noise": 0.5, "seed": 9}
+    cfg = StylizeConfig.make(prompt="a mosaic", scheduler=method, **opts, **({} if eta is None else {"eta": eta}))
+    frame = _image(4)
+    stylizer = Stylizer(models, cfg)
+    ours = stylizer.window(frame.numpy(), range(1))
+    assert stylizer.sampler.denoiser.calls == int(4 * strength)
+
+    latents = LatentCodec(comps["vae"]).encode(to_unit(frame))
+    eps = FrameNoise(9, tuple(latents.shape[1:]), 0.5).window([0])
+    draws = iter([eps[k] for k in range(5)])  # the initial ε, then each re-noise in order
+    for module in (img2img, scheduling_tcd, scheduling_lcm):
+        monkeypatch.setattr(module, "randn_tensor", lambda *a, **k: next(draws))
+    ref_pipe = StableDiffusionXLImg2ImgPipeline(**comps, **SDXL_EXTRA)
+    ref_pipe.set_progress_bar_config(disable=True)
+    ref = ref_pipe(
+        prompt="a mosaic", image=latents, num_inference_steps=4, strength=strength, guidance_scale=1.0,
+        output_type="np", **({} if eta is None else {"eta": eta}),
+    ).images  # fmt: skip
+    ref_u8 = (ref * 255).round().astype(np.uint8)
+    diff = np.abs(ours.astype(int) - ref_u8.astype(int))
+    assert diff.max() <= 1  # the same float up to 1e-5 can round to neighbouring bytes
+    assert (diff == 0).mean() > 0.99

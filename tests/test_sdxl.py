@@ -174,3 +174,38 @@ def test_sdxl_stylizer_one_frame_equals_diffusers_fed_our_keyed_noise(method, et
     diff = np.abs(ours.astype(int) - ref_u8.astype(int))
     assert diff.max() <= 1  # the same float up to 1e-5 can round to neighbouring bytes
     assert (diff == 0).mean() > 0.99
+
+
+@pytest.mark.parametrize(("method", "guidance"), [("lcm", 2.0), ("euler-trailing", 1.0)])
+def test_animatediff_sdxl_parity(method, guidance):
+    """AnimateDiffSDXLPipeline (a motion adapter on the SDXL UNet; LCM with CFG, and Euler trailing): text to video
+    from the noise the pipeline draws, the pooled text and time ids once per clip."""
+    from diffusers import AnimateDiffSDXLPipeline
+
+    from lcm_video.models.loading import SDXL_PARTS
+    from lcm_video.models.tiny import tiny_motion_adapter
+
+    comps = tiny_sdxl_components()
+    comps["scheduler"] = _reference(method)
+    adapter = tiny_motion_adapter(zero_out=False)
+    ref_pipe = AnimateDiffSDXLPipeline(**{k: comps[k] for k in SDXL_PARTS}, motion_adapter=adapter)
+    ref_pipe.set_progress_bar_config(disable=True)
+    models = models_from_components({**comps, "unet": ref_pipe.unet}, "cpu", torch.float32, guidance, "x", adapter)
+    frames, h, w = 4, 48, 64
+    shape = (1, 4, frames, h // 8, w // 8)
+    negative = "blurry" if guidance > 1 else ""
+    ref = ref_pipe(
+        prompt="a fox running", negative_prompt=negative or None, num_frames=frames, height=h, width=w,
+        num_inference_steps=4, guidance_scale=guidance, generator=torch.Generator().manual_seed(3),
+        output_type="latent",
+    ).frames  # (1, c, f, h, w)  # fmt: skip
+
+    schedule = make_schedule(method, models.scheduler, 4, 1.0)
+    draws = [d[0].permute(1, 0, 2, 3) for d in _generator_draws(3, shape, 5)]  # (f, c, h, w) each
+    cond, uncond, tcond = models.text_conditioning("a fox running", negative, guidance)
+    denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond)
+    denoiser.added.append(models.added_conditioning("a fox running", negative, guidance, (w, h)))
+    ours = sample(lambda x, t: denoiser(x, t, range(frames)), schedule.start(draws[0]), schedule, draws)
+    diff = (ours - ref[0].permute(1, 0, 2, 3)).abs().max().item()
+    print(f"AnimateDiffSDXL {method}: max abs diff {diff:.2e}")
+    assert diff <= TOLERANCE

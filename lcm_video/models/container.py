@@ -119,13 +119,18 @@ class Models:
         empty negative prompt as zeros); cached."""
         key = (prompt, negative_prompt, cfg)
         if key not in self._text_cache:
+            import inspect
+
+            # one per prompt: AnimateDiffSDXLPipeline names the count num_videos_per_prompt, the others images
+            params = inspect.signature(self.pipe.encode_prompt).parameters
+            count = "num_videos_per_prompt" if "num_videos_per_prompt" in params else "num_images_per_prompt"
             with torch.inference_mode():
                 out = self.pipe.encode_prompt(
                     prompt=prompt,
                     device=self.device,
-                    num_images_per_prompt=1,
                     do_classifier_free_guidance=cfg,
                     negative_prompt=negative_prompt or None,
+                    **{count: 1},
                 )
             cond, uncond, pooled, upooled = (*out, None, None)[:4]
             self._text_cache[key] = (cond, uncond if cfg else None, pooled, upooled if cfg else None)
@@ -143,12 +148,14 @@ class Models:
         keys = {0: prompts} if isinstance(prompts, str) else dict(prompts)
         cfg = guidance > 1.0 and not self.uses_guidance_embedding
         encoded = {f: self._encode(p, negative_prompt, cfg) for f, p in keys.items()}
-        hw = (size[1], size[0])
+        # diffusers' ``_get_add_time_ids`` (img2img's; AnimateDiffSDXL's has no score variant), the ids as numbers
+        h, w = size[1], size[0]
+        if self.pipe.config.get("requires_aesthetics_score", False):
+            ids, neg = [h, w, 0, 0, 6.0], [h, w, 0, 0, 2.5]
+        else:
+            ids = neg = [h, w, 0, 0, h, w]
         pooled = next(iter(encoded.values()))[2]
-        ids, neg_ids = self.pipe._get_add_time_ids(
-            hw, (0, 0), hw, 6.0, 2.5, hw, (0, 0), hw, dtype=pooled.dtype,
-            text_encoder_projection_dim=self.pipe.text_encoder_2.config.projection_dim,
-        )  # fmt: skip
+        ids, neg_ids = (torch.tensor([v], dtype=pooled.dtype) for v in (ids, neg))
         cond = PromptSchedule({f: e[2][:, None] for f, e in encoded.items()})
         uncond = PromptSchedule({f: e[3][:, None] for f, e in encoded.items()}) if cfg else None
         return AddedConditions(cond, ids.to(self.device), uncond, neg_ids.to(self.device) if cfg else None)

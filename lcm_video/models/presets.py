@@ -345,6 +345,14 @@ MOTION_PRESETS: dict[str, MotionPreset] = {
             for n in (1, 2, 4, 8)
         ),
         MotionPreset(
+            "animatediff-sdxl-beta",
+            "guoyww/animatediff-motion-adapter-sdxl-beta",
+            "AnimateDiff's SDXL motion adapter (beta), on SDXL with LCM-LoRA-SDXL; linear beta schedule; 1024 px",
+            base="lcm-lora-sdxl",
+            scheduler=(("beta_schedule", "linear"),),
+            guidance=1.0,
+        ),
+        MotionPreset(
             "tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny", licence=HERE
         ),
     )
@@ -410,6 +418,7 @@ def model_family(model: str | None) -> str | None:
 
 DEFAULT_MODEL = "lcm-dreamshaper-v7"
 DEFAULT_MOTION = "animatelcm"
+DEFAULT_SDXL_MOTION = "animatediff-sdxl-beta"
 TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("builtin:"))
 SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base.startswith("weights:"))
 """Models built or trained here, small, which pair with the ``tiny`` motion adapter (built to fit them)."""
@@ -417,8 +426,10 @@ SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base
 
 def default_motion(model: str | None) -> str:
     """The motion adapter generate pairs with ``model`` when none is given: ``tiny`` (built to fit them) for the
-    models built or trained here, else AnimateLCM."""
-    return "tiny" if (model or DEFAULT_MODEL) in SMALL_MODELS else DEFAULT_MOTION
+    models built or trained here, AnimateDiff's SDXL adapter for an SDXL preset, else AnimateLCM."""
+    if (model or DEFAULT_MODEL) in SMALL_MODELS:
+        return "tiny"
+    return DEFAULT_SDXL_MOTION if model_family(model) == "sdxl" else DEFAULT_MOTION
 
 
 def control_source(model: str | None, kind: str, overrides: dict[str, str]) -> str:

@@ -92,7 +92,10 @@ class ModelConfig:
     motion_adapter: str | None = option(
         None,
         "motion module: preset (animatelcm, animatediff-v1-5-2, tiny), hub id, directory or file",
-        derived={STYLIZE: "none", GENERATE: "animatelcm (tiny with the tiny and toy models)"},
+        derived={
+            STYLIZE: "none",
+            GENERATE: "animatelcm (animatediff-sdxl-beta with SDXL presets, tiny with the tiny and toy models)",
+        },
         metavar="NAME",
         doc="motion preset, hub id, diffusers directory or single file; for stylize it turns on motion-aware windows",
     )

@@ -141,6 +141,8 @@ def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, c
         (0.3, {"scheduler": "tcd", "eta": 0.5, "strength": 0.75}),
         pytest.param(0.3, {"scheduler": "ddim-trailing", "eta": 0.5, "strength": 0.75}, marks=pytest.mark.slow),
         pytest.param(0.3, {"scheduler": "euler-trailing", "strength": 0.75}, marks=pytest.mark.slow),
+        # SDXL's conditioning (pooled text, time ids; CFG at tiny-sdxl's guidance 1.5)
+        (0.3, {"model": "tiny-sdxl", "cross_frame": "anchor+prev"}),
     ],
 )
 def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend, extra):
@@ -149,7 +151,7 @@ def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend, extra):
     defaults = {"model": "tiny", "device": "cpu", "crf": 0, "codec": "libx264rgb", "max_frames": SEAM_FRAMES}
     batch.run_batch(write_jobs(tmp_path, [job | extra], defaults), tmp_path / "out", segment_frames=7, quiet=True)
     opts = {"blend": blend, "crf": 0, "codec": "libx264rgb", "max_frames": SEAM_FRAMES, "quiet": True, **extra}
-    whole = stylize(clip, tmp_path / "whole.mp4", "x", model="tiny", device="cpu", **opts)
+    whole = stylize(clip, tmp_path / "whole.mp4", "x", **{"model": "tiny", "device": "cpu", **opts})
     a, b = read_frames(tmp_path / "out" / "s.mp4").astype(int), read_frames(whole.output).astype(int)
     assert a.shape == b.shape and len(a) == SEAM_FRAMES
     assert np.abs(a - b).max() <= 2  # each segment re-renders frames before its start until β^n < 1e-5
@@ -339,7 +341,12 @@ def test_generate_segments_match_a_continuous_render_with_and_without_cross_fram
 
 
 @pytest.mark.parametrize(
-    "sched", [{"scheduler": "tcd", "eta": 0.5}, pytest.param({"scheduler": "euler-trailing"}, marks=pytest.mark.slow)]
+    "sched",
+    [
+        {"scheduler": "tcd", "eta": 0.5},
+        pytest.param({"scheduler": "euler-trailing"}, marks=pytest.mark.slow),
+        pytest.param({"model": "tiny-sdxl", "scheduler": "tcd", "eta": 0.5}, marks=pytest.mark.slow),
+    ],
 )
 def test_a_resumed_batch_gives_the_frames_of_an_uninterrupted_one_with_every_scheduler(
     tmp_path, clip, sched, monkeypatch

@@ -209,3 +209,165 @@ def test_animatediff_sdxl_parity(method, guidance):
     diff = (ours - ref[0].permute(1, 0, 2, 3)).abs().max().item()
     print(f"AnimateDiffSDXL {method}: max abs diff {diff:.2e}")
     assert diff <= TOLERANCE
+
+
+# --- the SDXL presets load from hub caches shaped like their real repos ---------------------------------------------
+
+
+def _sdxl_lora(folder, seed: int):
+    from diffusers import StableDiffusionXLPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = tiny_sdxl_components()["unet"]
+    cfg = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        unet.add_adapter(cfg)
+    folder.mkdir(parents=True)
+    StableDiffusionXLPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet))
+    return folder / "pytorch_lora_weights.safetensors"
+
+
+@pytest.fixture(scope="module")
+def sdxl_hub(tmp_path_factory):
+    """A hub cache with SDXL base, SDXL-Turbo, LCM-SDXL's UNet, LCM-LoRA-SDXL, SDXL-Lightning's LoRAs and 1-step
+    UNet, SD-Turbo, TAESDXL and the fp16-fix VAE: tiny random weights under the real repo ids and file names."""
+    from diffusers import AutoencoderKL, StableDiffusionXLPipeline
+    from safetensors.torch import save_file
+
+    from lcm_video.models.loading import SDXL_PARTS
+    from lcm_video.models.tiny import tiny_taesd
+
+    from .test_presets import _put
+
+    tmp = tmp_path_factory.mktemp("sdxl_hub")
+    cache = tmp / "cache"
+
+    def files(folder):
+        return {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+
+    comps = tiny_sdxl_components()
+    comps["scheduler"] = EulerDiscreteScheduler(**SDXL_SCHEDULER)  # the base repo's own
+    StableDiffusionXLPipeline(**{k: comps[k] for k in SDXL_PARTS}).save_pretrained(tmp / "base")
+    _put(cache, "stabilityai/stable-diffusion-xl-base-1.0", files(tmp / "base"))
+    turbo = tiny_sdxl_components(seed=1)
+    turbo["scheduler"] = EulerDiscreteScheduler(**{**SDXL_SCHEDULER, "timestep_spacing": "trailing"})
+    StableDiffusionXLPipeline(**{k: turbo[k] for k in SDXL_PARTS}).save_pretrained(tmp / "turbo")
+    _put(cache, "stabilityai/sdxl-turbo", files(tmp / "turbo"))
+    tiny_sdxl_components(seed=2, guidance_embedding=True)["unet"].save_pretrained(tmp / "lcm-unet")
+    _put(cache, "latent-consistency/lcm-sdxl", files(tmp / "lcm-unet"))  # the UNet at the repo's root
+    _put(cache, "latent-consistency/lcm-lora-sdxl", {"pytorch_lora_weights.safetensors": _sdxl_lora(tmp / "lcm", 3)})
+    lightning = {f"sdxl_lightning_{n}step_lora.safetensors": _sdxl_lora(tmp / f"l{n}", 10 + n) for n in (2, 4, 8)}
+    one = tiny_sdxl_components(seed=4)["unet"].state_dict()
+    save_file({k: v.contiguous() for k, v in one.items()}, tmp / "one.safetensors")
+    lightning["sdxl_lightning_1step_unet_x0.safetensors"] = tmp / "one.safetensors"
+    _put(cache, "ByteDance/SDXL-Lightning", lightning)
+    sd = tiny_components(seed=5, guidance_embedding=False)
+    sd["scheduler"] = EulerDiscreteScheduler(**{**SDXL_SCHEDULER, "timestep_spacing": "trailing"})
+    StableDiffusionImg2ImgPipeline(**sd, **NO_SAFETY).save_pretrained(tmp / "sd-turbo")
+    _put(cache, "stabilityai/sd-turbo", files(tmp / "sd-turbo"))
+    tiny_taesd().save_pretrained(tmp / "taesdxl")
+    _put(cache, "madebyollin/taesdxl", files(tmp / "taesdxl"))
+    fix = AutoencoderKL.from_config(comps["vae"].config, force_upcast=False)
+    fix.save_pretrained(tmp / "fix")
+    _put(cache, "madebyollin/sdxl-vae-fp16-fix", files(tmp / "fix"))
+    return cache
+
+
+@pytest.fixture
+def offline_sdxl_hub(sdxl_hub, monkeypatch):
+    import huggingface_hub.constants
+
+    assert huggingface_hub.constants.HF_HUB_OFFLINE  # conftest: never the network
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(sdxl_hub))
+    return sdxl_hub
+
+
+def _probe_sdxl(unet) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    x, states = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 77, 64, generator=g)
+    added = {"text_embeds": torch.randn(1, 32, generator=g), "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]])}
+    extra = {}
+    if unet.config.time_cond_proj_dim:
+        extra["timestep_cond"] = torch.randn(1, unet.config.time_cond_proj_dim, generator=g)
+    with torch.no_grad():
+        return unet(x, 499, encoder_hidden_states=states, added_cond_kwargs=added, **extra).sample
+
+
+def test_every_sdxl_preset_loads_from_its_repos_and_samples_as_its_card_says(offline_sdxl_hub):
+    from lcm_video.models.loading import load_models
+    from lcm_video.models.presets import PRESETS
+
+    base = _probe_sdxl(load_models("stabilityai/stable-diffusion-xl-base-1.0", device="cpu", dtype="float32").unet)
+    seen = []
+    for name in ("lcm-lora-sdxl", "lcm-sdxl", "sdxl-turbo", *(f"sdxl-lightning-{n}step" for n in (1, 2, 4, 8))):
+        preset = PRESETS[name]
+        models = load_models(name, device="cpu", dtype="float32")
+        assert models.family == "sdxl" and type(models.pipe).__name__ == "StableDiffusionXLImg2ImgPipeline", name
+        assert models.sampling == preset.sampling and models.default_guidance == preset.guidance, name
+        out = _probe_sdxl(models.unet)
+        assert (out - base).abs().max() > 1e-4, name  # its LoRA, UNet or checkpoint, not the base's
+        assert all((out - other).abs().max() > 1e-6 for other in seen), name
+        seen.append(out)
+    assert load_models("lcm-sdxl", device="cpu", dtype="float32").uses_guidance_embedding  # LCM-SDXL's w-embedding
+    one = load_models("sdxl-lightning-1step", device="cpu", dtype="float32")
+    schedule = make_schedule("euler-trailing", one.scheduler, 1, 1.0, config=dict(one.sampling.config))
+    assert schedule.prediction_type == "sample" and schedule.timesteps == (999,)  # x0 prediction, trailing
+    turbo = load_models("sd-turbo", device="cpu", dtype="float32")
+    assert type(turbo.pipe).__name__ == "StableDiffusionImg2ImgPipeline" and turbo.sampling.steps == 1
+
+
+def test_sdxl_vae_choices(offline_sdxl_hub):
+    """``--fast`` takes TAESDXL for an SDXL preset; SDXL's own VAE (force_upcast) stays float32 under a float16
+    model, as diffusers upcasts it; the fp16-fix VAE does not ask for it and runs in float16."""
+    from diffusers import AutoencoderKL
+
+    from lcm_video.models.loading import load_models
+    from lcm_video.pipelines.loader import vae_source
+    from lcm_video.settings.parts import ModelConfig
+
+    assert vae_source(ModelConfig(model="lcm-lora-sdxl", fast=True)) == "taesdxl"
+    assert vae_source(ModelConfig(model="lcm-dreamshaper-v7", fast=True)) == "taesd"
+    fast = load_models("lcm-lora-sdxl", vae="taesdxl", device="cpu", dtype="float32")
+    assert type(fast.vae).__name__ == "AutoencoderTiny"
+    from lcm_video.models.loading import load_vae, upcast_vae
+
+    own = AutoencoderKL.from_pretrained("stabilityai/stable-diffusion-xl-base-1.0", subfolder="vae")  # force_upcast
+    fixed = load_vae("sdxl-vae-fp16-fix", torch.float16)
+    for vae in (own, fixed):
+        upcast_vae(vae, torch.float16)  # what loading does after moving a float16 model (float16 is GPU-only)
+    assert own.dtype == torch.float32 and fixed.dtype == torch.float16
+
+
+def test_an_sdxl_preset_stylises_and_refuses_what_does_not_fit(offline_sdxl_hub, videos, tmp_path):
+    import lcm_video
+    from lcm_video.errors import UserError
+
+    from lcm_video.errors import Note
+
+    with pytest.warns(Note, match="1024x1024"):  # the size note names the preset's trained size
+        res = lcm_video.stylize(
+            videos["moving"], tmp_path / "l.mp4", "x", model="sdxl-lightning-2step", device="cpu", max_frames=3,
+            width=64, quiet=True,
+        )  # fmt: skip
+    assert res.frames == 3 and res.unet_calls == 1  # int(2 steps x strength 0.5)
+    with pytest.raises(UserError, match="no ControlNet preset"), pytest.warns(Note):
+        lcm_video.stylize(videos["moving"], tmp_path / "c.mp4", "x", model="lcm-lora-sdxl", control=["canny"],
+                          device="cpu", max_frames=2, quiet=True)  # fmt: skip
+    with pytest.raises(UserError, match="openvino"):
+        lcm_video.load_models("tiny-sdxl", device="cpu", backend="openvino")
+
+
+def test_an_sdxl_motion_unet_keeps_the_2d_unets_added_embedding():
+    """diffusers' ``UNetMotionModel.from_unet2d`` does not copy SDXL's added embedding (pooled text + time ids); the
+    loader does, so a motion render neither runs random weights there nor depends on the global RNG."""
+    from lcm_video.models.loading import load_models
+
+    torch.manual_seed(1)
+    a = load_models("tiny-sdxl", device="cpu", dtype="float32", motion_adapter="tiny")
+    torch.manual_seed(2)
+    b = load_models("tiny-sdxl", device="cpu", dtype="float32", motion_adapter="tiny")
+    assert all(torch.equal(a.pipe.unet.state_dict()[k], v) for k, v in b.pipe.unet.state_dict().items())
+    two_d = load_models("tiny-sdxl", device="cpu", dtype="float32").pipe.unet.add_embedding.state_dict()
+    assert all(torch.equal(a.pipe.unet.add_embedding.state_dict()[k], v) for k, v in two_d.items())

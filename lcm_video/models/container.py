@@ -204,6 +204,8 @@ def models_from_components(
             return Models(sdxl_pipeline(components), torch.device(device), dtype, guidance, name, sampling=sampling)
         parts = {k: components[k] for k in SDXL_PARTS}
         pipe = AnimateDiffSDXLPipeline(**parts, motion_adapter=adapter)
+        if pipe.unet is not parts["unet"]:  # converted: from_unet2d leaves the added embedding random (loading.py)
+            pipe.unet.add_embedding.load_state_dict(parts["unet"].add_embedding.state_dict())
         context = int(adapter.config.motion_max_seq_length)
         return Models(pipe, torch.device(device), dtype, guidance, name, context, sampling=sampling)
     parts = {k: components[k] for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}

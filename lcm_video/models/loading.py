@@ -434,9 +434,13 @@ def _with_motion(pipe, adapter: MotionAdapter, model: str, adapter_name: str):
     UNet into a ``UNetMotionModel``."""
     try:
         if isinstance(pipe, StableDiffusionXLImg2ImgPipeline):
-            return AnimateDiffSDXLPipeline(
+            motion = AnimateDiffSDXLPipeline(
                 **{k: getattr(pipe, k) for k in SDXL_PARTS}, motion_adapter=adapter, force_zeros_for_empty_prompt=True
             )
+            # UNetMotionModel.from_unet2d leaves SDXL's added embedding (pooled text + time ids) at random weights
+            # (noted in diffusers' PR #6721 review, not fixed in 0.42.1): copy the 2D UNet's.
+            motion.unet.add_embedding.load_state_dict(pipe.unet.add_embedding.state_dict())
+            return motion
         return AnimateDiffPipeline(
             vae=pipe.vae,
             text_encoder=pipe.text_encoder,

@@ -342,9 +342,7 @@ def test_sdxl_vae_choices(offline_sdxl_hub):
 
 def test_an_sdxl_preset_stylises_and_refuses_what_does_not_fit(offline_sdxl_hub, videos, tmp_path):
     import lcm_video
-    from lcm_video.errors import UserError
-
-    from lcm_video.errors import Note
+    from lcm_video.errors import Note, UserError
 
     with pytest.warns(Note, match="1024x1024"):  # the size note names the preset's trained size
         res = lcm_video.stylize(

@@ -21,8 +21,7 @@ from lcm_video.core.codec import LatentCodec, to_unit
 from lcm_video.core.denoiser import UNetDenoiser
 from lcm_video.core.sampler import sample
 from lcm_video.core.schedule import make_schedule
-from lcm_video.models.container import models_from_components
-from lcm_video.models.loading import SDXL_EXTRA
+from lcm_video.models.container import SDXL_EXTRA, models_from_components
 from lcm_video.models.tiny import tiny_components, tiny_sdxl_components
 
 from .test_parity import NO_SAFETY, _generator_draws, _image
@@ -182,7 +181,7 @@ def test_animatediff_sdxl_parity(method, guidance):
     from the noise the pipeline draws, the pooled text and time ids once per clip."""
     from diffusers import AnimateDiffSDXLPipeline
 
-    from lcm_video.models.loading import SDXL_PARTS
+    from lcm_video.models.container import SDXL_PARTS
     from lcm_video.models.tiny import tiny_motion_adapter
 
     comps = tiny_sdxl_components()
@@ -236,7 +235,7 @@ def sdxl_hub(tmp_path_factory):
     from diffusers import AutoencoderKL, StableDiffusionXLPipeline
     from safetensors.torch import save_file
 
-    from lcm_video.models.loading import SDXL_PARTS
+    from lcm_video.models.container import SDXL_PARTS
     from lcm_video.models.tiny import tiny_taesd
 
     from .test_presets import _put

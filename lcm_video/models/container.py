@@ -8,7 +8,12 @@ import shutil
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import AnimateDiffPipeline, LCMScheduler, StableDiffusionImg2ImgPipeline
+from diffusers import (
+    AnimateDiffPipeline,
+    LCMScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+)
 
 from ..core.denoiser import AddedConditions, PromptSchedule
 from ..errors import UserError
@@ -181,6 +186,34 @@ class Models:
         return cond, uncond, tcond
 
 
+SDXL_EXTRA = {"add_watermarker": False, "requires_aesthetics_score": False, "force_zeros_for_empty_prompt": True}
+"""How an SDXL container is made: no invisible watermark on our latents, the base model's time ids (a refiner-shaped
+UNet that wants the aesthetic score is detected from its shapes, ``fit_time_ids``), an empty negative prompt as
+zeros (SDXL's own setting)."""
+
+
+def sdxl_pipeline(components: dict) -> StableDiffusionXLImg2ImgPipeline:
+    """An SDXL img2img container over built modules (unet, vae, text_encoder(_2), tokenizer(_2), scheduler)."""
+    parts = {k: components[k] for k in SDXL_PARTS}
+    pipe = StableDiffusionXLImg2ImgPipeline(**parts, **SDXL_EXTRA)
+    fit_time_ids(pipe)
+    return pipe
+
+
+SDXL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+
+
+def fit_time_ids(pipe) -> None:
+    """Set ``requires_aesthetics_score`` when the UNet's added embedding is sized for 5 time ids (original size,
+    crop, aesthetic score: the refiner's) rather than 6 (original size, crop, target size: the base's)."""
+    unet = pipe.unet
+    width = unet.config.get("projection_class_embeddings_input_dim")
+    per_id = unet.config.get("addition_time_embed_dim")
+    pooled = pipe.text_encoder_2.config.projection_dim if pipe.text_encoder_2 is not None else None
+    if width and per_id and pooled and width - pooled == 5 * per_id:
+        pipe.register_to_config(requires_aesthetics_score=True)
+
+
 def models_from_components(
     components: dict,
     device: str | torch.device = "cpu",
@@ -197,8 +230,6 @@ def models_from_components(
     ``UNetMotionModel`` is used as it is. Nothing is moved: put the modules on ``device`` in ``dtype`` first."""
     if "text_encoder_2" in components:  # SDXL-shaped
         from diffusers import AnimateDiffSDXLPipeline
-
-        from .loading import SDXL_PARTS, sdxl_pipeline
 
         if adapter is None:
             return Models(sdxl_pipeline(components), torch.device(device), dtype, guidance, name, sampling=sampling)

@@ -28,7 +28,7 @@ from diffusers import (
 
 from ..errors import UserError
 from ..notices import library_notices_off
-from .container import Models
+from .container import SDXL_EXTRA, SDXL_PARTS, Models, fit_time_ids, sdxl_pipeline
 from .device import pick_device, pick_dtype
 from .presets import (
     DEFAULT_MODEL,
@@ -80,34 +80,6 @@ def _is_pipeline_dir(path: Path) -> bool:
     return (path / "model_index.json").is_file()
 
 
-SDXL_EXTRA = {"add_watermarker": False, "requires_aesthetics_score": False, "force_zeros_for_empty_prompt": True}
-"""How an SDXL container is made: no invisible watermark on our latents, the base model's time ids (a refiner-shaped
-UNet that wants the aesthetic score is detected from its shapes, ``_fit_time_ids``), an empty negative prompt as
-zeros (SDXL's own setting)."""
-
-
-def sdxl_pipeline(components: dict) -> StableDiffusionXLImg2ImgPipeline:
-    """An SDXL img2img container over built modules (unet, vae, text_encoder(_2), tokenizer(_2), scheduler)."""
-    parts = {k: components[k] for k in SDXL_PARTS}
-    pipe = StableDiffusionXLImg2ImgPipeline(**parts, **SDXL_EXTRA)
-    _fit_time_ids(pipe)
-    return pipe
-
-
-SDXL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
-
-
-def _fit_time_ids(pipe) -> None:
-    """Set ``requires_aesthetics_score`` when the UNet's added embedding is sized for 5 time ids (original size,
-    crop, aesthetic score: the refiner's) rather than 6 (original size, crop, target size: the base's)."""
-    unet = pipe.unet
-    width = unet.config.get("projection_class_embeddings_input_dim")
-    per_id = unet.config.get("addition_time_embed_dim")
-    pooled = pipe.text_encoder_2.config.projection_dim if pipe.text_encoder_2 is not None else None
-    if width and per_id and pooled and width - pooled == 5 * per_id:
-        pipe.register_to_config(requires_aesthetics_score=True)
-
-
 def _is_sdxl_source(source: str, path: Path) -> bool:
     """Whether a folder, hub id or single file holds an SDXL-shaped pipeline: a second text encoder in its
     ``model_index.json``, or SDXL's second embedder in a checkpoint's keys."""
@@ -151,7 +123,7 @@ def _load_base(source: str, dtype: torch.dtype, family: str | None = None):
             extra = {k: v for k, v in SDXL_EXTRA.items() if k != "requires_aesthetics_score"}
             load = StableDiffusionXLImg2ImgPipeline.from_single_file if path.is_file() else None
             pipe = (load or StableDiffusionXLImg2ImgPipeline.from_pretrained)(source, dtype=dtype, **extra)
-            _fit_time_ids(pipe)
+            fit_time_ids(pipe)
             return pipe
         if path.is_file():
             return StableDiffusionImg2ImgPipeline.from_single_file(str(path), dtype=dtype, **common)

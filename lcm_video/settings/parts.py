@@ -23,9 +23,21 @@ from ..choices import (
 from ..models.presets import DEFAULT_MODEL, PRESETS
 from ..options import BATCH, GENERATE, RERUN, STYLIZE, Option, option, options_of
 
+
+def _side_names(side: int) -> str:
+    """The presets of one side, by name (a whole family's by its name: ``the sdxl presets but sdxl-turbo``)."""
+    names = [n for n, p in PRESETS.items() if p.size == side]
+    for family in ("sdxl",):
+        members = [n for n, p in PRESETS.items() if p.family == family and not p.base.startswith("builtin:")]
+        if len([n for n in members if n in names]) > 2:
+            but = [n for n in members if n not in names]
+            names = [n for n in names if n not in members]
+            names.insert(0, f"the {family} presets" + (f" but {' and '.join(but)}" if but else ""))
+    return " and ".join(names)
+
+
 _SMALL_SIDES = ", ".join(
-    f"{side} for {' and '.join(n for n, p in PRESETS.items() if p.size == side)}"
-    for side in sorted({p.size for p in PRESETS.values()} - {512})
+    f"{side} for {_side_names(side)}" for side in sorted({p.size for p in PRESETS.values()} - {512})
 )  # generate's default size per preset, for --width's help: "64 for tiny and tiny-lora, 128 for ..."
 
 

@@ -349,11 +349,9 @@ def test_an_sdxl_preset_stylises_and_refuses_what_does_not_fit(offline_sdxl_hub,
             width=64, quiet=True,
         )  # fmt: skip
     assert res.frames == 3 and res.unet_calls == 1  # int(2 steps x strength 0.5)
-    with pytest.raises(UserError, match="no ControlNet preset"), pytest.warns(Note):
+    with pytest.raises(UserError, match="ControlNet"), pytest.warns(Note):
         lcm_video.stylize(videos["moving"], tmp_path / "c.mp4", "x", model="lcm-lora-sdxl", control=["canny"],
                           device="cpu", max_frames=2, quiet=True)  # fmt: skip
-    with pytest.raises(UserError, match="openvino"):
-        lcm_video.load_models("tiny-sdxl", device="cpu", backend="openvino")
 
 
 def test_an_sdxl_motion_unet_keeps_the_2d_unets_added_embedding():
@@ -368,3 +366,18 @@ def test_an_sdxl_motion_unet_keeps_the_2d_unets_added_embedding():
     assert all(torch.equal(a.pipe.unet.state_dict()[k], v) for k, v in b.pipe.unet.state_dict().items())
     two_d = load_models("tiny-sdxl", device="cpu", dtype="float32").pipe.unet.add_embedding.state_dict()
     assert all(torch.equal(a.pipe.unet.add_embedding.state_dict()[k], v) for k, v in two_d.items())
+
+
+def test_openvino_runs_an_sdxl_unet_with_its_added_conditioning(tmp_path, monkeypatch):
+    """The converted UNet takes the pooled text and time ids as two more inputs: frames equal torch's."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    from lcm_video.models.loading import load_models
+    from lcm_video.pipelines.video_to_video import Stylizer
+    from lcm_video.settings.configs import StylizeConfig
+
+    monkeypatch.setenv("LCM_VIDEO_CACHE", str(tmp_path))
+    frames = _image(6).numpy()
+    cfg = StylizeConfig.make(prompt="a cat", negative_prompt="blurry", strength=0.6, window=1, quiet=True)
+    ours = Stylizer(load_models("tiny-sdxl", device="cpu", dtype="float32"), cfg).window(frames, range(1))
+    ov = load_models("tiny-sdxl", device="cpu", dtype="float32", backend="openvino")
+    assert np.abs(Stylizer(ov, cfg).window(frames, range(1)).astype(int) - ours.astype(int)).max() <= 1

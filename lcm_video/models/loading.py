@@ -355,11 +355,6 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
     else:
         guidance = mpreset.guidance if mpreset and mpreset.guidance else 1.0
     models = Models(pipe, dev, dt, guidance, model, max_context, preset_sampling(model, motion_adapter))
-    if backend == "openvino" and models.family == "sdxl":
-        raise UserError(
-            "--backend openvino converts SD1.5/SD2.1-shaped UNets only (SDXL's takes pooled text and time ids the "
-            "converted runner does not pass); use --backend torch"
-        )
     if backend == "openvino":
         models.use_openvino(compute)
     return models

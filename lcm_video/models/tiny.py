@@ -264,6 +264,57 @@ def sd15_components(seed: int = 0, unet_channels: tuple[int, ...] = SD15_UNET, v
     }
 
 
+SDXL_UNET = (320, 640, 1280)
+
+
+def sdxl_components(seed: int = 0, unet_channels: tuple[int, ...] = SDXL_UNET) -> dict:
+    """Random weights with SDXL base's shapes: the 2.6B-parameter UNet (transformer depths 0/2/10, 2048-d cross
+    attention, ``text_time`` added conditioning), the SDXL VAE, CLIP-L- and OpenCLIP-bigG-sized text encoders (on the
+    tiny tokenizer), an LCM scheduler with SDXL's betas, and ``taesd`` (TAESDXL's shapes, which are TAESD's). No
+    w-embedding (LCM-LoRA-SDXL's case). For speed benchmarks; about 14 GB in float32. ``unet_channels`` narrows the
+    UNet (same layout)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=128,
+            block_out_channels=tuple(unet_channels),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20),
+            use_linear_projection=True,
+            cross_attention_dim=2048,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=SD15_VAE,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=1024,
+            scaling_factor=0.13025,
+        )
+        text = byte_text_encoder(768, 3072, layers=12, heads=12, vocab=49408)  # CLIP-L's size
+        text_2 = byte_text_encoder(1280, 5120, layers=32, heads=20, vocab=49408, projection=1280, pooled=True)
+        taesd = AutoencoderTiny()
+    scheduler = LCMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1
+    )
+    return {
+        "unet": unet.eval(),
+        "vae": vae.eval(),
+        "text_encoder": text.eval(),
+        "text_encoder_2": text_2.eval(),
+        "tokenizer": tiny_tokenizer(),
+        "tokenizer_2": tiny_tokenizer(),
+        "scheduler": scheduler,
+        "taesd": taesd.eval(),
+    }
+
+
 def tiny_controlnet(unet, vae_factor: int = 8, seed: int = 0):
     """A random-weight ``ControlNetModel`` made from ``unet`` (``from_unet``, as real ones start), its conditioning
     embedding downsampling by ``vae_factor`` (the VAE's, so a map at the frame's size meets the latent's). Its zero

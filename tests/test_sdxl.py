@@ -268,6 +268,10 @@ def sdxl_hub(tmp_path_factory):
     _put(cache, "stabilityai/sd-turbo", files(tmp / "sd-turbo"))
     tiny_taesd().save_pretrained(tmp / "taesdxl")
     _put(cache, "madebyollin/taesdxl", files(tmp / "taesdxl"))
+    from lcm_video.models.tiny import tiny_motion_adapter
+
+    tiny_motion_adapter(seed=6, zero_out=False).save_pretrained(tmp / "motion")  # config + weights at the root
+    _put(cache, "guoyww/animatediff-motion-adapter-sdxl-beta", files(tmp / "motion"))
     fix = AutoencoderKL.from_config(comps["vae"].config, force_upcast=False)
     fix.save_pretrained(tmp / "fix")
     _put(cache, "madebyollin/sdxl-vae-fp16-fix", files(tmp / "fix"))
@@ -315,6 +319,18 @@ def test_every_sdxl_preset_loads_from_its_repos_and_samples_as_its_card_says(off
     assert schedule.prediction_type == "sample" and schedule.timesteps == (999,)  # x0 prediction, trailing
     turbo = load_models("sd-turbo", device="cpu", dtype="float32")
     assert type(turbo.pipe).__name__ == "StableDiffusionImg2ImgPipeline" and turbo.sampling.steps == 1
+
+
+def test_an_sdxl_preset_generates_with_the_sdxl_motion_adapter_by_default(offline_sdxl_hub, tmp_path):
+    import lcm_video
+
+    res = lcm_video.generate(
+        "a fox", tmp_path / "fox.mp4", model="lcm-lora-sdxl", device="cpu", frames=4, width=64, height=48, context=4,
+        quiet=True,
+    )  # fmt: skip
+    assert res.frames == 4 and res.unet_calls == 4
+    models = lcm_video.load_models("lcm-lora-sdxl", device="cpu", motion_adapter="animatediff-sdxl-beta")
+    assert type(models.pipe).__name__ == "AnimateDiffSDXLPipeline" and models.scheduler.config.beta_schedule == "linear"
 
 
 def test_sdxl_vae_choices(offline_sdxl_hub):

@@ -351,6 +351,7 @@ MOTION_PRESETS: dict[str, MotionPreset] = {
             base="lcm-lora-sdxl",
             scheduler=(("beta_schedule", "linear"),),
             guidance=1.0,
+            licence="apache-2.0",
         ),
         MotionPreset(
             "tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny", licence=HERE

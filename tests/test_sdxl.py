@@ -384,6 +384,7 @@ def test_an_sdxl_motion_unet_keeps_the_2d_unets_added_embedding():
     assert all(torch.equal(a.pipe.unet.add_embedding.state_dict()[k], v) for k, v in two_d.items())
 
 
+@pytest.mark.slow  # three conversions, ~15 s on 2 cores (as tests/test_openvino.py's conversion tests)
 def test_openvino_runs_an_sdxl_unet_with_its_added_conditioning(tmp_path, monkeypatch):
     """The converted UNet takes the pooled text and time ids as two more inputs: frames equal torch's."""
     pytest.importorskip("openvino", reason="the openvino extra is not installed")

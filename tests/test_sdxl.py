@@ -110,12 +110,22 @@ def test_time_ids_follow_the_render_size_and_the_aesthetic_variant():
     assert models_from_components(tiny_components(), "cpu").added_conditioning("a", "", 1.0, (8, 8)) is None
 
 
-@pytest.mark.parametrize("method", ["lcm", "tcd", "ddim-trailing", "euler-trailing"])
-def test_every_method_handles_v_prediction_as_diffusers_does(method):
-    """SD2.1-style v-prediction (the scheduler config says it): x̂0 = a·x − s·v, ε̂ = a·v + s·x, per method."""
+@pytest.mark.parametrize(
+    ("method", "prediction"),
+    [
+        ("lcm", "v_prediction"),
+        ("tcd", "v_prediction"),
+        ("ddim-trailing", "v_prediction"),
+        ("euler-trailing", "v_prediction"),
+        ("euler-trailing", "sample"),  # SDXL-Lightning's 1-step UNet (x0 prediction)
+    ],
+)
+def test_every_method_handles_v_prediction_as_diffusers_does(method, prediction):
+    """SD2.1-style v-prediction (the scheduler config says it): x̂0 = a·x − s·v, ε̂ = a·v + s·x, per method; and x0
+    prediction with Euler."""
     comps = tiny_components(guidance_embedding=False)
     sd = {k: v for k, v in SDXL_SCHEDULER.items() if k != "timestep_spacing"}
-    comps["scheduler"] = SCHEDULERS[method](DDIMScheduler(**sd, prediction_type="v_prediction").config)
+    comps["scheduler"] = SCHEDULERS[method](DDIMScheduler(**sd, prediction_type=prediction).config)
     ref_pipe = StableDiffusionImg2ImgPipeline(**comps, **NO_SAFETY)
     ref_pipe.set_progress_bar_config(disable=True)
     latents = LatentCodec(comps["vae"]).encode(to_unit(_image(5)))
@@ -126,13 +136,13 @@ def test_every_method_handles_v_prediction_as_diffusers_does(method):
     ).images  # fmt: skip
     models = models_from_components(comps, "cpu", torch.float32, 1.0, "tiny")
     schedule = make_schedule(method, models.scheduler, 4, 1.0, eta)
-    assert schedule.prediction_type == "v_prediction"
+    assert schedule.prediction_type == prediction
     noise = _generator_draws(3, latents.shape, 6)
     cond, _, _ = models.text_conditioning("a fresco", "", 1.0)
     denoiser = UNetDenoiser(comps["unet"], cond)
     ours = sample(lambda x, t: denoiser(x, t, [0]), schedule.add_noise(latents, noise[0]), schedule, noise)
     diff = (ours - ref).abs().max().item()
-    print(f"v-prediction {method}: max abs diff {diff:.2e}")
+    print(f"{prediction} {method}: max abs diff {diff:.2e}")
     assert diff <= TOLERANCE
 
 

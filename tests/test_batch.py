@@ -278,12 +278,16 @@ def test_two_processes_render_each_unit_once_and_match_one_process(tmp_path, cli
 
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_every_scheduler(tmp_path, clip):
+    """Every few-step method, and tiny-sdxl (SDXL's conditioning) stylising and generating."""
     base = {"mode": "stylize", "input": str(clip), "prompt": "x", "max_frames": 16, "strength": 0.75}
     jobs = [
         {**base, "name": "tcd", "output": "tcd.mp4", "scheduler": "tcd", "eta": 0.5},
         {**base, "name": "ddim", "output": "ddim.mp4", "scheduler": "ddim-trailing", "eta": 0.5},
         {"name": "euler", "mode": "generate", "prompt": "a fox", "frames": 16, "fps": 8, "context": 8,
          "output": "euler.mp4", "scheduler": "euler-trailing"},
+        {**base, "name": "sdxl", "output": "sdxl.mp4", "model": "tiny-sdxl", "cross_frame": "anchor+prev"},
+        {"name": "sdxlgen", "mode": "generate", "prompt": "a fox", "frames": 16, "fps": 8, "context": 8,
+         "output": "sdxlgen.mp4", "model": "tiny-sdxl"},
     ]  # fmt: skip
     job_file = write_jobs(tmp_path, jobs, {"model": "tiny", "device": "cpu", "segment_frames": 6})
     ref = _uninterrupted(tmp_path, job_file)
@@ -292,7 +296,7 @@ def test_two_processes_match_one_process_with_every_scheduler(tmp_path, clip):
     res = _run([*torchrun, "-m", "lcm_video", "batch", str(job_file), "--out", str(out), "-q"], timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     ranks = set()
-    for job in ("tcd", "ddim", "euler"):
+    for job in ("tcd", "ddim", "euler", "sdxl", "sdxlgen"):
         ranks |= set((out / ".lcm-video-work" / job / "renders.log").read_text().split()[1::2])
         assert np.array_equal(read_frames(out / f"{job}.mp4"), read_frames(ref / f"{job}.mp4")), job
     assert ranks == {"0", "1"}

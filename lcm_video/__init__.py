@@ -28,6 +28,8 @@ _EXPORTS = {
     "Cancelled": ".events",
     "evaluate": ".metrics",
     "run_batch": ".batch.run",
+    "run_live": ".live.run",
+    "LiveResult": ".live.run",
 }
 __all__ = sorted(_EXPORTS)
 

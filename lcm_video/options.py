@@ -19,7 +19,7 @@ from typing import Any
 from .errors import UserError
 
 STYLIZE, GENERATE, BATCH, EVAL, DISTILL = "stylize", "generate", "batch", "eval", "distill"
-INFO, RERUN, UI = "info", "rerun", "ui"
+INFO, RERUN, UI, LIVE = "info", "rerun", "ui", "live"
 RENDER = (STYLIZE, GENERATE)
 
 KINDS = {

@@ -108,6 +108,18 @@ def test_a_failing_job_is_isolated_and_reported(tmp_path, clip, capsys):
     assert "failed bad" in capsys.readouterr().err
 
 
+def test_a_deleted_output_is_rendered_again(tmp_path, clip):
+    """Assembly removes a job's segments; a later run whose output was deleted renders them again (it used to find
+    their .json, skip them and fail to assemble) and writes the same frames."""
+    styl = _jobs(clip)[0] | {"max_frames": 9, "segment_frames": 4}
+    jobs, out = write_jobs(tmp_path, [styl]), tmp_path / "o"
+    assert cli.main(["batch", str(jobs), "--out", str(out), "-q"]) == 0
+    first = read_frames(out / "styl.mp4")
+    (out / "styl.mp4").unlink()
+    assert cli.main(["batch", str(jobs), "--out", str(out), "-q"]) == 0
+    assert np.array_equal(read_frames(out / "styl.mp4"), first)
+
+
 def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, clip, monkeypatch):
     from lcm_video.models import loading as models_mod
 

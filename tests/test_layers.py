@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("settings",),
     ("metrics",),
     ("pipelines",),
-    ("train", "batch"),
+    ("train", "batch", "live"),
     ("cli", "ui"),
     ("__init__", "__main__"),
 ]

@@ -20,7 +20,7 @@ from lcm_video.settings.resolve import resolve
 
 from .conftest import ROOT
 
-COMMANDS = ("stylize", "generate", "batch", "distill", "eval", "info", "rerun", "ui")
+COMMANDS = ("stylize", "generate", "batch", "distill", "eval", "info", "rerun", "ui", "live")
 
 
 def _help(command: str, capsys, usage_only: bool = False) -> str:

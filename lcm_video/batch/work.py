@@ -135,8 +135,10 @@ def prepare_work(plans: list[JobPlan]) -> None:
 
 
 def segment_done(plan: JobPlan, k: int) -> bool:
-    """Segment ``k`` of ``plan`` is rendered: its ``.json`` is written only after its ``.mkv`` is in place."""
-    return (plan.work / f"{seg_name(plan.segments[k])}.json").exists()
+    """Segment ``k`` of ``plan`` is rendered: its ``.json`` is written only after its ``.mkv`` is in place, and the
+    ``.mkv`` is still there (assembly removes them: an output deleted afterwards has its segments rendered again)."""
+    stem = plan.work / seg_name(plan.segments[k])
+    return stem.with_suffix(".json").exists() and stem.with_suffix(".mkv").exists()
 
 
 def pending_units(plans: list[JobPlan]) -> list[tuple[int, int]]:

@@ -12,7 +12,7 @@ import sys
 import warnings
 
 from ..errors import UserError
-from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE, UI
+from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, LIVE, RERUN, STYLIZE, UI
 from ..pipelines.prepare import prepare_generate, prepare_stylize
 from ..settings.flags import COMMAND_FLAGS
 from ..settings.parts import SETTINGS
@@ -107,6 +107,47 @@ def _run_stylize(ns: argparse.Namespace) -> int:
 
 def _run_generate(ns: argparse.Namespace) -> int:
     return _generate(ns.output, _render_config(ns, GENERATE))
+
+
+def _run_live(ns: argparse.Namespace) -> int:
+    from ..live.config import check_sinks, live_config
+
+    flags = {k: v for k, v in vars(ns).items() if k in SETTINGS}
+    cfg = live_config(getattr(ns, "config", None), flags, "command-line options")
+    check_sinks(ns.sinks, cfg)  # bad paths and sinks fail here, before torch is imported
+    source = ns.live_input
+    controls = None
+    if source == "-":
+        if not cfg.output.quiet and _extra(ns, "input_size"):  # without it the source's error says what is missing
+            note = "stdin carries the frames, so no control lines (prompt: ...) can be read"
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+    else:
+        controls = sys.stdin
+    if cfg.output.quiet:
+        _quiet_loading()
+    from ..live.run import run_live
+
+    res = run_live(
+        source,
+        ns.sinks,
+        config=cfg,
+        realtime=_extra(ns, "realtime"),
+        stream_batch=_extra(ns, "stream_batch"),
+        input_size=_extra(ns, "input_size"),
+        input_fps=_extra(ns, "input_fps"),
+        stats=_extra(ns, "stats"),
+        controls=controls,
+    )
+    if not cfg.output.quiet:
+        s = res.stats
+        why = {"end": "the source ended", "interrupted": "stopped", "max_frames": "--max-frames reached"}[res.stopped]
+        wrote = f"; wrote {', '.join(map(str, res.recordings))}" if res.recordings else ""
+        print(
+            f"live: {why} after {s['frames_out']} frames ({s['dropped']} dropped), out {s['fps_out']:.1f} fps, "
+            f"latency p50 {s['latency_ms']['p50']} ms p95 {s['latency_ms']['p95']} ms{wrote}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def _run_batch(ns: argparse.Namespace) -> int:
@@ -206,6 +247,11 @@ def _run_rerun(ns: argparse.Namespace) -> int:
     from ..record import read_record
 
     rec = read_record(ns.made)
+    if rec is not None and rec.get("command") == LIVE:
+        raise UserError(
+            f"{ns.made!r} was recorded live; a stream cannot be replayed, but its settings can: "
+            f"lcm-video live -i SOURCE -o SINK --config {ns.made}"
+        )
     if rec is None or rec.get("command") not in (STYLIZE, GENERATE):
         raise UserError(f"{ns.made!r} has no lcm-video render settings in it; nothing to rerun")
     command, settings = rec["command"], dict(rec["settings"])
@@ -285,6 +331,7 @@ def _run_models(ns: argparse.Namespace) -> int:
 RUN = {
     STYLIZE: _run_stylize,
     GENERATE: _run_generate,
+    LIVE: _run_live,
     BATCH: _run_batch,
     DISTILL: _run_distill,
     EVAL: _run_eval,

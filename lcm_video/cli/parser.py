@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, RERUN, STYLIZE, UI, Option, did_you_mean
+from ..options import BATCH, DISTILL, EVAL, GENERATE, INFO, LIVE, RERUN, STYLIZE, UI, Option, did_you_mean
 from ..settings.flags import options_for
 
 PROG = "lcm-video"
@@ -19,6 +19,12 @@ COMMANDS = {
         "generate a clip from a prompt through a motion module (AnimateLCM / AnimateDiff)",
         "Render a clip from PROMPT with a motion module and a 4-step LCM; clips longer than the motion context are "
         "rendered in overlapping windows fused at every step.",
+    ),
+    LIVE: (
+        "stylise a camera, screen, stream, stdin or file live into recordings, streams and virtual cameras",
+        "Stylise SOURCE frame by frame as it comes (the newest frame wins while one renders) into every -o SINK at "
+        "once. While it runs, lines on stdin change it: 'prompt: TEXT', 'strength: S', 'seed: N'. Ctrl-C stops it "
+        "and finishes the recordings.",
     ),
     BATCH: (
         "render a job file of many renders, resumable, across processes (accelerate launch / torchrun)",

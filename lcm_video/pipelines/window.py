@@ -105,10 +105,11 @@ CPU_VAE_CHUNKS = (1, 2)  # (encode, decode)
 
 
 def vae_chunks(device, batch: int | None) -> tuple[int, int]:
-    """(encode, decode) frames per VAE call: on a CPU the measured best, elsewhere balanced batches of up to 8 (GPUs
+    """(encode, decode) frames per VAE call: on a CPU the measured best (never more than a ``batch`` of 1 holds: a
+    live run, or ``--window 1``, would decode a pad frame every call), elsewhere balanced batches of up to 8 (GPUs
     gain from batching; not measured here)."""
     if device.type == "cpu":
-        return CPU_VAE_CHUNKS
+        return CPU_VAE_CHUNKS if batch is None else (min(CPU_VAE_CHUNKS[0], batch), min(CPU_VAE_CHUNKS[1], batch))
     chunk = balanced_window(batch or VAE_CHUNK, VAE_CHUNK)
     return chunk, chunk
 
@@ -169,6 +170,8 @@ class WindowSampler:
         cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
         self._text = (prompts, negative, guidance)  # SDXL's added conditioning, made once the size is known
+        self._added = None  # that conditioning (``begin``), or None until then and for other families
+        self._size: tuple[int, int] | None = None
         self.blender = TemporalBlender(t.blend, t.fuse)
         self.seed, self.shared_noise, self.renoise = s.seed, t.shared_noise, t.renoise
         self.noise: FrameNoise | None = None
@@ -176,6 +179,31 @@ class WindowSampler:
         if t.cross_frame != "off":
             self.cross = CrossFrameState(t.cross_frame)
             self.denoiser.cross_frame = (self.cross, processors(models.unet, self.cross))
+
+    def begin(self, shape: tuple[int, int, int]) -> None:
+        """Make what depends on the latents' (c, h, w) at the render's first frames (and after a change): the keyed
+        noise, and SDXL's added conditioning (pooled text and time ids for the frame size), once each. Every path
+        that samples calls it: ``sample``, and the live stream batch."""
+        if self.noise is None:
+            self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
+        factor = vae_factor(self.models)
+        size = (shape[2] * factor, shape[1] * factor)
+        if self._size != size:
+            if self._added is not None:
+                self.denoiser.added.remove(self._added)
+            self._added = self.models.added_conditioning(*self._text, size)
+            if self._added is not None:
+                self.denoiser.added.append(self._added)
+            self._size = size
+
+    def set_prompt(self, prompts: str | dict[int, str]) -> None:
+        """Sample the next frames under ``prompts`` (the live mode's prompt change): the text states, and SDXL's
+        pooled text with them (remade at the next ``begin``)."""
+        _, negative, guidance = self._text
+        self._text = (prompts, negative, guidance)
+        d = self.denoiser
+        d.cond, d.uncond, d.tcond = self.models.text_conditioning(prompts, negative, guidance)
+        self._size = None
 
     def set_strength(self, strength: float) -> None:
         """Sample the next windows at ``strength`` (one for every frame): the method's schedule rebuilt with the
@@ -214,12 +242,7 @@ class WindowSampler:
         ``motion``: {index: LatentMotion from the previous frame} for motion-compensated blending (``--warp flow``).
         ``control``: per ControlNet, the maps of ``indices``, float (f, 3, H, W) in [0, 1] (``--control``).
         """
-        if self.noise is None:
-            self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
-            factor = vae_factor(self.models)
-            added = self.models.added_conditioning(*self._text, (shape[2] * factor, shape[1] * factor))
-            if added is not None:  # SDXL: pooled text and time ids, once per render
-                self.denoiser.added.append(added)
+        self.begin(shape)
         frames = indices if noise_keys is None else noise_keys  # output frame numbers: prompt/strength keys, noise
         eps = self.noise.window(frames, self.models.device)
         schedule = self.schedule.window(frames) if isinstance(self.schedule, FrameSchedules) else self.schedule

@@ -1,10 +1,13 @@
 """The command flags that are not render settings: input and output paths, ``--config``, and the batch, eval, info,
-rerun and ui commands' own options; and ``options_for(command)``, every option a command takes, in ``--help`` order."""
+rerun, ui and live commands' own options; and ``options_for(command)``, every option a command takes, in ``--help``
+order (live takes stylise's settings, less ``LIVE_SKIPS``)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..choices import ENGINES, FLOW
-from ..options import BATCH, DISTILL, EVAL, INFO, RENDER, RERUN, STYLIZE, UI, Option
+from ..options import BATCH, DISTILL, EVAL, INFO, LIVE, RENDER, RERUN, STYLIZE, UI, Option
 from .distill import DISTILL_SETTINGS
 from .parts import SETTINGS
 
@@ -30,7 +33,7 @@ COMMAND_FLAGS: tuple[Option, ...] = (
         "config",
         "path",
         "YAML file of options (keys as the flags, with _ for -); flags given here win",
-        commands=RENDER,
+        commands=(*RENDER, LIVE),
         metavar="FILE.yaml",
         doc="any options below as `key: value` (`configs/*.yaml` document them); flags on the command line win; an "
         "unknown key is an error",
@@ -111,6 +114,80 @@ COMMAND_FLAGS: tuple[Option, ...] = (
         "join the finished segments of OUT/plan.json into the outputs and write report.json (lists any missing)",
         False,
         commands=(BATCH,),
+    ),
+    Option(
+        "live_input",
+        "str",
+        "what to stylise: a video file, a URL ffmpeg reads (udp://, rtsp://, rtmp://, srt://, http://), a webcam "
+        "(/dev/videoN), the X11 screen (screen, or screen:DISPLAY), or - for raw RGB frames on stdin",
+        commands=(LIVE,),
+        flag="--input",
+        short="-i",
+        required=True,
+        metavar="SOURCE",
+        doc="what to stylise: a video file (played in order, or at its own rate with `--realtime`), a URL ffmpeg "
+        "reads (`udp://`, `rtsp://`, `rtmp://`, `srt://`, `http://`), a webcam (`/dev/videoN`), the X11 screen "
+        "(`screen`: `$DISPLAY`; `screen::0.0+100,200`: that display from that corner), or `-`: raw RGB24 frames "
+        "of `--input-size` on stdin",
+    ),
+    Option(
+        "sinks",
+        "strs",
+        "where the stylised frames go, repeatable: a recording (.mp4, .mkv, ...), a URL ffmpeg writes "
+        "(udp://, srt://, rtmp://), or vcam[:DEVICE] (a virtual camera)",
+        commands=(LIVE,),
+        flag="--output",
+        short="-o",
+        required=True,
+        metavar="SINK",
+        doc="where the stylised frames go, repeatable (all at once): a recording (`.mp4`, `.mkv`, `.mov`, `.webm`; "
+        "moved into place when the run ends, with the settings recorded in it), a URL ffmpeg writes (`udp://` and "
+        "`srt://` as MPEG-TS, `rtmp://` as FLV; H.264, tuned for latency), or `vcam` / `vcam:/dev/videoN` (a "
+        "virtual camera through pyvirtualcam: v4l2loopback on Linux, OBS's on Windows and macOS; `pip install "
+        '-e ".[live]"`)',
+    ),
+    Option(
+        "realtime",
+        "bool",
+        "play a file source at its own frame rate, dropping the frames that arrive while a frame renders",
+        False,
+        commands=(LIVE,),
+        doc="play a file source at its own frame rate (as a camera would deliver it): frames that arrive while "
+        "one renders are dropped and counted. Without it a file's every frame is stylised, in order (the frames "
+        "`lcm-video stylize --window 1` makes). Cameras, screens, streams and stdin are always live",
+    ),
+    Option(
+        "stream_batch",
+        "bool",
+        "StreamDiffusion's stream batch: the frames in flight at their different steps share one UNet call; "
+        "output lags input by steps - 1 frames more",
+        False,
+        commands=(LIVE,),
+        doc="StreamDiffusion's stream batch: `--steps` frames are in flight, each at its own step, and one UNet call "
+        "per input frame denoises them all (a batch of N instead of N calls of one): more throughput where a bigger "
+        "batch costs less per frame (GPUs), for `--steps` - 1 frames more latency. The frames are the per-frame "
+        "path's, up to the batch's float rounding. Not with `--cross-frame`, `--control` or `--skip-similar`",
+    ),
+    Option(
+        "input_size",
+        "str",
+        "WIDTHxHEIGHT of raw stdin frames (-i -); for a webcam or the screen, the capture size to ask for",
+        commands=(LIVE,),
+        metavar="WxH",
+    ),
+    Option(
+        "input_fps",
+        "fps",
+        "frame rate of raw stdin frames (-i -, default 30); for a webcam or the screen, the rate to ask for",
+        commands=(LIVE,),
+        metavar="R",
+    ),
+    Option(
+        "stats",
+        "path",
+        "write the run's figures (fps in and out, latency p50/p95, dropped frames) to FILE.json at the end",
+        commands=(LIVE,),
+        metavar="FILE.json",
     ),
     Option("video", "path", "video to measure", commands=(EVAL,), positional=True),
     Option(
@@ -205,8 +282,39 @@ COMMAND_FLAGS: tuple[Option, ...] = (
 )
 
 
+LIVE_SKIPS: dict[str, str] = {
+    "prompt_at": "a stream has no frame numbers to key on; change the prompt while it runs (a `prompt:` line)",
+    "strength_at": "a stream has no frame numbers to key on; change the strength while it runs (a `strength:` line)",
+    "motion_adapter": "motion windows hold frames back; live renders a frame at a time",
+    "context": "motion windows hold frames back; live renders a frame at a time",
+    "overlap": "motion windows hold frames back; live renders a frame at a time",
+    "fuse": "motion windows hold frames back; live renders a frame at a time",
+    "window": "live renders a frame at a time (a UNet batch of 1)",
+    "start": "a stream has no start and end times",
+    "end": "a stream has no start and end times",
+    "fps": "frames go out as they are rendered",
+    "audio": "live carries no audio",
+    "metrics": "measure a recording with `lcm-video eval`",
+    "control_video": "control maps are annotated from each live frame",
+}
+"""Stylise settings that do not apply to a live stream, and why (the error a YAML key or keyword gets)."""
+
+
+def _as_live(opt: Option) -> Option:
+    """A stylise setting as live's: stylise's defaults and derived defaults, live added to its commands."""
+    defaults, derived = dict(opt.defaults), opt.derived
+    if STYLIZE in defaults:
+        defaults[LIVE] = defaults[STYLIZE]
+    if isinstance(derived, tuple):
+        derived = (*derived, (LIVE, dict(derived).get(STYLIZE, "")))
+    return dataclasses.replace(opt, commands=(*opt.commands, LIVE), defaults=tuple(defaults.items()), derived=derived)
+
+
 def options_for(command: str) -> list[Option]:
     """The options ``command`` takes, paths and positionals first, then the parts' settings in declaration order."""
     extra = [o for o in COMMAND_FLAGS if command in o.commands]
+    if command == LIVE:
+        live = (_as_live(o) for o in SETTINGS.values() if STYLIZE in o.commands and o.name not in LIVE_SKIPS)
+        return [*extra, *live]
     settings = DISTILL_SETTINGS if command == DISTILL else SETTINGS
     return [*extra, *(o for o in settings.values() if command in o.commands)]

@@ -28,25 +28,49 @@ def thumb_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(2, round(w * scale)), max(2, round(h * scale))
 
 
-def decide(thumbs, threshold: float, max_skip: int) -> FrameMap:
-    """The filter's rule over uint8 (h, w, 3) thumbnails in output order (any iterable, consumed once).
+class Rule:
+    """The filter's rule, one thumbnail at a time: ``repeats(thumb)`` says whether the frame repeats the last rendered
+    frame ``ref``: while ``mean |thumb - thumb_ref| <= threshold`` (8-bit levels) and fewer than ``max_skip`` frames
+    in a row have; the first frame (and the first after ``reset()``) is always rendered. Comparing against the last
+    *rendered* frame, not the previous one, bounds the drift of a slow pan to ``threshold``."""
 
-    Frame ``i`` repeats the last rendered frame ``ref`` while ``mean |thumb_i - thumb_ref| <= threshold`` (8-bit
-    levels) and fewer than ``max_skip`` frames in a row have; the first frame is always rendered. Comparing against
-    the last *rendered* frame, not the previous one, bounds the drift of a slow pan to ``threshold``.
-    """
-    shows: list[int] = []
-    ref: np.ndarray | None = None
-    run, pos = 0, -1
-    for thumb in thumbs:
+    def __init__(self, threshold: float, max_skip: int):
+        self.threshold, self.max_skip = threshold, max_skip
+        self.reset()
+
+    def reset(self) -> None:
+        self.ref: np.ndarray | None = None
+        self.run = 0
+
+    def repeats(self, thumb) -> bool:
         t = np.asarray(thumb, np.int32)
         # Integer sum against threshold·count: the same decision on every machine, no float rounding at the edge.
-        if ref is not None and run < max_skip and int(np.abs(t - ref).sum()) <= threshold * t.size:
-            run += 1
-        else:
-            ref, run, pos = t, 0, pos + 1
+        if (
+            self.ref is not None
+            and self.run < self.max_skip
+            and int(np.abs(t - self.ref).sum()) <= self.threshold * t.size
+        ):
+            self.run += 1
+            return True
+        self.ref, self.run = t, 0
+        return False
+
+
+def decide(thumbs, threshold: float, max_skip: int) -> FrameMap:
+    """The filter's rule (``Rule``) over uint8 (h, w, 3) thumbnails in output order (any iterable, consumed once)."""
+    rule, shows, pos = Rule(threshold, max_skip), [], -1
+    for thumb in thumbs:
+        pos += not rule.repeats(thumb)
         shows.append(pos)
     return FrameMap(tuple(shows))
+
+
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """A uint8 (h, w, 3) frame at ``thumb_size`` (box filter): what the filter compares one live frame by."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    return np.asarray(Image.fromarray(frame).resize(thumb_size((w, h)), Image.Resampling.BOX))
 
 
 @lru_cache(maxsize=8)  # a batch process renders several segments of one job; scan it once

@@ -507,6 +507,7 @@ def test_live_says_the_size_note_as_stylise_does(toy, clip, tmp_path):
     ]
 
 
+@pytest.mark.slow  # four live runs, ~23 s on 2 cores; tests/test_sdxl.py keeps SDXL in the quick loop
 def test_an_sdxl_model_live_equals_stylise_with_the_stream_batch_and_a_typed_prompt(clip, tmp_path):
     """tiny-sdxl (pooled text and time ids, CFG at its guidance 1.5): live in order equals stylise --window 1; the
     stream batch gives the same frames within a level; a typed prompt changes the pooled text with the states."""

@@ -141,8 +141,11 @@ class UNetDenoiser:
         added = {}
         for source in self.added:
             added.update(source(frames, self.motion))
-        if added:
-            extra["added_cond_kwargs"] = {k: v.to(dev, self.dtype) for k, v in added.items()}
+        if added:  # tensors, or lists of them (IP-Adapter's image_embeds), in the UNet's device and dtype
+            extra["added_cond_kwargs"] = {
+                k: [e.to(dev, self.dtype) for e in v] if isinstance(v, list) else v.to(dev, self.dtype)
+                for k, v in added.items()
+            }
         before = None
         if self.cross_frame is not None:
             state, procs = self.cross_frame

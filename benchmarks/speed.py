@@ -1,7 +1,8 @@
 """Benchmarks of lcm_video against diffusers' own pipelines, in the same process, on the same weights.
 
     python -m benchmarks.speed [--out FILE.json] speed [--frames 12] [--size 256] [--motion-frames 8] [--device cpu]
-                               [--dtype float32] [--repeat 1] [--cases stylize,motion,generate] [--models sd15]
+                               [--dtype float32] [--repeat 1] [--cases stylize,motion,generate]
+                               [--models sd15|tiny|sdxl|tiny-sdxl]
     python -m benchmarks.speed [--out FILE.json] memory [--size 256]
     python -m benchmarks.speed [--out FILE.json] consistency [--max-frames N]
     python -m benchmarks.speed [--out FILE.json] skip [--size 256] [--skip-max 10]
@@ -20,7 +21,9 @@ encoder, TAESD, AnimateDiff-shaped motion adapter), 4 steps, strength 0.5. Cases
   call alone (frames decoded beforehand, nothing written); ours includes decoding and encoding.
 Each reports frames/s, seconds to first frame, and peak memory above the start of the case (CUDA: allocated;
 CPU: RSS sampled every 10 ms). ``--models tiny``: the same cases on the random-weight tiny models (``tiny_components``
-with a tiny TAESD and motion adapter): seconds, to check the benchmark itself runs.
+with a tiny TAESD and motion adapter): seconds, to check the benchmark itself runs. ``--models sdxl``: case (a) only,
+on SDXL base's shapes (``sdxl_components``, ~14 GB in float32) against ``StableDiffusionXLImg2ImgPipeline`` +
+``LCMScheduler`` at guidance 1; ``--models tiny-sdxl``: the same on tiny-sdxl.
 
 memory: peak RSS of separate processes rendering 30 and 300 frames (tiny models, SIZE²): ours vs a diffusers
 per-frame loop that collects the frames and calls diffusers' export_to_video, as its docs do.
@@ -79,11 +82,22 @@ def _row(case: str, who: str, frames: int, seconds: float, first: float, peak: P
 
 def components(which: str) -> dict:
     """Random-weight modules: SD1.5's shapes (``sd15``) or the tiny test models (``tiny``), with a TAESD-shaped
-    ``taesd`` and a motion ``adapter``."""
-    from lcm_video.models.tiny import sd15_components, tiny_components, tiny_motion_adapter, tiny_taesd
+    ``taesd`` and a motion ``adapter``; SDXL's shapes (``sdxl``, ``tiny-sdxl``) with a ``taesd`` and no adapter."""
+    from lcm_video.models.tiny import (
+        sd15_components,
+        sdxl_components,
+        tiny_components,
+        tiny_motion_adapter,
+        tiny_sdxl_components,
+        tiny_taesd,
+    )
 
     if which == "sd15":
         return sd15_components()
+    if which == "sdxl":
+        return sdxl_components()
+    if which == "tiny-sdxl":
+        return tiny_sdxl_components() | {"taesd": tiny_taesd()}
     return tiny_components() | {"taesd": tiny_taesd(), "adapter": tiny_motion_adapter()}
 
 
@@ -98,29 +112,38 @@ def bench_speed(args, rows: Rows) -> None:
     mclip = make_clip(tmp / "msrc.mp4", seconds=args.motion_frames / 24, size=size, rate="24")
     t0 = time.perf_counter()
     comps = components(args.models)
-    for k in ("unet", "vae", "text_encoder", "taesd", "adapter"):
-        comps[k].to(device, dtype)
+    for k in ("unet", "vae", "text_encoder", "text_encoder_2", "taesd", "adapter"):
+        if k in comps:
+            comps[k].to(device, dtype)
     print(f"built {args.models}-shaped random models in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     cases = set(args.cases.split(","))
     if "stylize" in cases:
         bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows)
-    if cases & {"motion", "generate"}:
+    if cases & {"motion", "generate"} and "adapter" in comps:  # SDXL shapes: stylize only
         bench_motion(args, comps, mclip, tmp, device, dtype, rows, cases)
 
 
 def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows: Rows) -> None:
-    """(a) per-frame diffusers img2img loop vs ours, guidance 8 through the w-embedding on both sides."""
+    """(a) per-frame diffusers img2img loop vs ours, guidance 8 through the w-embedding on both sides; SDXL shapes:
+    ``StableDiffusionXLImg2ImgPipeline`` + ``LCMScheduler`` at guidance 1 (LCM-LoRA-SDXL's: one UNet pass a step)."""
     import decord
     import imageio_ffmpeg
     from diffusers import LatentConsistencyModelImg2ImgPipeline
     from PIL import Image
 
     from lcm_video import stylize
-    from lcm_video.models.container import models_from_components
+    from lcm_video.models.container import SDXL_EXTRA, SDXL_PARTS, models_from_components
 
-    prompt, common = PROMPT, {"num_inference_steps": 4, "guidance_scale": 8.0}
+    sdxl = "text_encoder_2" in comps
+    guidance = 1.0 if sdxl else 8.0
+    prompt, common = PROMPT, {"num_inference_steps": 4, "guidance_scale": guidance}
     nosafe = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-    lcm = LatentConsistencyModelImg2ImgPipeline(**{k: comps[k] for k in SD_KEYS}, **nosafe)
+    if sdxl:
+        from diffusers import StableDiffusionXLImg2ImgPipeline
+
+        lcm = StableDiffusionXLImg2ImgPipeline(**{k: comps[k] for k in SDXL_PARTS}, **SDXL_EXTRA)
+    else:
+        lcm = LatentConsistencyModelImg2ImgPipeline(**{k: comps[k] for k in SD_KEYS}, **nosafe)
     lcm.set_progress_bar_config(disable=True)
     first_img = Image.fromarray(decord.VideoReader(str(clip))[0].asnumpy())
     lcm(prompt, image=first_img, strength=0.5, output_type="np", **common)  # warm-up
@@ -139,21 +162,22 @@ def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows: Rows) -> N
                 first = first or time.perf_counter() - t
             out.close()
             took = time.perf_counter() - t
-        return _row("stylize", "diffusers LCM img2img, per-frame loop", len(vr), took, first, peak)
+        label = "diffusers SDXL img2img + LCMScheduler" if sdxl else "diffusers LCM img2img"
+        return _row("stylize", f"{label}, per-frame loop", len(vr), took, first, peak)
 
     name = f"{args.models}-shapes"
-    cases = {"lcm_video stylize": models_from_components(comps, device, dtype, 8.0, name)}
-    fast = models_from_components(comps | {"vae": comps["taesd"]}, device, dtype, 8.0, name)
-    cases["lcm_video stylize --fast (TAESD)"] = fast
+    cases = {"lcm_video stylize": models_from_components(comps, device, dtype, guidance, name)}
+    fast = models_from_components(comps | {"vae": comps["taesd"]}, device, dtype, guidance, name)
+    cases[f"lcm_video stylize --fast (TAESD{'XL' if sdxl else ''})"] = fast
     for models in cases.values():
-        stylize(mclip, tmp / "warm.mp4", prompt, models=models, max_frames=1, quiet=True, guidance=8.0)
+        stylize(mclip, tmp / "warm.mp4", prompt, models=models, max_frames=1, quiet=True, guidance=guidance)
 
     def ours(label):
         first = FirstFrame()
         with Peak(device) as peak:
             t = time.perf_counter()
             res = stylize(
-                clip, tmp / "ours.mp4", prompt, models=cases[label], strength=0.5, guidance=8.0, on_progress=first
+                clip, tmp / "ours.mp4", prompt, models=cases[label], strength=0.5, guidance=guidance, on_progress=first
             )
             took = time.perf_counter() - t
         return _row("stylize", label, res.frames, took, first.t - t, peak)
@@ -360,7 +384,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="float32", choices=DTYPES)
     s.add_argument("--cases", default="stylize,motion,generate", help="comma-separated subset of the three")
     s.add_argument("--repeat", type=int, default=1, help="interleaved runs of the stylize cases")
-    s.add_argument("--models", default="sd15", choices=("sd15", "tiny"), help="the random weights' shapes")
+    s.add_argument(
+        "--models", default="sd15", choices=("sd15", "tiny", "sdxl", "tiny-sdxl"), help="the random weights' shapes"
+    )
     m = sub.add_parser("memory")
     m.add_argument("--size", type=int, default=256)
     k = sub.add_parser("consistency")

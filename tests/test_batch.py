@@ -155,6 +155,8 @@ def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, c
         pytest.param(0.3, {"scheduler": "euler-trailing", "strength": 0.75}, marks=pytest.mark.slow),
         # an IP-Adapter's reference image, embedded once per segment as once per render
         pytest.param(0.3, {"style_image": STYLE}, id="style"),
+        # SDXL's conditioning (pooled text, time ids; CFG at tiny-sdxl's guidance 1.5)
+        (0.3, {"model": "tiny-sdxl", "cross_frame": "anchor+prev"}),
     ],
 )
 def test_segment_seams_match_a_continuous_render(tmp_path, clip, style_image, blend, extra):
@@ -164,7 +166,7 @@ def test_segment_seams_match_a_continuous_render(tmp_path, clip, style_image, bl
     defaults = {"model": "tiny", "device": "cpu", "crf": 0, "codec": "libx264rgb", "max_frames": SEAM_FRAMES}
     batch.run_batch(write_jobs(tmp_path, [job | extra], defaults), tmp_path / "out", segment_frames=7, quiet=True)
     opts = {"blend": blend, "crf": 0, "codec": "libx264rgb", "max_frames": SEAM_FRAMES, "quiet": True, **extra}
-    whole = stylize(clip, tmp_path / "whole.mp4", "x", model="tiny", device="cpu", **opts)
+    whole = stylize(clip, tmp_path / "whole.mp4", "x", **{"model": "tiny", "device": "cpu", **opts})
     a, b = read_frames(tmp_path / "out" / "s.mp4").astype(int), read_frames(whole.output).astype(int)
     assert a.shape == b.shape and len(a) == SEAM_FRAMES
     assert np.abs(a - b).max() <= 2  # each segment re-renders frames before its start until β^n < 1e-5
@@ -291,12 +293,16 @@ def test_two_processes_render_each_unit_once_and_match_one_process(tmp_path, cli
 
 @pytest.mark.slow
 def test_two_processes_match_one_process_with_every_scheduler(tmp_path, clip):
+    """Every few-step method, and tiny-sdxl (SDXL's conditioning) stylising and generating."""
     base = {"mode": "stylize", "input": str(clip), "prompt": "x", "max_frames": 16, "strength": 0.75}
     jobs = [
         {**base, "name": "tcd", "output": "tcd.mp4", "scheduler": "tcd", "eta": 0.5},
         {**base, "name": "ddim", "output": "ddim.mp4", "scheduler": "ddim-trailing", "eta": 0.5},
         {"name": "euler", "mode": "generate", "prompt": "a fox", "frames": 16, "fps": 8, "context": 8,
          "output": "euler.mp4", "scheduler": "euler-trailing"},
+        {**base, "name": "sdxl", "output": "sdxl.mp4", "model": "tiny-sdxl", "cross_frame": "anchor+prev"},
+        {"name": "sdxlgen", "mode": "generate", "prompt": "a fox", "frames": 16, "fps": 8, "context": 8,
+         "output": "sdxlgen.mp4", "model": "tiny-sdxl"},
     ]  # fmt: skip
     job_file = write_jobs(tmp_path, jobs, {"model": "tiny", "device": "cpu", "segment_frames": 6})
     ref = _uninterrupted(tmp_path, job_file)
@@ -305,7 +311,7 @@ def test_two_processes_match_one_process_with_every_scheduler(tmp_path, clip):
     res = _run([*torchrun, "-m", "lcm_video", "batch", str(job_file), "--out", str(out), "-q"], timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     ranks = set()
-    for job in ("tcd", "ddim", "euler"):
+    for job in ("tcd", "ddim", "euler", "sdxl", "sdxlgen"):
         ranks |= set((out / ".lcm-video-work" / job / "renders.log").read_text().split()[1::2])
         assert np.array_equal(read_frames(out / f"{job}.mp4"), read_frames(ref / f"{job}.mp4")), job
     assert ranks == {"0", "1"}
@@ -354,7 +360,12 @@ def test_generate_segments_match_a_continuous_render_with_and_without_cross_fram
 
 
 @pytest.mark.parametrize(
-    "sched", [{"scheduler": "tcd", "eta": 0.5}, pytest.param({"scheduler": "euler-trailing"}, marks=pytest.mark.slow)]
+    "sched",
+    [
+        {"scheduler": "tcd", "eta": 0.5},
+        pytest.param({"scheduler": "euler-trailing"}, marks=pytest.mark.slow),
+        pytest.param({"model": "tiny-sdxl", "scheduler": "tcd", "eta": 0.5}, marks=pytest.mark.slow),
+    ],
 )
 def test_a_resumed_batch_gives_the_frames_of_an_uninterrupted_one_with_every_scheduler(
     tmp_path, clip, sched, monkeypatch

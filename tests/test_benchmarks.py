@@ -175,3 +175,16 @@ def test_speed_on_the_tiny_models(tmp_path):
         assert row["frames"] == (3 if row["case"] == "stylize" else 2), row
         _positive(row, "seconds", "fps", "first_frame_s")
         assert row["first_frame_s"] <= row["seconds"] + 0.01 and row["peak_mib"] >= 0, row
+
+
+def test_speed_on_the_tiny_sdxl_models(tmp_path):
+    from benchmarks import speed
+
+    argv = ["--out", str(tmp_path / "speed.json"), "speed", "--models", "tiny-sdxl", "--size", "64"]
+    speed.main([*argv, "--frames", "2", "--cases", "stylize,motion"])  # SDXL shapes: the stylize case only
+    rows = _document(tmp_path / "speed.json")["rows"]
+    assert [r["pipeline"] for r in rows] == [
+        "diffusers SDXL img2img + LCMScheduler, per-frame loop",
+        "lcm_video stylize",
+        "lcm_video stylize --fast (TAESDXL)",
+    ]

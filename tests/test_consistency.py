@@ -97,6 +97,26 @@ def test_window_size_does_not_change_any_frame(tiny_models, moving_frames, style
     assert (diff == 0).float().mean().item() > 0.999
 
 
+@pytest.fixture(scope="module")
+def tiny_sdxl():
+    from lcm_video.models.loading import load_models
+
+    return load_models("tiny-sdxl", device="cpu", dtype="float32")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"negative_prompt": "blurry"}, {"cross_frame": "anchor+prev"}, SCHEDULERS[0], {"prompt_at": ["6=a forest"]}],
+)
+def test_window_size_does_not_change_any_frame_of_an_sdxl_model(tiny_sdxl, moving_frames, extra):
+    """SDXL's pooled text and time ids (CFG on: tiny-sdxl's guidance is 1.5) keep windows 3 and 8 identical."""
+    a = render(tiny_sdxl, moving_frames, window=3, blend=0.5, shared_noise=0.5, **extra)
+    b = render(tiny_sdxl, moving_frames, window=8, blend=0.5, shared_noise=0.5, **extra)
+    diff = (a.int() - b.int()).abs()
+    assert diff.max().item() <= 1
+    assert (diff == 0).float().mean().item() > 0.999
+
+
 @pytest.mark.slow  # bfloat16 on a CPU without it in hardware is emulated: minutes; float32 (tiny) stays quick
 def test_window_size_does_not_change_any_frame_of_the_trained_toy_in_bfloat16(moving_frames):
     from lcm_video.models.loading import load_models

@@ -505,3 +505,31 @@ def test_live_says_the_size_note_as_stylise_does(toy, clip, tmp_path):
         "64x64 is under half the area 'toy' was trained at (128x128): expect lost or garbled shapes; "
         "set --width 128 (the height follows the aspect) to render near its size"
     ]
+
+
+@pytest.mark.slow  # four live runs, ~23 s on 2 cores; tests/test_sdxl.py keeps SDXL in the quick loop
+def test_an_sdxl_model_live_equals_stylise_with_the_stream_batch_and_a_typed_prompt(clip, tmp_path):
+    """tiny-sdxl (pooled text and time ids, CFG at its guidance 1.5): live in order equals stylise --window 1; the
+    stream batch gives the same frames within a level; a typed prompt changes the pooled text with the states."""
+    sdxl = lcm_video.load_models("tiny-sdxl", device="cpu")
+    opts = dict(models=sdxl, strength=0.6, seed=3, quiet=True, **LOSSLESS)
+    lcm_video.run_live(str(clip), tmp_path / "live.mkv", RED, **opts)
+    lcm_video.stylize(clip, tmp_path / "file.mkv", RED, window=1, audio=False, **opts)
+    live = read_frames(tmp_path / "live.mkv").astype(int)
+    assert np.array_equal(live, read_frames(tmp_path / "file.mkv"))
+    lcm_video.run_live(str(clip), tmp_path / "sb.mkv", RED, stream_batch=True, **opts)
+    assert np.abs(read_frames(tmp_path / "sb.mkv").astype(int) - live).max() <= 1
+
+    lines, seen = Lines(), []
+
+    def on_frame(frame, n):
+        seen.append(n)
+        if len(seen) == 4:
+            lines.put(f"prompt: {BLUE}")
+
+    res = lcm_video.run_live(str(clip), tmp_path / "p.mkv", RED, controls=lines, on_frame=on_frame, **opts)
+    lines.put(None)
+    assert res.stats["changes"][0]["prompt"] == BLUE
+    changed = read_frames(tmp_path / "p.mkv").astype(int)
+    k = res.stats["changes"][0]["frame"]
+    assert np.array_equal(changed[:k], live[:k]) and not np.array_equal(changed[k:], live[k:])

@@ -18,7 +18,7 @@ from lcm_video.models.presets import MOTION_PRESETS, PRESETS, SD15, ModelPreset,
 from lcm_video.models.tiny import tiny_components
 
 NO_SAFETY = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-FEW_STEP = [name for name, p in PRESETS.items() if p.sampling.scheduler != "lcm"]
+FEW_STEP = [name for name, p in PRESETS.items() if p.sampling.scheduler != "lcm" and p.family == "sd15"]
 LIGHTNING = [name for name in MOTION_PRESETS if name.startswith("animatediff-lightning")]
 
 

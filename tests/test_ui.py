@@ -197,6 +197,11 @@ def test_stylize_and_generate_through_the_api(client, server):
     assert probe(res[0]).frames == 12 and (probe(res[0]).width, probe(res[0]).height) == (PRESETS["toy"].size,) * 2
     res = client.predict(prompt="a yellow square", frames=30, api_name="/generate_preview")
     assert probe(res[0]).frames == 8
+    # an SDXL preset from the model dropdown (which lists every preset)
+    res = client.predict(
+        video=handle_file(str(CLIP)), prompt=PROMPT, model="tiny-sdxl", max_frames=2, api_name="/stylize"
+    )
+    assert probe(res[0]).frames == 2 and "--model tiny-sdxl" in res[4]
 
 
 @pytest.mark.slow

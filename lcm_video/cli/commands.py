@@ -326,6 +326,8 @@ def preset_lines(presets) -> list[str]:
     lines = []
     for p in presets:
         weights = getattr(p, "base", "") if hasattr(p, "size") else p.adapter
+        if getattr(p, "unet", None):
+            weights += f" + UNet {p.unet}"
         size = f"{p.size}²" if hasattr(p, "size") else ""
         how = p.sampling.describe() if p.sampling is not None else "the model's method"
         guidance = f", guidance {p.guidance:g}" if p.guidance is not None else ""

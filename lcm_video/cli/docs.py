@@ -28,14 +28,15 @@ def presets_table() -> str:
     """Markdown tables of the model and motion presets (weights, how each samples, guidance, size, licence) and of the
     IP-Adapters (weights, image encoder, model family, licence)."""
     rows = [
-        "| `--model` | weights | method (`--scheduler`, `--steps`, `--eta`) | guidance | trained at | licence |",
-        "|---|---|---|---|---|---|",
+        "| `--model` | family | weights | method (`--scheduler`, `--steps`, `--eta`) | guidance | trained at "
+        "| licence |",
+        "|---|---|---|---|---|---|---|",
     ]
     for p in PRESETS.values():
-        weights = ", ".join(f"`{w}`" for w in (p.base, *p.lora))
-        rows.append(
-            f"| `{p.name}` | {weights} | {p.sampling.describe()} | {p.guidance:g} | {p.size}² | {_licence(p.licence)} |"
-        )
+        unet = (f"UNet {p.unet}",) if p.unet else ()
+        weights = ", ".join(f"`{w}`" for w in (p.base, *unet, *p.lora))
+        how, licence = p.sampling.describe(), _licence(p.licence)
+        rows.append(f"| `{p.name}` | {p.family} | {weights} | {how} | {p.guidance:g} | {p.size}² | {licence} |")
     rows += [
         "",
         "| `--motion-adapter` | weights | method | guidance | base when `--model` is not given | licence |",

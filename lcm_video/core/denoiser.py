@@ -31,6 +31,33 @@ class PromptSchedule:
         return torch.stack(out)
 
 
+class AddedConditions:
+    """SDXL's added UNet inputs (``added_cond_kwargs``) per output frame: the pooled text embedding (a
+    ``PromptSchedule`` of (1, 1, P) keys, so keyframed prompts interpolate it as they do the states) and the time ids
+    (1, 5 or 6), the same for every frame of a render; the unconditional pair where classifier-free guidance runs.
+    ``__call__(frames, motion)`` → ``{"text_embeds", "time_ids"}`` in the UNet batch's order (uncond first): per frame
+    for a 2D UNet, per clip (the first frame's) for a motion UNet, which repeats them over its frames itself."""
+
+    def __init__(
+        self,
+        pooled: PromptSchedule,
+        time_ids: torch.Tensor,
+        uncond_pooled: PromptSchedule | None = None,
+        uncond_time_ids: torch.Tensor | None = None,
+    ):
+        self.pooled, self.time_ids = pooled, time_ids
+        self.uncond_pooled, self.uncond_time_ids = uncond_pooled, uncond_time_ids
+
+    def __call__(self, frames: list[int], motion: bool = False) -> dict[str, torch.Tensor]:
+        frames = frames[:1] if motion else frames
+        branches = [(self.pooled, self.time_ids)]
+        if self.uncond_pooled is not None:
+            branches.insert(0, (self.uncond_pooled, self.uncond_time_ids))
+        embeds = torch.cat([p(frames)[:, 0] for p, _ in branches])  # (b, P)
+        ids = torch.cat([t.expand(len(frames), -1) for _, t in branches])  # (b, 5 or 6)
+        return {"text_embeds": embeds, "time_ids": ids}
+
+
 def pad_batch(x: torch.Tensor, size: int | None) -> torch.Tensor:
     """Repeat the last item of ``x`` (f, ...) until it has ``size`` items; unchanged if already that long."""
     if size is None or x.shape[0] >= size:
@@ -75,6 +102,9 @@ class UNetDenoiser:
         self.dtype = unet.dtype
         self.calls = 0  # UNet forward passes, for tests of "steps are steps"
         self.control = None  # a ``core.control.ControlGuide`` for ``--control``
+        self.added: list = []
+        """Sources of ``added_cond_kwargs`` entries, each ``source(frames, motion) -> dict`` of tensors in the UNet
+        batch's order (``AddedConditions`` for SDXL; an image embedding may join them)."""
         self.cross_frame = (
             None  # (CrossFrameState, processors) for ``--cross-frame``: ``temporal.attention.processors``
         )
@@ -114,6 +144,14 @@ class UNetDenoiser:
             images = [torch.cat([pad_batch(im, self.batch)] * len(xs)) for im in control]
             flat = rearrange(sample, "b c f h w -> (b f) c h w") if self.motion else sample
             extra = self.control.residuals(flat, tt, states, images, step, steps) or {}
+        added = {}
+        for source in self.added:
+            added.update(source(frames, self.motion))
+        if added:  # tensors, or lists of them (IP-Adapter's image_embeds), in the UNet's device and dtype
+            extra["added_cond_kwargs"] = {
+                k: [e.to(dev, self.dtype) for e in v] if isinstance(v, list) else v.to(dev, self.dtype)
+                for k, v in added.items()
+            }
         if self.image_embeds is not None:
             # beside any other added conditions (SDXL's pooled text and time ids go in the same dict)
             rows = [self._image_rows(e, x.shape[0], dev) for e in self.image_embeds]

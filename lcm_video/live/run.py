@@ -235,8 +235,7 @@ class _Engine:
         for key, value in self.controls.pending():
             sampler = self.stylizer.sampler
             if key == "prompt":
-                d, negative = sampler.denoiser, self.cfg.prompt.negative_prompt
-                d.cond, d.uncond, d.tcond = self.models.text_conditioning(value, negative, self.guidance)
+                sampler.set_prompt(value)  # the text states (and SDXL's pooled text)
                 self.stylizer.reset()
             elif key == "strength":
                 sampler.set_strength(value)

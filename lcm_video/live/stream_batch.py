@@ -11,8 +11,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.noise import FrameNoise
-
 
 @dataclass
 class _InFlight:
@@ -45,8 +43,7 @@ class StreamBatch:
         at = range(position, position + 1)
         motion = st.motion.window(frame[None], at) if st.motion is not None else None
         latents = st.codec.encode_frames(frame[None])  # (1, c, h, w)
-        if s.noise is None:
-            s.noise = FrameNoise(s.seed, tuple(latents.shape[1:]), s.shared_noise, s.renoise)
+        s.begin(tuple(latents.shape[1:]))  # keyed noise, SDXL's added conditioning
         eps = s.noise.window([key], s.models.device)
         schedule = s.schedule
         x = schedule.add_noise(latents, eps[0])

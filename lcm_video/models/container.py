@@ -8,9 +8,14 @@ import shutil
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import AnimateDiffPipeline, LCMScheduler, StableDiffusionImg2ImgPipeline
+from diffusers import (
+    AnimateDiffPipeline,
+    LCMScheduler,
+    StableDiffusionImg2ImgPipeline,
+    StableDiffusionXLImg2ImgPipeline,
+)
 
-from ..core.denoiser import PromptSchedule
+from ..core.denoiser import AddedConditions, PromptSchedule
 from ..errors import UserError
 from .device import dtype_name
 from .presets import LCM, Sampling
@@ -108,15 +113,60 @@ class Models:
     def uses_guidance_embedding(self) -> bool:
         return self.pipe.unet.config.get("time_cond_proj_dim") is not None
 
+    @property
+    def family(self) -> str:
+        """``sdxl`` (two text encoders, pooled text and time ids), ``sd21`` (1024-d cross attention) or ``sd15``,
+        read from the loaded modules (``presets.FAMILIES``)."""
+        if getattr(self.pipe, "text_encoder_2", None) is not None:
+            return "sdxl"
+        return "sd21" if self.pipe.unet.config.get("cross_attention_dim") == 1024 else "sd15"
+
     def _encode(self, prompt: str, negative_prompt: str, cfg: bool):
+        """(cond, uncond | None, pooled | None, uncond pooled | None) of one prompt, by diffusers' own
+        ``encode_prompt`` (SDXL's: both encoders' penultimate states concatenated, the second's pooled embedding, an
+        empty negative prompt as zeros); cached."""
         key = (prompt, negative_prompt, cfg)
         if key not in self._text_cache:
+            import inspect
+
+            # one per prompt: AnimateDiffSDXLPipeline names the count num_videos_per_prompt, the others images
+            params = inspect.signature(self.pipe.encode_prompt).parameters
+            count = "num_videos_per_prompt" if "num_videos_per_prompt" in params else "num_images_per_prompt"
             with torch.inference_mode():
-                cond, uncond = self.pipe.encode_prompt(
-                    prompt, self.device, 1, cfg, negative_prompt=negative_prompt or None
+                out = self.pipe.encode_prompt(
+                    prompt=prompt,
+                    device=self.device,
+                    do_classifier_free_guidance=cfg,
+                    negative_prompt=negative_prompt or None,
+                    **{count: 1},
                 )
-            self._text_cache[key] = (cond, uncond if cfg else None)
+            cond, uncond, pooled, upooled = (*out, None, None)[:4]
+            self._text_cache[key] = (cond, uncond if cfg else None, pooled, upooled if cfg else None)
         return self._text_cache[key]
+
+    def added_conditioning(
+        self, prompts: str | dict[int, str], negative_prompt: str, guidance: float, size: tuple[int, int]
+    ) -> AddedConditions | None:
+        """SDXL's added UNet inputs for a render of ``size`` (width, height), computed once: the pooled text per
+        frame (keyframed prompts interpolated as their states are) and the time ids (original size = target size =
+        the render's, crop (0, 0); the aesthetic scores 6 / 2.5 for a UNet that wants them), as
+        ``StableDiffusionXLImg2ImgPipeline`` makes them by default. None for other families."""
+        if self.family != "sdxl":
+            return None
+        keys = {0: prompts} if isinstance(prompts, str) else dict(prompts)
+        cfg = guidance > 1.0 and not self.uses_guidance_embedding
+        encoded = {f: self._encode(p, negative_prompt, cfg) for f, p in keys.items()}
+        # diffusers' ``_get_add_time_ids`` (img2img's; AnimateDiffSDXL's has no score variant), the ids as numbers
+        h, w = size[1], size[0]
+        if self.pipe.config.get("requires_aesthetics_score", False):
+            ids, neg = [h, w, 0, 0, 6.0], [h, w, 0, 0, 2.5]
+        else:
+            ids = neg = [h, w, 0, 0, h, w]
+        pooled = next(iter(encoded.values()))[2]
+        ids, neg_ids = (torch.tensor([v], dtype=pooled.dtype) for v in (ids, neg))
+        cond = PromptSchedule({f: e[2][:, None] for f, e in encoded.items()})
+        uncond = PromptSchedule({f: e[3][:, None] for f, e in encoded.items()}) if cfg else None
+        return AddedConditions(cond, ids.to(self.device), uncond, neg_ids.to(self.device) if cfg else None)
 
     def text_conditioning(self, prompts: str | dict[int, str], negative_prompt: str, guidance: float):
         """(cond, uncond | None, timestep_cond | None) for a prompt or keyframed prompts ``{frame: text}``.
@@ -175,6 +225,34 @@ class Models:
         return self._style_cache[key]
 
 
+SDXL_EXTRA = {"add_watermarker": False, "requires_aesthetics_score": False, "force_zeros_for_empty_prompt": True}
+"""How an SDXL container is made: no invisible watermark on our latents, the base model's time ids (a refiner-shaped
+UNet that wants the aesthetic score is detected from its shapes, ``fit_time_ids``), an empty negative prompt as
+zeros (SDXL's own setting)."""
+
+
+def sdxl_pipeline(components: dict) -> StableDiffusionXLImg2ImgPipeline:
+    """An SDXL img2img container over built modules (unet, vae, text_encoder(_2), tokenizer(_2), scheduler)."""
+    parts = {k: components[k] for k in SDXL_PARTS}
+    pipe = StableDiffusionXLImg2ImgPipeline(**parts, **SDXL_EXTRA)
+    fit_time_ids(pipe)
+    return pipe
+
+
+SDXL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+
+
+def fit_time_ids(pipe) -> None:
+    """Set ``requires_aesthetics_score`` when the UNet's added embedding is sized for 5 time ids (original size,
+    crop, aesthetic score: the refiner's) rather than 6 (original size, crop, target size: the base's)."""
+    unet = pipe.unet
+    width = unet.config.get("projection_class_embeddings_input_dim")
+    per_id = unet.config.get("addition_time_embed_dim")
+    pooled = pipe.text_encoder_2.config.projection_dim if pipe.text_encoder_2 is not None else None
+    if width and per_id and pooled and width - pooled == 5 * per_id:
+        pipe.register_to_config(requires_aesthetics_score=True)
+
+
 def models_from_components(
     components: dict,
     device: str | torch.device = "cpu",
@@ -189,6 +267,17 @@ def models_from_components(
     on the same weights; ``sampling``: how they sample by default (LCM at 4 steps). With ``adapter`` (a
     ``MotionAdapter``) an ``AnimateDiffPipeline``: a 2D unet is turned into a new ``UNetMotionModel``, a
     ``UNetMotionModel`` is used as it is. Nothing is moved: put the modules on ``device`` in ``dtype`` first."""
+    if "text_encoder_2" in components:  # SDXL-shaped
+        from diffusers import AnimateDiffSDXLPipeline
+
+        if adapter is None:
+            return Models(sdxl_pipeline(components), torch.device(device), dtype, guidance, name, sampling=sampling)
+        parts = {k: components[k] for k in SDXL_PARTS}
+        pipe = AnimateDiffSDXLPipeline(**parts, motion_adapter=adapter)
+        if pipe.unet is not parts["unet"]:  # converted: from_unet2d leaves the added embedding random (loading.py)
+            pipe.unet.add_embedding.load_state_dict(parts["unet"].add_embedding.state_dict())
+        context = int(adapter.config.motion_max_seq_length)
+        return Models(pipe, torch.device(device), dtype, guidance, name, context, sampling=sampling)
     parts = {k: components[k] for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
     if adapter is None:
         pipe = StableDiffusionImg2ImgPipeline(

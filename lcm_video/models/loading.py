@@ -15,16 +15,18 @@ from pathlib import Path
 import torch
 from diffusers import (
     AnimateDiffPipeline,
+    AnimateDiffSDXLPipeline,
     AutoencoderKL,
     AutoencoderTiny,
     LCMScheduler,
     MotionAdapter,
     StableDiffusionImg2ImgPipeline,
+    StableDiffusionXLImg2ImgPipeline,
 )
 
 from ..errors import UserError
 from ..notices import library_notices_off
-from .container import Models
+from .container import SDXL_EXTRA, SDXL_PARTS, Models, fit_time_ids, sdxl_pipeline
 from .device import pick_device, pick_dtype
 from .hub import explain_load_errors as _explain_load_errors
 from .presets import (
@@ -37,7 +39,7 @@ from .presets import (
     preset_path,
     preset_sampling,
 )
-from .tiny import tiny_components, tiny_motion_adapter, tiny_taesd
+from .tiny import tiny_components, tiny_motion_adapter, tiny_sdxl_components, tiny_taesd
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _WEIGHT_FILE = (".safetensors", ".ckpt", ".pt", ".bin")
@@ -53,15 +55,32 @@ def _is_pipeline_dir(path: Path) -> bool:
     return (path / "model_index.json").is_file()
 
 
-def _load_base(source: str, dtype: torch.dtype) -> StableDiffusionImg2ImgPipeline:
+def _is_sdxl_source(source: str, path: Path) -> bool:
+    """Whether a folder, hub id or single file holds an SDXL-shaped pipeline: a second text encoder in its
+    ``model_index.json``, or SDXL's second embedder in a checkpoint's keys."""
+    if path.is_file():
+        if path.suffix != ".safetensors":
+            return False
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return any(k.startswith("conditioner.embedders.1.") for k in f.keys())  # noqa: SIM118 (safe_open is not iterable)
+    try:
+        from diffusers import DiffusionPipeline
+
+        index = DiffusionPipeline.load_config(source)
+    except (OSError, ValueError):
+        return False  # from_pretrained below says what is wrong
+    return "text_encoder_2" in index
+
+
+def _load_base(source: str, dtype: torch.dtype, family: str | None = None):
+    """The pipeline container of a model: ``StableDiffusionXLImg2ImgPipeline`` for the ``sdxl`` family (from its
+    preset, or read from the folder, hub repo or checkpoint), else ``StableDiffusionImg2ImgPipeline``."""
     common = {"safety_checker": None, "requires_safety_checker": False, "feature_extractor": None}
     path = Path(source)
     _check_exists_if_file("--model", source)
     with _explain_load_errors("model", source):
-        if path.is_file():
-            if path.suffix not in _WEIGHT_FILE:
-                raise UserError(f"--model {source!r} is a file but not a .safetensors/.ckpt checkpoint")
-            return StableDiffusionImg2ImgPipeline.from_single_file(str(path), dtype=dtype, **common)
         if path.is_dir() and not _is_pipeline_dir(path):
             raise UserError(
                 f"--model {source!r} is a directory without model_index.json; save it with `save_pretrained` "
@@ -72,7 +91,40 @@ def _load_base(source: str, dtype: torch.dtype) -> StableDiffusionImg2ImgPipelin
             raise UserError(
                 f"--model {source!r} is not a preset ({names}), an existing path, or a hub id like org/name"
             )
+        if path.is_file() and path.suffix not in _WEIGHT_FILE:
+            raise UserError(f"--model {source!r} is a file but not a .safetensors/.ckpt checkpoint")
+        sdxl = family == "sdxl" if family is not None else _is_sdxl_source(source, path)
+        if sdxl:
+            extra = {k: v for k, v in SDXL_EXTRA.items() if k != "requires_aesthetics_score"}
+            load = StableDiffusionXLImg2ImgPipeline.from_single_file if path.is_file() else None
+            pipe = (load or StableDiffusionXLImg2ImgPipeline.from_pretrained)(source, dtype=dtype, **extra)
+            fit_time_ids(pipe)
+            return pipe
+        if path.is_file():
+            return StableDiffusionImg2ImgPipeline.from_single_file(str(path), dtype=dtype, **common)
         return StableDiffusionImg2ImgPipeline.from_pretrained(source, dtype=dtype, **common)
+
+
+def _replace_unet(pipe, source: str, dtype: torch.dtype) -> None:
+    """Put a preset's own UNet into ``pipe``: a UNet repo or folder (config and weights at its root, as
+    ``latent-consistency/lcm-sdxl``), or ``org/repo/file.safetensors``, a state dict for the base's UNet config
+    (SDXL-Lightning's ``*_unet.safetensors``, loaded as its card does)."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import load_file
+
+    path = Path(source)
+    hub_file = None if path.exists() else _HUB_FILE.match(source)
+    with _explain_load_errors("UNet", source):
+        if hub_file is not None or path.is_file():
+            if hub_file is not None:
+                from huggingface_hub import hf_hub_download
+
+                path = Path(hf_hub_download(hub_file.group(1), hub_file.group(2)))
+            pipe.unet.load_state_dict(load_file(str(path)), strict=True)
+            pipe.unet.to(dtype=dtype)
+        else:
+            unet = UNet2DConditionModel.from_pretrained(source, dtype=dtype)
+            pipe.register_modules(unet=unet.eval())
 
 
 def load_vae(source: str, dtype: torch.dtype) -> AutoencoderKL | AutoencoderTiny:
@@ -242,13 +294,17 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
     mpreset = motion_preset(motion_adapter)
     loras = [preset_path(s) for s in (*(preset.lora if preset else ()), *(mpreset.lora if mpreset else ()), *lora)]
     vae = vae or (preset.vae if preset else None)
-    if preset and preset.base.startswith("builtin:"):
+    if preset and preset.base == "builtin:tiny-sdxl":
+        pipe = sdxl_pipeline(tiny_sdxl_components())
+    elif preset and preset.base.startswith("builtin:"):
         comps = tiny_components(guidance_embedding=preset.base == "builtin:tiny")
         pipe = StableDiffusionImg2ImgPipeline(
             **comps, safety_checker=None, feature_extractor=None, requires_safety_checker=False
         )
     else:
-        pipe = _load_base(preset_path(preset.base) if preset else model, dt)
+        pipe = _load_base(preset_path(preset.base) if preset else model, dt, preset.family if preset else None)
+    if preset and preset.unet:
+        _replace_unet(pipe, preset_path(preset.unet), dt)
     sched_overrides = dict(mpreset.scheduler) if mpreset else {}
     pipe.scheduler = LCMScheduler.from_config(pipe.scheduler.config, **sched_overrides)
     max_context = None
@@ -265,6 +321,7 @@ def _load_models(model, lora, vae, device, dtype, motion_adapter, backend="torch
     if vae is not None:
         pipe.vae = load_vae(vae, dt)
     pipe.to(dev, dt)
+    upcast_vae(pipe.vae, dt)
     pipe.set_progress_bar_config(disable=True)
     if preset:
         guidance = preset.guidance
@@ -306,9 +363,26 @@ def load_motion_words(pipe, adapter_source: str) -> list[str]:
     return words
 
 
-def _with_motion(pipe, adapter: MotionAdapter, model: str, adapter_name: str) -> AnimateDiffPipeline:
-    """Rebuild ``pipe`` as an ``AnimateDiffPipeline``: diffusers turns the 2D UNet into a ``UNetMotionModel``."""
+def upcast_vae(vae, dtype: torch.dtype) -> None:
+    """Keep an ``AutoencoderKL`` that says ``force_upcast`` (SDXL's own VAE, which overflows in float16) in float32
+    under a float16 model, as diffusers' SDXL pipelines upcast it around every encode and decode; the codec feeds it
+    in its own dtype. ``madebyollin/sdxl-vae-fp16-fix`` (``--vae sdxl-vae-fp16-fix``) says no and stays float16."""
+    if dtype == torch.float16 and isinstance(vae, AutoencoderKL) and vae.config.get("force_upcast"):
+        vae.to(dtype=torch.float32)
+
+
+def _with_motion(pipe, adapter: MotionAdapter, model: str, adapter_name: str):
+    """Rebuild ``pipe`` as an ``AnimateDiffPipeline`` (``AnimateDiffSDXLPipeline`` for SDXL): diffusers turns the 2D
+    UNet into a ``UNetMotionModel``."""
     try:
+        if isinstance(pipe, StableDiffusionXLImg2ImgPipeline):
+            motion = AnimateDiffSDXLPipeline(
+                **{k: getattr(pipe, k) for k in SDXL_PARTS}, motion_adapter=adapter, force_zeros_for_empty_prompt=True
+            )
+            # UNetMotionModel.from_unet2d leaves SDXL's added embedding (pooled text + time ids) at random weights
+            # (noted in diffusers' PR #6721 review, not fixed in 0.42.1): copy the 2D UNet's.
+            motion.unet.add_embedding.load_state_dict(pipe.unet.add_embedding.state_dict())
+            return motion
         return AnimateDiffPipeline(
             vae=pipe.vae,
             text_encoder=pipe.text_encoder,

@@ -191,8 +191,12 @@ class _UNetCall(torch.nn.Module):
         super().__init__()
         self.unet = unet
 
-    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None):
-        return self.unet(sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond, return_dict=False)[0]
+    def forward(self, sample, timestep, encoder_hidden_states, timestep_cond=None, text_embeds=None, time_ids=None):
+        added = None if text_embeds is None else {"text_embeds": text_embeds, "time_ids": time_ids}  # SDXL's
+        return self.unet(
+            sample, timestep, encoder_hidden_states, timestep_cond=timestep_cond, added_cond_kwargs=added,
+            return_dict=False,
+        )[0]  # fmt: skip
 
 
 class OVUNet:
@@ -208,13 +212,19 @@ class OVUNet:
         self.motion = type(unet).__name__ == "UNetMotionModel"
         self._run = _Converted(_UNetCall(unet.float()), "unet", precision, notify)
 
-    def __call__(self, sample, timestep, encoder_hidden_states, timestep_cond=None, return_dict=False):
+    def __call__(
+        self, sample, timestep, encoder_hidden_states, timestep_cond=None, added_cond_kwargs=None, return_dict=False
+    ):
         b = sample.shape[0]
         t = torch.as_tensor(timestep).to(torch.int64).reshape(-1).expand(b).contiguous()  # one signature for both
         inputs = {"sample": sample.float().contiguous(), "timestep": t}
         inputs["encoder_hidden_states"] = encoder_hidden_states.float().contiguous()
         if timestep_cond is not None:
             inputs["timestep_cond"] = timestep_cond.float().contiguous()
+        for name, value in (added_cond_kwargs or {}).items():  # SDXL's pooled text and time ids
+            if name not in ("text_embeds", "time_ids"):
+                raise UserError(f"--backend openvino: the converted UNet takes no {name!r}; use --backend torch")
+            inputs[name] = value.float().contiguous()
         return (self._run(**inputs),)
 
 

@@ -66,11 +66,30 @@ class ModelPreset:
     licence: str = UNCHECKED
     """The weights' licence as their model cards state it (the LoRA's and the base model's where they differ)."""
     family: str = "sd15"
-    """The architecture: which loader and text conditioning it takes. Only ``sd15`` (SD1.5-shaped UNet, CLIP-L text)
-    is built so far; SDXL presets would name ``sdxl``."""
+    """The architecture (``FAMILIES``): which pipeline loads it, its text conditioning, its tiny autoencoder and the
+    ControlNets and motion adapters that fit it."""
+    unet: str | None = None
+    """A UNet that replaces the base's: a hub id of a UNet repo (its config and weights at the root, as
+    ``latent-consistency/lcm-sdxl``), or ``org/repo/file.safetensors``, a state dict for the base's UNet config
+    (SDXL-Lightning's ``*_unet.safetensors``)."""
     ip_adapter: str | None = None
     """Its IP-Adapter for ``--style-image``: a name of ``ip_presets.IP_ADAPTERS``; None: its family's
     (``FAMILY_IP_ADAPTER``); ``""``: none fits it."""
+
+
+FAMILIES = {
+    "sd15": "SD1.5-shaped: one CLIP-L text encoder (768-d), 512 px",
+    "sd21": "SD2.1-shaped: one OpenCLIP-H text encoder (1024-d), epsilon or v-prediction as its scheduler says",
+    "sdxl": "SDXL-shaped: two text encoders (2048-d states) + pooled text and size/crop time ids, 1024 px",
+}
+"""Model families: ``sd15`` and ``sd21`` load as ``StableDiffusionImg2ImgPipeline``, ``sdxl`` as
+``StableDiffusionXLImg2ImgPipeline`` (its conditioning in ``Models.added_conditioning``)."""
+
+SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+SDXL_LICENCE = "openrail++"
+SAI_NC = "sai-nc-community (non-commercial; commercial use needs a Stability AI licence)"
+TAESD_FOR = {"sd15": "taesd", "sd21": "taesd", "sdxl": "taesdxl"}
+"""The tiny autoencoder ``--fast`` takes per family (``VAE_ALIASES``)."""
 
 
 CONTROL_MODELS: dict[str, str] = {
@@ -150,6 +169,81 @@ PRESETS: dict[str, ModelPreset] = {
             for n in (2, 4, 8)
         ),
         ModelPreset(
+            "lcm-lora-sdxl",
+            SDXL,
+            "SDXL base with LCM-LoRA-SDXL; guidance 1-2 (above 1 runs classifier-free guidance); 1024 px",
+            guidance=1.0,
+            lora=("latent-consistency/lcm-lora-sdxl",),
+            size=1024,
+            controls=(),
+            licence=SDXL_LICENCE,
+            family="sdxl",
+        ),
+        ModelPreset(
+            "lcm-sdxl",
+            SDXL,
+            "SDXL base with the LCM-distilled SDXL UNet (latent-consistency/lcm-sdxl); guidance through a "
+            "w-embedding; 1024 px",
+            guidance=8.0,
+            unet="latent-consistency/lcm-sdxl",
+            size=1024,
+            controls=(),
+            licence=SDXL_LICENCE,
+            family="sdxl",
+        ),
+        ModelPreset(
+            "sdxl-turbo",
+            "stabilityai/sdxl-turbo",
+            "SDXL-Turbo (adversarial diffusion distillation): 1 step, no guidance, 512 px; stylise runs "
+            "int(steps x strength) steps, so give --steps 2 at --strength 0.5",
+            guidance=0.0,
+            size=512,
+            controls=(),
+            sampling=Sampling("euler-trailing", 1),
+            licence=SAI_NC,
+            family="sdxl",
+        ),
+        ModelPreset(
+            "sdxl-lightning-1step",
+            SDXL,
+            "SDXL-Lightning's 1-step UNet (x0 prediction, experimental per its card), Euler with trailing "
+            "timesteps; 1024 px",
+            guidance=0.0,
+            unet="ByteDance/SDXL-Lightning/sdxl_lightning_1step_unet_x0.safetensors",
+            size=1024,
+            controls=(),
+            sampling=Sampling("euler-trailing", 1, config=(("prediction_type", "sample"),)),
+            licence=SDXL_LICENCE,
+            family="sdxl",
+        ),
+        *(
+            ModelPreset(
+                f"sdxl-lightning-{n}step",
+                SDXL,
+                f"SDXL base with SDXL-Lightning's {n}-step LoRA (progressive adversarial distillation), Euler with "
+                "trailing timesteps; 1024 px",
+                guidance=0.0,
+                lora=(f"ByteDance/SDXL-Lightning/sdxl_lightning_{n}step_lora.safetensors",),
+                size=1024,
+                controls=(),
+                sampling=Sampling("euler-trailing", n),
+                licence=SDXL_LICENCE,
+                family="sdxl",
+            )
+            for n in (2, 4, 8)
+        ),
+        ModelPreset(
+            "sd-turbo",
+            "stabilityai/sd-turbo",
+            "SD-Turbo (SD2.1-shaped, adversarial diffusion distillation): 1 step, no guidance, 512 px; stylise "
+            "runs int(steps x strength) steps, so give --steps 2 at --strength 0.5",
+            guidance=0.0,
+            controls=(),
+            sampling=Sampling("euler-trailing", 1),
+            licence=SAI_NC,
+            family="sd21",
+        ),
+        ModelPreset(
             "tiny",
             "builtin:tiny",
             "random weights built in code (LCM w-embedding UNet); abstract output, runs anywhere in seconds",
@@ -168,6 +262,17 @@ PRESETS: dict[str, ModelPreset] = {
             controls=TINY_CONTROLS,
             licence=HERE,
             ip_adapter="tiny",
+        ),
+        ModelPreset(
+            "tiny-sdxl",
+            "builtin:tiny-sdxl",
+            "random weights built in code with SDXL's shapes (two text encoders, pooled text, size/crop time ids), "
+            "no w-embedding: guidance > 1 runs CFG",
+            guidance=1.5,
+            size=64,
+            controls=(),
+            licence=HERE,
+            family="sdxl",
         ),
         ModelPreset(
             "toy-teacher",
@@ -247,6 +352,15 @@ MOTION_PRESETS: dict[str, MotionPreset] = {
             for n in (1, 2, 4, 8)
         ),
         MotionPreset(
+            "animatediff-sdxl-beta",
+            "guoyww/animatediff-motion-adapter-sdxl-beta",
+            "AnimateDiff's SDXL motion adapter (beta), on SDXL with LCM-LoRA-SDXL; linear beta schedule; 1024 px",
+            base="lcm-lora-sdxl",
+            scheduler=(("beta_schedule", "linear"),),
+            guidance=1.0,
+            licence="apache-2.0",
+        ),
+        MotionPreset(
             "tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny", licence=HERE
         ),
     )
@@ -297,10 +411,22 @@ def native_side(model: str | None) -> int | None:
     return int(sample_size) * 8 if isinstance(sample_size, int) else None
 
 
-VAE_ALIASES = {"taesd": "madebyollin/taesd"}
+VAE_ALIASES = {
+    "taesd": "madebyollin/taesd",
+    "taesdxl": "madebyollin/taesdxl",
+    "sdxl-vae-fp16-fix": "madebyollin/sdxl-vae-fp16-fix",
+}
+
+
+def model_family(model: str | None) -> str | None:
+    """A preset's family; None for anything else (known once loaded: ``Models.family``)."""
+    preset = PRESETS.get(model or DEFAULT_MODEL)
+    return preset.family if preset is not None else None
+
 
 DEFAULT_MODEL = "lcm-dreamshaper-v7"
 DEFAULT_MOTION = "animatelcm"
+DEFAULT_SDXL_MOTION = "animatediff-sdxl-beta"
 TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("builtin:"))
 SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base.startswith("weights:"))
 """Models built or trained here, small, which pair with the ``tiny`` motion adapter (built to fit them)."""
@@ -308,8 +434,10 @@ SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base
 
 def default_motion(model: str | None) -> str:
     """The motion adapter generate pairs with ``model`` when none is given: ``tiny`` (built to fit them) for the
-    models built or trained here, else AnimateLCM."""
-    return "tiny" if (model or DEFAULT_MODEL) in SMALL_MODELS else DEFAULT_MOTION
+    models built or trained here, AnimateDiff's SDXL adapter for an SDXL preset, else AnimateLCM."""
+    if (model or DEFAULT_MODEL) in SMALL_MODELS:
+        return "tiny"
+    return DEFAULT_SDXL_MOTION if model_family(model) == "sdxl" else DEFAULT_MOTION
 
 
 def control_source(model: str | None, kind: str, overrides: dict[str, str]) -> str:
@@ -321,6 +449,11 @@ def control_source(model: str | None, kind: str, overrides: dict[str, str]) -> s
     if preset is None or preset.controls is None:
         return CONTROL_MODELS[kind]
     found = dict(preset.controls).get(kind)
+    if found is None and not preset.controls:
+        raise UserError(
+            f"--control {kind}: model {model!r} ({preset.family}) has no ControlNet preset (SD1.5's do not fit it); "
+            f"give --control-model {kind}=ID with a ControlNet made for it"
+        )
     if found is None:
         have = ", ".join(dict(preset.controls))
         raise UserError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, LCMScheduler, MotionAdapter, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 
 def _byte_vocab() -> dict[str, int]:
@@ -74,10 +74,17 @@ def _bpe(word: str, merges: list[tuple[str, str]]) -> list[str]:
 
 
 def byte_text_encoder(
-    hidden: int, intermediate: int, layers: int, heads: int, vocab: int = 514, projection: int | None = None
-) -> CLIPTextModel:
+    hidden: int,
+    intermediate: int,
+    layers: int,
+    heads: int,
+    vocab: int = 514,
+    projection: int | None = None,
+    pooled: bool = False,
+) -> CLIPTextModel | CLIPTextModelWithProjection:
     """A random-weight CLIP text encoder that reads ``tiny_tokenizer``'s ids (77 positions, start 512, end 513; with
-    words, ``vocab`` = ``len(tokenizer)``)."""
+    words, ``vocab`` = ``len(tokenizer)``); ``pooled``: a ``CLIPTextModelWithProjection`` (SDXL's second encoder,
+    whose projected end-token state is the pooled embedding)."""
     extra = {} if projection is None else {"projection_dim": projection}
     config = CLIPTextConfig(
         vocab_size=vocab,
@@ -91,7 +98,7 @@ def byte_text_encoder(
         pad_token_id=513,
         **extra,
     )
-    return CLIPTextModel(config)
+    return CLIPTextModelWithProjection(config) if pooled else CLIPTextModel(config)
 
 
 def tiny_components(seed: int = 0, guidance_embedding: bool = True) -> dict:
@@ -131,6 +138,53 @@ def tiny_components(seed: int = 0, guidance_embedding: bool = True) -> dict:
         "text_encoder": text_encoder,
         "tokenizer": tiny_tokenizer(),
         "scheduler": LCMScheduler(steps_offset=1),  # 1 is what SD pipelines expect; LCM timesteps ignore it
+    }
+
+
+def tiny_sdxl_components(seed: int = 0, aesthetics: bool = False, guidance_embedding: bool = False) -> dict:
+    """Random weights shaped like SDXL's parts, as diffusers' SDXL tests build them: a UNet with ``text_time`` added
+    conditioning (pooled text + 6 size/crop ids, or 5 with ``aesthetics``: the refiner's score variant), two text
+    encoders (the second with a projection: the pooled embedding) whose states are concatenated (32 + 32 = the
+    UNet's 64-wide cross attention), two tokenizers, the VAE and an LCM scheduler with SDXL's betas. Without
+    ``guidance_embedding`` (LCM-SDXL's w-embedding) guidance > 1 runs classifier-free guidance, as LCM-LoRA-SDXL
+    does."""
+    ids = 5 if aesthetics else 6
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=8,
+            in_channels=4,
+            out_channels=4,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=(2, 4),
+            use_linear_projection=True,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=8,
+            transformer_layers_per_block=(1, 2),
+            projection_class_embeddings_input_dim=ids * 8 + 32,
+            cross_attention_dim=64,
+            norm_num_groups=8,
+            time_cond_proj_dim=32 if guidance_embedding else None,
+        )
+        vae = tiny_components(seed)["vae"]
+        text_encoder = byte_text_encoder(32, 37, layers=2, heads=4, projection=32)
+        text_encoder_2 = byte_text_encoder(32, 37, layers=2, heads=4, projection=32, pooled=True)
+    for m in (unet, vae, text_encoder, text_encoder_2):
+        m.eval()
+    scheduler = LCMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1
+    )
+    return {
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "text_encoder_2": text_encoder_2,
+        "tokenizer": tiny_tokenizer(),
+        "tokenizer_2": tiny_tokenizer(),
+        "scheduler": scheduler,
     }
 
 
@@ -207,6 +261,57 @@ def sd15_components(seed: int = 0, unet_channels: tuple[int, ...] = SD15_UNET, v
         "scheduler": LCMScheduler(steps_offset=1),
         "taesd": taesd.eval(),
         "adapter": adapter.eval(),
+    }
+
+
+SDXL_UNET = (320, 640, 1280)
+
+
+def sdxl_components(seed: int = 0, unet_channels: tuple[int, ...] = SDXL_UNET) -> dict:
+    """Random weights with SDXL base's shapes: the 2.6B-parameter UNet (transformer depths 0/2/10, 2048-d cross
+    attention, ``text_time`` added conditioning), the SDXL VAE, CLIP-L- and OpenCLIP-bigG-sized text encoders (on the
+    tiny tokenizer), an LCM scheduler with SDXL's betas, and ``taesd`` (TAESDXL's shapes, which are TAESD's). No
+    w-embedding (LCM-LoRA-SDXL's case). For speed benchmarks; about 14 GB in float32. ``unet_channels`` narrows the
+    UNet (same layout)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            sample_size=128,
+            block_out_channels=tuple(unet_channels),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            transformer_layers_per_block=(1, 2, 10),
+            attention_head_dim=(5, 10, 20),
+            use_linear_projection=True,
+            cross_attention_dim=2048,
+            addition_embed_type="text_time",
+            addition_time_embed_dim=256,
+            projection_class_embeddings_input_dim=2816,
+        )
+        vae = AutoencoderKL(
+            block_out_channels=SD15_VAE,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+            sample_size=1024,
+            scaling_factor=0.13025,
+        )
+        text = byte_text_encoder(768, 3072, layers=12, heads=12, vocab=49408)  # CLIP-L's size
+        text_2 = byte_text_encoder(1280, 5120, layers=32, heads=20, vocab=49408, projection=1280, pooled=True)
+        taesd = AutoencoderTiny()
+    scheduler = LCMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="leading", steps_offset=1
+    )
+    return {
+        "unet": unet.eval(),
+        "vae": vae.eval(),
+        "text_encoder": text.eval(),
+        "text_encoder_2": text_2.eval(),
+        "tokenizer": tiny_tokenizer(),
+        "tokenizer_2": tiny_tokenizer(),
+        "scheduler": scheduler,
+        "taesd": taesd.eval(),
     }
 
 

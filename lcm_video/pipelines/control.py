@@ -59,6 +59,11 @@ class ControlMaps:
         cache: Path | None = None,
     ):
         c = cfg.control
+        if models.family == "sdxl":
+            raise UserError(
+                "--control runs SD1.5/SD2.1-shaped ControlNets only so far (an SDXL ControlNet also takes the pooled "
+                "text and time ids); drop --control or use an SD1.5 model"
+            )
         self.guide = ControlGuide(
             controlnets_for(models, cfg), [s for _, s in c.control], c.control_start, c.control_end
         )

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..models.presets import PRESETS, SMALL_MODELS, TINY_MODELS
+from ..models.presets import PRESETS, SMALL_MODELS, TAESD_FOR, TINY_MODELS
 from ..settings.parts import ModelConfig
 
 if TYPE_CHECKING:
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 
 def vae_source(m: ModelConfig) -> str | None:
-    """The VAE a model config asks for: ``--vae``, TAESD for ``--fast`` (a tiny random TAESD for the tiny presets),
-    or None for the model's own."""
+    """The VAE a model config asks for: ``--vae``, TAESD for ``--fast`` (TAESDXL for an SDXL preset, a tiny random
+    TAESD for the tiny presets), or None for the model's own."""
     if m.vae or not m.fast:
         return m.vae
     if m.model in TINY_MODELS:
@@ -26,7 +26,7 @@ def vae_source(m: ModelConfig) -> str | None:
     preset = PRESETS.get(m.model or "")
     if preset is not None and preset.base.startswith("weights:"):
         raise UserError(f"--fast: there is no tiny autoencoder for {m.model!r} (its own is already small); drop --fast")
-    return "taesd"
+    return TAESD_FOR[preset.family] if preset is not None else "taesd"
 
 
 def model_threads(m: ModelConfig, name: str | None = None) -> int | None:

@@ -175,6 +175,9 @@ class WindowSampler:
         adapter = ip_adapter_source(models.name, st.ip_adapter) if st.style_image else None
         embeds = models.style_conditioning(st.style_image, adapter, st.style_scale, st.style_mode, uncond is not None)
         self.denoiser.image_embeds = embeds
+        self._text = (prompts, negative, guidance)  # SDXL's added conditioning, made once the size is known
+        self._added = None  # that conditioning (``begin``), or None until then and for other families
+        self._size: tuple[int, int] | None = None
         self.blender = TemporalBlender(t.blend, t.fuse)
         self.seed, self.shared_noise, self.renoise = s.seed, t.shared_noise, t.renoise
         self.noise: FrameNoise | None = None
@@ -182,6 +185,31 @@ class WindowSampler:
         if t.cross_frame != "off":
             self.cross = CrossFrameState(t.cross_frame)
             self.denoiser.cross_frame = (self.cross, processors(models.unet, self.cross))
+
+    def begin(self, shape: tuple[int, int, int]) -> None:
+        """Make what depends on the latents' (c, h, w) at the render's first frames (and after a change): the keyed
+        noise, and SDXL's added conditioning (pooled text and time ids for the frame size), once each. Every path
+        that samples calls it: ``sample``, and the live stream batch."""
+        if self.noise is None:
+            self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
+        factor = vae_factor(self.models)
+        size = (shape[2] * factor, shape[1] * factor)
+        if self._size != size:
+            if self._added is not None:
+                self.denoiser.added.remove(self._added)
+            self._added = self.models.added_conditioning(*self._text, size)
+            if self._added is not None:
+                self.denoiser.added.append(self._added)
+            self._size = size
+
+    def set_prompt(self, prompts: str | dict[int, str]) -> None:
+        """Sample the next frames under ``prompts`` (the live mode's prompt change): the text states, and SDXL's
+        pooled text with them (remade at the next ``begin``)."""
+        _, negative, guidance = self._text
+        self._text = (prompts, negative, guidance)
+        d = self.denoiser
+        d.cond, d.uncond, d.tcond = self.models.text_conditioning(prompts, negative, guidance)
+        self._size = None
 
     def set_strength(self, strength: float) -> None:
         """Sample the next windows at ``strength`` (one for every frame): the method's schedule rebuilt with the
@@ -220,8 +248,7 @@ class WindowSampler:
         ``motion``: {index: LatentMotion from the previous frame} for motion-compensated blending (``--warp flow``).
         ``control``: per ControlNet, the maps of ``indices``, float (f, 3, H, W) in [0, 1] (``--control``).
         """
-        if self.noise is None:
-            self.noise = FrameNoise(self.seed, shape, self.shared_noise, self.renoise)
+        self.begin(shape)
         frames = indices if noise_keys is None else noise_keys  # output frame numbers: prompt/strength keys, noise
         eps = self.noise.window(frames, self.models.device)
         schedule = self.schedule.window(frames) if isinstance(self.schedule, FrameSchedules) else self.schedule

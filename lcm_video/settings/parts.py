@@ -24,9 +24,21 @@ from ..models.presets import DEFAULT_MODEL, PRESETS
 from ..options import BATCH, GENERATE, RERUN, STYLIZE, Option, option, options_of
 from .style import StyleConfig
 
+
+def _side_names(side: int) -> str:
+    """The presets of one side, by name (a whole family's by its name: ``the sdxl presets but sdxl-turbo``)."""
+    names = [n for n, p in PRESETS.items() if p.size == side]
+    for family in ("sdxl",):
+        members = [n for n, p in PRESETS.items() if p.family == family and not p.base.startswith("builtin:")]
+        if len([n for n in members if n in names]) > 2:
+            but = [n for n in members if n not in names]
+            names = [n for n in names if n not in members]
+            names.insert(0, f"the {family} presets" + (f" but {' and '.join(but)}" if but else ""))
+    return " and ".join(names)
+
+
 _SMALL_SIDES = ", ".join(
-    f"{side} for {' and '.join(n for n, p in PRESETS.items() if p.size == side)}"
-    for side in sorted({p.size for p in PRESETS.values()} - {512})
+    f"{side} for {_side_names(side)}" for side in sorted({p.size for p in PRESETS.values()} - {512})
 )  # generate's default size per preset, for --width's help: "64 for tiny and tiny-lora, 128 for ..."
 
 
@@ -78,21 +90,25 @@ class ModelConfig:
     )
     vae: str | None = option(
         None,
-        "VAE override: hub id or directory (AutoencoderKL or AutoencoderTiny; taesd for speed)",
+        "VAE override: hub id or directory (AutoencoderKL or AutoencoderTiny; taesd / taesdxl for speed)",
         derived="the model's",
         metavar="ID",
-        doc="`AutoencoderKL` or `AutoencoderTiny` hub id or directory; `taesd` for speed",
+        doc="`AutoencoderKL` or `AutoencoderTiny` hub id or directory; `taesd` (`taesdxl` for SDXL) for speed; "
+        "`sdxl-vae-fp16-fix` keeps an SDXL VAE in float16",
     )
     fast: bool = option(
         False,
         "TAESD instead of the full VAE: ~2x faster, slightly softer",
-        doc="TAESD instead of the full VAE (same as `--vae taesd`): the VAE costs as much as the 4 UNet steps, TAESD "
-        "~1/10 of it; slightly softer detail",
+        doc="TAESD instead of the full VAE (same as `--vae taesd`; TAESDXL for an SDXL preset): the VAE costs as "
+        "much as the 4 UNet steps, TAESD ~1/10 of it; slightly softer detail",
     )
     motion_adapter: str | None = option(
         None,
         "motion module: preset (animatelcm, animatediff-v1-5-2, tiny), hub id, directory or file",
-        derived={STYLIZE: "none", GENERATE: "animatelcm (tiny with the tiny and toy models)"},
+        derived={
+            STYLIZE: "none",
+            GENERATE: "animatelcm (animatediff-sdxl-beta with SDXL presets, tiny with the tiny and toy models)",
+        },
         metavar="NAME",
         doc="motion preset, hub id, diffusers directory or single file; for stylize it turns on motion-aware windows",
     )

@@ -66,6 +66,11 @@ def _teacher(cfg: DistillConfig, device: torch.device):
 
     dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device.type == "cuda" else "float32")
     models = load_models(cfg.teacher, device=str(device), dtype=dtype)
+    if models.family == "sdxl":
+        raise UserError(
+            f"--teacher {cfg.teacher!r} is SDXL-shaped; distill trains SD1.5/SD2.1-shaped teachers only so far (SDXL's "
+            "pooled text and time ids are not built into training); use an SD1.5 teacher or LCM-LoRA-SDXL as it is"
+        )
     if models.uses_guidance_embedding:
         raise UserError(
             f"--teacher {cfg.teacher!r} is already a latent consistency model (its UNet has a guidance embedding); "

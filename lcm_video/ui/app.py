@@ -464,7 +464,7 @@ def _live_tab(app: App) -> None:
                 stop = gr.Button("Stop", variant="stop", elem_id="live-stop")
         with gr.Column(scale=1):
             shown = gr.Image(label="stylised", interactive=False, height=320, elem_id="live-output")
-            status = gr.Markdown("", elem_id="live-status")
+            status = gr.Markdown("press Start, then the webcam's record button", elem_id="live-status")
             recording = gr.File(label="recording", interactive=False, elem_id="live-recording")
 
     def go(request: gr.Request, record_on: bool = False, **values):

@@ -125,14 +125,16 @@ class LiveRuns:
         return "started: waiting for the webcam's frames (press the webcam's record button to stream)"
 
     def frame(self, session: str, frame: np.ndarray | None, values: dict[str, Any]) -> tuple[Any, str]:
+        import gradio as gr
+
         if frame is None:
-            return None, "no webcam frame yet"
+            return gr.skip(), gr.skip()
         with self._lock:
             run = self.runs.get(session)
             if run is None:
                 armed = self.armed.get(session)
-                if armed is None:
-                    return None, "press Start to stylise the webcam"
+                if armed is None:  # not started (or stopped: its line stays)
+                    return gr.skip(), gr.skip()
                 run = self._open(session, armed, frame)
                 return None, "loading the model…"
         if run.thread is not None and not run.thread.is_alive() and run.error is not None:
@@ -152,7 +154,10 @@ class LiveRuns:
         from .session import output_name
 
         cfg = armed["cfg"]
-        source = BrowserSource(np.asarray(frame), cfg.frames.width, cfg.frames.height)
+        width, height = cfg.frames.width, cfg.frames.height
+        if width is None and height is None:  # a webcam's 640x480 is far above a small model's size: render near it
+            width = _native_width(cfg.model.model, np.asarray(frame).shape)
+        source = BrowserSource(np.asarray(frame), width, height)
         run = LiveRun(source, values={k: armed["values"].get(k) for k in CHANGES})
         outputs = [str(output_name(self.app.out, "live", cfg.sampling.seed))] if armed["record"] else []
 
@@ -194,6 +199,17 @@ class LiveRuns:
         if kept:
             line += f"; recorded {Path(kept[0]).name}"
         return line, kept[0] if kept else None
+
+
+def _native_width(model: str | None, shape: tuple[int, ...]) -> int | None:
+    """The width at which a frame of ``shape`` (h, w, c) covers the area ``model`` was trained at (None: unknown)."""
+    from ..models.presets import native_side
+
+    side = native_side(model)
+    if side is None:
+        return None
+    h, w = shape[:2]
+    return min(w, max(8, round(side * (w / h) ** 0.5 / 8) * 8))
 
 
 def _options(values: dict[str, Any]) -> dict[str, Any]:

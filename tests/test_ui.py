@@ -391,7 +391,8 @@ _WATCH = """sel => { window.__shown = []; const box = document.querySelector(sel
     if (src && src !== last) { last = src; window.__shown.push(performance.now()); } })
   .observe(box, {subtree: true, childList: true, attributes: true}); }"""
 
-_MEAN = """sel => new Promise(done => { const img = document.querySelector(sel); const c = document.createElement('canvas');
+_MEAN = """sel => new Promise(done => { const img = document.querySelector(sel);
+  const c = document.createElement('canvas');
   const go = () => { c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d');
     g.drawImage(img, 0, 0); const d = g.getImageData(0, 0, c.width, c.height).data; const m = [0, 0, 0];
     for (let i = 0; i < d.length; i += 4) { m[0] += d[i]; m[1] += d[i + 1]; m[2] += d[i + 2]; }
@@ -477,9 +478,9 @@ def test_browser_live_tab_stylises_a_fake_camera_and_follows_the_prompt(server, 
         page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
         page.locator("#live-camera .button-wrap button").first.click()  # stream
         expect(page.locator("#live-status")).to_contain_text("fps", timeout=120_000)
+        page.wait_for_function("(document.querySelector('#live-status').innerText.match(/ (\\d+) frames/) || [0, 0])"
+                               "[1] >= 5", timeout=60_000)  # fmt: skip
         expect(page.locator("#live-output img")).to_have_count(1)
-        page.wait_for_function("document.querySelector('#live-status').innerText.match(/ (\\d+) frames/)[1] >= 5",
-                               timeout=60_000)  # fmt: skip
         red = page.evaluate(_MEAN, "#live-output img")
         page.locator("#live-prompt textarea").fill("a blue square on a black background")
         time.sleep(4)  # a change shows from the next frame; frames come at ~2 fps on a loaded CPU

@@ -390,16 +390,14 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
     return kwargs
 
 
-PREVIEW_DELAY_MS = 150  # the page waits this long after a change; a change within it supersedes the earlier one
 LIVE_CHANGES = ("prompt", "negative_prompt", "strength", "seed", "steps", "guidance", "scheduler", "control",
                 "canny_low", "canny_high", "model", "width", "height")  # fmt: skip
-_DEBOUNCE = f"(...a) => new Promise(r => setTimeout(() => r(a), {PREVIEW_DELAY_MS}))"
 
 
 def _interactive(command: str, app: App, made: dict[str, Any], inputs: dict[str, Any], kwargs: dict[str, Any]):
-    """The preview frame re-rendered on every change of the settings that shape it (debounced in the page; a
-    request overtaken by a later one is dropped, so only the newest settings render), and the Variations grid,
-    whose pick fills the settings."""
+    """The preview frame re-rendered on every change of the settings that shape it (debounced: a request overtaken
+    by a later one while it waits is dropped, so only the newest settings render), and the Variations grid, whose
+    pick fills the settings."""
     frame, grid, picks = made["frame"], made["grid"], made["picks"]
 
     def render(request: gr.Request, **values):
@@ -413,9 +411,9 @@ def _interactive(command: str, app: App, made: dict[str, Any], inputs: dict[str,
 
     triggers = [inputs[n] for n in LIVE_CHANGES if n in inputs] + ([kwargs["video"]] if "video" in kwargs else [])
     for component in triggers:
-        component.change(render, inputs_kwargs=kwargs, outputs=frame, js=_DEBOUNCE, trigger_mode="always_last",
-                         concurrency_id=f"{command}-frame", concurrency_limit=1, show_progress="hidden",
-                         api_visibility="private")  # fmt: skip
+        # no concurrency limit: every change registers at once, so the ones overtaken while waiting are dropped
+        component.change(render, inputs_kwargs=kwargs, outputs=frame, concurrency_id=f"{command}-frame",
+                         concurrency_limit=None, show_progress="hidden", api_visibility="private")  # fmt: skip
 
     def vary(kind, count, prompts, **values):
         with _user_errors():
@@ -425,7 +423,7 @@ def _interactive(command: str, app: App, made: dict[str, Any], inputs: dict[str,
 
     made["variations"].click(vary, inputs_kwargs=dict(kwargs, kind=made["kind"], count=made["count"],
                              prompts=made["prompts"]), outputs=[grid, picks], api_name=f"{command}_variations",
-                             concurrency_id=f"{command}-frame", concurrency_limit=1)  # fmt: skip
+                             concurrency_id=f"{command}-variations", concurrency_limit=1)  # fmt: skip
     shown = [n for n in ("prompt", "strength", "seed") if n in inputs]
 
     def pick(choices: list[dict], evt: gr.SelectData):

@@ -2,15 +2,16 @@
 first frame generated) rendered again as the settings change, and a grid of variants of it (seeds, strengths or
 prompts) to pick from.
 
-A page's requests carry a serial number; one that a later request of the same page has overtaken is dropped
-before it renders and its frame is not shown, so a run of changes renders the newest settings, never a queue of
-stale ones. The renderer (``Stylizer`` / ``ClipGenerator``) is kept between frames while only the prompt, strength
-or seed changes (the live engine's changes: :func:`lcm_video.live.run.apply_change`), so such a frame costs one
-sample of one frame."""
+A page's requests carry a serial number, taken as each arrives; one that a later request of the same page
+overtakes (within ``DEBOUNCE``, or while another renders) is dropped before it renders and its frame is not shown,
+so a run of changes renders the newest settings, never a queue of stale ones. The renderer (``Stylizer`` /
+``ClipGenerator``) is kept between frames while only the prompt, strength or seed changes (the live engine's
+changes: :func:`lcm_video.live.run.apply_change`), so such a frame costs one sample of one frame."""
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..settings.parts import SETTINGS
 KINDS = ("seeds", "strengths", "prompts")
 MIN_VARIANTS, MAX_VARIANTS = 4, 16
 CHANGES = ("prompt", "strength", "seed")
+DEBOUNCE = 0.08  # seconds a change waits for a later one before it renders
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Previews:
         return self.latest.get((session, command), 0) != serial
 
     def frame(self, session: str, command: str, serial: int, values: dict[str, Any]) -> np.ndarray | None:
+        time.sleep(DEBOUNCE)  # a change that comes within it overtakes this one
         with self._lock:
             if self.stale(session, command, serial):
                 return None

@@ -469,7 +469,7 @@ def test_browser_preview_follows_the_prompt_and_variations_fill_the_settings(ser
         browser.close()
     print(f"preview: p50 {p50:.2f} s p95 {p95:.2f} s; typed: {shown} frames, last {typed:.2f} s; grid {grid:.2f} s")
     assert p95 <= PREVIEW_P95_S, took
-    assert typed <= PREVIEW_P95_S and shown <= 4, (typed, shown)
+    assert typed <= PREVIEW_P95_S and shown <= 12, (typed, shown)  # 35 keys: a queue would show ~35, 7 s late
     assert grid <= GRID_S
 
 

@@ -14,7 +14,6 @@ import random
 import shutil
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,12 @@ from ..models.presets import MOTION_PRESETS, PRESETS, default_motion
 from ..options import EVAL, GENERATE, STYLIZE
 from ..pipelines.loader import ModelCache
 from ..settings.flags import COMMAND_FLAGS
-from ..settings.parts import SETTINGS
 from ..settings.resolve import resolve
 from . import widgets
-from .live import LiveRuns
-from .preview import KINDS, MAX_VARIANTS, MIN_VARIANTS, Previews
+from .handlers import session_of as _session
+from .handlers import user_errors as _user_errors
+from .live import LiveRuns, live_tab
+from .preview import KINDS, MAX_VARIANTS, MIN_VARIANTS, Previews, preview_events
 from .session import Renders, check_weights, describe, output_name, plain_name
 from .views import control_map, metric_views
 
@@ -249,24 +249,6 @@ class App:
         return metric_views(m)
 
 
-class _user_errors:  # noqa: N801 - used as a statement: ``with _user_errors():``
-    """A UserError becomes the page's one-line error (no traceback, on the page or in the log); anything else is a
-    bug: its traceback goes to the server's stderr and the page gets its one line."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if exc is None or isinstance(exc, (gr.Error, GeneratorExit)):
-            return False
-        if isinstance(exc, UserError):
-            raise gr.Error(str(exc), print_exception=False) from None
-        if isinstance(exc, Exception):
-            traceback.print_exception(kind, exc, tb, file=sys.stderr)
-            raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the server's log has the details") from None
-        return False
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # The page
 
@@ -314,10 +296,6 @@ def _busy(running: bool) -> Callable[[], Any]:
 
 def _dice() -> int:
     return random.randint(0, SEED_MAX)
-
-
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "api"
 
 
 def _render_tab(command: str, app: App) -> dict[str, Any]:
@@ -386,103 +364,8 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
         return app.cancel(_session(request))
 
     cancel.click(stop, outputs=status, queue=False, api_name=f"{command}_cancel")
-    _interactive(command, app, made, inputs, kwargs)
+    preview_events(command, app, made, inputs, kwargs)
     return kwargs
-
-
-LIVE_CHANGES = ("prompt", "negative_prompt", "strength", "seed", "steps", "guidance", "scheduler", "control",
-                "canny_low", "canny_high", "model", "width", "height")  # fmt: skip
-
-
-def _interactive(command: str, app: App, made: dict[str, Any], inputs: dict[str, Any], kwargs: dict[str, Any]):
-    """The preview frame re-rendered on every change of the settings that shape it (debounced: a request overtaken
-    by a later one while it waits is dropped, so only the newest settings render), and the Variations grid, whose
-    pick fills the settings."""
-    frame, grid, picks = made["frame"], made["grid"], made["picks"]
-
-    def render(request: gr.Request, **values):
-        session = _session(request)
-        serial = app.previews.request(session, command)
-        if command == STYLIZE and not values.get("video"):
-            return gr.skip()
-        with _user_errors():
-            out = app.previews.frame(session, command, serial, values)
-        return gr.skip() if out is None else out
-
-    triggers = [inputs[n] for n in LIVE_CHANGES if n in inputs] + ([kwargs["video"]] if "video" in kwargs else [])
-    for component in triggers:
-        # no concurrency limit: every change registers at once, so the ones overtaken while waiting are dropped
-        component.change(render, inputs_kwargs=kwargs, outputs=frame, concurrency_id=f"{command}-frame",
-                         concurrency_limit=None, show_progress="hidden", api_visibility="private")  # fmt: skip
-
-    def vary(kind, count, prompts, **values):
-        with _user_errors():
-            got = app.previews.variants(command, values, kind, count, prompts)
-        name = _varied(kind)
-        return [(img, f"{name} {pick[name]}") for img, pick in got], [pick for _, pick in got]
-
-    made["variations"].click(vary, inputs_kwargs=dict(kwargs, kind=made["kind"], count=made["count"],
-                             prompts=made["prompts"]), outputs=[grid, picks], api_name=f"{command}_variations",
-                             concurrency_id=f"{command}-variations", concurrency_limit=1)  # fmt: skip
-    shown = [n for n in ("prompt", "strength", "seed") if n in inputs]
-
-    def pick(choices: list[dict], evt: gr.SelectData):
-        chosen = choices[evt.index] if choices and evt.index is not None else {}
-        return [chosen.get(n, gr.skip()) if chosen.get(n) is not None else gr.skip() for n in shown]
-
-    grid.select(pick, inputs=picks, outputs=[inputs[n] for n in shown], api_visibility="private")
-
-
-def _varied(kind: str) -> str:
-    return {"seeds": "seed", "strengths": "strength", "prompts": "prompt"}[kind]
-
-
-LIVE_MAIN = ("prompt", "negative_prompt", "model", "strength", "steps", "seed", "blend", "width", "height")
-LIVE_STREAM_EVERY = 0.1  # seconds between the webcam frames the page sends (the engine drops what it cannot take)
-
-
-def _live_tab(app: App) -> None:
-    """The browser's webcam in, the live engine's stylised frames out; prompt, strength and seed change while it
-    runs; Start arms it (the webcam's own button streams), Stop ends it and finishes the recording."""
-    models = list(PRESETS) + sorted(app.allowed - set(PRESETS))
-    values = {"model": app.model} if app.model else {}
-    inputs: dict[str, Any] = {}
-    with gr.Row():
-        with gr.Column(scale=1):
-            camera = gr.Image(label="webcam", sources=["webcam"], streaming=True, type="numpy", height=240,
-                              elem_id="live-camera")  # fmt: skip
-            for name in LIVE_MAIN:
-                opt = SETTINGS[name]
-                choices = models if name == "model" else None
-                inputs[name] = widgets.component(opt, STYLIZE, values.get(name), choices, tab="live")
-            record = gr.Checkbox(label="record to a file in the output folder (finished on Stop)", value=False,
-                                 elem_id="live-record")  # fmt: skip
-            with gr.Row():
-                start = gr.Button("Start", variant="primary", elem_id="live-start")
-                stop = gr.Button("Stop", variant="stop", elem_id="live-stop")
-        with gr.Column(scale=1):
-            shown = gr.Image(label="stylised", interactive=False, height=320, elem_id="live-output")
-            status = gr.Markdown("press Start, then the webcam's record button", elem_id="live-status")
-            recording = gr.File(label="recording", interactive=False, elem_id="live-recording")
-
-    def go(request: gr.Request, record_on: bool = False, **values):
-        with _user_errors():
-            return app.live.start(_session(request), values, bool(record_on))
-
-    start.click(go, inputs_kwargs=dict(inputs, record_on=record), outputs=status, queue=False, api_name="live_start")
-
-    def frame(request: gr.Request, image=None, **values):
-        return app.live.frame(_session(request), image, values)
-
-    changes = {n: inputs[n] for n in ("prompt", "strength", "seed")}
-    camera.stream(frame, inputs_kwargs=dict(changes, image=camera), outputs=[shown, status],
-                  stream_every=LIVE_STREAM_EVERY, time_limit=None, concurrency_id="live", concurrency_limit=None,
-                  show_progress="hidden", api_visibility="private")  # fmt: skip
-
-    def end(request: gr.Request):
-        return app.live.stop(_session(request))
-
-    stop.click(end, outputs=[status, recording], api_name="live_stop", concurrency_id="live-stop")
 
 
 def _batch_tab(app: App, stylize_inputs: dict[str, Any]) -> None:
@@ -568,7 +451,7 @@ def build_app(out: str | Path = "lcm-video-ui", model: str | None = None, cache_
             with gr.Tab("Generate", id=GENERATE):
                 _render_tab(GENERATE, app)
             with gr.Tab("Live", id="live"):
-                _live_tab(app)
+                live_tab(app)
             with gr.Tab("Batch", id="batch"):
                 _batch_tab(app, stylize_inputs)
             with gr.Tab("Evaluate", id=EVAL):

@@ -15,11 +15,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import gradio as gr
 import numpy as np
 
 from ..errors import UserError
 from ..live.sources import DEFAULT_RATE, Captured, Source, cover_of, scaled
+from ..models.presets import PRESETS
+from ..options import STYLIZE
+from ..settings.parts import SETTINGS
 from ..video.reader import VideoInfo, output_size
+from . import widgets
+from .handlers import session_of, user_errors
 
 CHANGES = ("prompt", "strength", "seed")  # what the page changes while it runs (the engine's control keys)
 
@@ -125,8 +131,6 @@ class LiveRuns:
         return "started: waiting for the webcam's frames (press the webcam's record button to stream)"
 
     def frame(self, session: str, frame: np.ndarray | None, values: dict[str, Any]) -> tuple[Any, str]:
-        import gradio as gr
-
         if frame is None:
             return gr.skip(), gr.skip()
         with self._lock:
@@ -201,6 +205,54 @@ class LiveRuns:
         return line, kept[0] if kept else None
 
 
+LIVE_MAIN = ("prompt", "negative_prompt", "model", "strength", "steps", "seed", "blend", "width", "height")
+LIVE_STREAM_EVERY = 0.1  # seconds between the webcam frames the page sends (the engine drops what it cannot take)
+
+
+def live_tab(app) -> None:
+    """The browser's webcam in, the live engine's stylised frames out; prompt, strength and seed change while it
+    runs; Start arms it (the webcam's own button streams), Stop ends it and finishes the recording."""
+    models = list(PRESETS) + sorted(app.allowed - set(PRESETS))
+    values = {"model": app.model} if app.model else {}
+    inputs: dict[str, Any] = {}
+    with gr.Row():
+        with gr.Column(scale=1):
+            camera = gr.Image(label="webcam", sources=["webcam"], streaming=True, type="numpy", height=240,
+                              elem_id="live-camera")  # fmt: skip
+            for name in LIVE_MAIN:
+                opt = SETTINGS[name]
+                choices = models if name == "model" else None
+                inputs[name] = widgets.component(opt, STYLIZE, values.get(name), choices, tab="live")
+            record = gr.Checkbox(label="record to a file in the output folder (finished on Stop)", value=False,
+                                 elem_id="live-record")  # fmt: skip
+            with gr.Row():
+                start = gr.Button("Start", variant="primary", elem_id="live-start")
+                stop = gr.Button("Stop", variant="stop", elem_id="live-stop")
+        with gr.Column(scale=1):
+            shown = gr.Image(label="stylised", interactive=False, height=320, elem_id="live-output")
+            status = gr.Markdown("press Start, then the webcam's record button", elem_id="live-status")
+            recording = gr.File(label="recording", interactive=False, elem_id="live-recording")
+
+    def go(request: gr.Request, record_on: bool = False, **values):
+        with user_errors():
+            return app.live.start(session_of(request), values, bool(record_on))
+
+    start.click(go, inputs_kwargs=dict(inputs, record_on=record), outputs=status, queue=False, api_name="live_start")
+
+    def frame(request: gr.Request, image=None, **values):
+        return app.live.frame(session_of(request), image, values)
+
+    changes = {n: inputs[n] for n in ("prompt", "strength", "seed")}
+    camera.stream(frame, inputs_kwargs=dict(changes, image=camera), outputs=[shown, status],
+                  stream_every=LIVE_STREAM_EVERY, time_limit=None, concurrency_id="live", concurrency_limit=None,
+                  show_progress="hidden", api_visibility="private")  # fmt: skip
+
+    def end(request: gr.Request):
+        return app.live.stop(session_of(request))
+
+    stop.click(end, outputs=[status, recording], api_name="live_stop", concurrency_id="live-stop")
+
+
 def _native_width(model: str | None, shape: tuple[int, ...]) -> int | None:
     """The width at which a frame of ``shape`` (h, w, c) covers the area ``model`` was trained at (None: unknown)."""
     from ..models.presets import native_side
@@ -213,9 +265,6 @@ def _native_width(model: str | None, shape: tuple[int, ...]) -> int | None:
 
 
 def _options(values: dict[str, Any]) -> dict[str, Any]:
-    from ..options import STYLIZE
-    from . import widgets
-
     options = widgets.to_options(STYLIZE, values)
     options["quiet"] = True
     return options

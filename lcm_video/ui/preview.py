@@ -15,11 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import gradio as gr
 import numpy as np
 
 from ..errors import UserError
 from ..options import STYLIZE
 from ..settings.parts import SETTINGS
+from .handlers import session_of, user_errors
 
 KINDS = ("seeds", "strengths", "prompts")
 MIN_VARIANTS, MAX_VARIANTS = 4, 16
@@ -150,4 +152,51 @@ def _choices(command: str, base: dict[str, Any], kind: str, count, prompts: str)
     return [{"strength": round(lo + (hi - lo) * i / (n - 1), 3)} for i in range(n)]
 
 
-__all__ = ["KINDS", "Previews"]
+LIVE_CHANGES = ("prompt", "negative_prompt", "strength", "seed", "steps", "guidance", "scheduler", "control",
+                "canny_low", "canny_high", "model", "width", "height")  # fmt: skip
+
+
+def preview_events(command: str, app, made: dict[str, Any], inputs: dict[str, Any], kwargs: dict[str, Any]):
+    """The preview frame re-rendered on every change of the settings that shape it (debounced: a request overtaken
+    by a later one while it waits is dropped, so only the newest settings render), and the Variations grid, whose
+    pick fills the settings."""
+    frame, grid, picks = made["frame"], made["grid"], made["picks"]
+
+    def render(request: gr.Request, **values):
+        session = session_of(request)
+        serial = app.previews.request(session, command)
+        if command == STYLIZE and not values.get("video"):
+            return gr.skip()
+        with user_errors():
+            out = app.previews.frame(session, command, serial, values)
+        return gr.skip() if out is None else out
+
+    triggers = [inputs[n] for n in LIVE_CHANGES if n in inputs] + ([kwargs["video"]] if "video" in kwargs else [])
+    for component in triggers:
+        # no concurrency limit: every change registers at once, so the ones overtaken while waiting are dropped
+        component.change(render, inputs_kwargs=kwargs, outputs=frame, concurrency_id=f"{command}-frame",
+                         concurrency_limit=None, show_progress="hidden", api_visibility="private")  # fmt: skip
+
+    def vary(kind, count, prompts, **values):
+        with user_errors():
+            got = app.previews.variants(command, values, kind, count, prompts)
+        name = _varied(kind)
+        return [(img, f"{name} {pick[name]}") for img, pick in got], [pick for _, pick in got]
+
+    made["variations"].click(vary, inputs_kwargs=dict(kwargs, kind=made["kind"], count=made["count"],
+                             prompts=made["prompts"]), outputs=[grid, picks], api_name=f"{command}_variations",
+                             concurrency_id=f"{command}-variations", concurrency_limit=1)  # fmt: skip
+    shown = [n for n in ("prompt", "strength", "seed") if n in inputs]
+
+    def pick(choices: list[dict], evt: gr.SelectData):
+        chosen = choices[evt.index] if choices and evt.index is not None else {}
+        return [chosen.get(n, gr.skip()) if chosen.get(n) is not None else gr.skip() for n in shown]
+
+    grid.select(pick, inputs=picks, outputs=[inputs[n] for n in shown], api_visibility="private")
+
+
+def _varied(kind: str) -> str:
+    return {"seeds": "seed", "strengths": "strength", "prompts": "prompt"}[kind]
+
+
+__all__ = ["KINDS", "Previews", "preview_events"]

@@ -456,6 +456,11 @@ def build_app(out: str | Path = "lcm-video-ui", model: str | None = None, cache_
                 _batch_tab(app, stylize_inputs)
             with gr.Tab("Evaluate", id=EVAL):
                 _eval_tab(app)
+
+        def closed(request: gr.Request) -> None:  # a page closed or reloaded: its live run ends, its recording kept
+            app.live.stop(_session(request))
+
+        demo.unload(closed)
     demo.lcm_app = app  # for tests and embedding: the cache and output folder
     return demo
 

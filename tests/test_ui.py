@@ -508,8 +508,18 @@ def test_browser_live_tab_stylises_a_fake_camera_and_follows_the_prompt(server, 
         page.locator("#live-stop").click()
         expect(page.locator("#live-status")).to_contain_text("stopped:", timeout=30_000)
         line = page.locator("#live-status").inner_text()
+        (recorded,) = sorted(out.glob("live-*.mp4"))
+        # again, and the page closed without Stop: the run ends and its recording is finished all the same
+        page.locator("#live-start").click()
+        page.wait_for_function("(document.querySelector('#live-status').innerText.match(/ (\\d+) frames/) || [0, 0])"
+                               "[1] >= 3", timeout=60_000)  # fmt: skip
+        page.close()
+        deadline = time.monotonic() + 30
+        while len(list(out.glob("live-*.mp4"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
         browser.close()
     print(f"live tab: {status}; {line}; mean rgb {red} → {blue}")
     assert sum(abs(a - b) for a, b in zip(red, blue, strict=True)) > 30, (red, blue)
-    (recorded,) = sorted(out.glob("live-*.mp4"))
     assert probe(recorded).frames >= 5 and "recorded" in line
+    (closed,) = set(out.glob("live-*.mp4")) - {recorded}
+    assert probe(closed).frames >= 3

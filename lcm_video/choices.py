@@ -13,6 +13,7 @@ WARP = ("none", "flow")
 CROSS_FRAME = ("off", "anchor", "anchor+prev")
 ENGINES = ("local", "torchrun", "ray")  # how a batch spreads its segments (batch/run.py, batch/ray_engine.py)
 FLOW = ("dis", "farneback")  # optical flow estimators (OpenCV)
+STYLE_MODES = ("style", "full")  # IP-Adapter blocks: InstantStyle's style block only, or every block
 CONTROL_TYPES = ("canny", "tile", "depth", "softedge", "lineart", "openpose")  # ControlNet kinds with an annotator
 DEFAULT_WINDOW = 16  # frames per 2D UNet batch: 12 frames at batch 12 run 7% faster per frame than 2 x 6 on CPU
 DEFAULT_CONTEXT = 16  # AnimateDiff-family motion modules are trained on 16-frame clips

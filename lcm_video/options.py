@@ -90,6 +90,7 @@ class Option:
     metavar: str | None = None
     positional: bool = False
     required: bool = False
+    upload: str | None = None  # the web UI takes it as an uploaded file of this kind ("image"), not as text
 
     @property
     def cli(self) -> str:

@@ -3,8 +3,9 @@
 
 The record is one JSON object in the container's ``comment`` tag (mp4/mov ``©cmt``, Matroska/WebM ``COMMENT``, AVI
 ``ICMT``): the tool and its version, the command, every resolved setting (``cfg.flat()``), the source file and its
-size and date (stylise), and the SHA-256 of local weight files (checkpoint, LoRAs, VAE, motion adapter) where the
-setting names one. No torch here: reading a record is instant.
+size and date (stylise), the style image's path and SHA-256 (``--style-image``), and the SHA-256 of local weight files
+(checkpoint, LoRAs, VAE, motion adapter, IP-Adapter) where the setting names one. No torch here: reading a record is
+instant.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from . import __version__
 from .errors import UserError
 
 TOOL = "lcm_video"
-_WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter")
+_WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter", "ip_adapter")
 
 
 @lru_cache(maxsize=64)
@@ -71,6 +72,11 @@ def make_record(
         rec["source"] = {"path": str(p), "bytes": st.st_size, "mtime": int(st.st_mtime)}
     if hashes:
         rec["sha256"] = hashes
+    style = settings.get("style_image")
+    if isinstance(style, str) and Path(style).is_file():  # the reference image by content, not only by name
+        st = Path(style).stat()
+        digest = _sha256(str(Path(style).resolve()), st.st_size, st.st_mtime_ns)
+        rec["style_image"] = {"path": str(Path(style).resolve()), "sha256": digest}
     if ran:
         rec["ran"] = ran
     if rendered:

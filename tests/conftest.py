@@ -77,6 +77,25 @@ def float32_by_default():
         yield
 
 
+STYLE = "<style image>"
+"""Stands for the ``style_image`` fixture's path in a test's parametrisation (parameters are made before fixtures)."""
+
+
+@pytest.fixture(scope="session")
+def style_image(tmp_path_factory) -> str:
+    """A 40x56 PNG of random colours, a ``--style-image`` reference."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("style") / "reference.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def with_style(options: dict, style_image: str) -> dict:
+    """``options`` with :data:`STYLE` replaced by the style image's path."""
+    return {k: style_image if v == STYLE else v for k, v in options.items()}
+
+
 @pytest.fixture(scope="session")
 def tiny_models():
     from lcm_video.models.loading import load_models

@@ -22,7 +22,7 @@ from lcm_video.pipelines.text_to_video import generate
 from lcm_video.pipelines.video_to_video import stylize
 from lcm_video.video.synthetic import lavfi_clip
 
-from .conftest import ROOT, read_frames
+from .conftest import ROOT, STYLE, read_frames, with_style
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
@@ -153,9 +153,12 @@ def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, c
         (0.3, {"scheduler": "tcd", "eta": 0.5, "strength": 0.75}),
         pytest.param(0.3, {"scheduler": "ddim-trailing", "eta": 0.5, "strength": 0.75}, marks=pytest.mark.slow),
         pytest.param(0.3, {"scheduler": "euler-trailing", "strength": 0.75}, marks=pytest.mark.slow),
+        # an IP-Adapter's reference image, embedded once per segment as once per render
+        pytest.param(0.3, {"style_image": STYLE}, id="style"),
     ],
 )
-def test_segment_seams_match_a_continuous_render(tmp_path, clip, blend, extra):
+def test_segment_seams_match_a_continuous_render(tmp_path, clip, style_image, blend, extra):
+    extra = with_style(extra, style_image)
     job = {"name": "s", "mode": "stylize", "input": str(clip), "prompt": "x", "output": "s.mp4", "blend": blend}
     # Lossless RGB: yuv420's chroma rounding turns a 1-level difference of RGB into up to 4 levels.
     defaults = {"model": "tiny", "device": "cpu", "crf": 0, "codec": "libx264rgb", "max_frames": SEAM_FRAMES}

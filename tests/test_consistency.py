@@ -11,6 +11,8 @@ from lcm_video.settings.configs import StylizeConfig
 from lcm_video.video.plan import FramePlan
 from lcm_video.video.reader import FrameReader, probe
 
+from .conftest import STYLE, with_style
+
 
 def render(models, frames: torch.Tensor, window: int, **opts) -> torch.Tensor:
     """uint8 (n, h, w, 3) source → uint8 (n, h, w, 3) output, cut into windows of ``window`` frames."""
@@ -72,9 +74,21 @@ SCHEDULERS = [
 @pytest.mark.parametrize(
     "blend,shared,extra",
     [(0.5, 0.5, {}), (0.0, 0.0, {}), (0.5, 0.5, {"warp": "flow"}), (0.5, 0.5, {"cross_frame": "anchor+prev"})]
-    + [(0.5, 0.5, sched) for sched in SCHEDULERS],
+    + [(0.5, 0.5, sched) for sched in SCHEDULERS]
+    # an IP-Adapter's reference (style block only, every block with cross-frame attention over its processors)
+    + [
+        pytest.param(0.5, 0.5, {"style_image": STYLE}, id="style"),
+        pytest.param(
+            0.5,
+            0.5,
+            {"style_image": STYLE, "style_mode": "full", "cross_frame": "anchor+prev"},
+            id="style-full-cross",
+            marks=pytest.mark.slow,
+        ),
+    ],
 )
-def test_window_size_does_not_change_any_frame(tiny_models, moving_frames, blend, shared, extra):
+def test_window_size_does_not_change_any_frame(tiny_models, moving_frames, style_image, blend, shared, extra):
+    extra = with_style(extra, style_image)
     a = render(tiny_models, moving_frames, window=3, blend=blend, shared_noise=shared, **extra)
     b = render(tiny_models, moving_frames, window=8, blend=blend, shared_noise=shared, **extra)
     diff = (a.int() - b.int()).abs()

@@ -28,6 +28,7 @@ from lcm_video.video.reader import probe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "samples" / "clip.mp4"
+STYLE_PNG = ROOT / "docs" / "control.png"  # any image: the toy model has no IP-Adapter
 PROMPT = "a red circle on a white background"
 
 
@@ -93,6 +94,19 @@ def test_the_page_may_not_name_local_files(tmp_path):
             check_weights(options, set())
     check_weights({"model": "toy", "lora": ("org/repo:0.5",), "motion_adapter": "tiny", "vae": "taesd"}, set())
     check_weights({"model": str(weights)}, {str(weights)})  # given at launch
+
+
+@pytest.mark.parametrize("command", [STYLIZE, GENERATE])
+def test_the_style_image_is_an_upload_and_the_adapter_a_weight_setting(command, tmp_path):
+    box = widgets.component(SETTINGS["style_image"], command)
+    assert isinstance(box, gr.Image) and box.type == "filepath" and box.sources == ["upload"]
+    options = widgets.to_options(command, {"prompt": "x", "model": "tiny", "style_image": None, "style_scale": 0.6})
+    assert "style_image" not in options  # nothing uploaded: not given
+    adapter = tmp_path / "ip-adapter_sd15.safetensors"
+    adapter.write_bytes(b"x")
+    with pytest.raises(UserError, match="presets and hub ids only"):
+        check_weights({"ip_adapter": str(adapter)}, set())
+    check_weights({"ip_adapter": "sd15-plus"}, set())
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -196,6 +210,10 @@ def test_bad_input_is_the_clis_one_line_message(client, server):
         (dict(video=handle_file(str(CLIP)), prompt=PROMPT, strength_at="x"), "--strength-at 'x' must be"),
         (dict(video=handle_file(str(CLIP)), prompt=PROMPT, model="/etc"), "presets and hub ids only"),
         (dict(video=handle_file(str(CLIP)), prompt=PROMPT, fps="fast"), "--fps expects a frame rate"),
+        (
+            dict(video=handle_file(str(CLIP)), prompt=PROMPT, style_image=handle_file(str(STYLE_PNG))),
+            "has no IP-Adapter",
+        ),
     ]
     for kwargs, message in cases:
         with pytest.raises(Exception) as err:

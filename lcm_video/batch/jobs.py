@@ -59,6 +59,10 @@ class _Problems(list):
         return any(p.startswith(label + ":") for p in self)
 
 
+RELATIVE_FILES = ("style_image",)
+"""Settings naming a file that a job file gives relative to itself, as it gives ``input``."""
+
+
 def _read_file(path: str | os.PathLike, problems: _Problems) -> tuple[dict[str, Any], list]:
     data = load_yaml(path)
     unknown = set(data) - {"defaults", "jobs"}
@@ -162,6 +166,9 @@ def load_jobs(path: str | os.PathLike, out: str | os.PathLike, segment_frames: i
                 problems.append(f"{label}: unknown key {key!r} for mode {mode}{hint}")
                 continue
             values[key] = value
+        for key in RELATIVE_FILES:  # a file a setting names, like the input: relative to the job file
+            if isinstance(values.get(key), str) and values[key]:
+                values[key] = str((base / values[key]).resolve())
         if not name:
             problems.append(f"{label}: needs a name")
         elif not _NAME.match(name) or ".." in name:

@@ -86,6 +86,9 @@ def _fingerprint(job: Job) -> str:
     if job.input is not None:
         st = job.input.stat()
         payload |= {"input": str(job.input), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if job.cfg.style.style_image:  # a reference image rewritten in place changes the frames as an input does
+        st = Path(job.cfg.style.style_image).stat()
+        payload |= {"style_size": st.st_size, "style_mtime_ns": st.st_mtime_ns}
     return digest(payload)
 
 

@@ -237,6 +237,8 @@ def _run_info(ns: argparse.Namespace) -> int:
     print(f" from {rec['source']['path']}" if rec.get("source") else "")
     for spec, digest in rec.get("sha256", {}).items():
         print(f"# sha256 {digest}  {spec}")
+    if rec.get("style_image"):
+        print(f"# style image sha256 {rec['style_image']['sha256']}  {rec['style_image']['path']}")
     for ran in rec.get("ran", []):
         print(f"# ran on {ran.get('device')} in {ran.get('dtype')} ({ran.get('backend')} backend)")
     print(yaml.safe_dump(rec["settings"], sort_keys=False, allow_unicode=True), end="")
@@ -259,6 +261,7 @@ def _run_rerun(ns: argparse.Namespace) -> int:
         settings["quiet"] = True
     cfg = resolve(command, None, settings, f"the settings recorded in {ns.made!r}")
     _warn_if_auto_resolves_otherwise(cfg, rec.get("ran", []), ns.made)
+    _warn_if_style_image_changed(rec)
     if command == GENERATE:
         return _generate(ns.output, cfg)
     source = getattr(ns, "source", None)
@@ -286,6 +289,22 @@ def _warn_if_auto_resolves_otherwise(cfg, ran: list[dict], made: str) -> None:
             f"{PROG}: warning: the video was rendered in {then['dtype']} (--dtype auto there) and auto means {now} "
             f"here, so the frames will differ; to match them: lcm-video {cfg.command} ... --config {made} --dtype "
             f"{then['dtype']}",
+            file=sys.stderr,
+        )
+
+
+def _warn_if_style_image_changed(rec: dict) -> None:
+    """A recorded ``--style-image`` whose file now holds other content (its SHA-256 differs) gives other frames."""
+    from ..record import make_record
+
+    was = rec.get("style_image")
+    if not was:
+        return
+    now = make_record(rec["command"], {"style_image": was["path"]}).get("style_image")
+    if now is not None and now["sha256"] != was["sha256"]:
+        print(
+            f"{PROG}: warning: the style image {was['path']!r} has changed since the video was made (its SHA-256 "
+            "differs), so the frames will differ",
             file=sys.stderr,
         )
 
@@ -323,6 +342,13 @@ def _run_models(ns: argparse.Namespace) -> int:
     print("\n".join(preset_lines(PRESETS.values())))
     print("motion adapters (--motion-adapter; a method named here wins over the model's):")
     print("\n".join(preset_lines(MOTION_PRESETS.values())))
+    from ..models.ip_presets import IP_ADAPTERS
+
+    print("IP-Adapters (--ip-adapter, for --style-image; the default is the model's):")
+    for a in IP_ADAPTERS.values():
+        weights = f"{a.repo}/{a.subfolder}/{a.weight_name}" if a.weight_name else a.repo
+        print(f"  {a.name:20s} {weights:52s} {a.family}; licence: {a.licence}")
+        print(f"  {'':20s} {a.about}")
     return 0
 
 

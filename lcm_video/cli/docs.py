@@ -11,6 +11,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..models.ip_presets import IP_ADAPTERS
 from ..models.presets import MOTION_PRESETS, PRESETS, non_commercial
 from ..options import markdown_table
 from ..settings.flags import options_for
@@ -24,7 +25,8 @@ def _licence(text: str) -> str:
 
 
 def presets_table() -> str:
-    """Markdown tables of the model and motion presets: weights, how each samples, guidance, size, licence."""
+    """Markdown tables of the model and motion presets (weights, how each samples, guidance, size, licence) and of the
+    IP-Adapters (weights, image encoder, model family, licence)."""
     rows = [
         "| `--model` | weights | method (`--scheduler`, `--steps`, `--eta`) | guidance | trained at | licence |",
         "|---|---|---|---|---|---|",
@@ -44,6 +46,11 @@ def presets_table() -> str:
         how = m.sampling.describe() if m.sampling else "the model's"
         guidance = f"{m.guidance:g}" if m.guidance is not None else "the model's"
         rows.append(f"| `{m.name}` | {weights} | {how} | {guidance} | `{m.base}` | {_licence(m.licence)} |")
+    rows += ["", "| `--ip-adapter` | weights | image encoder | for | licence |", "|---|---|---|---|---|"]
+    for a in IP_ADAPTERS.values():
+        weights = f"`{a.repo}/{a.subfolder}/{a.weight_name}`" if a.weight_name else f"`{a.repo}`"
+        encoder = f"`{a.repo}/{a.image_encoder}`" if a.image_encoder else "built in code"
+        rows.append(f"| `{a.name}` | {weights} | {encoder} | {a.family} | {_licence(a.licence)} |")
     return "\n".join(rows) + "\n"
 
 

@@ -49,6 +49,11 @@ class UNetDenoiser:
     ``control``: a ``ControlGuide`` (ControlNets) or None; a call then takes the window's control maps, per net
     (f, 3, H, W) in [0, 1], and the step index ``step`` of ``steps`` (when the nets act).
 
+    ``image_embeds``: an IP-Adapter reference's embedding per loaded adapter (``--style-image``), as diffusers'
+    ``prepare_ip_adapter_image_embeds`` gives it, computed once per render: (1, 1, ...) for the conditional branch, or
+    (2, 1, ...) negative first where classifier-free guidance runs; each call hands the UNet one row per item of its
+    batch (a motion UNet repeats them per frame itself), as ``added_cond_kwargs={"image_embeds": ...}``.
+
     ``batch`` (2D UNet only): a short window is padded to this many frames and the pad dropped. BLAS kernels round
     differently for different batch sizes (~1e-6), so one fixed shape makes identical inputs give bit-identical
     outputs wherever they fall in the video. A motion UNet is never padded: pad frames would join its temporal
@@ -73,6 +78,7 @@ class UNetDenoiser:
         self.cross_frame = (
             None  # (CrossFrameState, processors) for ``--cross-frame``: ``temporal.attention.processors``
         )
+        self.image_embeds: list[torch.Tensor] | None = None  # ``--style-image``: see the class docstring
 
     @torch.inference_mode()
     def __call__(
@@ -108,6 +114,10 @@ class UNetDenoiser:
             images = [torch.cat([pad_batch(im, self.batch)] * len(xs)) for im in control]
             flat = rearrange(sample, "b c f h w -> (b f) c h w") if self.motion else sample
             extra = self.control.residuals(flat, tt, states, images, step, steps) or {}
+        if self.image_embeds is not None:
+            # beside any other added conditions (SDXL's pooled text and time ids go in the same dict)
+            rows = [self._image_rows(e, x.shape[0], dev) for e in self.image_embeds]
+            extra.setdefault("added_cond_kwargs", {})["image_embeds"] = rows
         before = None
         if self.cross_frame is not None:
             state, procs = self.cross_frame
@@ -136,3 +146,13 @@ class UNetDenoiser:
             u, c = out.chunk(2)
             out = u + self.guidance * (c - u)
         return out[:n]
+
+    def _image_rows(self, embeds: torch.Tensor, frames: int, dev) -> torch.Tensor:
+        """One adapter's (k, 1, ...) embedding (k = 2 with guidance: negative, then positive) as the UNet batch takes
+        it: per branch, one row per frame for a 2D UNet ((k·f, 1, ...), the branches in the order of ``states``); the
+        k rows as they are for a motion UNet, which repeats them per frame."""
+        if embeds.shape[0] != (2 if self.uncond is not None else 1):
+            raise ValueError(f"image_embeds have {embeds.shape[0]} rows; guidance needs 2, none 1")
+        if not self.motion:
+            embeds = torch.cat([e[None].expand(frames, *e.shape) for e in embeds])
+        return embeds.to(dev, self.dtype)

@@ -16,6 +16,7 @@ from .device import dtype_name
 from .presets import LCM, Sampling
 
 _CXX = ("c++", "g++", "clang++")
+STYLE_CACHE = 8  # reference embeddings kept per model set (``Models.style_conditioning``)
 
 
 @dataclass
@@ -39,6 +40,8 @@ class Models:
     compiled: bool = False
     _text_cache: dict = field(default_factory=dict, repr=False)
     controlnets: dict = field(default_factory=dict, repr=False)  # ControlNets loaded for it, by source
+    ip_adapter: str | None = None  # the IP-Adapter loaded into the UNet (``--style-image``), by source
+    _style_cache: dict = field(default_factory=dict, repr=False)
     _openvino: tuple | None = field(default=None, repr=False)
     _openvino_dtype: torch.dtype | None = field(default=None, repr=False)
 
@@ -134,6 +137,42 @@ class Models:
             emb = StableDiffusionImg2ImgPipeline.get_guidance_scale_embedding
             tcond = emb(self.pipe, torch.tensor([guidance - 1.0]), embedding_dim=dim).to(self.device, self.dtype)
         return cond, uncond, tcond
+
+    def style_conditioning(
+        self, image: str | None, adapter: str | None, scale: float, mode: str, guidance: bool
+    ) -> list[torch.Tensor] | None:
+        """The IP-Adapter image embeddings of a render's ``--style-image`` (``UNetDenoiser.image_embeds``), or None
+        without one.
+
+        Loads the IP-Adapter ``adapter`` and its image encoder into the pipeline when another (or none) is loaded, and
+        unloads it for a render without a style image (the UNet then runs as loaded); sets the per-block scales of
+        ``mode`` (``style``: InstantStyle's style block only; ``full``: every block) at ``scale``. The embedding is
+        computed once per image file's content, adapter and guidance, and cached: every window of a render, and
+        later renders of the same models, reuse it. ``guidance``: whether classifier-free guidance runs (then the
+        negative embedding comes first)."""
+        from . import ip_adapter as ipa
+
+        if image is None:
+            if self.ip_adapter is not None:
+                ipa.unload_ip_adapter(self.pipe)
+                self.ip_adapter = None
+            return None
+        if self._openvino:
+            raise UserError("--style-image adds IP-Adapter attention to the torch UNet; use it with --backend torch")
+        style = ipa.read_style_image(image)
+        if self.ip_adapter != adapter:
+            if self.ip_adapter is not None:
+                ipa.unload_ip_adapter(self.pipe)
+                self.ip_adapter = None
+            ipa.load_ip_adapter(self.pipe, adapter)
+            self.ip_adapter = adapter
+        self.pipe.set_ip_adapter_scale(ipa.style_scales(self.pipe.unet, scale, mode))
+        key = (style.sha256, adapter, guidance)
+        if key not in self._style_cache:
+            while len(self._style_cache) >= STYLE_CACHE:  # the oldest first (a UI serves many uploads)
+                self._style_cache.pop(next(iter(self._style_cache)))
+            self._style_cache[key] = ipa.image_embeds(self.pipe, style, guidance)
+        return self._style_cache[key]
 
 
 def models_from_components(

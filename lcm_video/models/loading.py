@@ -9,9 +9,7 @@ exactly what diffusers does. The tiny presets go through the same path with modu
 from __future__ import annotations
 
 import json
-import os
 import re
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -28,6 +26,7 @@ from ..errors import UserError
 from ..notices import library_notices_off
 from .container import Models
 from .device import pick_device, pick_dtype
+from .hub import explain_load_errors as _explain_load_errors
 from .presets import (
     DEFAULT_MODEL,
     MOTION_PRESETS,
@@ -48,30 +47,6 @@ def _check_exists_if_file(option: str, source: str) -> None:
     """A name ending in a weights extension is a file path, never a hub id: say so if it is missing."""
     if source.endswith(_WEIGHT_FILE) and not Path(source).exists():
         raise UserError(f"{option} file {source!r} does not exist; check the path")
-
-
-@contextmanager
-def _explain_load_errors(what: str, source: str):
-    """Turn diffusers / hub exceptions into one line that says what to do."""
-    try:
-        yield
-    except UserError:
-        raise
-    except (OSError, ValueError, KeyError) as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        local = Path(source).exists()
-        if local:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise UserError(f"cannot load {what} from {source!r}: {first}") from None
-        how = (
-            "HF_HUB_OFFLINE is set, so only the local cache is used"
-            if offline
-            else "the hub could not be reached or has no such repository"
-        )
-        raise UserError(
-            f"cannot load {what} {source!r}: not in the local cache and {how}; pass a local directory instead, "
-            f"or download it once with `hf download {source}` (cache: $HF_HOME) and rerun"
-        ) from None
 
 
 def _is_pipeline_dir(path: Path) -> bool:

@@ -68,6 +68,9 @@ class ModelPreset:
     family: str = "sd15"
     """The architecture: which loader and text conditioning it takes. Only ``sd15`` (SD1.5-shaped UNet, CLIP-L text)
     is built so far; SDXL presets would name ``sdxl``."""
+    ip_adapter: str | None = None
+    """Its IP-Adapter for ``--style-image``: a name of ``ip_presets.IP_ADAPTERS``; None: its family's
+    (``FAMILY_IP_ADAPTER``); ``""``: none fits it."""
 
 
 CONTROL_MODELS: dict[str, str] = {
@@ -154,6 +157,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=64,
             controls=TINY_CONTROLS,
             licence=HERE,
+            ip_adapter="tiny",
         ),
         ModelPreset(
             "tiny-lora",
@@ -163,6 +167,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=64,
             controls=TINY_CONTROLS,
             licence=HERE,
+            ip_adapter="tiny",
         ),
         ModelPreset(
             "toy-teacher",
@@ -172,6 +177,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=128,
             controls=TOY_CONTROLS,
             licence=HERE,
+            ip_adapter="",
         ),
         ModelPreset(
             "toy",
@@ -183,6 +189,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=128,
             controls=TOY_CONTROLS,
             licence=HERE,
+            ip_adapter="",
         ),
     )
 }

@@ -217,7 +217,9 @@ def tiny_controlnet(unet, vae_factor: int = 8, seed: int = 0):
     from diffusers import ControlNetModel
 
     levels = max(1, vae_factor.bit_length() - 1)  # 8 → 3 stride-2 convolutions
-    if type(unet).__name__ != "UNet2DConditionModel":  # a UNetMotionModel: its spatial shapes are the tiny UNet's
+    # A UNetMotionModel, or a UNet carrying an IP-Adapter (``from_unet`` would copy its image projection settings):
+    # the spatial shapes are the tiny UNet's.
+    if type(unet).__name__ != "UNet2DConditionModel" or getattr(unet.config, "encoder_hid_dim_type", None):
         unet = tiny_components(seed)["unet"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -232,3 +234,123 @@ def tiny_controlnet(unet, vae_factor: int = 8, seed: int = 0):
             ):
                 torch.nn.init.normal_(p, std=0.05)
     return net.eval()
+
+
+def tiny_image_encoder(seed: int = 0):
+    """A random-weight ``CLIPVisionModelWithProjection`` (32 px, 8 px patches, width 32, projection 32): the shape of
+    IP-Adapter's CLIP image encoder, tiny. Its ``image_embeds`` are (b, 32), its patch features (b, 17, 32)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        projection_dim=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = CLIPVisionModelWithProjection(config)
+    return encoder.eval()
+
+
+def _ip_attention_layers(unet) -> list[int]:
+    """The inner width of each cross-attention of ``unet`` that an IP-Adapter extends, in the order diffusers numbers
+    them (``ip_adapter`` keys 1, 3, 5, ...: ``UNet2DConditionLoadersMixin._convert_ip_adapter_attn_to_diffusers``)."""
+    widths, channels = [], list(unet.config.block_out_channels)
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor") or "motion_modules" in name:
+            continue
+        if name.startswith("mid_block"):
+            widths.append(channels[-1])
+        elif name.startswith("up_blocks"):
+            widths.append(channels[::-1][int(name.split(".")[1])])
+        else:
+            widths.append(channels[int(name.split(".")[1])])
+    return widths
+
+
+def tiny_ip_adapter(unet, encoder, plus: bool = False, seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    """A random IP-Adapter for ``unet`` and the image ``encoder``, as the released files hold it: ``{"image_proj":
+    {...}, "ip_adapter": {"1.to_k_ip.weight", "1.to_v_ip.weight", "3.…"}}`` with the original (not diffusers') key
+    names, so it goes through diffusers' own conversion in ``load_ip_adapter``. ``plus``: IP-Adapter Plus's
+    resampler over the encoder's patch features (4 queries, width 64, 1 head) instead of a projection of the pooled
+    embedding to 4 tokens."""
+    from diffusers.models.embeddings import IPAdapterPlusImageProjection
+
+    cross = int(unet.config.cross_attention_dim)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if plus:
+            resampler = IPAdapterPlusImageProjection(
+                embed_dims=encoder.config.hidden_size, output_dims=cross, hidden_dims=64, heads=1, num_queries=4
+            )
+            image_proj = _plus_original_keys(resampler.state_dict())
+        else:
+            dim = encoder.config.projection_dim
+            image_proj = {
+                "proj.weight": torch.randn(4 * cross, dim) / dim**0.5,
+                "proj.bias": torch.zeros(4 * cross),
+                "norm.weight": torch.ones(cross),
+                "norm.bias": torch.zeros(cross),
+            }
+        layers = {}
+        for i, width in enumerate(_ip_attention_layers(unet)):
+            for kind in ("to_k_ip", "to_v_ip"):
+                layers[f"{2 * i + 1}.{kind}.weight"] = torch.randn(width, cross) / cross**0.5
+    return {"image_proj": image_proj, "ip_adapter": layers}
+
+
+def _plus_original_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An ``IPAdapterPlusImageProjection``'s state dict under the released files' names (the inverse of diffusers'
+    ``_convert_ip_adapter_image_proj_to_diffusers`` for IP-Adapter Plus): ``layers.N.ln0`` → ``layers.N.0.norm1``,
+    ``attn.to_k`` + ``attn.to_v`` → ``0.to_kv``, ``ff.1.net.0.proj`` → ``1.1``, ..."""
+    out: dict[str, torch.Tensor] = {}
+    renames = {
+        "ln0": "0.norm1",
+        "ln1": "0.norm2",
+        "attn.to_q": "0.to_q",
+        "attn.to_out.0": "0.to_out",
+        "ff.0": "1.0",
+        "ff.1.net.0.proj": "1.1",
+        "ff.1.net.2": "1.3",
+    }
+    for key, value in state.items():
+        if not key.startswith("layers."):
+            out[key] = value
+            continue
+        _, n, rest = key.split(".", 2)
+        if rest.startswith("attn.to_v"):
+            continue
+        if rest.startswith("attn.to_k"):
+            tail = rest.removeprefix("attn.to_k")
+            out[f"layers.{n}.0.to_kv{tail}"] = torch.cat([value, state[f"layers.{n}.attn.to_v{tail}"]])
+            continue
+        for new, old in ((v, k) for k, v in renames.items()):
+            if rest.startswith(old + "."):
+                out[f"layers.{n}.{new}{rest[len(old) :]}"] = value
+                break
+        else:
+            raise KeyError(key)
+    return out
+
+
+def save_tiny_ip_adapter(repo, unet, plus: bool = False, seed: int = 0) -> str:
+    """Write a random IP-Adapter for ``unet`` and its tiny image encoder into the folder ``repo`` laid out as
+    ``h94/IP-Adapter`` is (``models/ip-adapter_sd15.safetensors`` or ``models/ip-adapter-plus_sd15.safetensors``, keys
+    ``image_proj.*`` and ``ip_adapter.*``; ``models/image_encoder/`` a ``CLIPVisionModelWithProjection``), so the real
+    loading path reads it as it would a download. Returns the weights file's path."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    models = Path(repo) / "models"
+    encoder = tiny_image_encoder(seed)
+    encoder.save_pretrained(models / "image_encoder")
+    state = tiny_ip_adapter(unet, encoder, plus, seed)
+    flat = {f"{part}.{k}": v.contiguous() for part, d in state.items() for k, v in d.items()}
+    path = models / ("ip-adapter-plus_sd15.safetensors" if plus else "ip-adapter_sd15.safetensors")
+    save_file(flat, str(path))
+    return str(path)

@@ -19,6 +19,7 @@ from ..core.schedule import FrameSchedules, make_schedule
 from ..errors import UserError
 from ..keyframes import Keyframes
 from ..models.container import Models
+from ..models.ip_presets import ip_adapter_source
 from ..models.presets import sampling_for
 from ..options import STYLIZE
 from ..settings.configs import RenderConfig
@@ -137,7 +138,8 @@ def latent_shape(models: Models, size: tuple[int, int]) -> tuple[int, int, int]:
 class WindowSampler:
     """A render's sampling state, fed one window of output frames at a time: the few-step method's schedule (LCM's
     one per frame with strength keys), the denoiser with the render's prompts, keyed noise, the temporal blender and
-    cross-frame attention. ``sample`` returns x0 latents; the caller encodes and decodes.
+    cross-frame attention, and the style image's IP-Adapter embedding (``--style-image``, computed once per render).
+    ``sample`` returns x0 latents; the caller encodes and decodes.
 
     Carried between windows: only the blender's x0 of the previous window at each step (and cross-frame attention's
     anchor and previous frame); noise is keyed on output frame numbers. ``batch`` is the fixed 2D UNet batch (see
@@ -169,6 +171,10 @@ class WindowSampler:
             self.set_strength(strength)
         cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
+        st = cfg.style  # the IP-Adapter loaded (or unloaded) and the reference embedded once, before cross-frame
+        adapter = ip_adapter_source(models.name, st.ip_adapter) if st.style_image else None
+        embeds = models.style_conditioning(st.style_image, adapter, st.style_scale, st.style_mode, uncond is not None)
+        self.denoiser.image_embeds = embeds
         self.blender = TemporalBlender(t.blend, t.fuse)
         self.seed, self.shared_noise, self.renoise = s.seed, t.shared_noise, t.renoise
         self.noise: FrameNoise | None = None

@@ -1,4 +1,4 @@
-"""The composed configs: ``RenderConfig`` is the seven parts, ``StylizeConfig`` and ``GenerateConfig`` the same with
+"""The composed configs: ``RenderConfig`` is the eight parts, ``StylizeConfig`` and ``GenerateConfig`` the same with
 their command's defaults; ``setting(command, key)`` finds a flat option of a command, with "did you mean"."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .parts import (
     OutputConfig,
     PromptConfig,
     SamplingConfig,
+    StyleConfig,
     TemporalConfig,
 )
 
@@ -43,6 +44,7 @@ class RenderConfig:
     frames: FramesConfig | None = None
     output: OutputConfig | None = None
     control: ControlConfig | None = None
+    style: StyleConfig | None = None
 
     def __post_init__(self) -> None:
         for name, part in PARTS.items():

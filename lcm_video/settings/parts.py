@@ -22,6 +22,7 @@ from ..choices import (
 )
 from ..models.presets import DEFAULT_MODEL, PRESETS
 from ..options import BATCH, GENERATE, RERUN, STYLIZE, Option, option, options_of
+from .style import StyleConfig
 
 _SMALL_SIDES = ", ".join(
     f"{side} for {' and '.join(n for n, p in PRESETS.items() if p.size == side)}"
@@ -467,6 +468,7 @@ PARTS: dict[str, type] = {
     "frames": FramesConfig,
     "output": OutputConfig,
     "control": ControlConfig,
+    "style": StyleConfig,
 }
 
 SETTINGS: dict[str, Option] = {o.name: o for name, part in PARTS.items() for o in options_of(part, name)}

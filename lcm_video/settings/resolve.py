@@ -10,6 +10,7 @@ import yaml
 
 from ..choices import DEVICES
 from ..errors import UserError
+from ..models.ip_presets import check_style_image, ip_adapter_source, ip_adapter_spec
 from ..models.presets import PRESETS, Sampling, default_motion, motion_preset, preset_sampling, sampling_for
 from ..options import GENERATE, STYLIZE
 from .configs import CONFIGS, RenderConfig
@@ -163,7 +164,20 @@ def _needs_torch(cfg: RenderConfig) -> str | None:
         return "--cross-frame changes the torch UNet's attention per call; use it with --backend torch"
     if cfg.control.control:
         return "--control adds ControlNet residuals to the torch UNet; use it with --backend torch"
+    if cfg.style.style_image:
+        return "--style-image adds IP-Adapter attention to the torch UNet; use it with --backend torch"
     return None
+
+
+def _check_style(cfg: RenderConfig, loaded_model: str | None) -> None:
+    """The rules of the ``--style-image`` options: the image readable, an IP-Adapter for the model."""
+    st = cfg.style
+    if not st.style_image:
+        if st.ip_adapter:
+            raise UserError("--ip-adapter is for a style image: add --style-image FILE or drop --ip-adapter")
+        return
+    check_style_image(st.style_image)
+    ip_adapter_spec(ip_adapter_source(loaded_model or cfg.model.model, st.ip_adapter))
 
 
 def _check_control(cfg: RenderConfig) -> None:
@@ -211,6 +225,7 @@ def validate(cfg: RenderConfig, loaded_model: str | None = None) -> RenderConfig
     if needs_torch and m.backend == "auto":
         cfg = cfg.replace(backend="torch")  # what auto means here, recorded as such
     _check_control(cfg)
+    _check_style(cfg, loaded_model)
     if m.model is not None and not m.model:
         raise UserError("--model is empty; give a preset name (see `lcm-video models`), hub id or path")
     if t.overlap is not None and t.context is not None and t.overlap >= t.context:

@@ -351,6 +351,8 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
     def quick(request: gr.Request, **values):
         yield from app.render(command, _session(request), values, preview=True)
 
+    go, quick = widgets.optional_uploads(go, command), widgets.optional_uploads(quick, command)
+
     for button in (run, preview):
         button.click(_busy(True), outputs=cancel, queue=False, api_visibility="private")
     run.click(go, inputs_kwargs=kwargs, outputs=outputs, api_name=command, concurrency_id=RENDER_QUEUE,

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import UserError
 from ..options import STYLIZE
 from ..settings.parts import SETTINGS
+from . import widgets
 from .handlers import session_of, user_errors
 
 KINDS = ("seeds", "strengths", "prompts")
@@ -171,6 +172,7 @@ def preview_events(command: str, app, made: dict[str, Any], inputs: dict[str, An
             out = app.previews.frame(session, command, serial, values)
         return gr.skip() if out is None else out
 
+    render = widgets.optional_uploads(render, command)  # ``--style-image`` may be left out
     triggers = [inputs[n] for n in LIVE_CHANGES if n in inputs] + ([kwargs["video"]] if "video" in kwargs else [])
     for component in triggers:
         # no concurrency limit: every change registers at once, so the ones overtaken while waiting are dropped
@@ -183,6 +185,7 @@ def preview_events(command: str, app, made: dict[str, Any], inputs: dict[str, An
         name = _varied(kind)
         return [(img, f"{name} {pick[name]}") for img, pick in got], [pick for _, pick in got]
 
+    vary = widgets.optional_uploads(vary, command)
     made["variations"].click(vary, inputs_kwargs=dict(kwargs, kind=made["kind"], count=made["count"],
                              prompts=made["prompts"]), outputs=[grid, picks], api_name=f"{command}_variations",
                              concurrency_id=f"{command}-variations", concurrency_limit=1)  # fmt: skip

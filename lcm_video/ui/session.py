@@ -17,10 +17,11 @@ from typing import Any
 
 from ..errors import UserError
 from ..events import Cancelled, ProgressEvent
+from ..models.ip_presets import IP_ADAPTERS
 from ..models.presets import MOTION_PRESETS, PRESETS, parse_lora
 
 # Settings that name weights: the page may give presets and hub ids; a local path only if it was given at launch.
-WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter")
+WEIGHT_SETTINGS = ("model", "lora", "vae", "motion_adapter", "ip_adapter")
 
 
 def check_weights(options: dict[str, Any], allowed: set[str]) -> None:
@@ -32,7 +33,7 @@ def check_weights(options: dict[str, Any], allowed: set[str]) -> None:
             if not isinstance(spec, str) or not spec or spec in allowed:
                 continue
             path = parse_lora(spec)[0] if name == "lora" else spec
-            if path in PRESETS or path in MOTION_PRESETS or path in allowed:
+            if path in PRESETS or path in MOTION_PRESETS or path in IP_ADAPTERS or path in allowed:
                 continue
             if Path(path).is_absolute() or ".." in Path(path).parts or Path(path).exists() or path.startswith("~"):
                 raise UserError(

@@ -9,7 +9,9 @@ file that reproduce it.
 
 from __future__ import annotations
 
+import inspect
 import shlex
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -25,9 +27,10 @@ NOT_SHOWN = ("input", "output", "config", "quiet")
 # What the page shows above the fold, per command; every other option of the command goes under "Advanced".
 MAIN = {
     STYLIZE: ("prompt", "negative_prompt", "model", "strength", "scheduler", "steps", "guidance", "seed", "blend",
-              "pixel_blend", "shared_noise", "warp", "cross_frame", "control", "width", "height", "start", "end"),
+              "pixel_blend", "shared_noise", "warp", "cross_frame", "control", "width", "height", "start", "end",
+              "style_image", "style_scale"),
     GENERATE: ("prompt", "negative_prompt", "prompt_at", "model", "motion_adapter", "frames", "fps", "scheduler",
-               "steps", "guidance", "seed", "width", "height"),
+               "steps", "guidance", "seed", "width", "height", "style_image", "style_scale"),
 }  # fmt: skip
 
 
@@ -78,6 +81,11 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
     kw["elem_id"] = f"{tab or command}-{opt.name}"  # a stable handle for browsers and tests: #stylize-prompt
     if opt.kind == "bool":
         return gr.Checkbox(**kw)
+    if opt.upload == "image":  # a file the page uploads (gradio serves only its own uploads), its hint inside
+        return gr.Image(
+            label=kw["label"], value=None, type="filepath", sources=["upload"], placeholder=kw["info"], height=160,
+            elem_id=kw["elem_id"],
+        )  # fmt: skip
     if opt.repeatable:  # --control canny:0.8, --prompt-at 24=…, --lora …: a line each (their choices in the hint)
         return gr.Textbox(lines=2, placeholder=f"one {opt.metavar or 'value'} per line", **kw)
     if opt.choices or choices:
@@ -94,6 +102,18 @@ def component(opt: Option, command: str, value: Any = None, choices: list[str] |
         return gr.Number(precision=0 if opt.kind == "int" else None, minimum=opt.lo, maximum=opt.hi, **kw)
     placeholder = opt.default_text(command) or (opt.metavar or "")  # a derived default says what it derives from
     return gr.Textbox(placeholder=placeholder, **kw)
+
+
+def optional_uploads(fn: Callable, command: str) -> Callable:
+    """``fn(request, **values)`` with a signature that also names ``command``'s upload options (``--style-image``)
+    with a default of None, so the API takes an upload that has no initial value as optional, not required."""
+    sig = inspect.signature(fn)
+    fixed = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    names = [o.name for o in shown(command) if o.upload]
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in names]
+    rest = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    fn.__signature__ = sig.replace(parameters=[*fixed, *extra, *rest])
+    return fn
 
 
 def to_options(command: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -522,7 +522,6 @@ def test_browser_live_tab_stylises_a_fake_camera_and_follows_the_prompt(server, 
         page.locator("#live-prompt textarea").fill("a blue square on a black background")
         time.sleep(4)  # a change shows from the next frame; frames come at ~2 fps on a loaded CPU
         blue = page.evaluate(_MEAN, "#live-output img")
-        status = page.locator("#live-status").inner_text()
         page.locator("#live-stop").click()
         expect(page.locator("#live-status")).to_contain_text("stopped:", timeout=30_000)
         line = page.locator("#live-status").inner_text()
@@ -536,7 +535,7 @@ def test_browser_live_tab_stylises_a_fake_camera_and_follows_the_prompt(server, 
         while len(list(out.glob("live-*.mp4"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
         browser.close()
-    print(f"live tab: {status}; {line}; mean rgb {red} → {blue}")
+    print(f"live tab: {line}; mean rgb {red} → {blue}")
     assert sum(abs(a - b) for a, b in zip(red, blue, strict=True)) > 30, (red, blue)
     assert probe(recorded).frames >= 5 and "recorded" in line
     (closed,) = set(out.glob("live-*.mp4")) - {recorded}

@@ -44,8 +44,8 @@ class LiveResult:
 
 
 def run_live(
-    input: str,
-    outputs: str | list[str],
+    input: str | Source,
+    outputs: str | list[str] = (),
     prompt: str | None = None,
     *,
     config: StylizeConfig | str | os.PathLike | None = None,
@@ -70,19 +70,26 @@ def run_live(
     file of the figures, written at the end. Ctrl-C (KeyboardInterrupt) stops cleanly: recordings are finished.
     Raises UserError for bad input (nothing is left at a recording's path); a sink failing mid-run stops the run
     with a UserError after the other recordings are finished.
+
+    ``input`` may also be an opened :class:`~lcm_video.live.sources.Source` (the web UI's browser webcam), and
+    ``outputs`` empty when ``on_frame`` takes the frames (the web UI shows them).
     """
     # 1. Settle the settings and the sinks (no torch), then open the source: it fixes the size.
     options = {"prompt": prompt, **options} if prompt is not None else options
     cfg = live_config(config, options, "run_live() arguments")
     specs = [outputs] if isinstance(outputs, (str, os.PathLike)) else list(outputs)
     specs = [str(s) for s in specs]
-    check_sinks(specs, cfg)
+    if specs or on_frame is None:
+        check_sinks(specs, cfg)
     if stream_batch:
         check_stream_batch(cfg)
     size = parse_size(input_size) if isinstance(input_size, str) or input_size is None else tuple(input_size)
     fps = None if input_fps is None else _fps(input_fps)
     f = cfg.frames
-    source = open_source(str(input), f.width, f.height, realtime=realtime, frame_size=size, fps=fps, stdin=stdin)
+    if isinstance(input, Source):
+        source = input
+    else:
+        source = open_source(str(input), f.width, f.height, realtime=realtime, frame_size=size, fps=fps, stdin=stdin)
     try:
         # 2. Load the models and make the stylizer: the stylise path with a UNet batch of 1.
         from ..pipelines.loader import models_for
@@ -95,7 +102,7 @@ def run_live(
         stylizer = Stylizer(models, cfg, batch=1, size=source.size)
         # 3. The sinks, each a recording with the settings record, a stream or a virtual camera.
         record = make_record(LIVE, live_settings(cfg), source.path, [models.runtime])
-        record["live"] = {"input": str(input), "realtime": realtime}
+        record["live"] = {"input": source.name or str(input), "realtime": realtime}
         o = cfg.output
         sinks = open_sinks(specs, source.size, source.fps, record, o.codec, o.crf, o.preset, timed=source.live)
     except BaseException:
@@ -126,8 +133,6 @@ class _Engine:
     def __init__(self, stylizer, models, cfg, source: Source, sinks: list[Sink], controls, on_frame, batch=None):
         self.stylizer, self.models, self.cfg, self.batch = stylizer, models, cfg, batch
         self.source, self.sinks, self.controls, self.on_frame = source, sinks, controls, on_frame
-        s = cfg.sampling
-        self.guidance = models.default_guidance if s.guidance is None else s.guidance
         self.quiet = cfg.output.quiet
         self.stats = Stats()
         t = cfg.temporal  # the similarity filter: a frame close to the last rendered one repeats its output
@@ -233,18 +238,26 @@ class _Engine:
         while not self.controls.notes.empty():
             print(f"\nlcm-video: {self.controls.notes.get()}", file=sys.stderr)
         for key, value in self.controls.pending():
-            sampler = self.stylizer.sampler
-            if key == "prompt":
-                sampler.set_prompt(value)  # the text states (and SDXL's pooled text)
-                self.stylizer.reset()
-            elif key == "strength":
-                sampler.set_strength(value)
-            elif key == "seed":
-                sampler.seed, sampler.noise = value, None
+            if apply_change(self.stylizer.sampler, self.models, self.cfg, key, value):
                 self.stylizer.reset()
             if self.similar is not None:  # the next frame renders, however still the scene
                 self.similar.reset()
             self.stats.changes.append({"frame": self.stats.out, key: value})
+
+
+def apply_change(sampler, models, cfg, key: str, value) -> bool:
+    """A live change to a loaded window sampler: ``prompt`` (its text states), ``strength`` (its schedule) or
+    ``seed`` (its noise). True when it is a cut (a new prompt or seed: the caller drops the temporal state)."""
+    if key == "prompt":
+        sampler.set_prompt(value)  # the text states (and SDXL's pooled text)
+        return True
+    if key == "strength":
+        sampler.set_strength(value)
+        return False
+    if key == "seed":
+        sampler.seed, sampler.noise = value, None
+        return True
+    raise ValueError(f"not a live change: {key!r}")
 
 
 class _SinkFailed(Exception):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import shutil
 import sys
-import traceback
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,10 @@ from ..pipelines.loader import ModelCache
 from ..settings.flags import COMMAND_FLAGS
 from ..settings.resolve import resolve
 from . import widgets
+from .handlers import session_of as _session
+from .handlers import user_errors as _user_errors
+from .live import LiveRuns, live_tab
+from .preview import KINDS, MAX_VARIANTS, MIN_VARIANTS, Previews, preview_events
 from .session import Renders, check_weights, describe, output_name, plain_name
 from .views import control_map, metric_views
 
@@ -50,7 +54,15 @@ class App:
         # A local path given at launch (--model) is the one path the page may name.
         self.allowed = {model} if model else set()
         self.cache = ModelCache(cache_size)
+        self._loading = threading.Lock()  # renders, previews and live runs load from their own threads
         self.renders = Renders()
+        self.previews = Previews(self)
+        self.live = LiveRuns(self)
+
+    def models(self, m):
+        """The models of a ``ModelConfig``, from the cache (loaded once, whichever thread asks first)."""
+        with self._loading:
+            return self.cache.get(m)
 
     # ----------------------------------------------------------------------------------------------------------------
     # Rendering
@@ -105,7 +117,7 @@ class App:
 
     def _work(self, command: str, prep, source) -> Callable:
         def work(on_progress):
-            models = self.cache.get(prep.cfg.model)
+            models = self.models(prep.cfg.model)
             if command == STYLIZE:
                 from ..pipelines.video_to_video import stylize
 
@@ -237,24 +249,6 @@ class App:
         return metric_views(m)
 
 
-class _user_errors:  # noqa: N801 - used as a statement: ``with _user_errors():``
-    """A UserError becomes the page's one-line error (no traceback, on the page or in the log); anything else is a
-    bug: its traceback goes to the server's stderr and the page gets its one line."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if exc is None or isinstance(exc, (gr.Error, GeneratorExit)):
-            return False
-        if isinstance(exc, UserError):
-            raise gr.Error(str(exc), print_exception=False) from None
-        if isinstance(exc, Exception):
-            traceback.print_exception(kind, exc, tb, file=sys.stderr)
-            raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the server's log has the details") from None
-        return False
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # The page
 
@@ -304,10 +298,6 @@ def _dice() -> int:
     return random.randint(0, SEED_MAX)
 
 
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "api"
-
-
 def _render_tab(command: str, app: App) -> dict[str, Any]:
     made: dict[str, Any] = {}
 
@@ -324,6 +314,19 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
             video = gr.Video(label="source video", sources=["upload"], height=240) if command == STYLIZE else None
             inputs = _inputs(command, app, buttons)
         with gr.Column(scale=1):
+            made["frame"] = gr.Image(label="preview frame (renders again as the settings change)", interactive=False,
+                                     height=200, elem_id=f"{command}-frame")  # fmt: skip
+            with gr.Row(equal_height=True):
+                kinds = list(KINDS) if command == STYLIZE else [k for k in KINDS if k != "strengths"]
+                made["kind"] = gr.Dropdown(kinds, value="seeds", label="variations of", elem_id=f"{command}-kind")
+                made["count"] = gr.Slider(MIN_VARIANTS, MAX_VARIANTS, value=MIN_VARIANTS * 2, step=1, label="how many",
+                                          elem_id=f"{command}-count")  # fmt: skip
+                made["variations"] = gr.Button("Variations", scale=0, elem_id=f"{command}-variations")
+            made["prompts"] = gr.Textbox(label="prompts to vary over (one per line)", lines=2, visible=True,
+                                         elem_id=f"{command}-prompts")  # fmt: skip
+            made["grid"] = gr.Gallery(label="variations: pick one to take its settings", columns=4, height=260,
+                                      allow_preview=False, elem_id=f"{command}-grid")  # fmt: skip
+            made["picks"] = gr.State([])
             status = gr.Markdown("", label="status", elem_id=f"{command}-status")
             result = gr.Video(label="result", interactive=False, elem_id=f"{command}-result", height=320)
             cmap = gr.Image(label="control map (first frame)", interactive=False, height=160,
@@ -363,6 +366,7 @@ def _render_tab(command: str, app: App) -> dict[str, Any]:
         return app.cancel(_session(request))
 
     cancel.click(stop, outputs=status, queue=False, api_name=f"{command}_cancel")
+    preview_events(command, app, made, inputs, kwargs)
     return kwargs
 
 
@@ -448,10 +452,17 @@ def build_app(out: str | Path = "lcm-video-ui", model: str | None = None, cache_
                 stylize_inputs = _render_tab(STYLIZE, app)
             with gr.Tab("Generate", id=GENERATE):
                 _render_tab(GENERATE, app)
+            with gr.Tab("Live", id="live"):
+                live_tab(app)
             with gr.Tab("Batch", id="batch"):
                 _batch_tab(app, stylize_inputs)
             with gr.Tab("Evaluate", id=EVAL):
                 _eval_tab(app)
+
+        def closed(request: gr.Request) -> None:  # a page closed or reloaded: its live run ends, its recording kept
+            app.live.stop(_session(request))
+
+        demo.unload(closed)
     demo.lcm_app = app  # for tests and embedding: the cache and output folder
     return demo
 

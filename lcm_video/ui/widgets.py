@@ -71,13 +71,14 @@ def ui_value(opt: Option, command: str, value: Any = None) -> Any:
 SLIDER_SPAN = 1000  # wider ranges (--frames: 1-100000) get a number box: a slider could not be dragged to 16 or 24
 
 
-def component(opt: Option, command: str, value: Any = None, choices: list[str] | None = None):
+def component(opt: Option, command: str, value: Any = None, choices: list[str] | None = None, tab: str | None = None):
     """The Gradio input of ``opt``: a checkbox, a dropdown of its choices (or of ``choices``), a slider over a closed
-    range, a number, or text (one entry per line for a repeatable option)."""
+    range, a number, or text (one entry per line for a repeatable option). ``tab``: the element id's prefix when it
+    is not the command's (the Live tab's stylise options: ``#live-prompt``)."""
     import gradio as gr
 
     kw = {"label": label(opt), "info": hint(opt, command, value), "value": ui_value(opt, command, value)}
-    kw["elem_id"] = f"{command}-{opt.name}"  # a stable handle for browsers and tests: #stylize-prompt
+    kw["elem_id"] = f"{tab or command}-{opt.name}"  # a stable handle for browsers and tests: #stylize-prompt
     if opt.kind == "bool":
         return gr.Checkbox(**kw)
     if opt.upload == "image":  # a file the page uploads (gradio serves only its own uploads), its hint inside

@@ -238,14 +238,14 @@ class _Engine:
         while not self.controls.notes.empty():
             print(f"\nlcm-video: {self.controls.notes.get()}", file=sys.stderr)
         for key, value in self.controls.pending():
-            if apply_change(self.stylizer.sampler, self.models, self.cfg, key, value):
+            if apply_change(self.stylizer.sampler, key, value):
                 self.stylizer.reset()
             if self.similar is not None:  # the next frame renders, however still the scene
                 self.similar.reset()
             self.stats.changes.append({"frame": self.stats.out, key: value})
 
 
-def apply_change(sampler, models, cfg, key: str, value) -> bool:
+def apply_change(sampler, key: str, value) -> bool:
     """A live change to a loaded window sampler: ``prompt`` (its text states), ``strength`` (its schedule) or
     ``seed`` (its noise). True when it is a cut (a new prompt or seed: the caller drops the temporal state)."""
     if key == "prompt":

@@ -124,7 +124,7 @@ class Previews:
         for key, value in settings.items():
             if value is None or value == kept.values.get(key):
                 continue
-            apply_change(sampler, kept.models, kept.cfg, key, value)
+            apply_change(sampler, key, value)
             kept.values[key] = value
         sampler.reset()  # a still frame: no temporal state carried from the last one
         if kept.frame is not None:

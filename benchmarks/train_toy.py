@@ -13,6 +13,8 @@ The recipe of the shipped weights (times on 2 cores in BENCHMARKS.md):
     lcm-video distill --teacher build/toy/toy-teacher --data build/toy/data --out build/toy/toy-lcm --resolution 128 \
         --steps 800 --batch-size 16 --lora-rank 16 --lr 1e-3 --w-min 4 --w-max 4 --save-every 200
     python -m benchmarks.train_toy pack    --out build/toy        # fp16 copies into lcm_video/weights/
+    python -m benchmarks.train_toy taesd   --out build/toy --steps 5000   # --fast's tiny autoencoder, from the ae
+    python -m benchmarks.train_toy pack-taesd --out build/toy
 
 The shipped 128 px teacher was continued from the fp16 copy of the 64 px one (its float32 folder was not kept), so
 the recipe run whole starts that stage from weights that differ by fp16's rounding; each stage on its own gives
@@ -66,6 +68,21 @@ def toy_autoencoder():
     )
 
 
+def toy_taesd():
+    """The toy's tiny autoencoder (``--fast``): TAESD's architecture (``AutoencoderTiny``) at 32 channels with two
+    blocks a level instead of 64 and three: at 128² OpenVINO bfloat16 encodes and decodes a frame in ~5 + ~6 ms, where
+    the toy's ``AutoencoderKL`` takes ~4x longer and is most of a live frame's time (BENCHMARKS.md)."""
+    from diffusers import AutoencoderTiny
+
+    return AutoencoderTiny(
+        encoder_block_out_channels=(32,) * 4,
+        decoder_block_out_channels=(32,) * 4,
+        num_encoder_blocks=(1, 2, 2, 2),
+        num_decoder_blocks=(2, 2, 2, 1),
+        latent_channels=4,
+    )
+
+
 def toy_unet():
     from diffusers import UNet2DConditionModel
 
@@ -103,17 +120,17 @@ def toy_scheduler():
     )
 
 
-def clutter(rng: np.random.Generator) -> np.ndarray:
-    """uint8 (64, 64, 3): 2-8 shapes of random colours and sizes, some overlapping, on a smooth texture, with thin
+def clutter(rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
+    """uint8 (size, size, 3): 2-8 shapes of random colours and sizes, some overlapping, on a smooth texture, with thin
     lines: sharper and busier than the toy scenes, so the autoencoder also learns edges, small detail and any colour."""
     from PIL import Image, ImageDraw
 
-    img = Image.fromarray(toy.smooth_texture(SIZE, rng))
+    img = Image.fromarray(toy.smooth_texture(size, rng))
     pen = ImageDraw.Draw(img)
     for _ in range(int(rng.integers(2, 9))):
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        x, y = rng.random(2) * SIZE
-        r = 2 + rng.random() * SIZE / 4
+        x, y = rng.random(2) * size
+        r = 2 + rng.random() * size / 4
         kind = rng.integers(4)
         if kind == 0:
             pen.ellipse((x - r, y - r, x + r, y + r), fill=colour)
@@ -122,7 +139,7 @@ def clutter(rng: np.random.Generator) -> np.ndarray:
         elif kind == 2:
             pen.polygon([(x, y - r), (x - r, y + r), (x + r, y + r / 3)], fill=colour)
         else:
-            pen.line((x, y, *(rng.random(2) * SIZE)), fill=colour, width=int(rng.integers(1, 3)))
+            pen.line((x, y, *(rng.random(2) * size)), fill=colour, width=int(rng.integers(1, 3)))
     return np.asarray(img)
 
 
@@ -139,7 +156,7 @@ def toy_batch(
     pics, caps = [], []
     for _ in range(n):
         if rng.random() < busy:
-            pics.append(clutter(rng))
+            pics.append(clutter(rng, size))
             caps.append("clutter")
             continue
         pixels, caption = toy.random_picture(rng, size, radius=radius)
@@ -206,6 +223,59 @@ def train_ae(
     print(
         f"ae: latent std {std:.4f} -> scaling_factor {1 / std:.5f}; {time.perf_counter() - t0:.0f} s", file=sys.stderr
     )
+
+
+def train_taesd(
+    out: Path, steps: int, batch: int, seed: int, lr: float = 1e-3, pool: int = 3000, teacher: Path | None = None
+) -> None:
+    """The toy's TAESD, distilled from the toy's autoencoder as TAESD is from SD's: the encoder learns the teacher's
+    scaled latents (its posterior mean times ``scaling_factor``, MSE), the decoder the pictures from those latents (L1
+    plus L1 on pixel differences, as ``train_ae``), on random 64x64 crops of 128 px pictures (toy scenes, textures and
+    15% clutter) on the latent grid, flipped at random; Adam with a cosine decay. Saved as ``OUT/toy-taesd``, an
+    ``AutoencoderTiny`` folder whose latents are the UNet's (``scaling_factor`` 1)."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from lcm_video.models.presets import WEIGHTS
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    vae = AutoencoderKL.from_pretrained(teacher or WEIGHTS / "toy-teacher" / "vae").float().eval().requires_grad_(False)
+    scale = float(vae.config.scaling_factor)
+    tae = toy_taesd().train()
+    opt = torch.optim.Adam(tae.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    t0 = time.perf_counter()
+    pictures, _ = toy_batch(rng, pool, busy=0.15, size=128)
+    print(f"taesd: {pool} pictures drawn in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    crop = 64
+
+    def edges(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+
+    dest = out / "toy-taesd"
+    for step in range(1, steps + 1):
+        x = pictures[torch.from_numpy(rng.integers(0, pool, batch))]
+        i, j = rng.integers(0, 128 - crop + 1, 2) // 8 * 8
+        x = x[:, :, i : i + crop, j : j + crop]
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mode() * scale
+        enc = tae.encoder(x)
+        rec = tae.decoder(z)
+        edge = sum((a - b).abs().mean() for a, b in zip(edges(rec), edges(x), strict=True))
+        enc_loss = torch.nn.functional.mse_loss(enc, z)
+        loss = enc_loss + (rec - x).abs().mean() + 0.5 * edge
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == steps:
+            _log(f"taesd (encoder mse {float(enc_loss):.4f})", step, steps, float(loss), t0)
+        if step % 1000 == 0 or step == steps:
+            tae.save_pretrained(dest)  # a checkpoint to look at while it trains
+    print(f"taesd: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
 
 def train_teacher(
@@ -335,6 +405,23 @@ def pack(out: Path, lora: Path) -> None:
     print(f"pack: {size / 2**20:.1f} MiB in {WEIGHTS}", file=sys.stderr)
 
 
+def pack_taesd(out: Path) -> None:
+    """A half-precision copy of the toy's TAESD (``OUT/toy-taesd``) into the package, where ``--fast`` with the toy
+    presets loads it (as float32)."""
+    import shutil
+
+    import torch
+    from diffusers import AutoencoderTiny
+
+    from lcm_video.models.presets import WEIGHTS
+
+    dest = WEIGHTS / "toy-taesd"
+    shutil.rmtree(dest, ignore_errors=True)
+    AutoencoderTiny.from_pretrained(out / "toy-taesd").to(torch.float16).save_pretrained(dest)
+    size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
+    print(f"pack-taesd: {size / 2**20:.1f} MiB in {WEIGHTS}", file=sys.stderr)
+
+
 def make_data(out: Path, images: int, seed: int, size: int = SIZE) -> None:
     toy.make_toy_dataset(out / "data", images, size, seed=seed)
     print(f"data: {images} captioned images in {out / 'data'}", file=sys.stderr)
@@ -342,7 +429,7 @@ def make_data(out: Path, images: int, seed: int, size: int = SIZE) -> None:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train_toy", description=__doc__.splitlines()[0])
-    ap.add_argument("stage", choices=["ae", "teacher", "data", "pack"])
+    ap.add_argument("stage", choices=["ae", "teacher", "taesd", "data", "pack", "pack-taesd"])
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "toy")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--batch", type=int)
@@ -376,7 +463,9 @@ def main(argv: list[str] | None = None) -> dict:
             lr=args.lr or 5e-4,
             size=args.size,
         ),
+        "taesd": lambda: train_taesd(args.out, args.steps or 3000, args.batch or 16, args.seed, args.lr or 1e-3),
         "pack": lambda: pack(args.out, args.out / "toy-lcm" / "pytorch_lora_weights.safetensors"),
+        "pack-taesd": lambda: pack_taesd(args.out),
         "data": lambda: make_data(args.out, args.images, args.seed, args.size),
     }
     _, seconds = clock(stages[args.stage])

@@ -7,6 +7,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 BACKENDS = ("torch", "openvino", "auto")
 RENOISE = ("fresh", "initial")
+CFG_TYPES = ("full", "self", "initialize")  # classifier-free guidance's negative branch (core/sampler.py's Residual)
 SCHEDULERS = ("lcm", "tcd", "ddim-trailing", "euler-trailing")  # few-step methods (core/schedule.py's METHODS)
 FUSE = ("flat", "linear", "pyramid")  # how two windows' shared frames are cross-faded
 WARP = ("none", "flow")

@@ -107,7 +107,9 @@ def tiny_sdxl():
 
 @pytest.mark.parametrize(
     "extra",
-    [{"negative_prompt": "blurry"}, {"cross_frame": "anchor+prev"}, SCHEDULERS[0], {"prompt_at": ["6=a forest"]}],
+    [{"negative_prompt": "blurry"}, {"cross_frame": "anchor+prev"}, SCHEDULERS[0], {"prompt_at": ["6=a forest"]}]
+    # residual CFG: each frame's negative from its own latents, whatever window it falls in
+    + [{"cfg_type": "self"}, {"cfg_type": "initialize", **SCHEDULERS[0]}],
 )
 def test_window_size_does_not_change_any_frame_of_an_sdxl_model(tiny_sdxl, moving_frames, extra):
     """SDXL's pooled text and time ids (CFG on: tiny-sdxl's guidance is 1.5) keep windows 3 and 16 identical."""

@@ -110,11 +110,13 @@ def test_the_similarity_filter_live_is_stylises(toy, tmp_path):
     assert np.array_equal(read_frames(tmp_path / "live.mkv"), read_frames(tmp_path / "file.mkv"))
 
 
-def test_the_stream_batch_gives_the_per_frame_paths_frames(toy, clip, tmp_path):
+@pytest.mark.parametrize("extra", [{}, pytest.param({"guidance": 2.0, "cfg_type": "self"}, id="rcfg")])
+def test_the_stream_batch_gives_the_per_frame_paths_frames(toy, clip, tmp_path, extra):
     """--stream-batch: 4 frames in flight at 4 steps, one UNet call per input frame (19 calls for 16 frames: 3 more
     to finish the last ones), every frame out in order, equal to the per-frame path's up to the batch's float
-    rounding (one level at most), with the default blending and flow."""
-    opts = dict(models=toy, strength=0.6, seed=3, quiet=True, **LOSSLESS)
+    rounding (one level at most), with the default blending and flow; with residual CFG too (each frame in flight
+    keeps its own negative's reference)."""
+    opts = dict(models=toy, strength=0.6, seed=3, quiet=True, **LOSSLESS, **extra)
     lcm_video.run_live(str(clip), tmp_path / "one.mkv", RED, **opts)
     numbers: list[int] = []
     res = lcm_video.run_live(

@@ -48,10 +48,10 @@ class AddedConditions:
         self.pooled, self.time_ids = pooled, time_ids
         self.uncond_pooled, self.uncond_time_ids = uncond_pooled, uncond_time_ids
 
-    def __call__(self, frames: list[int], motion: bool = False) -> dict[str, torch.Tensor]:
+    def __call__(self, frames: list[int], motion: bool = False, uncond: bool = True) -> dict[str, torch.Tensor]:
         frames = frames[:1] if motion else frames
         branches = [(self.pooled, self.time_ids)]
-        if self.uncond_pooled is not None:
+        if self.uncond_pooled is not None and uncond:
             branches.insert(0, (self.uncond_pooled, self.uncond_time_ids))
         embeds = torch.cat([p(frames)[:, 0] for p, _ in branches])  # (b, P)
         ids = torch.cat([t.expand(len(frames), -1) for _, t in branches])  # (b, 5 or 6)
@@ -70,7 +70,9 @@ class UNetDenoiser:
 
     ``__call__(x, t, frames)``: x (f, c, h, w) float32 latents of output frames ``frames`` at integer timestep t →
     model output (f, c, h, w) float32. cond / uncond: ``PromptSchedule``s giving (f, L, D) text states; uncond given →
-    classifier-free guidance ``u + g·(c - u)`` in one UNet batch. timestep_cond: (1, E) LCM w-embedding or None; it is
+    classifier-free guidance ``u + g·(c - u)`` in one UNet batch, or, given ``negative`` (residual CFG,
+    ``core.sampler.Residual``: u made without the UNet, (f, c, h, w)), the conditional branch alone; ``last_uncond``
+    keeps the last real u (f, c, h, w). timestep_cond: (1, E) LCM w-embedding or None; it is
     passed to the motion UNet too, which diffusers' AnimateDiff pipelines never do.
 
     ``control``: a ``ControlGuide`` (ControlNets) or None; a call then takes the window's control maps, per net
@@ -99,7 +101,7 @@ class UNetDenoiser:
         self.unet, self.cond, self.uncond, self.guidance, self.tcond = unet, cond, uncond, guidance, timestep_cond
         self.motion = getattr(unet, "motion", type(unet).__name__ == "UNetMotionModel")  # OpenVINO runners say
         self.batch = None if self.motion else batch
-        self.dtype = unet.dtype
+        self.dtype, self.device = unet.dtype, unet.device  # read once: diffusers walks the parameters per access
         self.calls = 0  # UNet forward passes, for tests of "steps are steps"
         self.control = None  # a ``core.control.ControlGuide`` for ``--control``
         self.added: list = []
@@ -109,6 +111,7 @@ class UNetDenoiser:
             None  # (CrossFrameState, processors) for ``--cross-frame``: ``temporal.attention.processors``
         )
         self.image_embeds: list[torch.Tensor] | None = None  # ``--style-image``: see the class docstring
+        self.last_uncond: torch.Tensor | None = None
 
     @torch.inference_mode()
     def __call__(
@@ -119,19 +122,21 @@ class UNetDenoiser:
         step: int = 0,
         steps: int = 1,
         control: list[torch.Tensor] | None = None,
+        negative: torch.Tensor | None = None,
     ) -> torch.Tensor:
         n = x.shape[0]
         x = pad_batch(x, self.batch)
+        guided = self.uncond is not None and negative is None  # a negative pass in this UNet batch
         if isinstance(t, torch.Tensor):  # one timestep per frame (strength keyframes; 2D UNet only)
             t = pad_batch(t, self.batch)
-            t = torch.cat([t, t]) if self.uncond is not None else t
+            t = torch.cat([t, t]) if guided else t
         frames = list(frames) + [frames[-1]] * (x.shape[0] - n)
         states = self.cond(frames)
         xs = [x]
-        if self.uncond is not None:
+        if guided:
             states = torch.cat([self.uncond(frames), states])
             xs = [x, x]
-        dev = self.unet.device
+        dev = self.device
         if self.motion:
             sample = torch.stack([rearrange(v, "f c h w -> c f h w") for v in xs])  # (b, c, f, h, w)
         else:
@@ -146,7 +151,7 @@ class UNetDenoiser:
             extra = self.control.residuals(flat, tt, states, images, step, steps) or {}
         added = {}
         for source in self.added:
-            added.update(source(frames, self.motion))
+            added.update(source(frames, self.motion, guided))
         if added:  # tensors, or lists of them (IP-Adapter's image_embeds), in the UNet's device and dtype
             extra["added_cond_kwargs"] = {
                 k: [e.to(dev, self.dtype) for e in v] if isinstance(v, list) else v.to(dev, self.dtype)
@@ -154,7 +159,10 @@ class UNetDenoiser:
             }
         if self.image_embeds is not None:
             # beside any other added conditions (SDXL's pooled text and time ids go in the same dict)
-            rows = [self._image_rows(e, x.shape[0], dev) for e in self.image_embeds]
+            rows = [
+                self._image_rows(e if guided or self.uncond is None else e[1:], x.shape[0], dev, guided)
+                for e in self.image_embeds
+            ]
             extra.setdefault("added_cond_kwargs", {})["image_embeds"] = rows
         before = None
         if self.cross_frame is not None:
@@ -180,16 +188,21 @@ class UNetDenoiser:
         out = out.float()
         if self.motion:
             out = rearrange(out, "b c f h w -> (b f) c h w")
+        if guided:
+            u, out = out.chunk(2)
+            self.last_uncond = u[:n]
+        elif negative is not None and self.uncond is not None:
+            u = negative
+            out = out[:n]
         if self.uncond is not None:
-            u, c = out.chunk(2)
-            out = u + self.guidance * (c - u)
+            out = u[:n] + self.guidance * (out[:n] - u[:n])
         return out[:n]
 
-    def _image_rows(self, embeds: torch.Tensor, frames: int, dev) -> torch.Tensor:
+    def _image_rows(self, embeds: torch.Tensor, frames: int, dev, guided: bool = True) -> torch.Tensor:
         """One adapter's (k, 1, ...) embedding (k = 2 with guidance: negative, then positive) as the UNet batch takes
         it: per branch, one row per frame for a 2D UNet ((k·f, 1, ...), the branches in the order of ``states``); the
         k rows as they are for a motion UNet, which repeats them per frame."""
-        if embeds.shape[0] != (2 if self.uncond is not None else 1):
+        if embeds.shape[0] != (2 if guided and self.uncond is not None else 1):
             raise ValueError(f"image_embeds have {embeds.shape[0]} rows; guidance needs 2, none 1")
         if not self.motion:
             embeds = torch.cat([e[None].expand(frames, *e.shape) for e in embeds])

@@ -30,6 +30,19 @@ def x0_from(model_out: torch.Tensor, x: torch.Tensor, a, s, prediction_type: str
     raise UserError(f"unsupported scheduler prediction_type {prediction_type!r}")
 
 
+def output_from(eps: torch.Tensor, x: torch.Tensor, a, s, prediction_type: str) -> torch.Tensor:
+    """The model output that means noise ``eps`` at x = a·x0 + s·ε (``x0_from``'s inverse): ε itself, v = a·ε - s·x̂0,
+    or x̂0 = (x - s·ε)/a."""
+    if prediction_type == "epsilon":
+        return eps
+    x0 = (x - s * eps) / a
+    if prediction_type == "v_prediction":
+        return a * eps - s * x0
+    if prediction_type == "sample":
+        return x0
+    raise UserError(f"unsupported scheduler prediction_type {prediction_type!r}")
+
+
 @dataclass(frozen=True)
 class LCMSchedule:
     """Per-step constants of an LCM run, computed once.

@@ -90,10 +90,16 @@ def check_change(sampling):
 
 def check_stream_batch(cfg) -> None:
     """Refuse what a stream batch cannot mix: per-call attention state, ControlNets at one step per call, and the
-    similarity filter (its repeats would overtake the frames in flight)."""
+    similarity filter (its repeats would overtake the frames in flight); residual CFG's ``initialize`` (one negative
+    pass for one frame of the batch)."""
     if cfg.temporal.cross_frame != "off":
         raise UserError("--stream-batch mixes steps in one UNet call; --cross-frame needs one step a call (drop one)")
     if cfg.control.control:
         raise UserError("--stream-batch mixes steps in one UNet call; --control acts by step (drop one)")
     if cfg.temporal.skip_similar > 0:
         raise UserError("--skip-similar is not built for --stream-batch yet (drop one)")
+    if cfg.sampling.cfg_type == "initialize":
+        raise UserError(
+            "--cfg-type initialize runs a negative pass for the newest frame alone; with --stream-batch use "
+            "--cfg-type self (StreamDiffusion's default) or full"
+        )

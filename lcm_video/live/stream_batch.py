@@ -15,7 +15,8 @@ import torch
 @dataclass
 class _InFlight:
     """One frame on its way: its position (blending's order), noise key, step, latents at that step's timestep, its
-    schedule (a strength typed later does not change a frame already started), ε, flow, and what the caller gave."""
+    schedule (a strength typed later does not change a frame already started), ε, flow, what the caller gave, and
+    its residual-CFG state (``--cfg-type self``), or None."""
 
     position: int
     key: int
@@ -25,6 +26,7 @@ class _InFlight:
     eps: Any
     motion: Any
     tag: Any
+    residual: Any = None
 
 
 class StreamBatch:
@@ -47,7 +49,7 @@ class StreamBatch:
         eps = s.noise.window([key], s.models.device)
         schedule = s.schedule
         x = schedule.add_noise(latents, eps[0])
-        self.inflight.append(_InFlight(position, key, 0, x, schedule, eps, motion, tag))
+        self.inflight.append(_InFlight(position, key, 0, x, schedule, eps, motion, tag, s.residual(latents)))
         return self._call()
 
     def flush(self) -> list[tuple[np.ndarray, Any]]:
@@ -61,12 +63,17 @@ class StreamBatch:
         s, items = self.sampler, self.inflight
         x = torch.cat([it.x for it in items])
         t = torch.tensor([it.schedule.timesteps[it.step] for it in items])
-        model_out = s.denoiser(x, t, [it.key for it in items])
+        negative = None
+        if items[0].residual is not None:  # residual CFG: each frame's negative branch from its own state
+            negative = torch.cat([it.residual.negative(it.x, it.eps[0], it.schedule, it.step) for it in items])
+        model_out = s.denoiser(x, t, [it.key for it in items], negative=negative)
         done = []
         for j, it in enumerate(items):
             # each method's own update (LCM, TCD, DDIM, Euler), as ``core.sampler.sample`` runs it
             x0, eps_hat = it.schedule.predict(model_out[j : j + 1], it.x, it.step)
             x0 = s.blender(x0, it.step, range(it.position, it.position + 1), it.motion)
+            if it.residual is not None:
+                it.residual.update(x0, it.step, it.x, it.schedule)
             x = it.schedule.step(x0, eps_hat, it.step, it.eps)
             if it.step == len(it.schedule) - 1:
                 done.append((it, x))

@@ -14,7 +14,7 @@ from ..choices import DEFAULT_CONTEXT, DEFAULT_WINDOW, default_overlap
 from ..core.codec import LatentCodec
 from ..core.denoiser import UNetDenoiser
 from ..core.noise import FrameNoise
-from ..core.sampler import sample
+from ..core.sampler import Residual, sample
 from ..core.schedule import FrameSchedules, make_schedule
 from ..errors import UserError
 from ..keyframes import Keyframes
@@ -171,6 +171,7 @@ class WindowSampler:
             self.set_strength(strength)
         cond, uncond, tcond = models.text_conditioning(prompts, negative, guidance)
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
+        self.cfg_type = s.cfg_type
         st = cfg.style  # the IP-Adapter loaded (or unloaded) and the reference embedded once, before cross-frame
         adapter = ip_adapter_source(models.name, st.ip_adapter) if st.style_image else None
         embeds = models.style_conditioning(st.style_image, adapter, st.style_scale, st.style_mode, uncond is not None)
@@ -217,6 +218,14 @@ class WindowSampler:
         sp = self.sampling
         self.schedule = make_schedule(sp.scheduler, self.models.scheduler, sp.steps, strength, sp.eta, dict(sp.config))
 
+    def residual(self, clean: torch.Tensor | None) -> Residual | None:
+        """A fresh residual-CFG state for one batch of frames with source latents ``clean`` (f, c, h, w) or None
+        (text-to-video) (``--cfg-type self|initialize``), or None: full CFG, or no classifier-free guidance at all
+        (guidance ≤ 1, a w-embedding), where it changes nothing."""
+        if self.cfg_type == "full" or self.denoiser.uncond is None:
+            return None
+        return Residual(self.cfg_type, denoiser=self.denoiser, ref=clean if self.cfg_type == "self" else None)
+
     def reset(self) -> None:
         """Forget the temporal state carried between windows (a cold start); cross-frame attention keeps its anchor,
         which belongs to the render wherever a segment starts."""
@@ -258,11 +267,12 @@ class WindowSampler:
             cross.start_window(indices, carry=emit.stop - 1)  # emit ends where the next window starts
         steps = iter(range(len(schedule)))  # the sampler calls the model once per step, in order
         x0 = sample(
-            lambda x, t: self.denoiser(x, t, frames, next(steps), len(schedule), control),
+            lambda x, t, negative=None: self.denoiser(x, t, frames, next(steps), len(schedule), control, negative),
             x,
             schedule,
             eps,
             blend=lambda x0, i: self.blender(x0, i, indices, motion),
+            residual=self.residual(clean),
         )
         self.blender.end_window()
         if cross is not None:

@@ -10,6 +10,7 @@ from fractions import Fraction
 
 from ..choices import (
     BACKENDS,
+    CFG_TYPES,
     CONTROL_TYPES,
     CROSS_FRAME,
     DEFAULT_CONTEXT,
@@ -224,6 +225,18 @@ class SamplingConfig:
         lo=0.0,
         metavar="G",
         doc="guidance scale: a w-embedding for LCM checkpoints, classifier-free guidance above 1 for LoRA-style models",
+    )
+    cfg_type: str = option(
+        "full",
+        "classifier-free guidance's negative branch: full (a UNet pass a step), self or initialize "
+        "(StreamDiffusion's residual CFG: none, or one at the first step)",
+        choices=CFG_TYPES,
+        metavar="|".join(CFG_TYPES),
+        doc="where classifier-free guidance runs (`--guidance` > 1 without a w-embedding): `full` runs the negative "
+        "prompt through the UNet at every step (twice the UNet batch); `self` (StreamDiffusion's residual CFG) puts "
+        "the noise each step's latents were made with in its place, so the UNet sees the conditional branch only; "
+        "`initialize` runs the negative pass at the first step only and takes its x0 as the reference after it. "
+        "No effect where no classifier-free guidance runs",
     )
     seed: int = option(
         0,

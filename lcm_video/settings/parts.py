@@ -234,7 +234,9 @@ class SamplingConfig:
         metavar="|".join(CFG_TYPES),
         doc="where classifier-free guidance runs (`--guidance` > 1 without a w-embedding): `full` runs the negative "
         "prompt through the UNet at every step (twice the UNet batch); `self` (StreamDiffusion's residual CFG) puts "
-        "the noise each step's latents were made with in its place, so the UNet sees the conditional branch only; "
+        "in its place the residual noise of each step's latents against the source's (text-to-video: against the x0 "
+        "they were made from), so the UNet sees the conditional branch only and the picture is pushed away from the "
+        "source (on the toy at guidance 2 a white background turns grey); "
         "`initialize` runs the negative pass at the first step only and takes its x0 as the reference after it. "
         "No effect where no classifier-free guidance runs",
     )

@@ -487,6 +487,7 @@ def test_bad_style_input_is_one_line_and_writes_nothing(tmp_path, videos, style_
         (["--style-image", style_png, "--style-mode", "layout"], "--style-mode must be one of style, full"),
         (["--style-image", style_png, "--model", "toy"], "model 'toy' has no IP-Adapter"),
         (["--style-image", style_png, "--ip-adapter", "nope"], "is not an IP-Adapter name"),
+        (["--style-image", style_png, "--model", "tiny-sdxl", "--ip-adapter", "sd15"], "is for sd15 models, this"),
         (["--style-image", style_png, "--ip-adapter", str(not_ipa)], "cannot load IP-Adapter"),
         (["--ip-adapter", "tiny"], "--ip-adapter is for a style image"),
         (["--style-image", style_png, "--backend", "openvino"], "use it with --backend torch"),

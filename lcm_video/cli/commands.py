@@ -349,7 +349,7 @@ def _run_models(ns: argparse.Namespace) -> int:
     print("IP-Adapters (--ip-adapter, for --style-image; the default is the model's):")
     for a in IP_ADAPTERS.values():
         weights = f"{a.repo}/{a.subfolder}/{a.weight_name}" if a.weight_name else a.repo
-        print(f"  {a.name:20s} {weights:52s} {a.family}; licence: {a.licence}")
+        print(f"  {a.name:20s} {weights:66s} {a.fits}; licence: {a.licence}")
         print(f"  {'':20s} {a.about}")
     return 0
 

@@ -51,7 +51,7 @@ def presets_table() -> str:
     for a in IP_ADAPTERS.values():
         weights = f"`{a.repo}/{a.subfolder}/{a.weight_name}`" if a.weight_name else f"`{a.repo}`"
         encoder = f"`{a.repo}/{a.image_encoder}`" if a.image_encoder else "built in code"
-        rows.append(f"| `{a.name}` | {weights} | {encoder} | {a.family} | {_licence(a.licence)} |")
+        rows.append(f"| `{a.name}` | {weights} | {encoder} | {a.fits} | {_licence(a.licence)} |")
     return "\n".join(rows) + "\n"
 
 

@@ -273,6 +273,7 @@ PRESETS: dict[str, ModelPreset] = {
             controls=(),
             licence=HERE,
             family="sdxl",
+            ip_adapter="tiny",
         ),
         ModelPreset(
             "toy-teacher",

@@ -341,15 +341,16 @@ def tiny_controlnet(unet, vae_factor: int = 8, seed: int = 0):
     return net.eval()
 
 
-def tiny_image_encoder(seed: int = 0):
-    """A random-weight ``CLIPVisionModelWithProjection`` (32 px, 8 px patches, width 32, projection 32): the shape of
-    IP-Adapter's CLIP image encoder, tiny. Its ``image_embeds`` are (b, 32), its patch features (b, 17, 32)."""
+def tiny_image_encoder(seed: int = 0, hidden: int = 32, projection: int = 32):
+    """A random-weight ``CLIPVisionModelWithProjection`` (32 px, 8 px patches, width ``hidden``, projection
+    ``projection``): the shape of IP-Adapter's CLIP image encoder, tiny. Its ``image_embeds`` are (b, projection), its
+    patch features (b, 17, hidden)."""
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     config = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        projection_dim=32,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        projection_dim=projection,
         num_hidden_layers=2,
         num_attention_heads=4,
         image_size=32,
@@ -359,6 +360,12 @@ def tiny_image_encoder(seed: int = 0):
         torch.manual_seed(seed)
         encoder = CLIPVisionModelWithProjection(config)
     return encoder.eval()
+
+
+TINY_ENCODERS = {"models/image_encoder": (32, 32), "sdxl_models/image_encoder": (48, 40)}
+"""(hidden, projection) of the tiny stand-in for each image encoder folder of ``h94/IP-Adapter``: ViT-H's (1280,
+1024 in the real one: SD1.5's adapters and SDXL's ``vit-h`` ones) and ViT-bigG's (1664, 1280: ``ip-adapter_sdxl``),
+different here too, so an adapter paired with the other folder's encoder fails as a real one would."""
 
 
 def _ip_attention_layers(unet) -> list[int]:
@@ -442,20 +449,24 @@ def _plus_original_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
-def save_tiny_ip_adapter(repo, unet, plus: bool = False, seed: int = 0) -> str:
-    """Write a random IP-Adapter for ``unet`` and its tiny image encoder into the folder ``repo`` laid out as
-    ``h94/IP-Adapter`` is (``models/ip-adapter_sd15.safetensors`` or ``models/ip-adapter-plus_sd15.safetensors``, keys
-    ``image_proj.*`` and ``ip_adapter.*``; ``models/image_encoder/`` a ``CLIPVisionModelWithProjection``), so the real
+def save_tiny_ip_adapter(repo, unet, name: str = "sd15", seed: int = 0) -> str:
+    """Write a random IP-Adapter for ``unet`` and its tiny image encoder into the folder ``repo`` where
+    ``h94/IP-Adapter`` holds the adapter ``name`` of ``ip_presets.IP_ADAPTERS`` (``models/ip-adapter_sd15
+    .safetensors``, ``sdxl_models/ip-adapter_sdxl.safetensors``, ...: keys ``image_proj.*`` and ``ip_adapter.*``; an
+    ``ip-adapter-plus`` file IP-Adapter Plus's), its encoder a ``CLIPVisionModelWithProjection`` in the adapter's
+    encoder folder (``models/image_encoder`` or ``sdxl_models/image_encoder``, ``TINY_ENCODERS``' shapes), so the real
     loading path reads it as it would a download. Returns the weights file's path."""
     from pathlib import Path
 
     from safetensors.torch import save_file
 
-    models = Path(repo) / "models"
-    encoder = tiny_image_encoder(seed)
-    encoder.save_pretrained(models / "image_encoder")
-    state = tiny_ip_adapter(unet, encoder, plus, seed)
+    from .ip_presets import IP_ADAPTERS
+
+    spec = IP_ADAPTERS[name]
+    encoder = tiny_image_encoder(seed, *TINY_ENCODERS[spec.image_encoder])
+    encoder.save_pretrained(Path(repo) / spec.image_encoder)
+    state = tiny_ip_adapter(unet, encoder, spec.weight_name.startswith("ip-adapter-plus"), seed)
     flat = {f"{part}.{k}": v.contiguous() for part, d in state.items() for k, v in d.items()}
-    path = models / ("ip-adapter-plus_sd15.safetensors" if plus else "ip-adapter_sd15.safetensors")
+    path = Path(repo) / spec.subfolder / spec.weight_name
     save_file(flat, str(path))
     return str(path)

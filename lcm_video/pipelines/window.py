@@ -173,7 +173,7 @@ class WindowSampler:
         self.denoiser = UNetDenoiser(models.unet, cond, uncond, guidance, tcond, batch=batch)
         self.cfg_type = s.cfg_type
         st = cfg.style  # the IP-Adapter loaded (or unloaded) and the reference embedded once, before cross-frame
-        adapter = ip_adapter_source(models.name, st.ip_adapter) if st.style_image else None
+        adapter = ip_adapter_source(models.name, st.ip_adapter, models.family) if st.style_image else None
         embeds = models.style_conditioning(st.style_image, adapter, st.style_scale, st.style_mode, uncond is not None)
         self.denoiser.image_embeds = embeds
         self._text = (prompts, negative, guidance)  # SDXL's added conditioning, made once the size is known

@@ -43,12 +43,16 @@ class StyleConfig:
     )
     ip_adapter: str | None = option(
         None,
-        "the IP-Adapter: sd15, sd15-plus, sd15-light, tiny, a .safetensors file or a hub file",
-        derived="the model preset's, else its family's (SD1.5: sd15)",
+        "the IP-Adapter: sd15, sd15-plus, sd15-light, sdxl, sdxl-vit-h, sdxl-plus, tiny, a .safetensors file or a hub "
+        "file",
+        derived="the model preset's, else its family's (SD1.5: sd15; SDXL: sdxl)",
         metavar="NAME",
         doc="the IP-Adapter `--style-image` loads: `sd15` (`h94/IP-Adapter`, `models/ip-adapter_sd15.safetensors`), "
-        "`sd15-plus` (`ip-adapter-plus_sd15`), `sd15-light`, `tiny` (random, for the tiny models); or a file "
-        "`DIR/NAME.safetensors` with its CLIP image encoder in `DIR/image_encoder`, or a hub file "
-        "`org/repo/SUB/NAME.safetensors` (encoder in `SUB/image_encoder`). Default: the model preset's, else its "
-        "family's",
+        "`sd15-plus` (`ip-adapter-plus_sd15`), `sd15-light`; for SDXL `sdxl` (`sdxl_models/ip-adapter_sdxl"
+        ".safetensors`, its ViT-bigG encoder in `sdxl_models/image_encoder`), `sdxl-vit-h` "
+        "(`ip-adapter_sdxl_vit-h`) and `sdxl-plus` (`ip-adapter-plus_sdxl_vit-h`), both on the ViT-H encoder in "
+        "`models/image_encoder`; `tiny` (random, for the tiny models); or a file `DIR/NAME.safetensors` with its "
+        "CLIP image encoder in `DIR/image_encoder`, or a hub file `org/repo/SUB/NAME.safetensors` (encoder in "
+        "`SUB/image_encoder`; `h94/IP-Adapter`'s files, or a copy of that repository, pair as the names above do). "
+        "Default: the model preset's, else its family's",
     )

@@ -3,7 +3,7 @@
     python -m benchmarks.live [--models toy,sd15] [--sizes 256,512] [--backends torch,openvino]
                               [--dtypes float32,bfloat16] [--stream-batch off,on] [--warp flow,none]
                               [--modes throughput,latency,bare] [--frames 48] [--sd-frames 4]
-                              [--latency-seconds 4] [--no-streamdiffusion] [--out FILE.json]
+                              [--latency-seconds 4] [--repeat 1] [--no-streamdiffusion] [--out FILE.json]
     python -m benchmarks.live --minutes N [--out FILE.json]
 
 Models: ``toy`` (the trained toy LCM shipped in the package, ``load_models("toy")``) at 128²; ``sd15``
@@ -309,19 +309,23 @@ def bench(args, rows: Rows) -> None:
     backends = _csv(args.backends)
     # OpenVINO first: it converts the float32 weights, and torch's cases convert the shared modules in place
     backends = sorted(backends, key=lambda b: b != "openvino")
+    import torch
+
+    threads = torch.get_num_threads()  # torch's default; the toy's runs set 1 for the process
     for name in _csv(args.models):
         for size in [TOY_SIZE] if name == "toy" else [int(s) for s in _csv(args.sizes)]:
+            torch.set_num_threads(threads)
             case = Case(name, size, tmp, args)
             meta = {"model": name, "size": size}
             for backend in backends:
                 for dtype in dtypes:
                     models = case.models(backend, dtype)
-                    for batch in batches:
+                    for run, batch in [(r, b) for b in batches for r in range(args.repeat)]:
                         for warp in warps:
                             for mode in modes:
-                                run_ours(case, models, mode, batch, warp, rows, meta)
+                                run_ours(case, models, mode, batch, warp, rows, meta | {"run": run})
                         if backend == "torch" and args.streamdiffusion:
-                            run_streamdiffusion(case, models, batch, rows, meta)
+                            run_streamdiffusion(case, models, batch, rows, meta | {"run": run})
                     del models
             del case
 
@@ -383,22 +387,23 @@ def bench_memory(args, rows: Rows) -> None:
 
 COLUMNS = (
     ("model", "model"), ("size", "size"), ("side", "side"), ("backend", "backend"), ("dtype", "dtype"),
-    ("stream_batch", "stream batch"), ("warp", "warp"), ("mode", "mode"), ("sink", "sink"), ("frames", "frames"),
-    ("fps", "fps"), ("fps_steady", "steady fps"), ("vs_sd", "vs SD"), ("latency_p50_ms", "p50 ms"),
-    ("latency_p95_ms", "p95 ms"), ("dropped", "dropped"), ("threads", "threads"),
+    ("stream_batch", "stream batch"), ("run", "run"), ("warp", "warp"), ("mode", "mode"), ("sink", "sink"),
+    ("frames", "frames"), ("fps", "fps"), ("fps_steady", "steady fps"), ("vs_sd", "vs SD"),
+    ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"), ("dropped", "dropped"), ("threads", "threads"),
 )  # fmt: skip
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
-    """Each lcm_video row's steady fps over StreamDiffusion's at the same model, size, precision and stream batch."""
+    """Each lcm_video row's steady fps over StreamDiffusion's at the same model, size, precision and stream batch, in
+    the same run of ``--repeat`` (neighbours in time: a shared machine drifts)."""
     sd = {
-        (r["model"], r["size"], r["dtype"], r["stream_batch"]): r["fps"]
+        (r["model"], r["size"], r["dtype"], r["stream_batch"], r.get("run")): r["fps"]
         for r in rows
         if r.get("side", "").startswith("StreamDiffusion")
     }
     out = []
     for r in rows:
-        key = (r.get("model"), r.get("size"), r.get("dtype"), r.get("stream_batch"))
+        key = (r.get("model"), r.get("size"), r.get("dtype"), r.get("stream_batch"), r.get("run"))
         ratio = None
         if r.get("side", "").startswith("lcm_video") and key in sd and r["mode"] != "latency" and r["fps_steady"]:
             ratio = round(r["fps_steady"] / sd[key], 2)
@@ -437,6 +442,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--frames", type=int, default=48, help="the toy's throughput frames")
     ap.add_argument("--sd-frames", type=int, default=4, help="sd15's throughput frames (seconds a frame on a CPU)")
     ap.add_argument("--latency-seconds", type=float, default=4.0, help="the realtime clip's length")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each stream batch setting, both sides interleaved")
     ap.add_argument("--no-streamdiffusion", dest="streamdiffusion", action="store_false", help="lcm_video only")
     ap.add_argument("--minutes", type=float, help="the memory mode: RSS over an N-minute realtime run of the toy")
     return ap

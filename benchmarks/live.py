@@ -3,7 +3,8 @@
     python -m benchmarks.live [--models toy,sd15] [--sizes 256,512] [--backends torch,openvino]
                               [--dtypes float32,bfloat16] [--stream-batch off,on] [--warp flow,none]
                               [--modes throughput,latency,bare] [--frames 48] [--sd-frames 4]
-                              [--latency-seconds 4] [--repeat 1] [--no-streamdiffusion] [--out FILE.json]
+                              [--latency-seconds 4] [--repeat 1] [--threads N] [--no-streamdiffusion]
+                              [--out FILE.json]
     python -m benchmarks.live --minutes N [--out FILE.json]
 
 Models: ``toy`` (the trained toy LCM shipped in the package, ``load_models("toy")``) at 128²; ``sd15``
@@ -34,7 +35,8 @@ torchvision), over frames decoded beforehand, nothing written. One change: its `
 (``preprocess`` → ``encode_image`` → ``predict_x0_batch`` → ``decode_image``) without the CUDA timing. Its latency is
 measured in that loop: from the start of the call a frame goes in to the end of the call its output comes out of
 (with the denoising batch, ``steps`` calls later). Both sides run on the same torch thread count (lcm_video's: 1 for
-the toy, torch's default for SD1.5's shapes), noted in each row.
+the toy, torch's default for SD1.5's shapes, or ``--threads``: one thread on a busy machine, where two collapse),
+noted in each row.
 
 --minutes N: memory over an N-minute realtime run of the toy (torch, float32, the temporal defaults, a recording):
 the process's RSS sampled every second; a row per minute (per half of a run under 2 minutes: median and max) and
@@ -311,7 +313,7 @@ def bench(args, rows: Rows) -> None:
     backends = sorted(backends, key=lambda b: b != "openvino")
     import torch
 
-    threads = torch.get_num_threads()  # torch's default; the toy's runs set 1 for the process
+    threads = args.threads or torch.get_num_threads()  # torch's default; the toy's runs set 1 for the process
     for name in _csv(args.models):
         for size in [TOY_SIZE] if name == "toy" else [int(s) for s in _csv(args.sizes)]:
             torch.set_num_threads(threads)
@@ -442,6 +444,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--frames", type=int, default=48, help="the toy's throughput frames")
     ap.add_argument("--sd-frames", type=int, default=4, help="sd15's throughput frames (seconds a frame on a CPU)")
     ap.add_argument("--latency-seconds", type=float, default=4.0, help="the realtime clip's length")
+    ap.add_argument(
+        "--threads", type=int, help="torch threads for sd15's cases, both sides (default torch's: lcm_video's for them)"
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs of each stream batch setting, both sides interleaved")
     ap.add_argument("--no-streamdiffusion", dest="streamdiffusion", action="store_false", help="lcm_video only")
     ap.add_argument("--minutes", type=float, help="the memory mode: RSS over an N-minute realtime run of the toy")

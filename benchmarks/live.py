@@ -414,12 +414,10 @@ def with_ratios(rows: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    if rows and "from_s" in rows[0]:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        head = [k for k in keys]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join("" if r.get(k) is None else str(r[k]) for k in head) + " |" for r in rows]
-        return "\n".join(lines)
+    if rows and "from_s" in rows[0]:  # the memory mode: a row per window, then the summary
+        lines = ["| seconds | RSS median MiB | RSS max MiB |", "|---|---|---|"]
+        lines += [f"| {r['from_s']}-{r['to_s']} | {r['rss_mib_median']} | {r['rss_mib_max']} |" for r in rows[:-1]]
+        return "\n".join(lines + [""] + [f"- {k}: {v}" for k, v in rows[-1].items()])
     rows = with_ratios(rows)
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:

@@ -16,7 +16,7 @@ lcm_video (``run_live`` from a file source, the models passed in prebuilt), per 
 (float32, bfloat16), stream batch (off, on) and ``--warp`` (the temporal defaults: flow; or none), in modes:
   throughput  ``realtime=False`` (every frame, in order, as fast as it goes) into a recording sink (mp4): fps_out
               from the run's stats (its seconds include the stream batch filling and its flush), and the steady
-              fps between the first and the last output frame;
+              fps (one over the median time between output frames);
   bare        the same with no sink (``on_frame`` takes the frames): the like-for-like figure against StreamDiffusion,
               which writes nothing (the file is still decoded on the reader thread);
   latency     ``realtime=True`` from the 30 fps clip (the newest frame wins, the others dropped) into a recording:
@@ -69,7 +69,7 @@ def _csv(text: str) -> list[str]:
 
 
 class Outputs:
-    """An ``on_frame`` callback: when each output frame came out (the steady rate between the first and the last)."""
+    """An ``on_frame`` callback: when each output frame came out (the steady rate, without the first frame's wait)."""
 
     def __init__(self):
         self.times: list[float] = []
@@ -79,8 +79,11 @@ class Outputs:
 
     @property
     def steady_fps(self) -> float | None:
-        t = self.times
-        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 2 and t[-1] > t[0] else None
+        """One over the median time between outputs (None when under 3, or when most came at once: a stream batch's
+        flush hands its frames over together at the source's end, so give it more frames than steps)."""
+        gaps = sorted(b - a for a, b in zip(self.times, self.times[1:], strict=False))
+        gap = gaps[len(gaps) // 2] if len(gaps) >= 2 else 0.0
+        return 1 / gap if gap > 1e-3 else None
 
 
 def _r(value, digits=3):

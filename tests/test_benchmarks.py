@@ -201,7 +201,7 @@ def test_live_t_index_list_picks_our_timesteps_in_streamdiffusions_schedule():
     assert live.t_index_list(LCMScheduler(), steps=2, strength=1.0) == [0, 25]
 
 
-@pytest.mark.slow  # loads the toy and renders ~50 frames
+@pytest.mark.slow  # loads the toy and renders ~60 frames
 def test_live_on_the_toy(tmp_path, capsys):
     """Every mode of ours on the toy with the stream batch, and StreamDiffusion's class on the same modules where
     its package is installed: all frames out in order without realtime, the stream batch's UNet calls one per
@@ -215,7 +215,7 @@ def test_live_on_the_toy(tmp_path, capsys):
     except ImportError:
         theirs = False
     argv = ["--models", "toy", "--backends", "torch", "--dtypes", "float32", "--stream-batch", "on"]
-    argv += ["--warp", "none", "--frames", "6", "--latency-seconds", "1", "--out", str(tmp_path / "live.json")]
+    argv += ["--warp", "none", "--frames", "8", "--latency-seconds", "1", "--out", str(tmp_path / "live.json")]
     live.main(argv + ([] if theirs else ["--no-streamdiffusion"]))
     doc = _document(tmp_path / "live.json")
     assert doc["benchmark"] == "live"
@@ -226,14 +226,14 @@ def test_live_on_the_toy(tmp_path, capsys):
     assert set(rows) == expected
     for mode in ("throughput", "bare"):
         row = rows["lcm_video", mode]
-        assert row["frames_in"] == row["frames"] == 6 and row["dropped"] == 0, row
-        assert row["unet_calls"] == 6 + live.STEPS - 1, row  # one call a frame, and the batch's fill
+        assert row["frames_in"] == row["frames"] == 8 and row["dropped"] == 0, row
+        assert row["unet_calls"] == 8 + live.STEPS - 1, row  # one call a frame, and the batch's fill
         _positive(row, "fps", "fps_steady", "latency_p50_ms")
     rt = rows["lcm_video", "latency"]
     assert 28 <= rt["frames_in"] <= 31 and rt["frames"] == rt["frames_in"] - rt["dropped"] > 0, rt
     assert 0 < rt["latency_p50_ms"] <= rt["latency_p95_ms"], rt
     if theirs:
         sd = rows["StreamDiffusion", "throughput"]
-        assert sd["frames"] == 6 and sd["unet_calls"] == 6 and sd["threads"] == rows["lcm_video", "bare"]["threads"]
+        assert sd["frames"] == 8 and sd["unet_calls"] == 8 and sd["threads"] == rows["lcm_video", "bare"]["threads"]
         _positive(sd, "fps", "latency_p50_ms")
         assert "vs SD" in capsys.readouterr().out

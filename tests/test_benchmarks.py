@@ -19,7 +19,7 @@ from .conftest import ROOT
 
 RUNNABLE = (
     "speed", "backends", "temporal", "eval_toy", "train_toy", "make_sample", "frames_digest", "threads", "train_motion",
-    "eval_motion", "train_control", "eval_control", "control_cost", "engines",
+    "eval_motion", "train_control", "eval_control", "control_cost", "engines", "live",
 )  # fmt: skip
 MODULES = ("common", *RUNNABLE)
 
@@ -188,3 +188,52 @@ def test_speed_on_the_tiny_sdxl_models(tmp_path):
         "lcm_video stylize",
         "lcm_video stylize --fast (TAESDXL)",
     ]
+
+
+def test_live_t_index_list_picks_our_timesteps_in_streamdiffusions_schedule():
+    """StreamDiffusion indexes its 50-point LCM schedule (999, 979, ..., 19); ours at 4 steps, strength 0.5 are
+    499, 379, 259, 139."""
+    from diffusers import LCMScheduler
+
+    from benchmarks import live
+
+    assert live.t_index_list(LCMScheduler()) == [25, 31, 37, 43]
+    assert live.t_index_list(LCMScheduler(), steps=2, strength=1.0) == [0, 25]
+
+
+@pytest.mark.slow  # loads the toy and renders ~60 frames
+def test_live_on_the_toy(tmp_path, capsys):
+    """Every mode of ours on the toy with the stream batch, and StreamDiffusion's class on the same modules where
+    its package is installed: all frames out in order without realtime, the stream batch's UNet calls one per
+    input frame plus its fill, realtime drops what it could not render, the table compares the two sides."""
+    from benchmarks import live
+
+    try:
+        import streamdiffusion  # noqa: F401
+
+        theirs = True
+    except ImportError:
+        theirs = False
+    argv = ["--models", "toy", "--backends", "torch", "--dtypes", "float32", "--stream-batch", "on"]
+    argv += ["--warp", "none", "--frames", "8", "--latency-seconds", "1", "--out", str(tmp_path / "live.json")]
+    live.main(argv + ([] if theirs else ["--no-streamdiffusion"]))
+    doc = _document(tmp_path / "live.json")
+    assert doc["benchmark"] == "live"
+    rows = {(r["side"].split()[0], r["mode"]): r for r in doc["rows"]}
+    expected = {("lcm_video", m) for m in ("throughput", "latency", "bare")} | (
+        {("StreamDiffusion", "throughput")} if theirs else set()
+    )
+    assert set(rows) == expected
+    for mode in ("throughput", "bare"):
+        row = rows["lcm_video", mode]
+        assert row["frames_in"] == row["frames"] == 8 and row["dropped"] == 0, row
+        assert row["unet_calls"] == 8 + live.STEPS - 1, row  # one call a frame, and the batch's fill
+        _positive(row, "fps", "fps_steady", "latency_p50_ms")
+    rt = rows["lcm_video", "latency"]
+    assert 28 <= rt["frames_in"] <= 31 and rt["frames"] == rt["frames_in"] - rt["dropped"] > 0, rt
+    assert 0 < rt["latency_p50_ms"] <= rt["latency_p95_ms"], rt
+    if theirs:
+        sd = rows["StreamDiffusion", "throughput"]
+        assert sd["frames"] == 8 and sd["unet_calls"] == 8 and sd["threads"] == rows["lcm_video", "bare"]["threads"]
+        _positive(sd, "fps", "latency_p50_ms")
+        assert "vs SD" in capsys.readouterr().out

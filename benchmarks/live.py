@@ -7,7 +7,8 @@
                               [--out FILE.json]
     python -m benchmarks.live --minutes N [--out FILE.json]
 
-Models: ``toy`` (the trained toy LCM shipped in the package, ``load_models("toy")``) at 128²; ``sd15``
+Models: ``toy`` (the trained toy LCM shipped in the package, ``load_models("toy")``) at 128², and ``toy-fast``
+(the same with its TAESD, as ``--fast``); ``sd15``
 (SD1.5-shaped random weights, ``sd15_components``: the 860M UNet with an LCM w-embedding, a CLIP-L-sized text encoder,
 decoded and encoded by TAESD, as ``--fast``) at each of ``--sizes``. 4 LCM steps at strength 0.5, guidance 1, one
 prompt; the source a ``testsrc2`` clip at the model's size and 30 fps (``benchmarks.common.make_clip``).
@@ -101,7 +102,7 @@ class Case:
         import torch
 
         self.name, self.size, self.tmp = name, size, tmp
-        self.frames = args.frames if name == "toy" else args.sd_frames
+        self.frames = args.frames if name.startswith("toy") else args.sd_frames
         side = f"{size}x{size}"
         self.clip = make_clip(tmp / f"{name}{size}.mp4", seconds=self.frames / 30, size=side, rate=RATE)
         self.rt_clip = make_clip(tmp / f"{name}{size}rt.mp4", seconds=args.latency_seconds, size=side, rate=RATE)
@@ -112,9 +113,9 @@ class Case:
 
             self.comps = sd15_components()
             self.fast = True  # TAESD decodes and encodes, as --fast
-        else:
+        else:  # the toy, and toy-fast: the toy with its own TAESD (--fast)
             self.comps = None
-            self.fast = False
+            self.fast = name == "toy-fast"
         self.dtype = torch.float32  # the shared modules' precision now
         print(f"{name}: modules ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
 
@@ -127,8 +128,11 @@ class Case:
         from lcm_video.models.container import models_from_components
 
         dt = getattr(torch, dtype)
-        if self.comps is None:  # the toy: loaded as lcm_video loads it
-            return load_models("toy", device="cpu", dtype=dtype, backend=backend)
+        if self.comps is None:  # the toy: loaded as lcm_video loads it (toy-fast: with --fast's autoencoder)
+            from lcm_video.models.presets import PRESETS
+
+            vae = PRESETS["toy"].fast_vae if self.fast else None
+            return load_models("toy", vae=vae, device="cpu", dtype=dtype, backend=backend)
         parts = self.comps | {"vae": self.comps["taesd"]}
         if backend == "openvino":
             assert self.dtype == torch.float32, "OpenVINO converts float32 weights: run its cases first"
@@ -248,7 +252,12 @@ def run_streamdiffusion(case: Case, models, batch: bool, rows: Rows, meta: dict)
     parts = {k: getattr(p, k) for k in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")}
     vae = parts["vae"]
     if case.fast:  # the pipeline with its SD VAE, then TAESD put in, as the README does
-        parts["vae"] = case.comps["vae"]
+        if case.comps is not None:
+            parts["vae"] = case.comps["vae"]
+        else:
+            from lcm_video import load_models
+
+            parts["vae"] = load_models("toy", device="cpu", dtype="float32").pipe.vae.to(models.dtype)
     pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     stream = streamdiffusion_class()(
         pipe,
@@ -318,7 +327,7 @@ def bench(args, rows: Rows) -> None:
 
     threads = args.threads or torch.get_num_threads()  # torch's default; the toy's runs set 1 for the process
     for name in _csv(args.models):
-        for size in [TOY_SIZE] if name == "toy" else [int(s) for s in _csv(args.sizes)]:
+        for size in [TOY_SIZE] if name.startswith("toy") else [int(s) for s in _csv(args.sizes)]:
             torch.set_num_threads(threads)
             case = Case(name, size, tmp, args)
             meta = {"model": name, "size": size}
@@ -435,7 +444,11 @@ def table(rows: list[dict]) -> str:
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.live", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, help="write the rows, machine and versions as JSON here")
-    ap.add_argument("--models", default="toy,sd15", help="comma-separated: toy (at 128²), sd15 (at --sizes)")
+    ap.add_argument(
+        "--models",
+        default="toy,toy-fast,sd15",
+        help="comma-separated: toy, toy-fast (--fast) at 128², sd15 (at --sizes)",
+    )
     ap.add_argument("--sizes", default="256,512", help="sd15's sizes (square)")
     ap.add_argument("--backends", default="torch,openvino")
     ap.add_argument("--dtypes", default="float32,bfloat16")

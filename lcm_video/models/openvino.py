@@ -306,9 +306,15 @@ class _Quantized(_Converted):
                 self.notify(f"quantising the {self.what} to int8 with NNCF on {len(self.calls)} calibration calls "
                             f"(first run with this calibration; cached in {folder})")  # fmt: skip
             import contextlib
+            import logging
 
-            with contextlib.redirect_stdout(sys.stderr):  # NNCF's progress bars: stdout may be the output
-                model = quantize_ir(float_xml, self.calls, self.scheme)
+            log, level = logging.getLogger("nncf"), logging.getLogger("nncf").level
+            log.setLevel(logging.WARNING)  # its INFO lines: one per operation the ignored scope names
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # its progress bars: stdout may be the output
+                    model = quantize_ir(float_xml, self.calls, self.scheme)
+            finally:
+                log.setLevel(level)
             _save(model, folder)
             self.quantized = True
         return folder / "model.xml"

@@ -27,6 +27,7 @@ def quantize_unet(models: Models, cfg: RenderConfig, calibrate: Callable[[], Non
     if cfg.model.quantize == "none":
         if models.backend == "openvino":
             unet.use_float()
+            _done.pop(unet, None)
         return
     if models.backend != "openvino":
         raise UserError(f"--quantize {cfg.model.quantize} quantises the OpenVINO UNet; load the models with "

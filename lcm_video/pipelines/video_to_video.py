@@ -168,11 +168,16 @@ def stylized_frames(
                 yield done, kept[offsets]
 
 
-def calibration(models: Models, cfg: StylizeConfig, prep: Prepared, batch: int, control_cache: Path | None = None):
+def calibration(
+    models: Models, cfg: StylizeConfig, prep: Prepared, batch: int | None = None, control_cache: Path | None = None
+):
     """``--quantize int8``'s pass for a stylise render (``pipelines/quantize.py``): its first window of ``batch``
-    source frames through a fresh stylizer, the output dropped."""
+    source frames (default the render's UNet batch) through a fresh stylizer, the output dropped."""
 
-    def run() -> None:
+    def run(batch=batch) -> None:
+        if batch is None:
+            rendered = source_map(cfg, prep).rendered
+            batch = min(window_layout(models, cfg, rendered).size, rendered)
         n = min(batch, len(prep.plan))
         reader = FrameReader(prep.info, prep.size)
         try:

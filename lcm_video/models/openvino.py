@@ -8,6 +8,10 @@ weights' digest, the input shapes, the precision and the OpenVINO version (``cac
 compiled-blob cache sits beside it, so only a first run converts. Once compiled, the torch weights leave memory
 (``_Weights``). The wrappers take and return torch tensors, with the call signatures the denoiser and the codec use,
 so nothing above this module knows which backend runs.
+
+``--quantize int8``: ``OVUNet.recording()`` records the float UNet's calls during a calibration pass (the caller's:
+``pipelines/quantize.py``), ``OVUNet.quantize(calls)`` swaps in the int8 UNet NNCF makes from the float IR on them
+(:func:`quantize_ir`), cached beside the float models under the calls' digest.
 """
 
 from __future__ import annotations
@@ -291,7 +295,6 @@ class _Quantized(_Converted):
         super().__init__(source.module, source.what, source.precision, source.notify, source._digest, source._weights)
         self.source, self.calls, self.scheme = source, calls, scheme
         self.digest = calibration_digest(calls)
-        self.quantized = False  # whether NNCF ran in this process (False: the cache had it)
 
     def _base(self) -> Path:
         import nncf
@@ -316,7 +319,6 @@ class _Quantized(_Converted):
             finally:
                 log.setLevel(level)
             _save(model, folder)
-            self.quantized = True
         return folder / "model.xml"
 
     def _ir(self, inputs: dict[str, torch.Tensor]) -> Path:
@@ -386,11 +388,6 @@ class OVUNet:
     def use_float(self) -> None:
         """Run the float UNet again (``--quantize none`` on models an int8 render used)."""
         self._run = self._float
-
-    @property
-    def quantization(self) -> str | None:
-        """The int8 model's calibration digest, or None while the float UNet runs."""
-        return self._run.digest if isinstance(self._run, _Quantized) else None
 
     def __call__(
         self, sample, timestep, encoder_hidden_states, timestep_cond=None, added_cond_kwargs=None, return_dict=False

@@ -8,6 +8,7 @@ loop a user would write, on several model shapes and sizes. Every case it runs i
     python -m benchmarks.backends --agreement [--frames 24] [--out FILE.json]
     python -m benchmarks.backends --layout [--shapes ...] [--sizes ...] [--dtype float32] [--out FILE.json]
     python -m benchmarks.backends --ceiling [--shapes ...] [--sizes ...] [--frames 12] [--out FILE.json]
+    python -m benchmarks.backends --int8 [--shapes toy,sd15] [--sizes 256] [--frames 16] [--out FILE.json]
 
 --agreement: `lcm-video stylize --model toy` on the first frames of samples/clip.mp4 to PNG (no codec in between) per
 backend and precision (torch / openvino, float32 / bfloat16), each against torch float32: mean and largest absolute
@@ -31,6 +32,19 @@ call; OpenVINO's converted models from the same cache, so the same compiled mode
 the most a whole process can gain in that mode as long as everything else (imports, loading, video reading and
 writing; ours also computes optical flow) costs ours no less than it costs diffusers. A mode whose ceiling is under
 a target cannot meet it on this CPU by work outside the model calls.
+
+--int8: `--quantize int8` (issue 29) in process, on the trained toy at 128² (shape `toy`) and on each other shape's
+random weights at each size, over a toy-world clip (``toy/video.py``, seeded, written as PNGs: no codec) of
+``--frames`` frames, 4 steps. Per precision the OpenVINO models load once; the float UNet records its calls while
+the render's first window runs (the library's own calibration pass, ``video_to_video.calibration``), then each
+variant renders the clip twice in the library's window loop (``stylized_frames``: a warm-up, then one timed and
+kept): the float UNet, and the int8 UNet quantised on those calls, its other layers at the precision's hint: in
+float32 with each NNCF scheme (``models.openvino.INT8_SCHEMES``: ``hybrid``, ``full``), in bfloat16 with the
+default one. Reported: NNCF's seconds (a fresh cache), the UNet call alone (the first recorded call, the faster of
+two after a warm-up), seconds per frame of the render, and PSNR and mean absolute difference (levels of 255) of its
+frames against the float32 UNet's (on random weights a check of the numbers only). On the toy in float32, the
+default scheme is quantised a second time from scratch: ``same_frames_requantised`` says whether a fresh
+quantisation renders the same frames.
 
 --memory: peak RSS of `lcm-video stylize --model toy` rendering 30 and 300 frames of a 160x120 clip, per backend
 (torch, openvino; the converted models cached by a first run): streaming means the ratio stays near 1.
@@ -145,13 +159,15 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--layout", action="store_true", help="VAE and UNet alone, contiguous vs channels_last, instead")
     ap.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="--layout's precision")
     ap.add_argument("--ceiling", action="store_true", help="each mode's model calls alone: the most it can gain")
+    ap.add_argument("--int8", action="store_true", help="--quantize int8 against float32 and bfloat16 instead")
     return ap
 
 
 def main(argv: list[str] | None = None) -> Rows:
     args = parser().parse_args(argv)
     args.work = args.work.resolve()  # children run in the repository
-    modes = {"ceiling": ceiling, "layout": layout, "memory": memory, "agreement": agreement, "unet_batch": unet_batch}
+    modes = {"ceiling": ceiling, "layout": layout, "memory": memory, "agreement": agreement, "unet_batch": unet_batch,
+             "int8": int8}  # fmt: skip
     what = next((name for name in modes if getattr(args, name)), "whole")
     rows = Rows(args.out, f"backends {what}")
     modes.get(what, whole)(args, rows)
@@ -367,6 +383,93 @@ def ceiling(args, rows: Rows) -> None:
                        "s_per_frame": round(total, 3), "unet_share": round(steps * calls["unet_step"] / total, 3),
                        "ceiling_vs_diffusers": round(base_total / total, 3)}  # fmt: skip
                 rows.add(row)
+
+
+def int8(args, rows: Rows) -> None:
+    import shutil
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from lcm_video.metrics import psnr
+    from lcm_video.models import openvino as ov
+    from lcm_video.models.loading import load_models
+    from lcm_video.options import STYLIZE
+    from lcm_video.pipelines.prepare import prepare_stylize
+    from lcm_video.pipelines.video_to_video import Stylizer, calibration, source_map, stylized_frames
+    from lcm_video.pipelines.window import window_layout
+    from lcm_video.settings.resolve import resolve
+    from lcm_video.toy.video import random_clip
+    from lcm_video.video.reader import FrameReader
+
+    cache = args.work / "cache-int8"
+    os.environ["LCM_VIDEO_CACHE"] = str(cache)
+    for old in (cache / "openvino").glob("unet-int8-*"):  # NNCF timed from scratch; the float models stay cached
+        shutil.rmtree(old)
+    torch.set_grad_enabled(False)
+    frames = args.frames if args.frames != 12 else 16  # the flag's default is the speed runs'; 16: one window
+    shapes = args.shapes.split(",")
+    cases = [("toy", "toy", 128, "a red circle on a white background")] if "toy" in shapes else []  # trained at 128²
+    for shape in (s for s in shapes if s != "toy"):
+        folder = str(save_models(shape, args.work / shape))
+        cases += [(shape, folder, size, PROMPT) for size in map(int, args.sizes.split(","))]
+    for shape, model, size, prompt in cases:
+        clip = args.work / f"toy-world-{size}-{frames}"
+        if not clip.is_dir():
+            clip.mkdir(parents=True)
+            for k, frame in enumerate(random_clip(np.random.default_rng(0), size, frames)[0]):
+                Image.fromarray(frame).save(clip / f"{k:05d}.png")
+        got: dict[str, np.ndarray] = {}
+        for dtype in ("float32", "bfloat16"):
+            hint = ov.PRECISIONS[getattr(torch, dtype)]
+            models = load_models(model, device="cpu", dtype=dtype, backend="openvino")
+            options = {"prompt": prompt, "model": model, "backend": "openvino", "dtype": dtype, "steps": STEPS,
+                       "strength": STRENGTH, "quiet": True}  # fmt: skip
+            cfg = resolve(STYLIZE, None, options, "benchmark")
+            prep = prepare_stylize(clip, args.work / "int8-out.mp4", cfg, models.name)
+            fmap = source_map(cfg, prep)
+            layout = window_layout(models, cfg, fmap.rendered)
+            batch = min(layout.size, fmap.rendered)
+
+            def render(models=models, cfg=cfg, prep=prep, fmap=fmap, layout=layout, batch=batch) -> np.ndarray:
+                st = Stylizer(models, cfg, batch, prep.prompts, prep.strengths, prep.size, prep.control)
+                reader = FrameReader(prep.info, prep.size)
+                try:
+                    return np.concatenate([out for _, out in stylized_frames(st, reader, prep, fmap, layout)])
+                finally:
+                    reader.close()
+
+            unet = models.unet
+            with unet.recording() as calls:
+                calibration(models, cfg, prep, batch)()
+            schemes = ov.INT8_SCHEMES if hint == "f32" else (ov.INT8_SCHEME,)  # the schemes compared in float32
+            for scheme in (None, *schemes):
+                name = f"openvino-{hint}" if scheme is None else f"int8-{scheme}-{hint}"
+                row = {"shape": shape, "size": size, "frames": frames, "who": name, "calibration_calls": len(calls)}
+                if scheme is None:
+                    unet.use_float()
+                else:
+                    t0 = time.perf_counter()
+                    unet.quantize(calls, scheme)
+                    row["quantise_s"] = round(time.perf_counter() - t0, 1)
+                render()  # compiles (a warm-up)
+                row["unet_call_s"] = round(repeat(lambda u=unet, c=calls[0]: u(**c), runs=2).min, 3)
+                t0 = time.perf_counter()
+                video = got[name] = render()
+                row["s_per_frame"] = round((time.perf_counter() - t0) / len(video), 3)
+                ref = got.get("openvino-f32")
+                if ref is not None:
+                    row["psnr_vs_f32_db"] = round(psnr(video / 255.0, ref / 255.0), 2)
+                    row["mean_abs_levels_vs_f32"] = round(float(np.abs(video.astype(float) - ref).mean()), 3)
+                if shape == "toy" and scheme == ov.INT8_SCHEME and hint == "f32":
+                    for old in (cache / "openvino").glob("unet-int8-*"):  # quantised from scratch again: same frames?
+                        shutil.rmtree(old)
+                    unet.use_float()
+                    unet.quantize(calls, scheme)
+                    row["same_frames_requantised"] = bool((render() == video).all())
+                rows.add(row)
+            del models, unet, calls
 
 
 class _Cast:

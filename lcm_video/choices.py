@@ -6,6 +6,7 @@ from __future__ import annotations
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 BACKENDS = ("torch", "openvino", "auto")
+QUANTIZE = ("none", "int8")  # --quantize: the OpenVINO UNet as it converts, or int8 through NNCF
 RENOISE = ("fresh", "initial")
 CFG_TYPES = ("full", "self", "initialize")  # classifier-free guidance's negative branch (core/sampler.py's Residual)
 SCHEDULERS = ("lcm", "tcd", "ddim-trailing", "euler-trailing")  # few-step methods (core/schedule.py's METHODS)

@@ -21,22 +21,28 @@ from .work import JobPlan, seg_name
 
 def segment_frames(plan: JobPlan, models, seg: tuple[int, int]) -> Iterator[tuple[range, Any]]:
     """Render output frames ``seg`` of a job, warming up before a cold start; yields (frames, uint8 chunk)."""
+    from ..pipelines import text_to_video, video_to_video
+    from ..pipelines.quantize import quantize_unet
     from ..pipelines.text_to_video import ClipGenerator, generated_frames
     from ..pipelines.video_to_video import Stylizer, source_map, stylized_frames
     from ..pipelines.window import window_layout
     from ..video.reader import FrameReader
 
     prep, cfg = plan.prep, plan.job.cfg
+    key = (plan.job.name, plan.fingerprint)  # --quantize int8 calibrates once per job and process
     if plan.job.mode == GENERATE:
+        layout = window_layout(models, cfg, plan.frames)
+        quantize_unet(models, cfg, text_to_video.calibration(models, cfg, prep, min(layout.size, plan.frames)), key)
         gen = ClipGenerator(models, cfg, prep.size, prep.prompts, prep.control)
-        yield from generated_frames(gen, window_layout(models, cfg, plan.frames), plan.frames, *seg)
+        yield from generated_frames(gen, layout, plan.frames, *seg)
         return
     fmap = source_map(cfg, prep)
     layout = window_layout(models, cfg, fmap.rendered)
+    batch, control = min(layout.size, fmap.rendered), plan.work / "control"
+    quantize_unet(models, cfg, video_to_video.calibration(models, cfg, prep, batch, control), key)
     stylizer = Stylizer(
-        models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths, prep.size, prep.control,
-        control_cache=plan.work / "control",
-    )  # fmt: skip
+        models, cfg, batch, prep.prompts, prep.strengths, prep.size, prep.control, control_cache=control
+    )
     reader = FrameReader(prep.info, prep.size)
     try:
         yield from stylized_frames(stylizer, reader, prep, fmap, layout, *seg)

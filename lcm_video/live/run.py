@@ -94,11 +94,15 @@ def run_live(
         # 2. Load the models and make the stylizer: the stylise path with a UNet batch of 1.
         from ..pipelines.loader import models_for
         from ..pipelines.prepare import size_note
+        from ..pipelines.quantize import quantize_unet, toy_frames
         from ..pipelines.video_to_video import Stylizer
 
         for note in size_note(models.name if models is not None else cfg.model.model, source.size):
             warnings.warn(note, Note, stacklevel=2)  # as stylise says it: once, before the models load
         models = models_for(cfg.model, models)
+        # --quantize int8's pass: toy-world frames (the source's first frames are the run's own), one at a time
+        calibrate = lambda: list(Stylizer(models, cfg, batch=1, size=source.size).stream(toy_frames(source.size)))  # noqa: E731
+        quantize_unet(models, cfg, calibrate)
         stylizer = Stylizer(models, cfg, batch=1, size=source.size)
         # 3. The sinks, each a recording with the settings record, a stream or a virtual camera.
         record = make_record(LIVE, live_settings(cfg), source.path, [models.runtime])

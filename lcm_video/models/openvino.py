@@ -8,6 +8,10 @@ weights' digest, the input shapes, the precision and the OpenVINO version (``cac
 compiled-blob cache sits beside it, so only a first run converts. Once compiled, the torch weights leave memory
 (``_Weights``). The wrappers take and return torch tensors, with the call signatures the denoiser and the codec use,
 so nothing above this module knows which backend runs.
+
+``--quantize int8``: ``OVUNet.recording()`` records the float UNet's calls during a calibration pass (the caller's:
+``pipelines/quantize.py``), ``OVUNet.quantize(calls)`` swaps in the int8 UNet NNCF makes from the float IR on them
+(:func:`quantize_ir`), cached beside the float models under the calls' digest.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import hashlib
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -134,21 +139,19 @@ class _Converted:
         self._weights = weights or _Weights(module, self._digest, 1)
         self._compiled: dict[tuple, object] = {}
         self._lock = threading.Lock()
+        self.recording: list[dict[str, torch.Tensor]] | None = None  # the calls, while a calibration pass records
 
     def _key(self, inputs: dict[str, torch.Tensor]) -> tuple:
         return tuple((k, tuple(v.shape), str(v.dtype)) for k, v in inputs.items())
 
-    def _compile(self, inputs: dict[str, torch.Tensor]):
+    def _ir(self, inputs: dict[str, torch.Tensor]) -> Path:
+        """The converted model at these inputs' shapes: its ``model.xml`` in the cache, converted now if missing."""
         import openvino as ov
 
-        shapes = "_".join(f"{k}{'x'.join(map(str, v.shape))}" for k, v in inputs.items())
+        shapes = _shapes(inputs)
         tag = hashlib.blake2b(f"{shapes}|static|{ov.__version__}".encode(), digest_size=8).hexdigest()
         folder = cache_dir() / f"{self.what}-{self._digest()}-{tag}"
         xml = folder / "model.xml"
-        core = ov.Core()
-        # One blob folder per precision: OpenVINO 2026.4's key for a model compiled from its path leaves the precision
-        # hint out, so a bfloat16 compile found the float32 blob of the same IR and ran it as NaN (black frames).
-        core.set_property({"CACHE_DIR": str(cache_dir() / "blobs" / self.precision)})
         if not xml.is_file():
             self._weights.restore()
             if self.notify is not None:
@@ -161,21 +164,15 @@ class _Converted:
             # The traced inputs come out dynamic ([?,4,?,?]); fixed, OpenVINO plans its buffers once: a whole sd15
             # render at 512² peaked at 15.4 GiB instead of 18.6, 4-9% faster (BENCHMARKS.md).
             model.reshape({name: list(v.shape) for name, v in inputs.items()})
-            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-            tmp.mkdir(parents=True, exist_ok=True)
-            ov.save_model(model, tmp / "model.xml", compress_to_fp16=False)
-            try:
-                tmp.rename(folder)
-            except OSError:  # another process converted it first: theirs is the same model
-                import shutil
+            _save(model, folder)
+        return xml
 
-                shutil.rmtree(tmp, ignore_errors=True)
-        config = {"INFERENCE_PRECISION_HINT": self.precision, "PERFORMANCE_HINT": "LATENCY"}
-        # From the path, not a read model: on a blob-cache hit OpenVINO then never reads the IR's weights (the whole
-        # process's peak is later, while rendering, and did not move: BENCHMARKS.md).
-        return core.compile_model(str(xml), "CPU", config)
+    def _compile(self, inputs: dict[str, torch.Tensor]):
+        return _compile(self._ir(inputs), self.precision)
 
     def __call__(self, **inputs: torch.Tensor) -> torch.Tensor:
+        if self.recording is not None:  # a calibration pass: the inputs as they come, copied
+            self.recording.append({k: v.detach().clone() for k, v in inputs.items()})
         key = self._key(inputs)
         with self._lock:  # one request per shape, reused: a new one per call grew memory by 20% over 300 frames
             request = self._compiled.get(key)
@@ -184,6 +181,159 @@ class _Converted:
                 self._weights.release(id(self))
             request.infer([v.numpy() for v in inputs.values()], share_inputs=True)
             return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+
+def _shapes(inputs: dict[str, torch.Tensor]) -> str:
+    return "_".join(f"{k}{'x'.join(map(str, v.shape))}" for k, v in inputs.items())
+
+
+def _save(model, folder: Path) -> None:
+    """``model`` saved as ``folder/model.xml``, atomically: written beside it, then renamed into place."""
+    import openvino as ov
+
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    ov.save_model(model, tmp / "model.xml", compress_to_fp16=False)
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process saved it first: theirs is the same model
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _compile(xml: Path, precision: str):
+    """``xml`` compiled for the CPU at a precision hint (``f32``/``bf16``: what the layers not in int8 compute in)."""
+    import openvino as ov
+
+    core = ov.Core()
+    # One blob folder per precision: OpenVINO 2026.4's key for a model compiled from its path leaves the precision
+    # hint out, so a bfloat16 compile found the float32 blob of the same IR and ran it as NaN (black frames).
+    core.set_property({"CACHE_DIR": str(cache_dir() / "blobs" / precision)})
+    config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    # From the path, not a read model: on a blob-cache hit OpenVINO then never reads the IR's weights (the whole
+    # process's peak is later, while rendering, and did not move: BENCHMARKS.md).
+    return core.compile_model(str(xml), "CPU", config)
+
+
+def require_nncf() -> None:
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        raise UserError('--quantize int8 needs NNCF: pip install "lcm-video[int8]"') from None
+
+
+INT8_SCHEMES = ("hybrid", "full")
+INT8_SCHEME = "hybrid"  # what --quantize int8 runs: the two measured against each other in BENCHMARKS.md
+
+
+def calibration_digest(calls: list[dict[str, torch.Tensor]]) -> str:
+    """BLAKE2b of recorded calls (names, dtypes, shapes, bytes): the calibration's identity in the int8 cache key."""
+    h = hashlib.blake2b(digest_size=16)
+    for call in calls:
+        for name, t in call.items():
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _weighted_matmuls(model) -> list[str]:
+    """The MatMuls with a constant operand (a Linear's weight, perhaps behind a Convert or Reshape): hybrid mode
+    compresses their weights and leaves their activations in float."""
+
+    def constant(node, port: int) -> bool:
+        node = node.input_value(port).get_node()
+        while node.get_type_name() in ("Convert", "Reshape", "FakeQuantize", "Transpose") and node.inputs():
+            node = node.input_value(0).get_node()
+        return node.get_type_name() == "Constant"
+
+    return [op.get_friendly_name() for op in model.get_ops() if op.get_type_name() == "MatMul" and (
+        constant(op, 0) or constant(op, 1))]  # fmt: skip
+
+
+def quantize_ir(xml: Path, calls: list[dict[str, torch.Tensor]], scheme: str = INT8_SCHEME):
+    """The float IR at ``xml`` quantised to int8 by NNCF's post-training quantisation, its activation ranges
+    measured on ``calls`` (the UNet's recorded inputs, one dataset item each; all of them used).
+
+    ``hybrid`` (optimum-intel's and OpenVINO's notebooks' mode for diffusion UNets): the Linear layers' weights
+    int8 by ``nncf.compress_weights`` (data-free, asymmetric), then ``nncf.quantize`` (transformer model type) on
+    everything else: convolutions in int8 weights and activations, the attention's matmuls between activations,
+    the Linear layers left out. ``full``: ``nncf.quantize`` over the whole UNet, bias correction off (as OpenVINO's
+    LCM notebook quantises its UNet)."""
+    import nncf
+    import openvino as ov
+
+    if scheme not in INT8_SCHEMES:
+        raise ValueError(f"int8 scheme {scheme!r}: one of {INT8_SCHEMES}")
+    model = ov.Core().read_model(str(xml))
+    data = nncf.Dataset([{name: t.numpy() for name, t in call.items()} for call in calls])
+    if scheme == "full":
+        advanced = nncf.AdvancedQuantizationParameters(disable_bias_correction=True)
+        return nncf.quantize(model, data, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calls),
+                             advanced_parameters=advanced)  # fmt: skip
+    from nncf.quantization.advanced_parameters import AdvancedSmoothQuantParameters
+
+    linear = _weighted_matmuls(model)
+    model = nncf.compress_weights(
+        model, mode=nncf.CompressWeightsMode.INT8_ASYM, ignored_scope=nncf.IgnoredScope(types=["Convolution"])
+    )
+    # Smooth quant off for the matmuls: their weights are already compressed (optimum-intel's setting)
+    advanced = nncf.AdvancedQuantizationParameters(smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=-1))
+    return nncf.quantize(
+        model, data, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calls),
+        ignored_scope=nncf.IgnoredScope(names=linear, validate=False), advanced_parameters=advanced,
+    )  # fmt: skip
+
+
+class _Quantized(_Converted):
+    """A converted module in int8: the float IR at the calibration calls' shapes quantised by :func:`quantize_ir`
+    on those calls, cached on disk under the float weights' digest, the calls' digest (the calibration's identity:
+    another source or prompt calibrates anew), the scheme and the OpenVINO and NNCF versions. A call with other
+    shapes reshapes the int8 IR (its quantisation ranges hold per channel or per tensor, not per batch row)."""
+
+    def __init__(self, source: _Converted, calls: list[dict[str, torch.Tensor]], scheme: str = INT8_SCHEME):
+        super().__init__(source.module, source.what, source.precision, source.notify, source._digest, source._weights)
+        self.source, self.calls, self.scheme = source, calls, scheme
+        self.digest = calibration_digest(calls)
+
+    def _base(self) -> Path:
+        import nncf
+        import openvino as ov
+
+        ident = f"{self.scheme}|{len(self.calls)}|{self.digest}|{ov.__version__}|{nncf.__version__}"
+        tag = hashlib.blake2b(ident.encode(), digest_size=8).hexdigest()
+        folder = cache_dir() / f"{self.what}-int8-{self._digest()}-{tag}"
+        if not (folder / "model.xml").is_file():
+            float_xml = self.source._ir(self.calls[0])
+            if self.notify is not None:
+                self.notify(f"quantising the {self.what} to int8 with NNCF on {len(self.calls)} calibration calls "
+                            f"(first run with this calibration; cached in {folder})")  # fmt: skip
+            import contextlib
+            import logging
+
+            log, level = logging.getLogger("nncf"), logging.getLogger("nncf").level
+            log.setLevel(logging.WARNING)  # its INFO lines: one per operation the ignored scope names
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # its progress bars: stdout may be the output
+                    model = quantize_ir(float_xml, self.calls, self.scheme)
+            finally:
+                log.setLevel(level)
+            _save(model, folder)
+        return folder / "model.xml"
+
+    def _ir(self, inputs: dict[str, torch.Tensor]) -> Path:
+        base = self._base()
+        if self._key(inputs) == self._key(self.calls[0]):
+            return base
+        import openvino as ov
+
+        tag = hashlib.blake2b(_shapes(inputs).encode(), digest_size=8).hexdigest()
+        folder = base.parent.with_name(f"{base.parent.name}-{tag}")
+        if not (folder / "model.xml").is_file():
+            model = ov.Core().read_model(str(base))
+            model.reshape({name: list(v.shape) for name, v in inputs.items()})
+            _save(model, folder)
+        return folder / "model.xml"
 
 
 class _UNetCall(torch.nn.Module):
@@ -210,7 +360,34 @@ class OVUNet:
     def __init__(self, unet, precision: str, notify=None):
         self.config = unet.config
         self.motion = type(unet).__name__ == "UNetMotionModel"
-        self._run = _Converted(_UNetCall(unet.float()), "unet", precision, notify)
+        self._float = self._run = _Converted(_UNetCall(unet.float()), "unet", precision, notify)
+
+    @contextmanager
+    def recording(self):
+        """Run the float UNet while the block runs, recording its calls' inputs (a calibration pass); yields the
+        list they are appended to."""
+        self._run, self._float.recording = self._float, []
+        try:
+            yield self._float.recording
+        finally:
+            self._float.recording = None
+
+    def quantize(self, calls: list[dict[str, torch.Tensor]], scheme: str = INT8_SCHEME) -> None:
+        """Run in int8 from now on, quantised on ``calls`` (from :meth:`recording`); the same calibration again
+        keeps the int8 model already in use."""
+        require_nncf()
+        if not calls:
+            raise ValueError("no calibration calls: record some with OVUNet.recording()")
+        if isinstance(self._run, _Quantized) and (self._run.digest, self._run.scheme) == (
+            calibration_digest(calls), scheme):  # fmt: skip
+            return
+        self._run = _Quantized(self._float, calls, scheme)
+        self._run._base()  # quantised now (or found in the cache), not inside the render's first call
+        self._float._compiled.clear()  # the float model's compiled requests leave memory
+
+    def use_float(self) -> None:
+        """Run the float UNet again (``--quantize none`` on models an int8 render used)."""
+        self._run = self._float
 
     def __call__(
         self, sample, timestep, encoder_hidden_states, timestep_cond=None, added_cond_kwargs=None, return_dict=False

@@ -58,7 +58,7 @@ def models_for(m: ModelConfig, models: Models | None = None, device: str | None 
 def model_key(m: ModelConfig) -> tuple:
     """What decides the loaded models of a :class:`ModelConfig`: renders with the same key share them."""
     spec = (m.model or "", tuple(m.lora), m.vae or "", m.fast, m.motion_adapter or "")
-    return (*spec, m.device, m.dtype, m.compile, m.backend)
+    return (*spec, m.device, m.dtype, m.compile, m.backend, m.quantize)
 
 
 class ModelCache:

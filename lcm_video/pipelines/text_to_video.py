@@ -28,6 +28,7 @@ from ..video.writer import VideoWriter
 from .control import ControlMaps
 from .loader import models_for
 from .prepare import Prepared, prepare_generate
+from .quantize import quantize_unet
 from .shell import render_shell, write_frames
 from .window import Layout, RenderResult, WindowSampler, latent_shape, make_codec, window_layout
 
@@ -79,6 +80,14 @@ def generated_frames(
             yield step.keep, out[step.keep.start - step.emit.start : step.keep.stop - step.emit.start]
 
 
+def calibration(models: Models, cfg: GenerateConfig, prep: Prepared, frames: int):
+    """``--quantize int8``'s pass for a generate render (``pipelines/quantize.py``): its first window of ``frames``
+    through a fresh generator, the output dropped."""
+    return lambda: ClipGenerator(models, cfg, prep.size, prep.prompts, prep.control).window(
+        range(frames), range(frames)
+    )
+
+
 def generate(
     prompt: str | None,
     output: str | os.PathLike,
@@ -110,8 +119,9 @@ def generate(
         # 2. Load the models (or take the caller's).
         models = models_for(cfg.model, models)
         # 3. The render's state: the window layout (the motion context) and the generator.
-        generator = ClipGenerator(models, cfg, prep.size, prep.prompts, prep.control)
         layout = window_layout(models, cfg, total)
+        quantize_unet(models, cfg, calibration(models, cfg, prep, min(layout.size, total)))  # --quantize int8
+        generator = ClipGenerator(models, cfg, prep.size, prep.prompts, prep.control)
         record = make_record(GENERATE, cfg.flat(), ran=[models.runtime])
         writer = VideoWriter(
             prep.output, prep.size, prep.plan.fps, codec=o.codec, crf=o.crf, preset=o.preset, record=record

@@ -31,6 +31,7 @@ from ..video.writer import VideoWriter
 from .control import ControlMaps
 from .loader import models_for
 from .prepare import Prepared, prepare_stylize
+from .quantize import quantize_unet
 from .shell import render_shell, write_frames
 from .window import Layout, RenderResult, WindowSampler, make_codec, vae_factor, window_layout
 
@@ -167,6 +168,28 @@ def stylized_frames(
                 yield done, kept[offsets]
 
 
+def calibration(
+    models: Models, cfg: StylizeConfig, prep: Prepared, batch: int | None = None, control_cache: Path | None = None
+):
+    """``--quantize int8``'s pass for a stylise render (``pipelines/quantize.py``): its first window of ``batch``
+    source frames (default the render's UNet batch) through a fresh stylizer, the output dropped."""
+
+    def run(batch=batch) -> None:
+        if batch is None:
+            rendered = source_map(cfg, prep).rendered
+            batch = min(window_layout(models, cfg, rendered).size, rendered)
+        n = min(batch, len(prep.plan))
+        reader = FrameReader(prep.info, prep.size)
+        try:
+            frames = reader.read(list(prep.plan.sources[:n]))
+        finally:
+            reader.close()
+        st = Stylizer(models, cfg, batch, prep.prompts, prep.strengths, prep.size, prep.control, control_cache)
+        st.window(frames, range(n))
+
+    return run
+
+
 def stylize(
     input: str | os.PathLike,
     output: str | os.PathLike,
@@ -210,9 +233,9 @@ def stylize(
         # 3. The render's state: which frames are rendered, the window layout, the stylizer.
         fmap = source_map(cfg, prep)
         layout = window_layout(models, cfg, fmap.rendered)
-        stylizer = Stylizer(
-            models, cfg, min(layout.size, fmap.rendered), prep.prompts, prep.strengths, prep.size, prep.control
-        )
+        batch = min(layout.size, fmap.rendered)
+        quantize_unet(models, cfg, calibration(models, cfg, prep, batch))  # --quantize int8's pass
+        stylizer = Stylizer(models, cfg, batch, prep.prompts, prep.strengths, prep.size, prep.control)
         reader = FrameReader(prep.info, prep.size)
         writer = VideoWriter(
             prep.output,

@@ -17,6 +17,7 @@ from ..choices import (
     DEFAULT_WINDOW,
     DTYPES,
     FUSE,
+    QUANTIZE,
     RENOISE,
     SCHEDULERS,
     WARP,
@@ -144,6 +145,14 @@ class ModelConfig:
         "shapes after LoRAs are fused, cached on disk ($LCM_VIDEO_CACHE, default ~/.cache/lcm_video), so only a "
         "first run converts (it says so); computes in `--dtype`'s precision (float32 or bfloat16). `auto`: "
         "openvino on a CPU where it is installed, else torch. Needs the `openvino` extra",
+    )
+    quantize: str = option(
+        "none",
+        "none, or int8 (--backend openvino): the UNet quantised by NNCF on the render's first frames",
+        choices=QUANTIZE,
+        metavar="Q",
+        doc="`none`, or `int8` (`--backend openvino`): the UNet in 8 bits by NNCF, calibrated on its inputs while the "
+        "render's first window runs in float (live: toy frames); cached by their digest; VAE in float; `int8` extra",
     )
     threads: int | None = option(
         None,

@@ -224,6 +224,8 @@ def validate(cfg: RenderConfig, loaded_model: str | None = None) -> RenderConfig
         raise UserError(needs_torch)
     if needs_torch and m.backend == "auto":
         cfg = cfg.replace(backend="torch")  # what auto means here, recorded as such
+    if m.quantize != "none" and cfg.model.backend != "openvino":
+        raise UserError(f"--quantize {m.quantize} quantises the OpenVINO UNet: add --backend openvino (or drop it)")
     _check_control(cfg)
     _check_style(cfg, loaded_model)
     if m.model is not None and not m.model:

@@ -6,7 +6,9 @@ A page's requests carry a serial number, taken as each arrives; one that a later
 overtakes (within ``DEBOUNCE``, or while another renders) is dropped before it renders and its frame is not shown,
 so a run of changes renders the newest settings, never a queue of stale ones. The renderer (``Stylizer`` /
 ``ClipGenerator``) is kept between frames while only the prompt, strength or seed changes (the live engine's
-changes: :func:`lcm_video.live.run.apply_change`), so such a frame costs one sample of one frame."""
+changes: :func:`lcm_video.live.run.apply_change`), so such a frame costs one sample of one frame. With ``--quantize
+int8`` a new renderer first runs the render's calibration pass (``pipelines/quantize.py``); a prompt, strength or
+seed change keeps its int8 UNet, so the preview can differ from the render by the calibration's prompt."""
 
 from __future__ import annotations
 
@@ -93,7 +95,8 @@ class Previews:
         out = self.app.out / "preview.mp4"  # checked, never written
         if command == STYLIZE:
             from ..pipelines.prepare import prepare_stylize
-            from ..pipelines.video_to_video import Stylizer
+            from ..pipelines.quantize import quantize_unet
+            from ..pipelines.video_to_video import Stylizer, calibration
             from ..video.reader import FrameReader
 
             prep = prepare_stylize(source, out, cfg)
@@ -102,16 +105,19 @@ class Previews:
                 frame = reader.read([prep.plan.sources[0]])[0]
             finally:
                 reader.close()
+            quantize_unet(models, cfg, calibration(models, cfg, prep), key)  # --quantize int8: calibrated as rendered
             renderer = Stylizer(models, cfg, batch=1, prompts=cfg.prompt.prompt, size=prep.size)
             kept = _Kept(key, renderer, models, cfg, frame, 1, {})
         else:
             from ..pipelines.prepare import prepare_generate
-            from ..pipelines.text_to_video import ClipGenerator
+            from ..pipelines.quantize import quantize_unet
+            from ..pipelines.text_to_video import ClipGenerator, calibration
             from ..pipelines.window import window_layout
 
             prep = prepare_generate(out, cfg)
-            renderer = ClipGenerator(models, cfg, prep.size, cfg.prompt.prompt, prep.control)
             emit = min(window_layout(models, cfg, len(prep.plan)).size, len(prep.plan))
+            quantize_unet(models, cfg, calibration(models, cfg, prep, emit), key)  # --quantize int8: as rendered
+            renderer = ClipGenerator(models, cfg, prep.size, cfg.prompt.prompt, prep.control)
             kept = _Kept(key, renderer, models, cfg, None, emit, {})
         kept.values = {k: flat.get(k) for k in CHANGES}
         self.kept[command] = kept

@@ -11,7 +11,6 @@ from fractions import Fraction
 from ..choices import (
     BACKENDS,
     CFG_TYPES,
-    CONTROL_TYPES,
     CROSS_FRAME,
     DEFAULT_CONTEXT,
     DEFAULT_WINDOW,
@@ -24,6 +23,7 @@ from ..choices import (
 )
 from ..models.presets import DEFAULT_MODEL, PRESETS
 from ..options import BATCH, GENERATE, RERUN, STYLIZE, Option, option, options_of
+from .control import ControlConfig
 from .style import StyleConfig
 
 
@@ -461,43 +461,6 @@ class OutputConfig:
         "also write OUTPUT_STEM.metrics.json (see `lcm-video eval`)",
     )
     quiet: bool = option(False, "no progress bar", commands=(STYLIZE, GENERATE, BATCH, RERUN), short="-q")
-
-
-@dataclass(frozen=True)
-class ControlConfig:
-    """Structure guidance: ControlNets, their annotators and how long they act."""
-
-    control: tuple[tuple[str, float], ...] = option(
-        (),
-        f"ControlNet TYPE ({', '.join(CONTROL_TYPES)}) at SCALE (default 1); repeatable for several at once",
-        metavar="TYPE[:SCALE]",
-        choices=CONTROL_TYPES,
-        lo=0.0,
-        hi=2.0,
-        doc="structure guidance by a ControlNet of TYPE at SCALE (default 1): `canny` and `tile` need no annotator "
-        "model, `depth` (Depth-Anything-V2-Small), `softedge`, `lineart`, `openpose` (`pip install -e "
-        '".[control]"`) load theirs on first use; repeatable (several ControlNets at once)',
-    )
-    control_model: tuple[tuple[str, str], ...] = option(
-        (),
-        "the ControlNet for TYPE: hub id, directory or single file; repeatable",
-        derived="per model (`lcm-video models`)",
-        metavar="TYPE=ID",
-        choices=CONTROL_TYPES,
-    )
-    control_start: float = option(0.0, "the share of the steps before the ControlNets act", lo=0.0, hi=1.0, metavar="F")
-    control_end: float = option(
-        1.0, "the share of the steps after which the ControlNets stop", lo=0.0, hi=1.0, metavar="F"
-    )
-    control_video: str | None = option(
-        None,
-        "control maps made elsewhere (a video or frame folder), frame-aligned with the output; for one --control",
-        metavar="FILE",
-        doc="control maps made elsewhere (a video or a folder of frames), read through the same frame plan as the "
-        "source (fps, `--start`/`--end`) and resized to the output; they replace the annotator of the one `--control`",
-    )
-    canny_low: int = option(100, "canny's lower hysteresis threshold", lo=0, hi=1000, metavar="N")
-    canny_high: int = option(200, "canny's upper hysteresis threshold", lo=0, hi=1000, metavar="N")
 
 
 PARTS: dict[str, type] = {

@@ -3,7 +3,12 @@
     python -m benchmarks.eval_toy [--teacher DIR] [--lora FILE] [--samples 64] [--out FILE.json]
     python -m benchmarks.eval_toy --video-seeds 8 [--no-teacher] [--set shared_noise=0 ...] [--out FILE.json]
     python -m benchmarks.eval_toy --autoencoder-iou [--sizes 64,128] [--out FILE.json]
+    python -m benchmarks.eval_toy --fast-vae [--video-seeds 4] [--png FILE] [--out FILE.json]
 
+- ``--fast-vae``: the toy's TAESD (``--fast``) against its autoencoder: round-trip PSNR of held-out 128 px toy
+  pictures through each, PSNR of the TAESD decoder's pictures from the autoencoder's latents against the autoencoder's
+  own, and the moving square restyled (strength 0.6, blue) with and without ``--fast``: per-frame IoU and the PSNR
+  between the two restyles;
 - autoencoder: PSNR of reconstructions of held-out toy images and of the frames of samples/clip.mp4 (ordinary video);
 - 1 step: mean squared distance (decoded pixels in [0, 1]) between the student's one-step sample and the teacher's
   50-step DDIM sample from the same initial noise, against the teacher's own one-step x0 prediction from that noise;
@@ -156,6 +161,60 @@ def autoencoder_square_iou(rows: Rows, teacher: str = "toy-teacher", sizes: tupl
         rows.add({"size": size, "what": "autoencoder round trip"} | got)
 
 
+def fast_vae(rows: Rows, seeds: int, png: Path | None = None) -> None:
+    """The toy's TAESD against its autoencoder (the module's docstring)."""
+    import torch
+
+    from lcm_video import load_models
+    from lcm_video.core.codec import LatentCodec, to_uint8, to_unit
+    from lcm_video.models.loading import load_vae
+    from lcm_video.models.presets import PRESETS
+
+    vae = load_models("toy", device="cpu", dtype="float32").pipe.vae
+    tae = load_vae(PRESETS["toy"].fast_vae, torch.float32)
+    rng = np.random.default_rng(1000)
+    x = torch.from_numpy(np.stack([toy.random_picture(rng, 128)[0] for _ in range(64)]))
+    full, fast = LatentCodec(vae), LatentCodec(tae)
+    with torch.no_grad():
+        lat = full.encode(to_unit(x))
+        rows.add(
+            {
+                "what": "autoencoder round trip, 64 toy pictures at 128 px (PSNR, dB)",
+                "autoencoder": round(psnr_levels(x.numpy(), to_uint8(full.decode(lat)).numpy()), 2),
+                "taesd": round(psnr_levels(x.numpy(), round_trip(tae, x).numpy()), 2),
+                "taesd_decoder_vs_autoencoder_decoder": round(
+                    psnr_levels(to_uint8(full.decode(lat)).numpy(), to_uint8(fast.decode(lat)).numpy()), 2
+                ),
+                "taesd_encoder_latent_rmse": round(float((fast.encode(to_unit(x)) - lat).pow(2).mean().sqrt()), 4),
+            }
+        )
+    strips = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            got = {}
+            for name, extra in (("full", {}), ("fast", {"fast": True})):
+                frames = restyler(Path(tmp), seed=seed, **extra)(
+                    square_clip(24, 128), "a blue square on a white background"
+                )
+                got[name] = frames
+                rows.add(
+                    {"seed": seed, "vae": name}
+                    | {k: round(v, 3) for k, v in square_iou(square_clip(24, 128), frames).items()}
+                )
+            rows.add(
+                {
+                    "seed": seed,
+                    "what": "fast vs full restyle (PSNR, dB)",
+                    "psnr": round(psnr_levels(got["full"], got["fast"]), 2),
+                }
+            )
+            strips.append(np.concatenate([np.concatenate(list(got[k][::8]), 1) for k in ("full", "fast")], 0))
+    if png is not None and strips:
+        from PIL import Image
+
+        Image.fromarray(np.concatenate(strips, 0)).save(png)
+
+
 def video_seeds(rows: Rows, n: int, size: int, settings: dict, teacher: bool = True) -> None:
     """Per seed, the student's (``--model toy``, with ``settings``) and the teacher's (50-step DDIM) per-frame IoU at
     strength 0.6, for the blue prompt and for the source's own colour (red: nothing to restyle, only the layout to
@@ -200,13 +259,19 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-teacher", action="store_true", help="--video-seeds: the student only")
     ap.add_argument("--autoencoder-iou", action="store_true", help="only the square's IoU through the autoencoder")
     ap.add_argument("--sizes", default="64,128", help="--autoencoder-iou: picture sides in pixels")
+    ap.add_argument("--fast-vae", action="store_true", help="the toy's TAESD (--fast) against its autoencoder")
+    ap.add_argument("--png", type=Path, help="--fast-vae: frames 0, 8, 16 of each restyle, full over fast, per seed")
     return ap
 
 
 def main(argv: list[str] | None = None) -> Rows:
     args = parser().parse_args(argv)
     what = "autoencoder-iou" if args.autoencoder_iou else "video-seeds" if args.video_seeds else "quality"
+    what = "fast-vae" if args.fast_vae else what
     rows = Rows(args.out, f"eval_toy {what}")
+    if args.fast_vae:
+        fast_vae(rows, args.video_seeds or 2, args.png)
+        return rows
     if args.autoencoder_iou:
         autoencoder_square_iou(rows, args.teacher, tuple(int(x) for x in args.sizes.split(",")))
         return rows

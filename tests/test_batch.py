@@ -120,6 +120,7 @@ def test_a_deleted_output_is_rendered_again(tmp_path, clip):
     assert np.array_equal(read_frames(out / "styl.mp4"), first)
 
 
+@pytest.mark.slow  # 6 s: over the quick loop's budget (README), in the full suite
 def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, clip, monkeypatch):
     from lcm_video.models import loading as models_mod
 
@@ -133,6 +134,7 @@ def test_model_is_loaded_once_per_process_for_all_jobs_that_share_it(tmp_path, c
     assert len(loads) == 1  # 3 jobs x 3 segments, one model
 
 
+@pytest.mark.slow  # 9 s: over the quick loop's budget (README), in the full suite
 @pytest.mark.parametrize(
     ("blend", "extra"),
     [
@@ -173,6 +175,7 @@ def test_segment_seams_match_a_continuous_render(tmp_path, clip, style_image, bl
 
 
 # bfloat16 on a CPU without it in hardware (this one) is emulated, minutes: slow; float32 stays in the quick loop.
+@pytest.mark.slow  # 15 s: over the quick loop's budget (README), in the full suite
 @pytest.mark.parametrize("dtype", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
 def test_segment_seams_of_the_trained_toy_match_in_either_precision(tmp_path, clip, dtype):
     # On a CPU with bfloat16 in hardware it is `--dtype auto`. Trained weights do not amplify rounding as the random
@@ -338,6 +341,7 @@ def test_ctrl_c_says_how_many_segments_were_kept(tmp_path, monkeypatch, capsys):
     assert read_frames(tmp_path / "out" / "fox.mp4").shape[0] == 12
 
 
+@pytest.mark.slow  # 6 s: over the quick loop's budget (README), in the full suite
 @pytest.mark.parametrize(
     ("cross", "sched"),
     [
@@ -359,6 +363,7 @@ def test_generate_segments_match_a_continuous_render_with_and_without_cross_fram
     assert np.array_equal(a, b)  # the whole render's window layout, warmed from one window earlier
 
 
+@pytest.mark.slow  # 10 s: over the quick loop's budget (README), in the full suite
 @pytest.mark.parametrize(
     "sched",
     [

@@ -193,6 +193,7 @@ def test_generate_with_control_equals_diffusers_animatediff_controlnet(tmp_path,
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
 
 
+@pytest.mark.slow  # 11 s: over the quick loop's budget (README), in the full suite
 def test_windows_and_segments_with_control_give_one_renders_frames(tmp_path, clip, nets):
     """Control maps are made per window from the window's own frames: windows of 5 and of 16, and a batch cut into
     segments of 7 (cold starts with warm-up), give the frames of one render."""

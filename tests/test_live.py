@@ -74,6 +74,7 @@ def blueness(frames: np.ndarray) -> np.ndarray:
     return np.array([d[m].mean() if m.any() else 0.0 for d, m in zip(diff, ink, strict=True)])
 
 
+@pytest.mark.slow  # 6.5 s: over the quick loop's budget (README), in the full suite
 def test_a_file_in_order_equals_stylize(toy, clip, tmp_path):
     """--realtime off: every frame in order, and the recording is stylise's own frames (its UNet batch of 1 is
     stylise's --window 1), bit for bit through a lossless codec; the record says live."""
@@ -110,6 +111,7 @@ def test_the_similarity_filter_live_is_stylises(toy, tmp_path):
     assert np.array_equal(read_frames(tmp_path / "live.mkv"), read_frames(tmp_path / "file.mkv"))
 
 
+@pytest.mark.slow  # 5 s: over the quick loop's budget (README), in the full suite
 @pytest.mark.parametrize("extra", [{}, pytest.param({"guidance": 2.0, "cfg_type": "self"}, id="rcfg")])
 def test_the_stream_batch_gives_the_per_frame_paths_frames(toy, clip, tmp_path, extra):
     """--stream-batch: 4 frames in flight at 4 steps, one UNet call per input frame (19 calls for 16 frames: 3 more
@@ -184,6 +186,7 @@ def test_realtime_file_to_a_file_and_a_udp_stream(toy, clip, tmp_path):
     assert 10 * np.log10(255**2 / mse) > 30
 
 
+@pytest.mark.slow  # 10 s: over the quick loop's budget (README), in the full suite
 def test_a_udp_source_at_30_fps(toy, clip, tmp_path):
     """A stream an ffmpeg child sends over UDP at 30 fps (MPEG-TS, looping): the frames come out in order, the
     newest winning while one renders (drops counted)."""
@@ -241,6 +244,7 @@ class Lines:
             yield line
 
 
+@pytest.mark.slow  # 5 s: over the quick loop's budget (README), in the full suite
 def test_a_typed_prompt_shows_within_two_frames(toy, clip128, tmp_path):
     """`prompt: a blue circle ...` typed after output frame 3: the circle is red before, blue from at most 2 frames
     later (a new prompt is a cut: blending does not fade it in); stats record the frame the change took effect."""

@@ -96,6 +96,7 @@ def _probe(unet) -> torch.Tensor:
         return unet(x, 499, encoder_hidden_states=states).sample
 
 
+@pytest.mark.slow  # 4 s: over the quick loop's budget (README), in the full suite
 def test_every_few_step_preset_loads_its_lora_from_its_repo_and_samples_as_its_card_says(offline_hub):
     base = _probe(load_models(SD15, device="cpu", dtype="float32").unet)
     seen = []

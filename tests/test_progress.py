@@ -79,6 +79,7 @@ def test_cancel_stops_within_one_window_and_leaves_nothing(tiny_models, videos, 
     assert not out.exists() and not any(p.is_file() for p in tmp_path.rglob("*"))  # no partial file anywhere
 
 
+@pytest.mark.slow  # 5 s: over the quick loop's budget (README), in the full suite
 def test_batch_reports_jobs_and_a_cancelled_batch_resumes(tmp_path, videos):
     jobs = tmp_path / "jobs.yaml"
     jobs.write_text(

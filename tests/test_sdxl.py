@@ -308,6 +308,7 @@ def _probe_sdxl(unet) -> torch.Tensor:
         return unet(x, 499, encoder_hidden_states=states, added_cond_kwargs=added, **extra).sample
 
 
+@pytest.mark.slow  # 5 s: over the quick loop's budget (README), in the full suite
 def test_every_sdxl_preset_loads_from_its_repos_and_samples_as_its_card_says(offline_sdxl_hub):
     from lcm_video.models.loading import load_models
     from lcm_video.models.presets import PRESETS
@@ -380,6 +381,7 @@ def test_an_sdxl_preset_stylises_and_refuses_what_does_not_fit(offline_sdxl_hub,
                           device="cpu", max_frames=2, quiet=True)  # fmt: skip
 
 
+@pytest.mark.slow  # 5 s: over the quick loop's budget (README), in the full suite
 def test_an_sdxl_motion_unet_keeps_the_2d_unets_added_embedding():
     """diffusers' ``UNetMotionModel.from_unet2d`` does not copy SDXL's added embedding (pooled text + time ids); the
     loader does, so a motion render neither runs random weights there nor depends on the global RNG."""

@@ -263,6 +263,7 @@ def test_strength_keyframes_give_each_frame_its_own_schedule(tiny_models, videos
         assert len(err) == 1 and expect in err[0], err
 
 
+@pytest.mark.slow  # 4 s: over the quick loop's budget (README), in the full suite
 @pytest.mark.parametrize("extra", [{}, {"warp": "flow", "pixel_blend": 0.5, "cross_frame": "anchor+prev"}])
 def test_frames_pushed_one_at_a_time_come_out_as_a_file_render(tiny_models, videos, tmp_path, extra):
     """The live-mode contract: ``Stylizer.stream`` fed the source's frames one by one from any iterator gives the

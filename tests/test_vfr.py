@@ -92,6 +92,7 @@ def test_batch_segments_of_a_variable_rate_source_keep_its_frame_times(tmp_path,
     assert np.abs(frame_times(tmp_path / "out" / "v.mp4") - frame_times(vfr)).max() <= 1e-3
 
 
+@pytest.mark.slow  # 4 s: over the quick loop's budget (README), in the full suite
 def test_a_gif_source_is_read_with_its_frame_times_and_a_gif_output_evaluates(tiny_models, tmp_path, monkeypatch):
     """Issue 32: decord cannot index a GIF ("broken metadata"); it is read through a cached lossless copy with the
     GIF's own frame times (here 10 frames at 10 fps), and lcm-video's own GIF outputs evaluate too."""

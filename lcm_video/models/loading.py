@@ -131,7 +131,7 @@ def load_vae(source: str, dtype: torch.dtype) -> AutoencoderKL | AutoencoderTiny
     """An ``AutoencoderKL`` or ``AutoencoderTiny`` (TAESD) from a hub id, a directory or a pipeline directory."""
     if source == "builtin:tiny-taesd":
         return tiny_taesd().to(dtype=dtype)
-    source = VAE_ALIASES.get(source, source)
+    source = preset_path(VAE_ALIASES.get(source, source))
     path = Path(source)
     with _explain_load_errors("VAE", source):
         if path.is_file():

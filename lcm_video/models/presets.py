@@ -72,6 +72,9 @@ class ModelPreset:
     """A UNet that replaces the base's: a hub id of a UNet repo (its config and weights at the root, as
     ``latent-consistency/lcm-sdxl``), or ``org/repo/file.safetensors``, a state dict for the base's UNet config
     (SDXL-Lightning's ``*_unet.safetensors``)."""
+    fast_vae: str | None = None
+    """The tiny autoencoder ``--fast`` takes (``weights:``/hub id/``VAE_ALIASES`` name); None: its family's
+    (``TAESD_FOR``)."""
     ip_adapter: str | None = None
     """Its IP-Adapter for ``--style-image``: a name of ``ip_presets.IP_ADAPTERS``; None: its family's
     (``FAMILY_IP_ADAPTER``); ``""``: none fits it."""
@@ -103,6 +106,7 @@ CONTROL_MODELS: dict[str, str] = {
 """SD1.5's ControlNet v1.1 per ``--control`` type: what an SD1.5-family model (every hub preset) uses."""
 TINY_CONTROLS = tuple((t, "builtin:tiny") for t in CONTROL_MODELS)  # random weights, one per type, for plumbing
 TOY_CONTROLS = (("canny", "weights:toy-canny"),)  # trained here (benchmarks.train_control)
+TOY_TAESD = "weights:toy-taesd"  # the toy's TAESD, distilled here from its autoencoder (benchmarks.train_toy taesd)
 HERE = "Apache-2.0 (made here, lcm_video's own)"
 
 PRESETS: dict[str, ModelPreset] = {
@@ -283,6 +287,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=128,
             controls=TOY_CONTROLS,
             licence=HERE,
+            fast_vae=TOY_TAESD,
             ip_adapter="",
         ),
         ModelPreset(
@@ -295,6 +300,7 @@ PRESETS: dict[str, ModelPreset] = {
             size=128,
             controls=TOY_CONTROLS,
             licence=HERE,
+            fast_vae=TOY_TAESD,
             ip_adapter="",
         ),
     )

@@ -17,13 +17,16 @@ if TYPE_CHECKING:
 
 
 def vae_source(m: ModelConfig) -> str | None:
-    """The VAE a model config asks for: ``--vae``, TAESD for ``--fast`` (TAESDXL for an SDXL preset, a tiny random
-    TAESD for the tiny presets), or None for the model's own."""
+    """The VAE a model config asks for: ``--vae``, TAESD for ``--fast`` (the preset's own tiny autoencoder, as the
+    toy's trained here, else TAESDXL for an SDXL preset, a tiny random TAESD for the tiny presets, TAESD for the
+    rest), or None for the model's own."""
     if m.vae or not m.fast:
         return m.vae
     if m.model in TINY_MODELS:
         return "builtin:tiny-taesd"
     preset = PRESETS.get(m.model or "")
+    if preset is not None and preset.fast_vae:
+        return preset.fast_vae
     if preset is not None and preset.base.startswith("weights:"):
         raise UserError(f"--fast: there is no tiny autoencoder for {m.model!r} (its own is already small); drop --fast")
     return TAESD_FOR[preset.family] if preset is not None else "taesd"

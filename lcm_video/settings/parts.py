@@ -101,8 +101,9 @@ class ModelConfig:
     fast: bool = option(
         False,
         "TAESD instead of the full VAE: ~2x faster, slightly softer",
-        doc="TAESD instead of the full VAE (same as `--vae taesd`; TAESDXL for an SDXL preset): the VAE costs as "
-        "much as the 4 UNet steps, TAESD ~1/10 of it; slightly softer detail",
+        doc="TAESD instead of the full VAE (same as `--vae taesd`; TAESDXL for an SDXL preset; the toy's own TAESD, "
+        "trained here, for the toy presets): the VAE costs as much as the 4 UNet steps, TAESD ~1/10 of it; slightly "
+        "softer detail",
     )
     motion_adapter: str | None = option(
         None,

@@ -23,7 +23,8 @@ Each reports frames/s, seconds to first frame, and peak memory above the start o
 CPU: RSS sampled every 10 ms). ``--models tiny``: the same cases on the random-weight tiny models (``tiny_components``
 with a tiny TAESD and motion adapter): seconds, to check the benchmark itself runs. ``--models sdxl``: case (a) only,
 on SDXL base's shapes (``sdxl_components``, ~14 GB in float32) against ``StableDiffusionXLImg2ImgPipeline`` +
-``LCMScheduler`` at guidance 1; ``--models tiny-sdxl``: the same on tiny-sdxl.
+``LCMScheduler`` at guidance 1, which runs the last int(4 × 0.5) = 2 of its 4 timesteps (499, 259): ours runs
+``--steps 2``, the same two (``--dtype bfloat16`` halves the ~14 GB); ``--models tiny-sdxl``: the same on tiny-sdxl.
 
 memory: peak RSS of separate processes rendering 30 and 300 frames (tiny models, SIZE²): ours vs a diffusers
 per-frame loop that collects the frames and calls diffusers' export_to_video, as its docs do.
@@ -136,6 +137,10 @@ def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows: Rows) -> N
 
     sdxl = "text_encoder_2" in comps
     guidance = 1.0 if sdxl else 8.0
+    # Equal work: diffusers' SDXL img2img runs the last int(4 × 0.5) = 2 of its 4 LCM timesteps (499, 259), where its
+    # LCM img2img pipeline (SD1.5's case) and lcm_video run exactly --steps at any strength; lcm_video's --steps 2 at
+    # strength 0.5 is those same two timesteps.
+    steps = 2 if sdxl else 4
     prompt, common = PROMPT, {"num_inference_steps": 4, "guidance_scale": guidance}
     nosafe = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
     if sdxl:
@@ -170,14 +175,23 @@ def bench_stylize(args, comps, clip, mclip, tmp, device, dtype, rows: Rows) -> N
     fast = models_from_components(comps | {"vae": comps["taesd"]}, device, dtype, guidance, name)
     cases[f"lcm_video stylize --fast (TAESD{'XL' if sdxl else ''})"] = fast
     for models in cases.values():
-        stylize(mclip, tmp / "warm.mp4", prompt, models=models, max_frames=1, quiet=True, guidance=guidance)
+        stylize(
+            mclip, tmp / "warm.mp4", prompt, models=models, max_frames=1, quiet=True, guidance=guidance, steps=steps
+        )
 
     def ours(label):
         first = FirstFrame()
         with Peak(device) as peak:
             t = time.perf_counter()
             res = stylize(
-                clip, tmp / "ours.mp4", prompt, models=cases[label], strength=0.5, guidance=guidance, on_progress=first
+                clip,
+                tmp / "ours.mp4",
+                prompt,
+                models=cases[label],
+                strength=0.5,
+                guidance=guidance,
+                steps=steps,
+                on_progress=first,
             )
             took = time.perf_counter() - t
         return _row("stylize", label, res.frames, took, first.t - t, peak)

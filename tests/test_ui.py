@@ -536,7 +536,7 @@ def test_browser_live_tab_stylises_a_fake_camera_and_follows_the_prompt(server, 
         page.wait_for_function("(document.querySelector('#live-status').innerText.match(/ (\\d+) frames/) || [0, 0])"
                                "[1] >= 3", timeout=60_000)  # fmt: skip
         page.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # the heartbeat notices the closed page, the engine ends its frame
         while len(list(out.glob("live-*.mp4"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.5)
         browser.close()

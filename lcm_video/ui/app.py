@@ -10,6 +10,7 @@ prompt="...", api_name="/stylize")``, every input named as its option.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import sys
@@ -469,6 +470,9 @@ def build_app(out: str | Path = "lcm-video-ui", model: str | None = None, cache_
 
 def launch(host: str, port: int, model: str | None, out: str, max_upload_mb: int, share: bool) -> None:
     """Build and serve the app until interrupted; one render at a time, others queued."""
+    # Gradio notices a closed page when its heartbeat next fails (15 s by default); a closed page's live run holds
+    # the CPU until then, so look every 2 s (one tiny message per page)
+    os.environ.setdefault("GRADIO_HEARTBEAT_INTERVAL", "2")
     demo = build_app(out, model)
     demo.queue(default_concurrency_limit=1)
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -1,11 +1,10 @@
-"""``lcm-video ui``: a Gradio Blocks app over the library's own calls (``stylize``, ``generate``, ``run_batch``,
-``evaluate``), with every input made from the options' declarations (``widgets.py``).
+"""``lcm-video ui``: a Gradio Blocks app over the library's own calls (``stylize``, ``generate``, ``run_live``,
+``run_batch``, ``evaluate``), with every input made from the options' declarations (``widgets.py``).
 
-Tabs: Stylise, Generate, Batch, Evaluate. Renders go one at a time through Gradio's queue (others see their place in
-line); each shows live progress from the progress events, can be cancelled (it stops within one window and leaves
-no file), and ends with the video, its metrics, and the command and YAML config that reproduce it. Models stay
-loaded between renders (:class:`ModelCache`). The API is the page's: ``Client(url).predict(video=handle_file(p),
-prompt="...", api_name="/stylize")``, every input named as its option.
+Tabs: Stylise, Generate, Live, Batch, Evaluate. Renders go one at a time through Gradio's queue, each with live
+progress, cancellable (it stops within one window and leaves no file), ending with the video, its metrics, and the
+command and YAML config that reproduce it. Models stay loaded between renders (:class:`ModelCache`). The API is the
+page's: ``Client(url).predict(video=handle_file(p), prompt="...", api_name="/stylize")``, inputs named as options.
 """
 
 from __future__ import annotations
@@ -470,9 +469,7 @@ def build_app(out: str | Path = "lcm-video-ui", model: str | None = None, cache_
 
 def launch(host: str, port: int, model: str | None, out: str, max_upload_mb: int, share: bool) -> None:
     """Build and serve the app until interrupted; one render at a time, others queued."""
-    # Gradio notices a closed page when its heartbeat next fails (15 s by default); a closed page's live run holds
-    # the CPU until then, so look every 2 s (one tiny message per page)
-    os.environ.setdefault("GRADIO_HEARTBEAT_INTERVAL", "2")
+    os.environ.setdefault("GRADIO_HEARTBEAT_INTERVAL", "2")  # a closed page's live run ends in 2 s, not 15
     demo = build_app(out, model)
     demo.queue(default_concurrency_limit=1)
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -16,7 +16,9 @@ on a ``--frames`` long synthetic pan, rendered:
   segment (the engine's default); the ratio is static over dynamic wall time.
 
 Every output is checked against the one-process render of the same segments (identical frames) before its time is
-reported.
+reported. Each overhead row also gives the CPU seconds every process on the machine spent during the run, grouped
+(``cpu_s``: this process, Ray's own daemons, the segment actor, Ray's idle workers, anything else), which is where an
+overhead shows when the wall time alone cannot say.
 """
 
 from __future__ import annotations
@@ -60,6 +62,66 @@ def _head(start: bool):
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+
+
+def _group(proc) -> str:
+    import os
+
+    if proc.pid == os.getpid():
+        return "driver (this process)"
+    line = " ".join(proc.info["cmdline"] or []) or proc.info["name"] or ""
+    if "SegmentWorker" in line:
+        return "ray: segment actor"
+    if "ProgressSink" in line:
+        return "ray: progress actor"
+    if "ray::IDLE" in line or "default_worker.py" in line:
+        return "ray: idle workers"
+    if any(k in line for k in ("raylet", "gcs_server", "ray/_private", "ray/dashboard", "ray/autoscaler")):
+        return "ray: daemons"
+    return "others"
+
+
+class CpuByProcess:
+    """CPU seconds (user + system) each group of processes (``_group``) spent between ``start`` and ``stop``,
+    polled every 0.5 s so processes that start and end inside the window count (the last poll of each)."""
+
+    def __init__(self):
+        import threading
+
+        self.seen: dict[int, tuple[str, float]] = {}
+        self.base: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _cpu(self):
+        import psutil
+
+        for proc in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+            t = proc.info["cpu_times"]
+            if t is not None:
+                yield proc, t.user + t.system
+
+    def __enter__(self):
+        self.base = {p.pid: c for p, c in self._cpu()}
+        self.thread.start()
+        return self
+
+    def _poll(self):
+        while not self.done.wait(0.5):
+            for proc, c in self._cpu():
+                self.seen[proc.pid] = (_group(proc), c)
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        for proc, c in self._cpu():
+            self.seen[proc.pid] = (_group(proc), c)
+
+    def totals(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, (group, c) in self.seen.items():
+            out[group] = round(out.get(group, 0.0) + c - self.base.get(pid, 0.0), 1)
+        return dict(sorted(out.items()))
 
 
 def _frames(path: Path):
@@ -112,13 +174,15 @@ def main(argv: list[str] | None = None) -> Rows:
         if "overhead" in cases:
             for segment in [{"short": args.short, "long": args.long}[c] for c in args.overhead.split(",")]:
                 job_file = _job_file(tmp, clip, segment)
-                times = {}
+                times, cpu = {}, {}
                 ray_extra = {"workers": 1, **({"address": address} if address else {})}
                 for engine, extra in (("local", {}), ("ray", ray_extra)):
                     out = tmp / f"{engine}_{segment}"
-                    t0 = time.perf_counter()
-                    run_batch(job_file, out, quiet=True, engine=engine, **extra)
-                    times[engine] = time.perf_counter() - t0
+                    with CpuByProcess() as used:
+                        t0 = time.perf_counter()
+                        run_batch(job_file, out, quiet=True, engine=engine, **extra)
+                        times[engine] = time.perf_counter() - t0
+                    cpu[engine] = used.totals()
                     got = _frames(out / "pan.mp4")
                     reference.setdefault(segment, got)
                     assert np.array_equal(got, reference[segment]), f"{engine} at {segment} frames a segment differs"
@@ -127,6 +191,7 @@ def main(argv: list[str] | None = None) -> Rows:
                     "segments": -(-args.frames // segment), "local_s": round(times["local"], 2),
                     "ray": args.ray, "ray_1_worker_s": round(times["ray"], 2),
                     "ray_over_local": round(times["ray"] / times["local"], 3),
+                    "cpu_s_local": cpu["local"], "cpu_s_ray": cpu["ray"],
                 })  # fmt: skip
         if "heterogeneous" in cases:
             job_file = _job_file(tmp, clip, args.short)

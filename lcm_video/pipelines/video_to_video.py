@@ -8,7 +8,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +35,9 @@ from .quantize import quantize_unet
 from .shell import render_shell, write_frames
 from .window import Layout, RenderResult, WindowSampler, make_codec, vae_factor, window_layout
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["RenderResult", "Stylizer", "stylize", "stylized_frames"]
 
 
@@ -43,7 +46,8 @@ class Stylizer:
     source's motion (``--warp flow``) and the pixel blender (``--pixel-blend``), composed.
 
     ``window(frames, indices, emit)``: uint8 (f, h, w, 3) source frames that are output frames ``indices``
-    (following the previous window) → uint8 (e, h, w, 3) stylised frames of ``emit`` (default all of ``indices``).
+    (following the previous window) → uint8 (e, h, w, 3) stylised frames of ``emit`` (default all of ``indices``);
+    ``latents``: the frames' float32 latents (f, c, h/8, w/8) when the caller has them.
     ``batch`` (default ``--window``) is the fixed 2D UNet/VAE batch: frames come out the same whatever the windows.
     ``prompts`` / ``strengths``: keyframes parsed against the output's frame count (``Prepared``); default the
     config's one prompt and strength.
@@ -93,14 +97,16 @@ class Stylizer:
         emit: range | None = None,
         noise_keys: list[int] | None = None,
         at: list[float] | None = None,
+        latents: torch.Tensor | None = None,
     ) -> np.ndarray:
         emit = indices if emit is None else emit
         # 0. the ControlNets' maps: annotated from the frames, or the control video's at times ``at`` (seconds)
         maps = self.control.maps(frames, at or []) if self.control is not None else None
         # 1. the flows first, so the pool computes them while the VAE encodes and the first UNet call runs
         motion = self.motion.window(frames, indices) if self.motion is not None else None
-        # 2. encode: uint8 frames become float32 latents (f, c, h/8, w/8)
-        latents = self.codec.encode_frames(frames)
+        # 2. encode: uint8 frames become float32 latents (f, c, h/8, w/8), unless the caller has them (the preview's
+        # still frame, encoded once for all its renders: the posterior mean, so the same latents)
+        latents = self.codec.encode_frames(frames) if latents is None else latents
         # 3. sample: noise to the first timestep, the LCM steps with blending; x0 of the emitted frames
         x0 = self.sampler.sample(latents, indices, emit, tuple(latents.shape[1:]), noise_keys, motion, maps)
         # 4. decode to uint8, then pull each frame toward the previous output frame

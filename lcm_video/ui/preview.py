@@ -31,7 +31,7 @@ from .handlers import session_of, user_errors
 KINDS = ("seeds", "strengths", "prompts")
 MIN_VARIANTS, MAX_VARIANTS = 4, 16
 CHANGES = ("prompt", "strength", "seed")
-DEBOUNCE = 0.08  # seconds a change waits for a later one before it renders
+DEBOUNCE = 0.04  # seconds a change waits for a later one before it renders (typing keys come 15+ ms apart)
 # Torch threads for a preview's one-frame renders while nothing else renders: the small models run their renders on
 # one thread (batches of frames, the flow pool on the other core), but one frame at a time is ~1.3x faster on two
 # (the toy's 16 variants: 2.3-2.8 s against 3.1-3.4 s on this 2-core CPU, BENCHMARKS.md); capped where unmeasured.

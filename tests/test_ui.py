@@ -532,6 +532,20 @@ def test_browser_preview_follows_the_prompt_and_variations_fill_the_settings(ser
     assert grid <= GRID_S
 
 
+def _wait_for_frames(page, n: int, timeout: float = 60.0) -> None:
+    """Until the Live tab's status is a running line ("live: ... N frames ...") with N ≥ n."""
+    import re
+
+    deadline, text = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        text = page.locator("#live-status").inner_text()
+        got = re.search(r"live: .*?(\d+) frames", text)
+        if got and int(got.group(1)) >= n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the Live tab did not show {n} frames in {timeout:.0f} s: {text!r}")
+
+
 @pytest.mark.slow
 def test_browser_live_tab_stylises_a_fake_camera_and_follows_the_prompt(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
@@ -556,8 +570,7 @@ def test_browser_live_tab_stylises_a_fake_camera_and_follows_the_prompt(server, 
         page.locator("#live-camera").get_by_text("Click to Access Webcam").click()
         page.locator("#live-camera .button-wrap button").first.click()  # stream
         expect(page.locator("#live-status")).to_contain_text("fps", timeout=120_000)
-        page.wait_for_function("(document.querySelector('#live-status').innerText.match(/ (\\d+) frames/) || [0, 0])"
-                               "[1] >= 5", timeout=60_000)  # fmt: skip
+        _wait_for_frames(page, 5)
         expect(page.locator("#live-output img")).to_have_count(1)
         red = page.evaluate(_MEAN, "#live-output img")
         page.locator("#live-prompt textarea").fill("a blue square on a black background")
@@ -569,8 +582,7 @@ def test_browser_live_tab_stylises_a_fake_camera_and_follows_the_prompt(server, 
         (recorded,) = sorted(out.glob("live-*.mp4"))
         # again, and the page closed without Stop: the run ends and its recording is finished all the same
         page.locator("#live-start").click()
-        page.wait_for_function("(document.querySelector('#live-status').innerText.match(/ (\\d+) frames/) || [0, 0])"
-                               "[1] >= 3", timeout=60_000)  # fmt: skip
+        _wait_for_frames(page, 3)  # the new run's own line, not the last one's "stopped: N frames" still shown
         page.close()
         deadline = time.monotonic() + 90  # the heartbeat notices the closed page, the engine ends its frame
         while len(list(out.glob("live-*.mp4"))) < 2 and time.monotonic() < deadline:

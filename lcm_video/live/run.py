@@ -103,6 +103,7 @@ def run_live(
         # --quantize int8's pass: toy-world frames (the source's first frames are the run's own), one at a time
         calibrate = lambda: list(Stylizer(models, cfg, batch=1, size=source.size).stream(toy_frames(source.size)))  # noqa: E731
         quantize_unet(models, cfg, calibrate)
+        _warm_up(models, cfg, source.size, stream_batch)
         stylizer = Stylizer(models, cfg, batch=1, size=source.size)
         # 3. The sinks, each a recording with the settings record, a stream or a virtual camera.
         record = make_record(LIVE, live_settings(cfg), source.path, [models.runtime])
@@ -123,6 +124,27 @@ def run_live(
     if stats is not None:
         write_json(Path(stats), result.stats)
     return result
+
+
+def _warm_up(models, cfg, size: tuple[int, int], stream_batch: bool) -> None:
+    """One throwaway toy-world frame at ``size`` (w, h) through the path the run takes (the stream batch's UNet batch
+    too), before the source plays: OpenVINO converts and compiles at a shape's first call (the toy's at a new size:
+    seconds; SD1.5's: minutes, then cached) and oneDNN builds its kernels at torch's, which done on the first source
+    frame stall the stream (a realtime file's clock starts with its first frame). Its stylizer, and so its state, is
+    thrown away: the run's frames are what they would be without it."""
+    from ..pipelines.quantize import toy_frames
+    from ..pipelines.video_to_video import Stylizer
+
+    frames = toy_frames(size, 2)[:1]  # a clip of one frame has no motion to draw
+    warm = Stylizer(models, cfg, batch=1, size=size)
+    if stream_batch:
+        from .stream_batch import StreamBatch
+
+        batch = StreamBatch(warm)
+        batch.push(frames[0], 0, 0, None)
+        batch.flush()
+    else:
+        warm.window(frames, range(0, 1))
 
 
 def _fps(value):

@@ -12,10 +12,8 @@ seed change keeps its int8 UNet, so the preview can differ from the render by th
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +30,6 @@ KINDS = ("seeds", "strengths", "prompts")
 MIN_VARIANTS, MAX_VARIANTS = 4, 16
 CHANGES = ("prompt", "strength", "seed")
 DEBOUNCE = 0.04  # seconds a change waits for a later one before it renders (typing keys come 15+ ms apart)
-# Torch threads for a preview's one-frame renders while nothing else renders: the small models run their renders on
-# one thread (batches of frames, the flow pool on the other core), but one frame at a time is ~1.3x faster on two
-# (the toy's 16 variants: 2.3-2.8 s against 3.1-3.4 s on this 2-core CPU, BENCHMARKS.md); capped where unmeasured.
-PREVIEW_THREADS = min(os.cpu_count() or 1, 4)
 
 
 @dataclass
@@ -74,8 +68,7 @@ class Previews:
             if self.stale(session, command, serial):
                 return None
             kept = self._renderer(command, values)
-            with self._cores():
-                out = self._render(kept, {k: kept.cfg.flat().get(k) for k in CHANGES})
+            out = self._render(kept, {k: kept.cfg.flat().get(k) for k in CHANGES})
         return None if self.stale(session, command, serial) else out
 
     def variants(self, command: str, values: dict[str, Any], kind: str, count, prompts: str) -> list[tuple]:
@@ -85,10 +78,9 @@ class Previews:
             kept = self._renderer(command, values)
             base = {k: kept.cfg.flat().get(k) for k in CHANGES}
             picks = [{**base, **c} for c in _choices(command, base, kind, count, prompts)]
-            with self._cores():
-                if _batchable(kept, picks):
-                    return list(zip(self._batched(kept, picks), picks, strict=True))
-                return [(self._render(kept, pick), pick) for pick in picks]
+            if _batchable(kept, picks):
+                return list(zip(self._batched(kept, picks), picks, strict=True))
+            return [(self._render(kept, pick), pick) for pick in picks]
 
     def _batched(self, kept: _Kept, picks: list[dict[str, Any]]) -> list[np.ndarray]:
         """Seed or prompt variants of a still frame as one UNet batch (the toy's 16: 4 calls of batch 16 instead of
@@ -117,22 +109,32 @@ class Previews:
             kept.latents = kept.renderer.codec.encode_frames(kept.frame[None])
         return kept.latents
 
-    @contextmanager
-    def _cores(self):
-        """``PREVIEW_THREADS`` torch threads inside, when no render or live run is going (they keep the thread count
-        their model class runs at: a render's frames do not depend on a preview beside it); the count restored."""
-        import torch
+    def _batched(self, kept: _Kept, picks: list[dict[str, Any]]) -> list[np.ndarray]:
+        """Seed or prompt variants of a still frame as one UNet batch (the toy's 16: 4 calls of batch 16 instead of
+        64 of batch 1, ~2x sooner): each variant's noise is its seed's frame-0 noise and its prompt its own, and the
+        temporal options have nothing to act on in a still frame (blending and cross-frame attention off), so each
+        is the one-frame render of its settings up to the batch's rounding (under a level on average)."""
+        from dataclasses import replace
 
-        before = torch.get_num_threads()
-        with self.app.renders.lock:  # a render starting now sets its own count after this
-            if not self.app.renders.busy() and not self.app.live.runs:
-                torch.set_num_threads(max(before, PREVIEW_THREADS))
-        try:
-            yield
-        finally:
-            with self.app.renders.lock:
-                if not self.app.renders.busy() and not self.app.live.runs:
-                    torch.set_num_threads(before)
+        from ..core.noise import FrameNoise
+        from ..pipelines.window import WindowSampler
+
+        cfg, n = kept.cfg, len(picks)
+        still = replace(cfg, temporal=replace(cfg.temporal, blend=0.0, cross_frame="off"))
+        prompts = {i: pick["prompt"] for i, pick in enumerate(picks)}
+        sampler = WindowSampler(kept.models, still, prompts=prompts, strength=picks[0]["strength"], batch=n)
+        latents = self._latents(kept)
+        shape = tuple(latents.shape[1:])
+        sampler.begin(shape)
+        sampler.noise = _VariantNoise([FrameNoise(int(p["seed"]), shape, sampler.shared_noise, sampler.renoise)
+                                       for p in picks])  # fmt: skip
+        x0 = sampler.sample(latents.expand(n, -1, -1, -1).contiguous(), range(n), range(n), shape)
+        return list(kept.renderer.codec.decode_frames(x0))
+
+    def _latents(self, kept: _Kept):
+        if kept.latents is None:
+            kept.latents = kept.renderer.codec.encode_frames(kept.frame[None])
+        return kept.latents
 
     def _renderer(self, command: str, values: dict[str, Any]) -> _Kept:
         values = dict(values)

@@ -69,14 +69,6 @@ class Renders:
     _cancel: dict[str, threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def busy(self) -> bool:
-        """Whether a render runs (call with ``lock`` held to keep one from starting meanwhile)."""
-        return bool(self._cancel)
-
-    @property
-    def lock(self) -> threading.Lock:
-        return self._lock
-
     def cancel(self, session: str) -> bool:
         with self._lock:
             flag = self._cancel.get(session)

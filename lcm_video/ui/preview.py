@@ -109,33 +109,6 @@ class Previews:
             kept.latents = kept.renderer.codec.encode_frames(kept.frame[None])
         return kept.latents
 
-    def _batched(self, kept: _Kept, picks: list[dict[str, Any]]) -> list[np.ndarray]:
-        """Seed or prompt variants of a still frame as one UNet batch (the toy's 16: 4 calls of batch 16 instead of
-        64 of batch 1, ~2x sooner): each variant's noise is its seed's frame-0 noise and its prompt its own, and the
-        temporal options have nothing to act on in a still frame (blending and cross-frame attention off), so each
-        is the one-frame render of its settings up to the batch's rounding (under a level on average)."""
-        from dataclasses import replace
-
-        from ..core.noise import FrameNoise
-        from ..pipelines.window import WindowSampler
-
-        cfg, n = kept.cfg, len(picks)
-        still = replace(cfg, temporal=replace(cfg.temporal, blend=0.0, cross_frame="off"))
-        prompts = {i: pick["prompt"] for i, pick in enumerate(picks)}
-        sampler = WindowSampler(kept.models, still, prompts=prompts, strength=picks[0]["strength"], batch=n)
-        latents = self._latents(kept)
-        shape = tuple(latents.shape[1:])
-        sampler.begin(shape)
-        sampler.noise = _VariantNoise([FrameNoise(int(p["seed"]), shape, sampler.shared_noise, sampler.renoise)
-                                       for p in picks])  # fmt: skip
-        x0 = sampler.sample(latents.expand(n, -1, -1, -1).contiguous(), range(n), range(n), shape)
-        return list(kept.renderer.codec.decode_frames(x0))
-
-    def _latents(self, kept: _Kept):
-        if kept.latents is None:
-            kept.latents = kept.renderer.codec.encode_frames(kept.frame[None])
-        return kept.latents
-
     def _renderer(self, command: str, values: dict[str, Any]) -> _Kept:
         values = dict(values)
         source = values.pop("video", None)

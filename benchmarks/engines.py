@@ -82,8 +82,8 @@ def _group(proc) -> str:
 
 
 class CpuByProcess:
-    """CPU seconds (user + system) each group of processes (``_group``) spent between ``start`` and ``stop``,
-    polled every 0.5 s so processes that start and end inside the window count (the last poll of each)."""
+    """CPU seconds (user + system) each group of processes (``_group``) spent inside the ``with`` block, polled every
+    0.5 s so processes that start and end inside it count (up to their last poll)."""
 
     def __init__(self):
         import threading

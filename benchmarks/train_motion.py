@@ -107,6 +107,27 @@ def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850,
     return rows
 
 
+def write_clips(folder: Path, count: int, size: int, seed: int) -> list[Path]:
+    """``count`` training clips of the toy video world (no held-out caption) as lossless videos (FFV1 in .mkv, 8 fps)
+    with same-name ``.txt`` captions: the ``--data`` of ``lcm-video distill --motion-adapter``. The same files for
+    the same arguments."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    from lcm_video.toy import video as tv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        pixels, spec = tv.training_clip(rng, size)
+        path = folder / f"clip_{i:05d}.mkv"
+        iio.imwrite(path, pixels, fps=8, codec="ffv1", pixelformat="bgr0")
+        path.with_suffix(".txt").write_text(spec.caption + "\n")
+        paths.append(path)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train_motion", description=__doc__.splitlines()[0])
@@ -152,6 +173,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT/checkpoints")
     ap.add_argument("--measure", action="store_true", help="only time a step at 128 and 64 px and exit")
     ap.add_argument(
+        "--write-clips",
+        type=int,
+        metavar="N",
+        help="only write N toy clips (FFV1 .mkv + .txt captions, --size px, --seed) into OUT: distill's --data",
+    )
+    ap.add_argument(
         "--curve", type=int, metavar="N", help="only print the mean loss of every N steps of the last checkpoint"
     )
     ap.add_argument(
@@ -161,6 +188,10 @@ def main(argv: list[str] | None = None) -> None:
         "clips under their caption, its reverse and none",
     )
     args = ap.parse_args(argv)
+    if args.write_clips:
+        paths = write_clips(args.out, args.write_clips, args.size, args.seed)
+        log(f"wrote {len(paths)} clips of {args.size} px into {args.out}")
+        return
     # torch and the trainer load only when a mode runs: --help stays instant
     import torch
 

@@ -236,3 +236,114 @@ def test_two_processes_under_torchrun_distil_and_save_once(data, tmp_path):
     state = torch.load(out / "checkpoints" / "step_000004.pt", weights_only=False)
     assert len(state["losses"]) == 4
     assert (out / LORA_FILE).is_file()
+
+
+# Video distillation (AnimateLCM's decoupled recipe): the teacher tiny-lora + the tiny motion module, distilled into a
+# motion module for the tiny LCM (guidance embedding), on 8-frame clips of a square moving right or left.
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    import imageio.v3 as iio
+
+    folder = tmp_path_factory.mktemp("clips")
+    for i, ((colour, name), step) in enumerate(zip(SQUARES, (2, -2), strict=True)):
+        frames = []
+        for k in range(8):
+            img = np.full((32, 32, 3), 255, np.uint8)
+            x = 8 + step * k if step > 0 else 22 + step * k
+            img[10:20, x : x + 8] = colour
+            frames.append(img)
+        iio.imwrite(folder / f"{i}.mp4", np.stack(frames), fps=8, codec="libx264", quality=10)
+        (folder / f"{i}.txt").write_text(f"a {name} square moving {'right' if step > 0 else 'left'}")
+    return folder
+
+
+VIDEO = {**FAST, "motion_adapter": "tiny", "student": "tiny", "frames": 4}
+
+
+def _video_trainer(clips):
+    from accelerate import Accelerator
+
+    from lcm_video.settings.distill import resolve_distill
+    from lcm_video.train.distill import _teacher, _Trainer
+
+    cfg = resolve_distill(None, {"teacher": "tiny-lora", "data": str(clips), "out": "unused", **VIDEO})
+    return _Trainer(cfg, _teacher(cfg, torch.device("cpu")), Accelerator(cpu=True))
+
+
+def test_a_video_student_folds_clip_rows_into_the_motion_unet_and_trains_only_its_motion_modules(clips):
+    trainer = _video_trainer(clips)
+    student, teacher = trainer.student, trainer.teacher
+    assert type(student).__name__ == "UNetMotionModel" and type(teacher).__name__ == "UNetMotionModel"
+    assert student.config.time_cond_proj_dim and not teacher.config.time_cond_proj_dim  # LCM student, DDPM teacher
+    trained = {id(p) for p in trainer.params}
+    for name, p in student.named_parameters():
+        assert (id(p) in trained) == ("motion_modules" in name) == p.requires_grad, name
+    # rows (clip, frame) in order → (b, c, f, h, w): the same output as the motion UNet called on the clips
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2 * 4, 4, 4, 4, generator=g)
+    t = torch.tensor([499, 259]).repeat_interleave(4)
+    states = trainer.text(["a", "a", "a", "a", "b", "b", "b", "b"], student=True)
+    tcond = trainer.w_embedding(torch.tensor([3.0, 7.0]).repeat_interleave(4))
+    with torch.no_grad():
+        rows = trainer._unet(student, x, t, states, tcond)
+        direct = student(
+            x.reshape(2, 4, 4, 4, 4).transpose(1, 2), t[::4], encoder_hidden_states=states, timestep_cond=tcond[::4]
+        ).sample
+    assert torch.equal(rows, direct.transpose(1, 2).reshape(8, 4, 4, 4))
+    clip_b = trainer._unet(student, x[4:], t[4:], states[4:], tcond[4:])
+    assert torch.allclose(rows[4:], clip_b, atol=1e-5)  # a clip's frames see only their own clip
+    assert not torch.allclose(rows[:4], trainer._unet(student, x[:4], t[4:], states[:4], tcond[4:]), atol=1e-3)
+
+
+@pytest.mark.slow
+def test_video_distillation_resumes_bit_identically_and_saves_an_adapter_that_loads(clips, tmp_path):
+    from lcm_video.models.loading import load_models
+    from lcm_video.train.distill import latest_checkpoint
+
+    whole = distill("tiny-lora", clips, tmp_path / "whole", steps=20, save_every=10, lr=1e-2, **VIDEO)
+    assert np.mean(whole.losses[-5:]) < 0.8 * np.mean(whole.losses[:5]), whole.losses
+    first = distill("tiny-lora", clips, tmp_path / "parts", steps=10, save_every=10, lr=1e-2, **VIDEO)
+    rest = distill("tiny-lora", clips, tmp_path / "parts", steps=20, save_every=10, lr=1e-2, resume=True, **VIDEO)
+    assert first.losses == whole.losses[:10] and rest.losses == whole.losses  # bit for bit
+    strip = tmp_path / "whole" / "validation" / "step_000020.png"
+    assert np.asarray(Image.open(strip)).shape == (2 * 3 * 32, 4 * 32, 3)  # (prompt, steps) rows x 4 frames
+
+    # the folder loads with --motion-adapter into the trained student, and training changed the motion module
+    trainer = _video_trainer(clips)
+    trainer.load_state(torch.load(latest_checkpoint(tmp_path / "whole" / "checkpoints"), weights_only=False))
+    loaded = load_models("tiny", motion_adapter=str(whole.output), device="cpu").unet
+    fresh = load_models("tiny", motion_adapter="tiny", device="cpu").unet
+    x = torch.randn(1, 4, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    states = trainer.text(["a red square moving right"] * 4, student=True)
+    tcond = trainer.w_embedding(torch.tensor([7.0]))
+    with torch.no_grad():
+        ours = trainer.student(x, 259, encoder_hidden_states=states, timestep_cond=tcond).sample
+        back = loaded(x, 259, encoder_hidden_states=states, timestep_cond=tcond).sample
+        before = fresh(x, 259, encoder_hidden_states=states, timestep_cond=tcond).sample
+    assert torch.allclose(back, ours, atol=1e-5), (back - ours).abs().max()
+    assert (back - before).abs().max() > 1e-3
+    out = tmp_path / "g.mp4"
+    argv = ["generate", "-p", "a red square", "-o", str(out), "--model", "tiny", "--motion-adapter", str(whole.output)]
+    assert cli.main([*argv, "--frames", "8", "--width", "32", "--height", "32", "-q"]) == 0 and out.stat().st_size
+
+
+@pytest.mark.parametrize(
+    "args,expect",
+    [
+        (["--motion-adapter", "tiny"], "add --student"),
+        (["--student", "tiny"], "add --motion-adapter"),
+        (["--motion-adapter", "tiny", "--student", "tiny", "--frames", "9"], "fewer than --frames 9"),
+        (["--motion-adapter", "tiny", "--student", "tiny-lora", "--frames", "4"], "not a latent consistency model"),
+    ],
+)
+def test_bad_video_distillation_input_is_one_line(args, expect, clips, data, tmp_path, capsys):
+    argv = ["distill", "--teacher", "tiny-lora", "--data", str(clips), "--out", str(tmp_path / "o"), "-q"]
+    assert cli.main([*argv, "--resolution", "32", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0], err
+    assert not (tmp_path / "o").exists()
+    images = ["distill", "--teacher", "tiny-lora", "--data", str(data), "--out", str(tmp_path / "o"), "-q"]
+    assert cli.main([*images, "--motion-adapter", "tiny", "--student", "tiny"]) == 2
+    assert "is not a video" in capsys.readouterr().err

@@ -181,9 +181,10 @@ def _run_distill(ns: argparse.Namespace) -> int:
     from ..settings.distill import DISTILL_SETTINGS, resolve_distill
 
     cfg = resolve_distill(None, {k: v for k, v in vars(ns).items() if k in DISTILL_SETTINGS}, "command-line options")
-    from ..train.data import open_dataset
+    from ..train.data import open_clips, open_dataset
 
-    open_dataset(cfg.data)  # a bad data set fails before torch is imported
+    # a bad data set fails before torch is imported
+    open_clips(cfg.data, cfg.frames) if cfg.motion_adapter else open_dataset(cfg.data)
     from ..train.distill import distill
 
     if cfg.quiet:

@@ -61,12 +61,37 @@ class DistillConfig:
     mode: str = option(
         "lora",
         "lora: train LoRA adapters only (LCM-LoRA; loads with --lora); full: a whole LCM UNet with a guidance "
-        "embedding (loads with --model)",
+        "embedding (loads with --model); with --motion-adapter the student motion module is trained whole",
         commands=(DISTILL,),
         choices=("lora", "full"),
         metavar="lora|full",
     )
     lora_rank: int = option(64, "LoRA rank (lora mode)", commands=(DISTILL,), lo=1, metavar="R")
+    motion_adapter: str = option(
+        "",
+        "distil a video model: the teacher's motion module (preset, hub id, folder); the teacher + it is distilled "
+        "into a student motion module for --student's frozen spatial weights (AnimateLCM's decoupled recipe), saved "
+        "as a MotionAdapter folder that --motion-adapter loads; --data then holds videos",
+        commands=(DISTILL,),
+        metavar="ADAPTER",
+    )
+    student: str = option(
+        "",
+        "with --motion-adapter: the few-step image LCM the student motion module is for (a preset, hub id, folder or "
+        "file with a guidance embedding, or the teacher with --student-lora)",
+        commands=(DISTILL,),
+        metavar="MODEL",
+    )
+    student_lora: tuple[str, ...] = option(
+        (),
+        "with --motion-adapter: an LCM-LoRA fused into --student (default: the teacher) to make the image LCM, "
+        "repeatable",
+        commands=(DISTILL,),
+        metavar="LORA",
+    )
+    frames: int = option(
+        16, "with --motion-adapter: frames per training clip (consecutive)", commands=(DISTILL,), lo=2, metavar="N"
+    )
     steps: int = option(1000, "training steps", commands=(DISTILL,), lo=1, metavar="N")
     batch_size: int = option(4, "images per step and process", commands=(DISTILL,), lo=1, metavar="N")
     lr: float | None = option(
@@ -163,6 +188,15 @@ def resolve_distill(
     for name in ("teacher", "data", "out"):
         if not getattr(cfg, name):
             raise UserError(f"--{name} is required")
+    if (cfg.student or cfg.student_lora) and not cfg.motion_adapter:
+        raise UserError(
+            "--student and --student-lora belong to video distillation; add --motion-adapter TEACHER_ADAPTER"
+        )
+    if cfg.motion_adapter and not (cfg.student or cfg.student_lora):
+        raise UserError(
+            "--motion-adapter distils a motion module for an image LCM: add --student LCM_MODEL (e.g. toy) or "
+            "--student-lora LCM_LORA"
+        )
     if cfg.w_min > cfg.w_max:
         raise UserError(f"--w-min ({cfg.w_min:g}) must not be above --w-max ({cfg.w_max:g})")
     return cfg

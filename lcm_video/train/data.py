@@ -115,3 +115,52 @@ def load_pixels(sample: Sample, resolution: int) -> np.ndarray:
         im = im.resize((w, h), Image.Resampling.BICUBIC)
         x, y = (w - resolution) // 2, (h - resolution) // 2
         return np.asarray(im.crop((x, y, x + resolution, y + resolution)), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class ClipSample:
+    """One training video for video distillation: its file, caption and frame count."""
+
+    path: Path
+    caption: str
+    frames: int
+
+
+def open_clips(data: str | Path, frames: int) -> list[ClipSample]:
+    """The videos of ``data`` (a folder with same-name ``.txt`` captions, or a .csv/.jsonl), each checked to decode
+    and to hold at least ``frames`` frames; a UserError naming the first problem (an image, a short video)."""
+    from ..video.reader import probe
+
+    root = Path(data)
+    if not root.exists():
+        raise UserError(f"--data {str(root)!r} does not exist; give a folder of videos or a .csv/.jsonl file")
+    clips: list[ClipSample] = []
+    for path, caption in _pairs(root):
+        if not path.is_file():
+            raise UserError(f"--data: {str(path)!r} does not exist")
+        if path.suffix.lower() not in VIDEOS:
+            raise UserError(
+                f"--data: {str(path)!r} is not a video; video distillation (--motion-adapter) trains on clips of "
+                f"{frames} frames: give videos ({', '.join(VIDEOS)})"
+            )
+        n = probe(path).frames
+        if n < frames:
+            raise UserError(
+                f"--data: {str(path)!r} has {n} frames, fewer than --frames {frames}; lower --frames or drop the video"
+            )
+        clips.append(ClipSample(path, caption, n))
+    if not clips:
+        raise UserError(f"--data {str(root)!r} holds no videos ({', '.join(VIDEOS)})")
+    return clips
+
+
+def load_clip(sample: ClipSample, start: int, frames: int, resolution: int) -> np.ndarray:
+    """uint8 (frames, resolution, resolution, 3): frames ``start`` … ``start + frames − 1`` of the video, scaled to
+    cover the square and centre-cropped (as ``load_pixels`` reads a video's frame)."""
+    from ..video.reader import FrameReader, probe
+
+    reader = FrameReader(probe(sample.path), (resolution, resolution))
+    try:
+        return reader.read(range(start, start + frames))
+    finally:
+        reader.close()

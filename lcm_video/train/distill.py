@@ -13,6 +13,14 @@ One training step, as in the LCM paper (Algorithm 1) and diffusers' ``train_lcm_
 UNet with its adapters switched off, the EMA target a second adapter); ``mode="full"`` trains a copy of the UNet with a
 w-embedding (``time_cond_proj_dim=256``) and an EMA copy as target. Every random draw of a step (data, noise,
 timesteps, w) is a function of (seed, step, process), so a resumed run continues the very same loss curve.
+
+**Video** (``motion_adapter`` set; AnimateLCM's decoupled consistency learning, Wang et al. 2024): the teacher is the
+teacher UNet with that motion module (a ``UNetMotionModel``), the student the image LCM ``student`` (its spatial
+weights frozen) with a copy of the teacher's motion module, which is what trains; the EMA target is a copy of the
+student. The step is the one above over clips of ``frames`` consecutive frames: one t, noise level and w per clip,
+noise per frame. Rows of the tensors are (clip, frame) pairs, ``(b·f, c, h, w)``; the UNet calls fold them into
+``(b, c, f, h, w)``. The output is a ``MotionAdapter`` folder (with the teacher adapter's motion words and spatial
+LoRA, when it has them, copied beside it) that ``--motion-adapter`` loads.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from ..files import atomic_write, plain
 from ..models.device import pick_device
 from ..settings.distill import LORA_TARGETS, DistillConfig, resolve_distill
 from .consistency import DDIMSolver, boundary_scalings, guided, huber, predicted_eps, predicted_x0
-from .data import Sample, load_pixels, open_dataset
+from .data import ClipSample, Sample, load_clip, load_pixels, open_clips, open_dataset
 from .loop import atomic_save, keep_last, latest_checkpoint
 
 W_EMBEDDING = 256  # the full student's guidance-embedding width, as LCM Dreamshaper's time_cond_proj_dim
@@ -65,7 +73,7 @@ def _teacher(cfg: DistillConfig, device: torch.device):
     from ..models.loading import load_models
 
     dtype = cfg.dtype if cfg.dtype != "auto" else ("bfloat16" if device.type == "cuda" else "float32")
-    models = load_models(cfg.teacher, device=str(device), dtype=dtype)
+    models = load_models(cfg.teacher, device=str(device), dtype=dtype, motion_adapter=cfg.motion_adapter or None)
     if models.family == "sdxl":
         raise UserError(
             f"--teacher {cfg.teacher!r} is SDXL-shaped; distill trains SD1.5/SD2.1-shaped teachers only so far (SDXL's "
@@ -80,6 +88,31 @@ def _teacher(cfg: DistillConfig, device: torch.device):
     pipe.vae.to(torch.float32)  # the VAE in float32 "to avoid NaN losses", as diffusers' scripts keep it
     for module in (pipe.unet, pipe.vae, pipe.text_encoder):
         module.requires_grad_(False)
+    return models
+
+
+def _video_student(cfg: DistillConfig, device: torch.device):
+    """The student's pipeline container: the image LCM ``cfg.student`` (or the teacher) with ``cfg.student_lora``
+    fused and the teacher's motion module inserted (a ``UNetMotionModel``, float32, spatial weights frozen, motion
+    modules trainable). A UserError if it is not a few-step LCM."""
+    from ..models.loading import load_models
+    from ..models.presets import PRESETS
+
+    name = cfg.student or cfg.teacher
+    models = load_models(
+        name, lora=cfg.student_lora, device=str(device), dtype="float32", motion_adapter=cfg.motion_adapter
+    )
+    preset = PRESETS.get(name)
+    if not (models.uses_guidance_embedding or cfg.student_lora or (preset and preset.lora)):
+        raise UserError(
+            f"--student {name!r} is not a latent consistency model (no guidance embedding, no LCM-LoRA); give an LCM "
+            "(e.g. toy) or add --student-lora LCM_LORA"
+        )
+    pipe = models.pipe
+    pipe.vae.requires_grad_(False)
+    pipe.text_encoder.requires_grad_(False)
+    pipe.unet.freeze_unet2d_params()  # everything but the motion modules
+    pipe.unet.train()
     return models
 
 
@@ -130,7 +163,14 @@ class _Trainer:
         self.timestep_scaling = float(sched.config.get("timestep_scaling", 10.0))
         self.alphas_cumprod = sched.alphas_cumprod.float().to(self.device)
         self.solver = DDIMSolver(sched.alphas_cumprod, cfg.ddim_points)
-        if cfg.mode == "lora":
+        self.frames = cfg.frames if cfg.motion_adapter else 1
+        self.student_models = models
+        if self.video:
+            self.student_models = _video_student(cfg, self.device)
+            self.student = self.student_models.pipe.unet
+            self.params = [p for n, p in self.student.named_parameters() if "motion_modules" in n]
+            self.target = copy.deepcopy(self.student).requires_grad_(False).eval()
+        elif cfg.mode == "lora":
             self.teacher.to(torch.float32)  # adapters train in float32 on top of the base weights
             self.params = _lora_student(self.teacher, cfg)
             self.student = self.teacher
@@ -141,17 +181,31 @@ class _Trainer:
             self.target = copy.deepcopy(self.student).requires_grad_(False).eval()
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.learning_rate, weight_decay=0.0)
         self.student, self.optimizer = accelerator.prepare(self.student, self.optimizer)
-        self._text: dict[str, torch.Tensor] = {}
+        self._text: dict[tuple[bool, str], torch.Tensor] = {}
+
+    @property
+    def video(self) -> bool:
+        """Whether this distils a video model (a motion module) rather than an image one."""
+        return bool(self.cfg.motion_adapter)
+
+    @property
+    def w_dim(self) -> int | None:
+        """The student's guidance-embedding width, None without one (a LoRA student)."""
+        if self.video:
+            return self.accelerator.unwrap_model(self.student).config.get("time_cond_proj_dim")
+        return None if self.cfg.mode == "lora" else W_EMBEDDING
 
     # The frozen parts --------------------------------------------------------------------------------------------
 
-    def text(self, captions: list[str]) -> torch.Tensor:
-        """(b, 77, D) text states of ``captions``, each encoded once."""
+    def text(self, captions: list[str], student: bool = False) -> torch.Tensor:
+        """(b, 77, D) text states of ``captions`` by the teacher's text encoder (``student``: the student's, which
+        may differ in a video distillation), each encoded once."""
+        pipe = (self.student_models if student else self.models).pipe
         for c in captions:
-            if c not in self._text:
+            if (student, c) not in self._text:
                 with torch.no_grad():
-                    self._text[c] = self.models.pipe.encode_prompt(c, self.device, 1, False)[0][0]
-        return torch.stack([self._text[c] for c in captions])
+                    self._text[student, c] = pipe.encode_prompt(c, self.device, 1, False)[0][0]
+        return torch.stack([self._text[student, c] for c in captions])
 
     @torch.no_grad()
     def latents(self, pixels: np.ndarray, gen: torch.Generator) -> torch.Tensor:
@@ -164,20 +218,31 @@ class _Trainer:
         return (z - shift) * scale
 
     def w_embedding(self, w: torch.Tensor) -> torch.Tensor | None:
-        if self.cfg.mode == "lora":
+        """float (b, D): the student's guidance embedding of w (b,); None for a student without one."""
+        if self.w_dim is None:
             return None
         from diffusers import StableDiffusionPipeline
 
-        emb = StableDiffusionPipeline.get_guidance_scale_embedding(self.models.pipe, w, embedding_dim=W_EMBEDDING)
+        emb = StableDiffusionPipeline.get_guidance_scale_embedding(self.models.pipe, w, embedding_dim=self.w_dim)
         return emb.to(self.device)
 
     def _unet(self, unet, x, t, states, tcond=None) -> torch.Tensor:
+        """The UNet's output for rows x float (B, c, h, w) at t (B,), text states (B, 77, D), guidance embedding
+        (B, D) or None. For a video (``frames`` f > 1) the rows are b clips of f frames in order: folded into the
+        motion UNet's (b, c, f, h, w), one t and w per clip (the rows of a clip share them)."""
         dtype = self.accelerator.unwrap_model(unet).dtype  # under several processes the student is a DDP wrapper
+        f = self.frames
+        if f > 1:
+            x = x.reshape(-1, f, *x.shape[1:]).transpose(1, 2)  # (b·f, c, h, w) → (b, c, f, h, w)
+            t = t[::f]
+            tcond = None if tcond is None else tcond[::f]
         out = unet(x.to(dtype), t, encoder_hidden_states=states.to(dtype), timestep_cond=tcond, return_dict=False)[0]
+        if f > 1:
+            out = out.transpose(1, 2).reshape(-1, *out.shape[1:2], *out.shape[3:])
         return out.float()
 
     def _teacher_out(self, x, t, states) -> torch.Tensor:
-        if self.cfg.mode == "lora":
+        if self.cfg.mode == "lora" and not self.video:
             unet = self.accelerator.unwrap_model(self.student)
             unet.disable_adapters()
             try:
@@ -188,7 +253,7 @@ class _Trainer:
         return self._unet(self.teacher, x, t, states)
 
     def _target_out(self, x, t, states, tcond) -> torch.Tensor:
-        if self.cfg.mode == "lora":
+        if self.cfg.mode == "lora" and not self.video:
             unet = self.accelerator.unwrap_model(self.student)
             unet.set_adapter("target" if self.cfg.ema_decay > 0 else "default")
             try:
@@ -200,21 +265,33 @@ class _Trainer:
 
     # One step ------------------------------------------------------------------------------------------------------
 
-    def loss(self, z: torch.Tensor, states: torch.Tensor, uncond: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """The consistency distillation loss of latents z (b, 4, h, w) with their text states (b, 77, D)."""
-        b = z.shape[0]
+    def loss(
+        self,
+        z: torch.Tensor,
+        states: torch.Tensor,
+        uncond: torch.Tensor,
+        gen: torch.Generator,
+        student_states: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The consistency distillation loss of latents z (B, 4, h, w) with their text states (B, 77, D) (the
+        teacher's; ``student_states`` the student's and target's, default the same). For a video the B rows are
+        b clips of ``frames`` frames in order, and one solver point, noise level and w is drawn per clip."""
+        f = self.frames
+        b = z.shape[0] // f
         solver = self.solver
-        index = torch.randint(0, len(solver), (b,), generator=gen)
+        index = torch.randint(0, len(solver), (b,), generator=gen).repeat_interleave(f)
         t, t_prev = solver.timesteps[index].to(self.device), solver.prev_timesteps[index].to(self.device)
         noise = torch.randn(z.shape, generator=gen).to(self.device)
-        w = (self.cfg.w_max - self.cfg.w_min) * torch.rand(b, generator=gen) + self.cfg.w_min
+        w = ((self.cfg.w_max - self.cfg.w_min) * torch.rand(b, generator=gen) + self.cfg.w_min).repeat_interleave(f)
+        own = states if student_states is None else student_states
+        b = z.shape[0]
         a_t = self.alphas_cumprod[t]
         x_t = a_t.sqrt().view(-1, 1, 1, 1) * z + (1 - a_t).sqrt().view(-1, 1, 1, 1) * noise
         tcond = self.w_embedding(w)
         c_skip0, c_out0 = (c.view(-1, 1, 1, 1) for c in boundary_scalings(t, self.timestep_scaling))
         c_skip, c_out = (c.view(-1, 1, 1, 1) for c in boundary_scalings(t_prev, self.timestep_scaling))
 
-        out = self._unet(self.student, x_t, t, states, tcond)
+        out = self._unet(self.student, x_t, t, own, tcond)
         pred = c_skip0 * x_t + c_out0 * predicted_x0(out, x_t, a_t, self.prediction_type)
         with torch.no_grad():
             pt = self.prediction_type
@@ -224,7 +301,7 @@ class _Trainer:
             eps = guided(predicted_eps(cond, x_t, a_t, pt), predicted_eps(uncond_out, x_t, a_t, pt), w.to(self.device))
             x_prev = solver.step(x0, eps, index)
             a_prev = self.alphas_cumprod[t_prev]
-            target_out = self._target_out(x_prev, t_prev, states, tcond)
+            target_out = self._target_out(x_prev, t_prev, own, tcond)
             target = c_skip * x_prev + c_out * predicted_x0(target_out, x_prev, a_prev, pt)
         if self.cfg.loss == "l2":
             return torch.nn.functional.mse_loss(pred.float(), target.float())
@@ -237,6 +314,11 @@ class _Trainer:
         if decay <= 0:
             return
         student = self.accelerator.unwrap_model(self.student)
+        if self.video:  # only the motion modules train: the frozen spatial weights are equal in both
+            target = dict(self.target.named_parameters())
+            for name, p in self._motion(student).items():
+                target[name].lerp_(p.detach(), 1 - decay)
+            return
         if self.cfg.mode == "lora":
             params = dict(student.named_parameters())
             for name, p in params.items():
@@ -246,10 +328,21 @@ class _Trainer:
         for t, s in zip(self.target.parameters(), student.parameters(), strict=True):
             t.lerp_(s.detach(), 1 - decay)
 
+    @staticmethod
+    def _motion(unet) -> dict[str, torch.Tensor]:
+        """The motion modules' parameters of a ``UNetMotionModel``, by name."""
+        return {n: p for n, p in unet.named_parameters() if "motion_modules" in n}
+
     # State -------------------------------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
         student = self.accelerator.unwrap_model(self.student)
+        if self.video:
+            return {
+                "student": {n: p.detach().clone() for n, p in self._motion(student).items()},
+                "target": {n: p.detach().clone() for n, p in self._motion(self.target).items()},
+                "optimizer": self.optimizer.state_dict(),
+            }
         if self.cfg.mode == "lora":
             trained = {
                 n: p.detach().clone() for n, p in student.named_parameters() if ".default." in n or ".target." in n
@@ -263,7 +356,13 @@ class _Trainer:
 
     def load_state(self, state: dict[str, Any]) -> None:
         student = self.accelerator.unwrap_model(self.student)
-        if self.cfg.mode == "lora":
+        if self.video:
+            with torch.no_grad():
+                for unet, key in ((student, "student"), (self.target, "target")):
+                    params = self._motion(unet)
+                    for name, value in state[key].items():
+                        params[name].copy_(value)
+        elif self.cfg.mode == "lora":
             params = dict(student.named_parameters())
             with torch.no_grad():
                 for name, value in state["student"].items():
@@ -355,6 +454,79 @@ def validation_grid(trainer: _Trainer, prompts: list[str], path: Path, size: int
     return atomic_write(path, lambda tmp: iio.imwrite(tmp, np.concatenate(rows, axis=0)))
 
 
+@torch.no_grad()
+def validation_strip(trainer: _Trainer, prompts: list[str], path: Path, size: int, seed: int) -> Path:
+    """A PNG of the video student's clips: one row per prompt and step count (1, 2, 4 LCM steps, the same seed),
+    every ``frames // 8``-th frame of the clip side by side."""
+    import imageio.v3 as iio
+    from diffusers import LCMScheduler
+
+    models = trainer.student_models
+    pipe = models.pipe
+    student = trainer.accelerator.unwrap_model(trainer.student)
+    f, cells = trainer.frames, size // 8
+    w = torch.tensor([(trainer.cfg.w_min + trainer.cfg.w_max) / 2])
+    tcond = trainer.w_embedding(w)
+    scale, shift = latent_scaling(pipe.vae)
+    was_training = student.training
+    student.eval()
+    rows = []
+    for prompt in prompts:
+        states = trainer.text([prompt] * f, student=True)
+        for steps in (1, 2, 4):
+            sched = LCMScheduler.from_config(pipe.scheduler.config)
+            sched.set_timesteps(steps, device=trainer.device)
+            gen = torch.Generator().manual_seed(seed)
+            x = torch.randn(1, 4, f, cells, cells, generator=gen).to(trainer.device)
+            for t in sched.timesteps:
+                out = student(x, t, encoder_hidden_states=states, timestep_cond=tcond, return_dict=False)[0]
+                x, denoised = sched.step(out, t, x, generator=gen, return_dict=False)
+            z = denoised[0].transpose(0, 1).float() / scale + shift  # (f, 4, h, w)
+            frames = pipe.vae.decode(z.to(pipe.vae.dtype)).sample.float().clamp(-1, 1)
+            pixels = ((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            rows.append(np.concatenate(list(pixels[:: max(1, f // 8)]), axis=1))
+    student.train(was_training)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, np.concatenate(rows, axis=0)))
+
+
+def _validate(trainer: _Trainer, prompts: list[str], path: Path) -> Path:
+    cfg = trainer.cfg
+    view = validation_strip if trainer.video else validation_grid
+    return view(trainer, prompts, path, cfg.resolution, cfg.seed)
+
+
+def _save_motion_output(trainer: _Trainer, out: Path) -> Path:
+    """``out`` as a ``MotionAdapter`` folder (config + weights) holding the student's motion modules, with the
+    teacher adapter's motion words and spatial LoRA copied beside them when it has them (the student was trained with
+    both): what ``--motion-adapter out`` loads."""
+    from ..models.loading import MOTION_LORA_FILE, MOTION_WORDS_FILE
+    from ..models.presets import motion_preset, preset_path
+    from .motion import adapter_from
+
+    student = trainer.accelerator.unwrap_model(trainer.student)
+    adapter = adapter_from(student, {n: p.detach().float() for n, p in trainer._motion(student).items()})
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".staging.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    mpreset = motion_preset(trainer.cfg.motion_adapter)
+    source = Path(preset_path(mpreset.adapter) if mpreset else trainer.cfg.motion_adapter)
+    try:
+        adapter.save_pretrained(staging)
+        for name in (MOTION_WORDS_FILE, MOTION_LORA_FILE):
+            if (source / name).is_file():
+                shutil.copyfile(source / name, staging / name)
+        for item in staging.iterdir():
+            os.replace(item, out / item.name)
+        return out
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise UserError(f"the disk is full while writing into {str(out)!r}; free some space and rerun") from None
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _save_output(trainer: _Trainer, out: Path) -> Path:
     """The LoRA file (diffusers format, loads with ``--lora``) or a whole diffusers model folder (``--model``)."""
     from diffusers import LCMScheduler, StableDiffusionPipeline
@@ -402,6 +574,21 @@ def _save_output(trainer: _Trainer, out: Path) -> Path:
 # The loop.
 
 
+def _batch(samples: list, cfg: DistillConfig, trainer: _Trainer, gen: torch.Generator):
+    """One step's latents and captions, every draw from ``gen``: images → z float (b, 4, h, w); videos → b clips of
+    ``frames`` consecutive frames from a drawn start, z float (b·frames, 4, h, w) and each caption per frame."""
+    picks = torch.randint(0, len(samples), (cfg.batch_size,), generator=gen).tolist()
+    batch = [samples[i] for i in picks]
+    if not trainer.video:
+        z = trainer.latents(np.stack([load_pixels(s, cfg.resolution) for s in batch]), gen)
+        return z, [s.caption for s in batch]
+    f = cfg.frames
+    clips: list[ClipSample] = batch
+    starts = [int(torch.randint(0, c.frames - f + 1, (1,), generator=gen)) for c in clips]
+    pixels = np.concatenate([load_clip(c, s, f, cfg.resolution) for c, s in zip(clips, starts, strict=True)])
+    return trainer.latents(pixels, gen), [c.caption for c in clips for _ in range(f)]
+
+
 def _generator(seed: int, step: int, rank: int) -> torch.Generator:
     """The generator of one step of one process: a pure function of (seed, step, rank)."""
     return keyed_generator(seed, step, rank)
@@ -432,7 +619,7 @@ def distill(
         raise UserError(f"--out {cfg.out!r} is a file; give a folder")
     if Path(cfg.data).is_dir() and out_dir.resolve().is_relative_to(Path(cfg.data).resolve()):
         raise UserError(f"--out {cfg.out!r} is inside --data; its validation images would become training data")
-    samples = open_dataset(cfg.data)
+    samples = open_clips(cfg.data, cfg.frames) if cfg.motion_adapter else open_dataset(cfg.data)
     device = pick_device(cfg.device)
     accelerator = Accelerator(cpu=device.type == "cpu")
     models = _teacher(cfg, device)
@@ -461,10 +648,9 @@ def distill(
         progress.emit("load")
         for step in range(start, cfg.steps):
             gen = _generator(cfg.seed, step, rank)
-            picks = torch.randint(0, len(samples), (cfg.batch_size,), generator=gen).tolist()
-            batch = [samples[i] for i in picks]
-            z = trainer.latents(np.stack([load_pixels(s, cfg.resolution) for s in batch]), gen)
-            loss = trainer.loss(z, trainer.text([s.caption for s in batch]), uncond, gen)
+            z, captions = _batch(samples, cfg, trainer, gen)
+            student_states = trainer.text(captions, student=True) if trainer.video else None
+            loss = trainer.loss(z, trainer.text(captions), uncond, gen, student_states)
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(trainer.params, 1.0)
             trainer.optimizer.step()
@@ -479,16 +665,12 @@ def distill(
                 if done % cfg.save_every == 0 or done == cfg.steps:
                     save_checkpoint(checkpoints, done, trainer, losses, cfg)
                 if cfg.validate_every and done % cfg.validate_every == 0:
-                    validation_grid(
-                        trainer, prompts, out_dir / "validation" / f"step_{done:06d}.png", cfg.resolution, cfg.seed
-                    )
+                    _validate(trainer, prompts, out_dir / "validation" / f"step_{done:06d}.png")
             progress.emit("train", 1, loss=value)
         accelerator.wait_for_everyone()
         output = out_dir
         if accelerator.is_main_process:
-            validation_grid(
-                trainer, prompts, out_dir / "validation" / f"step_{cfg.steps:06d}.png", cfg.resolution, cfg.seed
-            )
-            output = _save_output(trainer, out_dir)
+            _validate(trainer, prompts, out_dir / "validation" / f"step_{cfg.steps:06d}.png")
+            output = (_save_motion_output if trainer.video else _save_output)(trainer, out_dir)
         progress.emit("done")
     return DistillResult(Path(output), cfg.steps - start, tuple(losses), time.perf_counter() - t0)

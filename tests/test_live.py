@@ -539,3 +539,50 @@ def test_an_sdxl_model_live_equals_stylise_with_the_stream_batch_and_a_typed_pro
     changed = read_frames(tmp_path / "p.mkv").astype(int)
     k = res.stats["changes"][0]["frame"]
     assert np.array_equal(changed[:k], live[:k]) and not np.array_equal(changed[k:], live[k:])
+
+
+def test_calibrating_on_the_source_reads_a_file_beside_the_run_and_takes_a_live_source_s_first_frames(clip):
+    """--calibrate source: a file's first 8 frames read by index (its run still gets all 16, from frame 0); stdin's
+    (live) first 8 captured frames go to the calibration and the run starts at the 9th."""
+    import io
+
+    from lcm_video.live.sources import FileSource, StdinSource, primed
+
+    file = FileSource(str(clip), None, None, realtime=False)
+    run, frames = primed(file, 8)
+    whole = read_frames(clip)
+    assert run is file and frames.shape == (8, SIZE, SIZE, 3) and np.array_equal(frames, whole[:8])
+    assert [i for _, _, i in run.frames()] == list(range(16))
+
+    raw = np.arange(10 * 8 * 8 * 3, dtype=np.uint64).astype(np.uint8).reshape(10, 8, 8, 3)
+    stdin = StdinSource(io.BytesIO(raw.tobytes()), (8, 8), None, None, None)
+    run, frames = primed(stdin, 8)
+    assert np.array_equal(frames, raw[:8])
+    rest = list(run.frames())
+    assert [i for _, _, i in rest] == [8, 9] and np.array_equal(rest[0][0], raw[8])
+    with pytest.raises(UserError, match="gave no frames to calibrate on"):
+        primed(StdinSource(io.BytesIO(b""), (8, 8), None, None, None), 8)
+
+
+@pytest.mark.slow  # an OpenVINO conversion and two NNCF quantisations of the toy (a minute or two)
+def test_int8_live_calibrates_on_the_source_when_asked(clip128, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("nncf", reason="the int8 extra is not installed")
+    from lcm_video.metrics import psnr
+
+    monkeypatch.setenv("LCM_VIDEO_CACHE", str(tmp_path / "cache"))  # a conversion cache of its own
+    argv = ["live", "-i", str(clip128), "-p", RED, "--model", "toy", "--backend", "openvino", "--dtype", "float32",
+            "--codec", "libx264rgb", "--crf", "0"]  # fmt: skip
+    got, quantised = {}, {}
+    for name, flags in (("f32", []), ("toy", ["--quantize", "int8"]), ("source", ["--quantize", "int8",
+                        "--calibrate", "source"])):  # fmt: skip
+        assert cli.main([*argv, *flags, "-o", str(tmp_path / f"{name}.mkv")]) == 0
+        quantised[name] = "quantising the unet to int8 with NNCF" in capsys.readouterr().err
+        got[name] = read_frames(tmp_path / f"{name}.mkv").astype(float) / 255
+    assert got["source"].shape == got["f32"].shape == (10, 128, 128, 3)  # a file loses no frame to calibration
+    assert quantised == {"f32": False, "toy": True, "source": True}  # the source's frames: a calibration of their own
+    assert len(list((tmp_path / "cache").rglob("unet-int8-*/model.xml"))) == 2
+    assert np.abs(got["source"] - got["toy"]).max() > 0  # ... and another int8 model
+    db = {k: [psnr(a, b) for a, b in zip(got[k], got["f32"], strict=True)] for k in ("toy", "source")}
+    # measured on this clip: worst / mean frame 32.9 / 34.2 dB calibrated on toy frames, 30.8 / 31.5 on its own
+    # (BENCHMARKS.md, "OpenVINO int8"): the toy world's variety calibrates better than 8 frames of one red circle
+    assert min(db["toy"]) > 30.0 and min(db["source"]) > 29.0, db

@@ -133,6 +133,7 @@ def _run_live(ns: argparse.Namespace) -> int:
         config=cfg,
         realtime=_extra(ns, "realtime"),
         stream_batch=_extra(ns, "stream_batch"),
+        calibrate=_extra(ns, "calibrate"),
         input_size=_extra(ns, "input_size"),
         input_fps=_extra(ns, "input_fps"),
         stats=_extra(ns, "stats"),

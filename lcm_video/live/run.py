@@ -24,7 +24,7 @@ from ..video import similarity
 from .config import check_change, check_sinks, check_stream_batch, live_config, live_settings
 from .feed import Controls, FrameFeed, Stats
 from .sinks import Recording, Sink, open_sinks
-from .sources import Source, open_source, parse_size
+from .sources import Source, open_source, parse_size, primed
 
 LINE_EVERY = 0.5  # seconds between refreshes of the live line
 
@@ -52,6 +52,7 @@ def run_live(
     models=None,
     realtime: bool = False,
     stream_batch: bool = False,
+    calibrate: str = "toy",
     input_size: str | tuple[int, int] | None = None,
     input_fps=None,
     stats: str | os.PathLike | None = None,
@@ -67,7 +68,9 @@ def run_live(
     any iterable; read on a thread), each applied before the next frame renders. ``stdin``: where ``-i -`` reads raw
     frames (default the process's). ``on_frame(frame, n)`` sees each output frame after the sinks, with the number of
     the source frame it stylised (a file's frame index; else counted from the source's first frame). ``stats``: a JSON
-    file of the figures, written at the end. Ctrl-C (KeyboardInterrupt) stops cleanly: recordings are finished.
+    file of the figures, written at the end. ``calibrate``: what ``--quantize int8`` calibrates on, ``toy`` frames or
+    the ``source``'s first frames (``lcm-video live --help``). Ctrl-C (KeyboardInterrupt) stops cleanly: recordings
+    are finished.
     Raises UserError for bad input (nothing is left at a recording's path); a sink failing mid-run stops the run
     with a UserError after the other recordings are finished.
 
@@ -94,15 +97,18 @@ def run_live(
         # 2. Load the models and make the stylizer: the stylise path with a UNet batch of 1.
         from ..pipelines.loader import models_for
         from ..pipelines.prepare import size_note
-        from ..pipelines.quantize import quantize_unet, toy_frames
+        from ..pipelines.quantize import LIVE_FRAMES, quantize_unet, toy_frames
         from ..pipelines.video_to_video import Stylizer
 
         for note in size_note(models.name if models is not None else cfg.model.model, source.size):
             warnings.warn(note, Note, stacklevel=2)  # as stylise says it: once, before the models load
         models = models_for(cfg.model, models)
-        # --quantize int8's pass: toy-world frames (the source's first frames are the run's own), one at a time
-        calibrate = lambda: list(Stylizer(models, cfg, batch=1, size=source.size).stream(toy_frames(source.size)))  # noqa: E731
-        quantize_unet(models, cfg, calibrate)
+        # --quantize int8's pass, one frame at a time as the run renders: toy-world frames or the source's first
+        if cfg.model.quantize != "none" and calibrate == "source":
+            source, frames = primed(source, LIVE_FRAMES)
+        else:
+            frames = toy_frames(source.size)
+        quantize_unet(models, cfg, lambda: list(Stylizer(models, cfg, batch=1, size=source.size).stream(frames)))
         _warm_up(models, cfg, source.size, stream_batch)
         stylizer = Stylizer(models, cfg, batch=1, size=source.size)
         # 3. The sinks, each a recording with the settings record, a stream or a virtual camera.

@@ -5,6 +5,7 @@ fails in a line, and yields uint8 (h, w, 3) frames at the output size with their
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import subprocess
 import sys
@@ -275,6 +276,42 @@ class StreamSource(Source):
         if self.child is not None and self.child.poll() is None:
             self.child.kill()
             self.child.wait()
+
+
+class Primed(Source):
+    """``source`` with its first frames already taken (for ``--calibrate source``): a live source's (a camera,
+    stream, stdin) are dropped, stale once the calibration has run; a source that waits for its reader (``live``
+    False) yields them first, so none of its frames is lost."""
+
+    def __init__(self, source: Source, held: list[Captured], rest: Iterator[Captured]):
+        self.source, self._held, self._rest = source, held, rest
+        self.size, self.fps, self.live = source.size, source.fps, source.live
+        self.name, self.path = source.name, source.path
+
+    def frames(self) -> Iterator[Captured]:
+        if not self.live:
+            yield from self._held
+        self._held = []
+        yield from self._rest
+
+    def close(self) -> None:
+        self.source.close()
+        super().close()
+
+
+def primed(source: Source, n: int) -> tuple[Source, np.ndarray]:
+    """The source to run and uint8 (k, h, w, 3), its first k ≤ ``n`` frames (``--calibrate source``). A file's are read
+    beside the run (by index; the source is untouched); any other source's are taken from its stream (``Primed``).
+    A UserError if the source gives none."""
+    if isinstance(source, FileSource):
+        return source, source.reader.read(range(min(n, source.info.frames)))
+    rest = source.frames()
+    held = list(itertools.islice(rest, n))
+    if not held:
+        source.close()
+        raise UserError(f"--calibrate source: {source.name or 'the source'} gave no frames to calibrate on; check "
+                        "that it plays, or use --calibrate toy")  # fmt: skip
+    return Primed(source, held, rest), np.stack([frame for frame, _, _ in held])
 
 
 def _reason(exc: Exception) -> str:

@@ -169,6 +169,20 @@ COMMAND_FLAGS: tuple[Option, ...] = (
         "path's, up to the batch's float rounding. Not with `--cross-frame`, `--control` or `--skip-similar`",
     ),
     Option(
+        "calibrate",
+        "str",
+        "what --quantize int8 calibrates on: toy (toy-world frames; cached, so only a first run quantises) or "
+        "source (the source's first 8 frames: fitted to it, quantised anew for new frames)",
+        "toy",
+        commands=(LIVE,),
+        choices=("toy", "source"),
+        metavar="toy|source",
+        doc="what `--quantize int8` calibrates on: `toy`, 8 toy-world frames (the same every run, so the int8 UNet "
+        "is cached after the first run's quantisation), or `source`, the source's own first 8 frames (a file's, "
+        "read beside the run; a camera's, stream's or stdin's first 8 captured frames, which are then not "
+        "stylised): fitted to what is stylised, quantised anew whenever those frames change (a camera: every run)",
+    ),
+    Option(
         "input_size",
         "str",
         "WIDTHxHEIGHT of raw stdin frames (-i -); for a webcam or the screen, the capture size to ask for",

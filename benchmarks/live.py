@@ -397,6 +397,34 @@ def bench_memory(args, rows: Rows) -> None:
     )
 
 
+def bench_calibration(args, rows: Rows) -> None:
+    """``--calibrate toy`` against ``--calibrate source``: for each clip, the toy's live frames in OpenVINO int8
+    (each calibration) against float32, PSNR per frame (worst, mean), every frame in order (no --realtime), the
+    int8 models quantised afresh in a cache of this run's own."""
+    import os
+
+    import numpy as np
+
+    from lcm_video import load_models, run_live
+    from lcm_video.metrics import psnr
+
+    tmp = Path(tempfile.mkdtemp(prefix="lcm-live-cal-"))
+    os.environ["LCM_VIDEO_CACHE"] = str(tmp / "cache")
+    for clip in args.calibration.split(","):
+        got = {}
+        for name, kw in (("float32", {}), ("toy", {"quantize": "int8"}), ("source", {"quantize": "int8"})):
+            models = load_models("toy", device="cpu", dtype="float32", backend="openvino")
+            frames: list = []
+            run_live(clip, [], PROMPT, models=models, calibrate=name if name != "float32" else "toy", quiet=True,
+                     backend="openvino", dtype="float32", max_frames=args.frames,
+                     on_frame=lambda f, n, out=frames: out.append(f.copy()), **kw)  # fmt: skip
+            got[name] = np.stack(frames).astype(np.float64) / 255
+        for name in ("toy", "source"):
+            db = [psnr(a, b) for a, b in zip(got[name], got["float32"], strict=True)]
+            rows.add({"clip": clip, "calibrate": name, "frames": len(db), "psnr_min_db": round(min(db), 2),
+                      "psnr_mean_db": round(float(np.mean(db)), 2)})  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------------ output
 
 COLUMNS = (
@@ -426,6 +454,10 @@ def with_ratios(rows: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
+    if rows and "calibrate" in rows[0]:
+        lines = ["| clip | --calibrate | frames | PSNR to float32, worst frame | mean |", "|---|---|---|---|---|"]
+        return "\n".join(lines + [f"| {r['clip']} | {r['calibrate']} | {r['frames']} | {r['psnr_min_db']} dB | "
+                                   f"{r['psnr_mean_db']} dB |" for r in rows])  # fmt: skip
     if rows and "from_s" in rows[0]:  # the memory mode: a row per window, then the summary
         lines = ["| seconds | RSS median MiB | RSS max MiB |", "|---|---|---|"]
         lines += [f"| {r['from_s']}-{r['to_s']} | {r['rss_mib_median']} | {r['rss_mib_max']} |" for r in rows[:-1]]
@@ -464,13 +496,21 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each stream batch setting, both sides interleaved")
     ap.add_argument("--no-streamdiffusion", dest="streamdiffusion", action="store_false", help="lcm_video only")
     ap.add_argument("--minutes", type=float, help="the memory mode: RSS over an N-minute realtime run of the toy")
+    ap.add_argument(
+        "--calibration",
+        metavar="CLIPS",
+        help="the int8 calibration mode: comma-separated clips, the toy's int8 frames (--calibrate toy and source) "
+        "against float32 (PSNR), --frames of each",
+    )
     return ap
 
 
 def main(argv: list[str] | None = None) -> Rows:
     args = parser().parse_args(argv)
-    rows = Rows(args.out, "live memory" if args.minutes else "live")
-    if args.minutes:
+    rows = Rows(args.out, "live calibration" if args.calibration else "live memory" if args.minutes else "live")
+    if args.calibration:
+        bench_calibration(args, rows)
+    elif args.minutes:
         bench_memory(args, rows)
     else:
         bench(args, rows)

@@ -165,6 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--init", type=Path, metavar="CKPT", help="start from another run's checkpoint (its EMA weights): a 2nd stage"
     )
+    ap.add_argument(
+        "--spread",
+        type=float,
+        default=1.0,
+        help="share of a moving shape's free start range its clips start in, around its middle (toy.video)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument(
@@ -229,6 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         contrast=args.contrast,
         snr_cap=args.snr_cap,
         init=str(args.init or ""),
+        spread=args.spread,
         steps=args.steps,
         save_every=args.save_every,
     )
@@ -255,14 +262,14 @@ def main(argv: list[str] | None = None) -> None:
         trainer.start_from(torch.load(args.init, weights_only=False))
         log(f"started from {args.init}")
     pool_file = args.out / "pool.pt"
-    key = {"size": cfg.size, "pool": cfg.pool, "seed": cfg.seed}
+    key = {"size": cfg.size, "pool": cfg.pool, "seed": cfg.seed, **({"spread": cfg.spread} if cfg.spread != 1 else {})}
     pool = None
     if pool_file.is_file():
         saved = torch.load(pool_file, weights_only=False)
         if saved["key"] == key:
             pool = saved["pool"]
     if pool is None:
-        pool = tm.make_pool(parts.vae, cfg.pool, cfg.size, cfg.seed, log=log)
+        pool = tm.make_pool(parts.vae, cfg.pool, cfg.size, cfg.seed, log=log, spread=cfg.spread)
         args.out.mkdir(parents=True, exist_ok=True)
         tm.atomic_save({"key": key, "pool": pool}, pool_file)
     log(f"pool: {len(pool)} clips at {cfg.size} px; set-up {time.perf_counter() - t0:.0f} s")

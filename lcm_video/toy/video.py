@@ -113,8 +113,11 @@ class ClipSpec:
         return np.zeros((self.frames, 2))
 
 
-def random_clip_spec(rng: np.random.Generator, size: int = 64, frames: int = FRAMES) -> ClipSpec:
-    """A random clip of the toy video world at ``size`` px: every draw from ``rng``, so a seed gives one clip."""
+def random_clip_spec(rng: np.random.Generator, size: int = 64, frames: int = FRAMES, spread: float = 1.0) -> ClipSpec:
+    """A random clip of the toy video world at ``size`` px: every draw from ``rng``, so a seed gives one clip.
+    ``spread``: the share of a moving shape's free start range it starts in, around the range's middle (1: anywhere
+    its path stays inside the frame; smaller: the path nearer the one centred on the frame, so a caption says more
+    of where the shape is in each frame)."""
     kind = KINDS[rng.choice(len(KINDS), p=KIND_WEIGHTS)]
     shape = SHAPES[rng.integers(len(SHAPES))]
     colour = list(COLOURS)[rng.integers(len(COLOURS))]
@@ -130,7 +133,7 @@ def random_clip_spec(rng: np.random.Generator, size: int = 64, frames: int = FRA
         travel = step * (frames - 1)
         lo = np.maximum(r, r - travel)  # the whole path inside the frame
         hi = np.minimum(size - r, size - r - travel)
-        cx, cy = (lo + (hi - lo) * rng.random(2)).tolist()
+        cx, cy = (lo + (hi - lo) * (0.5 - spread / 2 + spread * rng.random(2))).tolist()  # spread 1: lo + (hi-lo)·U
     else:
         # still / grow / shrink: the largest radius within the image world's range, the centre keeping it inside
         top = size * (0.22 + 0.14 * rng.random())
@@ -212,9 +215,12 @@ def held_out(caption: str) -> bool:
     return zlib.crc32(caption.encode()) % 10 == 0
 
 
-def training_clip(rng: np.random.Generator, size: int = 64, frames: int = FRAMES) -> tuple[np.ndarray, ClipSpec]:
-    """A random clip whose caption is not held out (``held_out``): redrawn until one is."""
+def training_clip(
+    rng: np.random.Generator, size: int = 64, frames: int = FRAMES, spread: float = 1.0
+) -> tuple[np.ndarray, ClipSpec]:
+    """A random clip whose caption is not held out (``held_out``): redrawn until one is (``spread``: as
+    ``random_clip_spec``)."""
     while True:
-        spec = random_clip_spec(rng, size, frames)
+        spec = random_clip_spec(rng, size, frames, spread)
         if not held_out(spec.caption):
             return draw_clip(spec, rng), spec

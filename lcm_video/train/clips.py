@@ -41,15 +41,17 @@ class ClipPool:
         return len(self.captions)
 
 
-def make_pool(vae, count: int, size: int, seed: int, frames: int = toy_video.FRAMES, log=None) -> ClipPool:
+def make_pool(
+    vae, count: int, size: int, seed: int, frames: int = toy_video.FRAMES, log=None, spread: float = 1.0
+) -> ClipPool:
     """``count`` training clips of the toy video world (none with a held-out caption) at ``size`` px, drawn from
-    ``seed`` and encoded 50 at a time; the same pool for the same arguments."""
+    ``seed`` and encoded 50 at a time; the same pool for the same arguments (``spread``: ``toy.video``'s)."""
     rng = np.random.default_rng(seed)
     means, stds, caps, rcaps = [], [], [], []
     for start in range(0, count, 50):
         clips = []
         for _ in range(min(50, count - start)):
-            pixels, spec = toy_video.training_clip(rng, size, frames)
+            pixels, spec = toy_video.training_clip(rng, size, frames, spread)
             clips.append(pixels)
             caps.append(spec.caption)
             rcaps.append(toy_video.reversed_spec(spec).caption)

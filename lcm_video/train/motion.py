@@ -297,12 +297,13 @@ class MotionTrainConfig:
     snr_cap: float = 0.0
     contrast: float = 0.0
     init: str = ""
+    spread: float = 1.0
     steps: int = 6000
     save_every: int = 100
 
     def fingerprint(self) -> dict[str, Any]:
         # fields added later are left out at their defaults, so older runs' checkpoints still resume
-        later = {"snr_cap": 0.0, "init": "", "text_lora": 0, "contrast": 0.0}
+        later = {"snr_cap": 0.0, "init": "", "text_lora": 0, "contrast": 0.0, "spread": 1.0}
         return {
             k: v
             for k, v in self.__dict__.items()

@@ -347,3 +347,24 @@ def test_bad_video_distillation_input_is_one_line(args, expect, clips, data, tmp
     images = ["distill", "--teacher", "tiny-lora", "--data", str(data), "--out", str(tmp_path / "o"), "-q"]
     assert cli.main([*images, "--motion-adapter", "tiny", "--student", "tiny"]) == 2
     assert "is not a video" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_distil_a_motion_module(clips, tmp_path):
+    """Video distillation under torchrun: the student UNetMotionModel in DDP, only its motion modules training."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lcm_video", "distill"]
+    cmd += ["--teacher", "tiny-lora", "--motion-adapter", "tiny", "--student", "tiny", "--data", str(clips)]
+    cmd += ["--out", str(out), "--frames", "4", "--steps", "4", "--batch-size", "1", "--resolution", "32", "-q"]
+    cmd += ["--device", "cpu", "--save-every", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(torch.load(out / "checkpoints" / "step_000004.pt", weights_only=False)["losses"]) == 4
+    assert (out / "config.json").is_file() and (out / "diffusion_pytorch_model.safetensors").is_file()

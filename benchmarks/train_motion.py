@@ -107,6 +107,32 @@ def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850,
     return rows
 
 
+def pack(adapter: Path, name: str) -> Path:
+    """A motion adapter folder (``OUT/adapter`` of a run, or ``lcm-video distill --motion-adapter``'s output) as
+    float16 into the package as ``weights/NAME`` (``MotionAdapter`` config and weights, its motion words and spatial
+    LoRA beside them), where the toy presets load it (``toy-motion-teacher``, ``toy-motion``)."""
+    import shutil
+
+    import torch
+    from diffusers import MotionAdapter
+
+    from lcm_video.models.loading import MOTION_LORA_FILE, MOTION_WORDS_FILE
+    from lcm_video.models.presets import WEIGHTS
+
+    dest = WEIGHTS / name
+    tmp = dest.with_name(f".{name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    MotionAdapter.from_pretrained(adapter).to(torch.float16).save_pretrained(tmp)
+    for extra in (MOTION_WORDS_FILE, MOTION_LORA_FILE):  # small (words: 10 x 64; LoRA: 27 k): kept in float32
+        if (adapter / extra).is_file():
+            shutil.copyfile(adapter / extra, tmp / extra)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
+    log(f"pack: {adapter} into {dest}; {size / 2**20:.1f} MiB in {WEIGHTS}")
+    return dest
+
+
 def write_clips(folder: Path, count: int, size: int, seed: int) -> list[Path]:
     """``count`` training clips of the toy video world (no held-out caption) as lossless videos (FFV1 in .mkv, 8 fps)
     with same-name ``.txt`` captions: the ``--data`` of ``lcm-video distill --motion-adapter``. The same files for
@@ -179,6 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUT/checkpoints")
     ap.add_argument("--measure", action="store_true", help="only time a step at 128 and 64 px and exit")
     ap.add_argument(
+        "--pack",
+        nargs=2,
+        metavar=("ADAPTER", "NAME"),
+        help="only copy the motion adapter folder ADAPTER as float16 into the package's weights/NAME",
+    )
+    ap.add_argument(
         "--write-clips",
         type=int,
         metavar="N",
@@ -194,6 +226,9 @@ def main(argv: list[str] | None = None) -> None:
         "clips under their caption, its reverse and none",
     )
     args = ap.parse_args(argv)
+    if args.pack:
+        pack(Path(args.pack[0]), args.pack[1])
+        return
     if args.write_clips:
         paths = write_clips(args.out, args.write_clips, args.size, args.seed)
         log(f"wrote {len(paths)} clips of {args.size} px into {args.out}")

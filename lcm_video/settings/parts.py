@@ -153,7 +153,8 @@ class ModelConfig:
         choices=QUANTIZE,
         metavar="Q",
         doc="`none`, or `int8` (`--backend openvino`): the UNet in 8 bits by NNCF, calibrated on its inputs while the "
-        "render's first window runs in float (live: toy frames); cached by their digest; VAE in float; `int8` extra",
+        "render's first window runs in float (live: toy frames, or the source's with `--calibrate source`); cached "
+        "by their digest; VAE in float; `int8` extra",
     )
     threads: int | None = option(
         None,

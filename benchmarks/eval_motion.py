@@ -16,6 +16,8 @@ generate``: its LCM-form sampler, PNG frames, no compression). Per clip:
   the captioned one and at least 1 px a frame at 128 px; still clips: under 0.5 px a frame at 128 px;
 - the object stays itself: the share of frames with exactly one region of the colour larger than 0.5 % of the frame,
   and whether every frame's area is within ±15 % of the clip's median (not for growing / shrinking);
+- temporal consistency as ``lcm-video eval`` grades a video without a source: warp error (DIS flow between the
+  clip's own frames, occlusions masked) and flicker (mean absolute change between consecutive frames), RGB in [0, 1];
 - ``--long N``: N 48-frame clips through ``lcm_video.generate`` (windows of 16, overlap 4): the largest centroid step
   over the median step (seams: ≤ 2 wanted).
 
@@ -129,6 +131,24 @@ def measure_clip(frames: np.ndarray, spec: tv.ClipSpec, classify) -> dict:
     return row
 
 
+def temporal(frames: np.ndarray) -> dict:
+    """``lcm-video eval``'s figures of a clip without a source, computed as it does (``lcm_video.metrics``): warp
+    error (DIS flow between the clip's own consecutive frames, occlusions masked) and flicker (mean absolute
+    difference of consecutive frames), RGB in [0, 1]; pairs across a cut left out of the warp error."""
+    from lcm_video.metrics import warp_error
+    from lcm_video.temporal.flow import CUT_VALID, FlowEstimator, consistent_mask, explained
+
+    estimate = FlowEstimator("dis")
+    warp, flick = [], []
+    for a, b in zip(frames[:-1], frames[1:], strict=True):
+        fw, bw = estimate(a, b), estimate(b, a)
+        fa, fb = a.astype(np.float32) / 255, b.astype(np.float32) / 255
+        flick.append(float(np.abs(fb - fa).mean()))
+        if float(explained(a, b, fw, bw).mean()) >= CUT_VALID:
+            warp.append(warp_error(fa, fb, fw, consistent_mask(fw, bw)))
+    return {"warp_error": float(np.mean(warp)) if warp else float("nan"), "flicker": float(np.mean(flick))}
+
+
 def load(adapter: str, words: bool = True, model: str = "toy-teacher"):
     """``model`` (the toy-teacher, or the distilled ``toy``) with ``adapter`` (a folder, or ``zero``: an untrained,
     zero-initialised module), with the folder's motion words or (``words=False``) without them."""
@@ -235,6 +255,8 @@ def summarise(rows: list[dict]) -> dict:
         "grow_shrink_ok": mean("motion_ok", lambda r: r["kind"] in ("grow", "shrink")),
         "one_object": mean("one_object"),
         "area_stable": mean("area_stable"),
+        "warp_error": mean("warp_error"),
+        "flicker": mean("flicker"),
     }
 
 
@@ -268,13 +290,13 @@ def main(argv: list[str] | None = None) -> None:
             frames = make(models, caption, args.size, 16, args.steps, args.guidance, seed)
             if args.save:
                 save_strip(frames, args.save / f"{n:02d}_{seed}_{caption.replace(' ', '_')}.png")
-            row = {"seed": seed, **measure_clip(frames, spec, classify)}
+            row = {"seed": seed, **measure_clip(frames, spec, classify), **temporal(frames)}
             rows.append(row)
             print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     long_rows = []
     for caption, spec in [p for p in eval_prompts() if p[1].kind == "move"][: args.long]:
         frames = generate_clip(models, caption, args.size, 48, args.steps, args.guidance, 0)
-        row = measure_clip(frames, spec, classify)
+        row = measure_clip(frames, spec, classify) | temporal(frames)
         long_rows.append(row)
         print(json.dumps({"frames": 48, **{k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}}))
     summary = {

@@ -3,6 +3,7 @@ with each kind of motion, stylised by the trained ``toy`` model, graded under tw
 
     python -m benchmarks.temporal [--out FILE.json] quality [--size 128] [--frames 24] [--strengths 0.4,0.6]
                                   [--blends 0.2,0.5] [--pixel-blends 0,0.5] [--settings none,flow,...]
+                                  [--motion-adapter ADAPTER]
     python -m benchmarks.temporal [--out FILE.json] cost [--size 512] [--frames 8] [--repeat 2]
     python -m benchmarks.temporal [--out FILE.json] flows [--size 128] [--frames 24]
     python -m benchmarks.temporal [--out FILE.json] parts [--sizes 256,512,1024] [--frames 12]
@@ -104,7 +105,7 @@ def quality(args, rows: Rows) -> None:
     from lcm_video import load_models, stylize
     from lcm_video.video.reader import FrameReader, probe
 
-    models = load_models("toy", device="cpu")
+    models = load_models("toy", device="cpu", motion_adapter=args.motion_adapter)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         clips = {}
@@ -124,11 +125,12 @@ def quality(args, rows: Rows) -> None:
                         )
                         dis, farn = evaluate(out, src, flow="dis"), evaluate(out, src, flow="farneback")
                         row = {"clip": kind, "strength": strength, "blend": blend, "pixel_blend": pixel}
+                        row["motion_adapter"] = args.motion_adapter
                         row["setting"] = name
                         row |= {"warp_dis": dis.warp_error, "warp_farneback": farn.warp_error, "tof": dis.tof}
                         row |= {"flicker": dis.flicker, "psnr": dis.psnr, "ssim": dis.ssim, "seconds": seconds}
                         info = probe(out)
-                        frames = FrameReader(info, (info.width, info.height)).read(range(info.frames)).numpy()
+                        frames = FrameReader(info, (info.width, info.height)).read(range(info.frames))
                         row["warp_true"] = true_warp_error(frames, kind, clips[kind])
                         if kind == "still":
                             row["identical_frames"] = bool((frames == frames[:1]).all())
@@ -193,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--blends", default="0.2,0.5")
     q.add_argument("--pixel-blends", default="0.5")
     q.add_argument("--settings", default="", help=f"comma-separated, of {','.join(SETTINGS)}; all when empty")
+    q.add_argument("--motion-adapter", help="stylise through this motion module (motion-aware stylise)")
     c = sub.add_parser("cost")
     c.add_argument("--size", type=int, default=512)
     c.add_argument("--frames", type=int, default=8)

@@ -84,7 +84,7 @@ def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850,
     rng = np.random.default_rng(123)
     drawn, caps, opposite = [], [], []
     while len(drawn) < clips:
-        spec = tv.random_clip_spec(rng, cfg["size"])
+        spec = tv.random_clip_spec(rng, cfg["size"], spread=cfg.get("spread", 1.0))
         if spec.kind == "move":
             drawn.append(tv.draw_clip(spec, rng))
             caps.append(spec.caption)

@@ -98,7 +98,7 @@ class DistillConfig:
         None,
         "AdamW learning rate",
         commands=(DISTILL,),
-        derived="1e-4 (lora), 1e-6 (full)",
+        derived="1e-4 (lora, or a motion module), 1e-6 (full)",
         lo=0.0,
         lo_open=True,
         metavar="LR",
@@ -160,7 +160,9 @@ class DistillConfig:
 
     @property
     def learning_rate(self) -> float:
-        return self.lr if self.lr is not None else (1e-4 if self.mode == "lora" else 1e-6)
+        if self.lr is not None:
+            return self.lr
+        return 1e-4 if self.mode == "lora" or self.motion_adapter else 1e-6
 
     def flat(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

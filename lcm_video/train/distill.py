@@ -276,15 +276,15 @@ class _Trainer:
         """The consistency distillation loss of latents z (B, 4, h, w) with their text states (B, 77, D) (the
         teacher's; ``student_states`` the student's and target's, default the same). For a video the B rows are
         b clips of ``frames`` frames in order, and one solver point, noise level and w is drawn per clip."""
-        f = self.frames
-        b = z.shape[0] // f
+        f, b = self.frames, z.shape[0]
+        clips = b // f
         solver = self.solver
-        index = torch.randint(0, len(solver), (b,), generator=gen).repeat_interleave(f)
+        index = torch.randint(0, len(solver), (clips,), generator=gen).repeat_interleave(f)
         t, t_prev = solver.timesteps[index].to(self.device), solver.prev_timesteps[index].to(self.device)
         noise = torch.randn(z.shape, generator=gen).to(self.device)
-        w = ((self.cfg.w_max - self.cfg.w_min) * torch.rand(b, generator=gen) + self.cfg.w_min).repeat_interleave(f)
+        w = (self.cfg.w_max - self.cfg.w_min) * torch.rand(clips, generator=gen) + self.cfg.w_min
+        w = w.repeat_interleave(f)
         own = states if student_states is None else student_states
-        b = z.shape[0]
         a_t = self.alphas_cumprod[t]
         x_t = a_t.sqrt().view(-1, 1, 1, 1) * z + (1 - a_t).sqrt().view(-1, 1, 1, 1) * noise
         tcond = self.w_embedding(w)

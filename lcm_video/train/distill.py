@@ -26,10 +26,8 @@ LoRA, when it has them, copied beside it) that ``--motion-adapter`` loads.
 from __future__ import annotations
 
 import copy
-import errno
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,15 +40,22 @@ from ..core.codec import latent_scaling
 from ..core.noise import keyed_generator
 from ..errors import UserError
 from ..events import OnProgress, Progress, default_progress
-from ..files import atomic_write, plain
 from ..models.device import pick_device
 from ..settings.distill import LORA_TARGETS, DistillConfig, resolve_distill
 from .consistency import DDIMSolver, boundary_scalings, guided, huber, predicted_eps, predicted_x0
-from .data import ClipSample, Sample, load_clip, load_pixels, open_clips, open_dataset
-from .loop import atomic_save, keep_last, latest_checkpoint
+from .data import ClipSample, load_clip, load_pixels, open_clips, open_dataset
+from .distill_outputs import (  # noqa: F401 (LORA_FILE re-exported)
+    LORA_FILE,
+    fingerprint,
+    save_checkpoint,
+    save_motion_output,
+    save_output,
+    validate,
+    validation_prompts,
+)
+from .loop import latest_checkpoint
 
 W_EMBEDDING = 256  # the full student's guidance-embedding width, as LCM Dreamshaper's time_cond_proj_dim
-LORA_FILE = "pytorch_lora_weights.safetensors"
 
 
 @dataclass(frozen=True)
@@ -374,203 +379,6 @@ class _Trainer:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Checkpoints: written whole or not at all.
-
-
-def _fingerprint(cfg: DistillConfig) -> dict[str, Any]:
-    """The settings a checkpoint must share with a run that resumes it (not: steps, save/validate cadence, quiet)."""
-    skip = ("steps", "save_every", "validate_every", "quiet", "resume")
-    return plain({k: v for k, v in cfg.flat().items() if k not in skip})
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    try:
-        atomic_save(obj, path)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise UserError(
-                f"the disk is full while writing {str(path)!r}; free some space and rerun with --resume"
-            ) from None
-        raise UserError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
-
-
-def save_checkpoint(folder: Path, step: int, trainer: _Trainer, losses: list[float], cfg: DistillConfig) -> Path:
-    """``folder/step_NNNNNN.pt`` (weights, optimizer, loss history, settings); older ones but the last are removed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step_{step:06d}.pt"
-    _atomic_save({"step": step, "losses": losses, "config": _fingerprint(cfg), **trainer.state()}, path)
-    keep_last(folder, 2)
-    return path
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Outputs.
-
-
-def _validation_prompts(cfg: DistillConfig, samples: list[Sample]) -> list[str]:
-    if cfg.validation_prompt:
-        return list(cfg.validation_prompt)
-    return list(dict.fromkeys(s.caption for s in samples))[:4]
-
-
-@torch.no_grad()
-def validation_grid(trainer: _Trainer, prompts: list[str], path: Path, size: int, seed: int) -> Path:
-    """A PNG grid: one row per prompt, columns at 1, 2 and 4 LCM steps, the same seed in every cell."""
-    import imageio.v3 as iio
-    from diffusers import LatentConsistencyModelPipeline, LCMScheduler, StableDiffusionPipeline
-
-    pipe = trainer.models.pipe
-    student = trainer.accelerator.unwrap_model(trainer.student)
-    parts = {"vae": pipe.vae, "text_encoder": pipe.text_encoder, "tokenizer": pipe.tokenizer, "unet": student}
-    scheduler = LCMScheduler.from_config(pipe.scheduler.config)
-    common = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-    if trainer.cfg.mode == "lora":
-        view = StableDiffusionPipeline(**parts, scheduler=scheduler, **common)
-        guidance = 1.0
-    else:
-        view = LatentConsistencyModelPipeline(**parts, scheduler=scheduler, **common)
-        guidance = 1.0 + (trainer.cfg.w_min + trainer.cfg.w_max) / 2
-    view.set_progress_bar_config(disable=True)
-    was_training = student.training
-    student.eval()
-    rows = []
-    for prompt in prompts:
-        cells = []
-        for steps in (1, 2, 4):
-            gen = torch.Generator().manual_seed(seed)
-            img = view(
-                prompt,
-                height=size,
-                width=size,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                generator=gen,
-                output_type="np",
-            ).images[0]
-            cells.append((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
-        rows.append(np.concatenate(cells, axis=1))
-    student.train(was_training)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: iio.imwrite(tmp, np.concatenate(rows, axis=0)))
-
-
-@torch.no_grad()
-def validation_strip(trainer: _Trainer, prompts: list[str], path: Path, size: int, seed: int) -> Path:
-    """A PNG of the video student's clips: one row per prompt and step count (1, 2, 4 LCM steps, the same seed),
-    every ``frames // 8``-th frame of the clip side by side."""
-    import imageio.v3 as iio
-    from diffusers import LCMScheduler
-
-    models = trainer.student_models
-    pipe = models.pipe
-    student = trainer.accelerator.unwrap_model(trainer.student)
-    f, cells = trainer.frames, size // 8
-    w = torch.tensor([(trainer.cfg.w_min + trainer.cfg.w_max) / 2])
-    tcond = trainer.w_embedding(w)
-    scale, shift = latent_scaling(pipe.vae)
-    was_training = student.training
-    student.eval()
-    rows = []
-    for prompt in prompts:
-        states = trainer.text([prompt] * f, student=True)
-        for steps in (1, 2, 4):
-            sched = LCMScheduler.from_config(pipe.scheduler.config)
-            sched.set_timesteps(steps, device=trainer.device)
-            gen = torch.Generator().manual_seed(seed)
-            x = torch.randn(1, 4, f, cells, cells, generator=gen).to(trainer.device)
-            for t in sched.timesteps:
-                out = student(x, t, encoder_hidden_states=states, timestep_cond=tcond, return_dict=False)[0]
-                x, denoised = sched.step(out, t, x, generator=gen, return_dict=False)
-            z = denoised[0].transpose(0, 1).float() / scale + shift  # (f, 4, h, w)
-            frames = pipe.vae.decode(z.to(pipe.vae.dtype)).sample.float().clamp(-1, 1)
-            pixels = ((frames + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-            rows.append(np.concatenate(list(pixels[:: max(1, f // 8)]), axis=1))
-    student.train(was_training)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, lambda tmp: iio.imwrite(tmp, np.concatenate(rows, axis=0)))
-
-
-def _validate(trainer: _Trainer, prompts: list[str], path: Path) -> Path:
-    cfg = trainer.cfg
-    view = validation_strip if trainer.video else validation_grid
-    return view(trainer, prompts, path, cfg.resolution, cfg.seed)
-
-
-def _save_motion_output(trainer: _Trainer, out: Path) -> Path:
-    """``out`` as a ``MotionAdapter`` folder (config + weights) holding the student's motion modules, with the
-    teacher adapter's motion words and spatial LoRA copied beside them when it has them (the student was trained with
-    both): what ``--motion-adapter out`` loads."""
-    from ..models.loading import MOTION_LORA_FILE, MOTION_WORDS_FILE
-    from ..models.presets import motion_preset, preset_path
-    from .motion import adapter_from
-
-    student = trainer.accelerator.unwrap_model(trainer.student)
-    adapter = adapter_from(student, {n: p.detach().float() for n, p in trainer._motion(student).items()})
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".staging.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    mpreset = motion_preset(trainer.cfg.motion_adapter)
-    source = Path(preset_path(mpreset.adapter) if mpreset else trainer.cfg.motion_adapter)
-    try:
-        adapter.save_pretrained(staging)
-        for name in (MOTION_WORDS_FILE, MOTION_LORA_FILE):
-            if (source / name).is_file():
-                shutil.copyfile(source / name, staging / name)
-        for item in staging.iterdir():
-            os.replace(item, out / item.name)
-        return out
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise UserError(f"the disk is full while writing into {str(out)!r}; free some space and rerun") from None
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _save_output(trainer: _Trainer, out: Path) -> Path:
-    """The LoRA file (diffusers format, loads with ``--lora``) or a whole diffusers model folder (``--model``)."""
-    from diffusers import LCMScheduler, StableDiffusionPipeline
-    from peft.utils import get_peft_model_state_dict
-
-    pipe = trainer.models.pipe
-    student = trainer.accelerator.unwrap_model(trainer.student)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".staging.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        if trainer.cfg.mode == "lora":
-            layers = get_peft_model_state_dict(
-                student, adapter_name="default"
-            )  # PEFT keys: load_lora_weights reads them
-            StableDiffusionPipeline.save_lora_weights(staging, unet_lora_layers=layers, safe_serialization=True)
-            os.replace(staging / LORA_FILE, out / LORA_FILE)
-            return out / LORA_FILE
-        model = StableDiffusionPipeline(
-            vae=pipe.vae,
-            text_encoder=pipe.text_encoder,
-            tokenizer=pipe.tokenizer,
-            unet=student,
-            scheduler=LCMScheduler.from_config(pipe.scheduler.config),
-            safety_checker=None,
-            feature_extractor=None,
-            requires_safety_checker=False,
-        )
-        model.save_pretrained(staging)
-        for item in staging.iterdir():
-            dest = out / item.name
-            if dest.is_dir():
-                shutil.rmtree(dest)
-            os.replace(item, dest)
-        return out
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise UserError(f"the disk is full while writing into {str(out)!r}; free some space and rerun") from None
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-# --------------------------------------------------------------------------------------------------------------------
 # The loop.
 
 
@@ -631,8 +439,8 @@ def distill(
         if found is None:
             raise UserError(f"--resume: no checkpoint in {str(checkpoints)!r}; drop --resume to start afresh")
         state = torch.load(found, map_location=device, weights_only=False)
-        if state["config"] != _fingerprint(cfg):
-            changed = sorted(k for k in state["config"] if state["config"][k] != _fingerprint(cfg).get(k))
+        if state["config"] != fingerprint(cfg):
+            changed = sorted(k for k in state["config"] if state["config"][k] != fingerprint(cfg).get(k))
             raise UserError(
                 f"--resume: {found.name} was made with other settings ({', '.join(changed)}); use a new --out or the "
                 "same settings"
@@ -640,7 +448,7 @@ def distill(
         trainer.load_state(state)
         start, losses = int(state["step"]), list(state["losses"])
     uncond = trainer.text([""])
-    prompts = _validation_prompts(cfg, samples)
+    prompts = validation_prompts(cfg, samples)
     rank = accelerator.process_index
     with default_progress(on_progress, "distill", cfg.quiet or not accelerator.is_main_process) as callback:
         progress = Progress(callback, cfg.steps)
@@ -665,12 +473,12 @@ def distill(
                 if done % cfg.save_every == 0 or done == cfg.steps:
                     save_checkpoint(checkpoints, done, trainer, losses, cfg)
                 if cfg.validate_every and done % cfg.validate_every == 0:
-                    _validate(trainer, prompts, out_dir / "validation" / f"step_{done:06d}.png")
+                    validate(trainer, prompts, out_dir / "validation" / f"step_{done:06d}.png")
             progress.emit("train", 1, loss=value)
         accelerator.wait_for_everyone()
         output = out_dir
         if accelerator.is_main_process:
-            _validate(trainer, prompts, out_dir / "validation" / f"step_{cfg.steps:06d}.png")
-            output = (_save_motion_output if trainer.video else _save_output)(trainer, out_dir)
+            validate(trainer, prompts, out_dir / "validation" / f"step_{cfg.steps:06d}.png")
+            output = (save_motion_output if trainer.video else save_output)(trainer, out_dir)
         progress.emit("done")
     return DistillResult(Path(output), cfg.steps - start, tuple(losses), time.perf_counter() - t0)

@@ -5,6 +5,7 @@ in one line."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,6 +183,13 @@ def test_int8_without_nncf_names_the_extra(monkeypatch):
         ov_backend.require_nncf()
 
 
+def _int8_dot_product() -> bool:
+    """Whether this CPU has an int8 dot-product instruction (VNNI or AMX), which OpenVINO's int8 kernels use."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.is_file() else ""
+    return any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 @pytest.mark.slow  # an OpenVINO conversion and an NNCF quantisation of the toy model (minutes on 2 busy cores)
 def test_int8_renders_near_float32_the_same_frames_each_run_and_quantises_once(tmp_path, cache, capsys):
     """The toy on 8 frames of the sample clip: int8 frames differ from float32's but stay above a PSNR floor (measured
@@ -201,6 +209,8 @@ def test_int8_renders_near_float32_the_same_frames_each_run_and_quantises_once(t
     assert got["int8"].shape == got["f32"].shape == (8, 120, 160, 3)
     assert np.abs(got["int8"] - got["f32"]).max() > 0  # int8 moves the frames
     worst = min(psnr(a, b) for a, b in zip(got["int8"], got["f32"], strict=True))
-    assert worst > 40.0, worst
+    # 44.2-45.5 dB measured on CPUs with an int8 dot product (AVX-512 VNNI); 31.6 dB on an AVX2-only AMD EPYC, where
+    # OpenVINO's int8 kernels accumulate u8·s8 pairs in 16 bits and can saturate (BENCHMARKS.md, "OpenVINO int8")
+    assert worst > (40.0 if _int8_dot_product() else 30.0), worst
     assert (got["again"] == got["int8"]).all()
     assert len(list(cache.glob("unet-int8-*/model.xml"))) == 1

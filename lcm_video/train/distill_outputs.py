@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -156,19 +157,27 @@ def save_motion_output(trainer: Trainer, out: Path) -> Path:
 
     student = trainer.accelerator.unwrap_model(trainer.student)
     adapter = adapter_from(student, {n: p.detach().float() for n, p in trainer._motion(student).items()})
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".staging.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
     mpreset = motion_preset(trainer.cfg.motion_adapter)
     source = Path(preset_path(mpreset.adapter) if mpreset else trainer.cfg.motion_adapter)
-    try:
+    with _staging(out) as staging:
         adapter.save_pretrained(staging)
         for name in (MOTION_WORDS_FILE, MOTION_LORA_FILE):
             if (source / name).is_file():
                 shutil.copyfile(source / name, staging / name)
         for item in staging.iterdir():
             os.replace(item, out / item.name)
-        return out
+    return out
+
+
+@contextmanager
+def _staging(out: Path):
+    """A staging folder inside ``out`` (made if missing) that an output is written into before its files are moved
+    into place; removed afterwards whatever happens. A full disk is a UserError."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".staging.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        yield staging
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise UserError(f"the disk is full while writing into {str(out)!r}; free some space and rerun") from None
@@ -184,10 +193,7 @@ def save_output(trainer: Trainer, out: Path) -> Path:
 
     pipe = trainer.models.pipe
     student = trainer.accelerator.unwrap_model(trainer.student)
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".staging.{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with _staging(out) as staging:
         if trainer.cfg.mode == "lora":
             layers = get_peft_model_state_dict(
                 student, adapter_name="default"
@@ -211,10 +217,4 @@ def save_output(trainer: Trainer, out: Path) -> Path:
             if dest.is_dir():
                 shutil.rmtree(dest)
             os.replace(item, dest)
-        return out
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise UserError(f"the disk is full while writing into {str(out)!r}; free some space and rerun") from None
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return out

@@ -218,10 +218,11 @@ def generate_clip(models, prompt: str, size: int, frames: int, steps: int, guida
 def spec_of(caption: str) -> tv.ClipSpec:
     """A spec whose caption is ``caption`` (a plain-background toy video caption): what the figures compare to."""
     words = caption.split()
-    colour, shape, background = words[1], words[2], words[-2]
+    colour, shape = words[1], words[2]
+    background = words[words.index("background") - 1] if "background" in words else ""
     kind, direction, speed = "still", "", ""
     if "moving" in words:
-        rest = words[words.index("moving") + 1 : words.index("on")]
+        rest = words[words.index("moving") + 1 :]
         speed = rest[-1] if rest[-1] in tv.SPEEDS else ""
         kind, direction = "move", " ".join(w for w in rest if w not in tv.SPEEDS)
     elif "growing" in words or "shrinking" in words:

@@ -182,6 +182,13 @@ def main(argv: list[str] | None = None) -> None:
         help="weight of the caption-contrast hinge (a clip fits its caption better than its reverse; at high t)",
     )
     ap.add_argument(
+        "--track",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="weight of the track loss (the object's path in the predicted x0 against the clip's; moving, high t)",
+    )
+    ap.add_argument(
         "--snr-cap",
         type=float,
         default=0.0,
@@ -268,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         spatial_lora=args.spatial_lora,
         text_lora=args.text_lora,
         contrast=args.contrast,
+        track=args.track,
         snr_cap=args.snr_cap,
         init=str(args.init or ""),
         spread=args.spread,
@@ -297,7 +305,13 @@ def main(argv: list[str] | None = None) -> None:
         trainer.start_from(torch.load(args.init, weights_only=False))
         log(f"started from {args.init}")
     pool_file = args.out / "pool.pt"
-    key = {"size": cfg.size, "pool": cfg.pool, "seed": cfg.seed, **({"spread": cfg.spread} if cfg.spread != 1 else {})}
+    key = {
+        "size": cfg.size,
+        "pool": cfg.pool,
+        "seed": cfg.seed,
+        "captions": 2,  # the motion said after the image caption (toy.video, 2026-12-03)
+        **({"spread": cfg.spread} if cfg.spread != 1 else {}),
+    }
     pool = None
     if pool_file.is_file():
         saved = torch.load(pool_file, weights_only=False)

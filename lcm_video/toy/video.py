@@ -1,14 +1,20 @@
 """The toy video world: seeded 16-frame clips of the toy shapes that move, stay still, grow or shrink, over plain and
 textured backgrounds, and camera pans over textures, with captions that say the motion. Numpy and PIL only.
 
-Captions (the image world's, with the motion said between the shape and "on"; a still clip keeps the image caption):
+Captions (the image world's caption, then the motion; a still clip keeps the image caption):
 
-    a red circle moving left on a blue background              moving: left, right, up, down, or two of them
-    a red circle moving up left quickly on a blue background   speed words: "slowly", none, "quickly"
-    a green square growing on a textured background            "growing" / "shrinking" (the centre stays)
+    a red circle on a blue background moving left              moving: left, right, up, down, or two of them
+    a red circle on a blue background moving up left quickly   speed words: "slowly", none, "quickly"
+    a green square on a textured background growing            "growing" / "shrinking" (the centre stays)
     a yellow triangle on a purple background                   still
     a texture panning left                                     the camera pans: the picture moves the other way
     a red circle on a textured background panning right        the camera follows the shape: only the texture moves
+
+Why the motion comes last: the toy text encoder is causal (CLIP's), so a word changes the states of the words after
+it and never those before. Said last, the motion leaves the image caption's states exactly as the image model learnt
+them. Said in the middle ("a red circle moving left on a blue background"), the frozen toy-teacher drew the asked
+picture in 16 % of frames against 64 % with the motion last and 74 % for the image caption alone (8 held-out moving
+prompts, 64 px, the untrained motion module, DDIM 25).
 
 "Panning left" is the camera turning left, so the scene slides right in the frame (film usage).
 
@@ -85,9 +91,8 @@ class ClipSpec:
                 return f"a texture panning {self.direction}"
             return f"{_a(s.colour)} {s.colour} {s.shape} on a textured background panning {self.direction}"
         what = {"move": f" moving {self.direction}{speed}", "grow": " growing", "shrink": " shrinking"}
-        return (
-            f"{_a(s.colour)} {s.colour} {s.shape}{what.get(self.kind, '')} on {_a(s.background)} {s.background} "
-            "background"
+        return f"{_a(s.colour)} {s.colour} {s.shape} on {_a(s.background)} {s.background} background" + what.get(
+            self.kind, ""
         )
 
     def scene_at(self, k: int) -> Scene:

@@ -237,6 +237,26 @@ def loss_weights(t: torch.Tensor, alphas_cumprod: torch.Tensor, snr_cap: float) 
     return torch.clamp(1 + (1 - a) / a, max=snr_cap)
 
 
+def latent_track(z: torch.Tensor) -> torch.Tensor:
+    """float (b, f, 2): where the object is in each frame of clips z float (b, f, c, h, w), in latent cells (x, y),
+    relative to frame 0: the centroid of each cell's squared distance from the frame's per-channel median (on a
+    plain background the median is the background, so the weight sits on the object). Differentiable in z."""
+    b, f, c, h, w = z.shape
+    flat = z.flatten(3)
+    d = (flat - flat.median(dim=3, keepdim=True).values).pow(2).sum(2)  # (b, f, h·w)
+    p = d / d.sum(-1, keepdim=True).clamp_min(1e-8)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=z.dtype), torch.arange(w, dtype=z.dtype), indexing="ij")
+    grid = torch.stack([xs.flatten(), ys.flatten()], -1).to(z.device)  # (h·w, 2)
+    centre = p @ grid  # (b, f, 2)
+    return centre - centre[:, :1]
+
+
+def tracked(captions: list[str]) -> torch.Tensor:
+    """bool (b,): the clips whose track ``--track`` scores: a shape moving over a plain background (a caption that
+    says "moving" and not "textured"; "" — a dropped caption — says nothing, so no track can be asked of it)."""
+    return torch.tensor([("moving" in c.split()) and ("textured" not in c) for c in captions], dtype=torch.bool)
+
+
 def motion_loss(
     unet,
     z: torch.Tensor,
@@ -246,6 +266,8 @@ def motion_loss(
     snr_cap: float = 0.0,
     opposite: torch.Tensor | None = None,
     contrast: float = 0.0,
+    track: float = 0.0,
+    track_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The epsilon-prediction loss (mean squared error, weighted per clip by ``loss_weights``) of clips z float
     (b, f, c, h, w) under text states (b, 77, d): t ~ U{0 … 999} per clip, ε ~ N(0, 1) per element, both from
@@ -256,13 +278,27 @@ def motion_loss(
     differ, at t ≥ CONTRAST_MIN_T: the clip must be fitted better under what it shows than under its reverse. Why:
     the ε loss alone leaves a motion word unused, since below that t the frames show their motion themselves and
     above it a clip's average over start places barely moves (measured: 6800 steps, the loss under the reversed
-    caption equal to 4 digits at t = 300 … 950). Only at high t, where the frames do not yet show which way."""
+    caption equal to 4 digits at t = 300 … 950). Only at high t, where the frames do not yet show which way.
+
+    ``track`` > 0 with ``track_mask`` bool (b,) (``tracked``): adds ``track`` · the mean squared distance, in latent
+    cells, between the object's track (``latent_track``) in the predicted x₀ = (x_t − √(1−ᾱ)·ε̂)/√ᾱ and in the clip,
+    over the masked clips at t ≥ CONTRAST_MIN_T. Why: where a clip's motion is decided the ε loss hardly depends on
+    which way the object goes (a few cells of a 16×8×8 latent clip); the track is all about it, and at high t only
+    the caption can say it."""
     b = z.shape[0]
     t = torch.randint(0, len(alphas_cumprod), (b,), generator=gen)
     eps = torch.randn(z.shape, generator=gen)
     x_t = add_noise(z, eps.to(z.device), t.to(z.device), alphas_cumprod)
-    err = (predict_eps(unet, x_t, t.to(z.device), states) - eps.to(z.device)).pow(2).mean(dim=(1, 2, 3, 4))
+    eps_hat = predict_eps(unet, x_t, t.to(z.device), states)
+    err = (eps_hat - eps.to(z.device)).pow(2).mean(dim=(1, 2, 3, 4))
     loss = (err * loss_weights(t, alphas_cumprod.cpu(), snr_cap).to(err)).mean()
+    if track > 0 and track_mask is not None:
+        pick = (track_mask & (t >= CONTRAST_MIN_T)).nonzero().flatten().to(z.device)
+        if len(pick):
+            a = alphas_cumprod.to(z.device)[t.to(z.device)[pick]].view(-1, 1, 1, 1, 1)
+            x0 = (x_t[pick] - (1 - a).sqrt() * eps_hat[pick]) / a.sqrt()
+            miss = (latent_track(x0) - latent_track(z[pick])).pow(2).sum(-1).mean(-1)
+            loss = loss + track * miss.sum() / b
     if contrast > 0 and opposite is not None:
         differs = (opposite - states).abs().flatten(1).amax(1) > 0
         pick = (differs & (t.to(differs.device) >= CONTRAST_MIN_T)).nonzero().flatten()
@@ -296,6 +332,7 @@ class MotionTrainConfig:
     text_lora: int = 0
     snr_cap: float = 0.0
     contrast: float = 0.0
+    track: float = 0.0
     init: str = ""
     spread: float = 1.0
     steps: int = 6000
@@ -303,7 +340,7 @@ class MotionTrainConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         # fields added later are left out at their defaults, so older runs' checkpoints still resume
-        later = {"snr_cap": 0.0, "init": "", "text_lora": 0, "contrast": 0.0, "spread": 1.0}
+        later = {"snr_cap": 0.0, "init": "", "text_lora": 0, "contrast": 0.0, "spread": 1.0, "track": 0.0}
         return {
             k: v
             for k, v in self.__dict__.items()
@@ -340,7 +377,9 @@ class MotionTrainer:
         else:
             z, caps = draw_batch(pool, cfg.batch, self.scaling, gen)
             states, other = encode_text(parts.text_encoder, parts.tokenizer, caps), None
-        loss = motion_loss(parts.unet, z, states, gen, parts.alphas_cumprod, cfg.snr_cap, other, cfg.contrast)
+        loss = motion_loss(
+            parts.unet, z, states, gen, parts.alphas_cumprod, cfg.snr_cap, other, cfg.contrast, cfg.track, tracked(caps)
+        )
         warm = min(1.0, (self.step + 1) / cfg.warmup)  # linear warm-up, then constant: a run can be extended
         for group, base in zip(self.optimizer.param_groups, (cfg.lr, cfg.words_lr), strict=True):
             group["lr"] = base * warm

@@ -61,7 +61,9 @@ def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850,
     """Does the run read the motion words? The loss of ``clips`` moving clips (seeded, at the run's size) at each t
     in ``ts`` under their caption, under the caption played the other way (the other direction), and under "", with
     the same noise; and in how many clips the caption fits better than its reverse. ``weights``: the checkpoint's
-    ``ema`` or ``live`` weights."""
+    ``ema`` or ``live`` weights. Also in how many clips the predicted x₀'s object (``latent_track``) goes the clip's
+    way under its caption and under the reversed one: a run whose words steer has the first high and the second low
+    at high t."""
     import numpy as np
     import torch
 
@@ -91,18 +93,33 @@ def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850,
             opposite.append(tv.reversed_spec(spec).caption)
     mean, _ = tm.encode_clips(parts.vae, np.stack(drawn))
     z = mean * parts.vae.config.scaling_factor
+    true_way = tm.latent_track(z)[:, -1]  # (clips, 2): where each clip's object ends, from where it starts
     rows = []
     with torch.no_grad():
         for t in ts:
             eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(t))
             tt = torch.full((len(z),), t)
             x_t = tm.add_noise(z, eps, tt, parts.alphas_cumprod)
-            loss = {}
+            loss, along = {}, {}
+            a = parts.alphas_cumprod[t]
             for name, c in (("caption", caps), ("reversed", opposite), ("empty", [""] * len(caps))):
                 states = tm.encode_text(parts.text_encoder, parts.tokenizer, c)
-                loss[name] = (tm.predict_eps(parts.unet, x_t, tt, states) - eps).pow(2).mean(dim=(1, 2, 3, 4))
+                eps_hat = tm.predict_eps(parts.unet, x_t, tt, states)
+                loss[name] = (eps_hat - eps).pow(2).mean(dim=(1, 2, 3, 4))
+                # which way the predicted x0's object goes, against the clip's own way (latent cells, last frame)
+                x0 = (x_t - (1 - a).sqrt() * eps_hat) / a.sqrt()
+                along[name] = (tm.latent_track(x0)[:, -1] * true_way).sum(-1)
             better = int((loss["caption"] < loss["reversed"]).sum())
-            rows.append({"t": t, **{k: round(float(v.mean()), 5) for k, v in loss.items()}, "caption_better": better})
+            rows.append(
+                {
+                    "t": t,
+                    **{k: round(float(v.mean()), 5) for k, v in loss.items()},
+                    "caption_better": better,
+                    # the predicted x0 moves the clip's way under its caption / under the reversed caption
+                    "x0_along_caption": int((along["caption"] > 0).sum()),
+                    "x0_along_reversed": int((along["reversed"] > 0).sum()),
+                }
+            )
             log(f"probe: {rows[-1]} (of {len(z)} clips)")
     return rows
 
@@ -186,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=0.0,
         metavar="W",
-        help="weight of the track loss (the object's path in the predicted x0 against the clip's; moving, high t)",
+        help="weight of the track loss (the object's path in the x0 predicted from pure noise against the clip's)",
     )
     ap.add_argument(
         "--snr-cap",

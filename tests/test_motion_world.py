@@ -236,7 +236,7 @@ def test_latent_track_follows_a_moving_blob_and_has_a_gradient():
 
 def test_track_loss_only_on_moving_plain_clips(parts):
     """``--track``: nothing added for clips the mask leaves out (still, textured, dropped captions); for a moving
-    clip at high t an untrained module's predicted x0 does not follow the clip's track, so the term is positive.
+    clip an untrained module's x0 predicted from pure noise does not follow the clip's track: the term is positive.
     The toy world's own moving clips, encoded, give a track of the captioned sign."""
     assert tm.tracked(["a red circle on a blue background moving left", "", "a red circle on a blue background",
                        "a red circle on a textured background moving up", "a texture panning left"]).tolist() == [
@@ -251,8 +251,7 @@ def test_track_loss_only_on_moving_plain_clips(parts):
     end = tm.latent_track(z)[0, -1]  # in latent cells: 2.7 px right at 32 px is 0.34 of a cell
     assert end[0] > 0.1 and abs(end[1]) < 0.05
     states = tm.encode_text(parts.text_encoder, parts.tokenizer, [spec.caption])
-    seed = next(s for s in range(50) if torch.randint(0, 1000, (1,), generator=torch.Generator().manual_seed(s)) >= 700)
-    gen = lambda: torch.Generator().manual_seed(seed)  # noqa: E731  (a t ≥ 700 and the same ε every call)
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731  (the same t and ε every call)
     with torch.no_grad():
         plain = tm.motion_loss(parts.unet, z, states, gen(), parts.alphas_cumprod)
         off = tm.motion_loss(parts.unet, z, states, gen(), parts.alphas_cumprod, track=1.0, track_mask=tm.tracked([""]))

@@ -32,13 +32,22 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 
 from ..models.loading import MOTION_LORA_FILE, MOTION_WORDS_FILE
 from ..models.presets import WEIGHTS
 from ..toy import video as toy_video
 from .clips import CAPTION_DROP, ClipPool, draw_batch, encode_clips, encode_text, make_pool  # noqa: F401 (re-exported)
 from .loop import atomic_save, ema_decay, keep_last, step_generator
+from .motion_loss import (  # noqa: F401 (re-exported: the trainer's callers reach the loss through this module)
+    CONTRAST_MARGIN,
+    CONTRAST_MIN_T,
+    add_noise,
+    latent_track,
+    loss_weights,
+    motion_loss,
+    predict_eps,
+    tracked,
+)
 
 TEACHER = WEIGHTS / "toy-teacher"
 WORDS_FILE = MOTION_WORDS_FILE  # the motion words' embeddings beside the adapter (``models.loading.load_motion_words``)
@@ -48,8 +57,6 @@ SPATIAL_CROSS = (
     r"(to_q|to_k|to_v|to_out\.0)$"
 )
 
-CONTRAST_MIN_T = 500  # ``--contrast`` scores clips from this t up: below it the noisy frames show their own motion
-CONTRAST_MARGIN = 0.05  # … and wants the clip's loss under its caption 5 % (in log) below that under its reverse
 # The text encoder's layers a ``--text-lora`` adapts.
 TEXT_LORA = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
@@ -201,113 +208,6 @@ def load_toy_parts(
     vae = AutoencoderKL.from_pretrained(teacher / "vae", dtype=torch.float32).eval().requires_grad_(False)
     acp = DDPMScheduler.from_pretrained(teacher / "scheduler").alphas_cumprod.float()
     return ToyParts(unet, text, tok, vae, acp, ids)
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# The step.
-
-
-def add_noise(z: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """x_t = √ᾱ_t·z + √(1−ᾱ_t)·ε with one t per clip: z, ε float (b, f, c, h, w), t long (b,)."""
-    a = alphas_cumprod.to(z.device)[t].view(-1, 1, 1, 1, 1)
-    return a.sqrt() * z + (1 - a).sqrt() * eps
-
-
-def predict_eps(unet, x_t: torch.Tensor, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-    """The motion UNet's ε for clips x_t float (b, f, c, h, w) at t long (b,), text states float (b, 77, d).
-
-    diffusers' ``UNetMotionModel.forward`` takes (b, c, f, h, w) and expects the text states already repeated per
-    frame, (b·f, 77, d): its spatial cross-attention runs on frames as a batch."""
-    f = x_t.shape[1]
-    out = unet(
-        rearrange(x_t, "b f c h w -> b c f h w"), t, encoder_hidden_states=states.repeat_interleave(f, dim=0)
-    ).sample
-    return rearrange(out, "b c f h w -> b f c h w")
-
-
-def loss_weights(t: torch.Tensor, alphas_cumprod: torch.Tensor, snr_cap: float) -> torch.Tensor:
-    """float (b,): each clip's weight on its ε loss. ``snr_cap`` 0: 1 (the plain ε loss, AnimateDiff's).
-    ``snr_cap`` > 0: min(1 + 1/SNR(t), snr_cap), SNR = ᾱ/(1−ᾱ): the v-prediction loss's weight (Salimans & Ho),
-    truncated. Why: where a clip's motion is decided, at high noise, an x₀ error shows in ε scaled by √SNR (t = 950:
-    SNR ≈ 0.006), so the plain ε loss barely sees a clip drawn moving the wrong way; measured on the 64 px run of 6000
-    steps, its loss with the caption reversed was the same to 4 digits at every t."""
-    if snr_cap <= 0:
-        return torch.ones(t.shape)
-    a = alphas_cumprod[t]
-    return torch.clamp(1 + (1 - a) / a, max=snr_cap)
-
-
-def latent_track(z: torch.Tensor) -> torch.Tensor:
-    """float (b, f, 2): where the object is in each frame of clips z float (b, f, c, h, w), in latent cells (x, y),
-    relative to frame 0: the centroid of each cell's squared distance from the frame's per-channel median (on a
-    plain background the median is the background, so the weight sits on the object). Differentiable in z."""
-    b, f, c, h, w = z.shape
-    flat = z.flatten(3)
-    d = (flat - flat.median(dim=3, keepdim=True).values).pow(2).sum(2)  # (b, f, h·w)
-    p = d / d.sum(-1, keepdim=True).clamp_min(1e-8)
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=z.dtype), torch.arange(w, dtype=z.dtype), indexing="ij")
-    grid = torch.stack([xs.flatten(), ys.flatten()], -1).to(z.device)  # (h·w, 2)
-    centre = p @ grid  # (b, f, 2)
-    return centre - centre[:, :1]
-
-
-def tracked(captions: list[str]) -> torch.Tensor:
-    """bool (b,): the clips whose track ``--track`` scores: a shape moving over a plain background (a caption that
-    says "moving" and not "textured"; "" — a dropped caption — says nothing, so no track can be asked of it)."""
-    return torch.tensor([("moving" in c.split()) and ("textured" not in c) for c in captions], dtype=torch.bool)
-
-
-def motion_loss(
-    unet,
-    z: torch.Tensor,
-    states: torch.Tensor,
-    gen: torch.Generator,
-    alphas_cumprod,
-    snr_cap: float = 0.0,
-    opposite: torch.Tensor | None = None,
-    contrast: float = 0.0,
-    track: float = 0.0,
-    track_mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The epsilon-prediction loss (mean squared error, weighted per clip by ``loss_weights``) of clips z float
-    (b, f, c, h, w) under text states (b, 77, d): t ~ U{0 … 999} per clip, ε ~ N(0, 1) per element, both from
-    ``gen``.
-
-    ``contrast`` > 0 with ``opposite`` (b, 77, d), the states of each clip's caption played the other way: adds
-    ``contrast`` · mean relu(log L(caption) − log L(opposite) + CONTRAST_MARGIN) over the clips whose two captions
-    differ, at t ≥ CONTRAST_MIN_T: the clip must be fitted better under what it shows than under its reverse. Why:
-    the ε loss alone leaves a motion word unused, since below that t the frames show their motion themselves and
-    above it a clip's average over start places barely moves (measured: 6800 steps, the loss under the reversed
-    caption equal to 4 digits at t = 300 … 950). Only at high t, where the frames do not yet show which way.
-
-    ``track`` > 0 with ``track_mask`` bool (b,) (``tracked``): adds ``track`` · the mean squared distance, in latent
-    cells, between the object's track (``latent_track``) in the predicted x₀ = (x_t − √(1−ᾱ)·ε̂)/√ᾱ and in the clip,
-    over the masked clips at t ≥ CONTRAST_MIN_T. Why: where a clip's motion is decided the ε loss hardly depends on
-    which way the object goes (a few cells of a 16×8×8 latent clip); the track is all about it, and at high t only
-    the caption can say it."""
-    b = z.shape[0]
-    t = torch.randint(0, len(alphas_cumprod), (b,), generator=gen)
-    eps = torch.randn(z.shape, generator=gen)
-    x_t = add_noise(z, eps.to(z.device), t.to(z.device), alphas_cumprod)
-    eps_hat = predict_eps(unet, x_t, t.to(z.device), states)
-    err = (eps_hat - eps.to(z.device)).pow(2).mean(dim=(1, 2, 3, 4))
-    loss = (err * loss_weights(t, alphas_cumprod.cpu(), snr_cap).to(err)).mean()
-    if track > 0 and track_mask is not None:
-        pick = (track_mask & (t >= CONTRAST_MIN_T)).nonzero().flatten().to(z.device)
-        if len(pick):
-            a = alphas_cumprod.to(z.device)[t.to(z.device)[pick]].view(-1, 1, 1, 1, 1)
-            x0 = (x_t[pick] - (1 - a).sqrt() * eps_hat[pick]) / a.sqrt()
-            miss = (latent_track(x0) - latent_track(z[pick])).pow(2).sum(-1).mean(-1)
-            loss = loss + track * miss.sum() / b
-    if contrast > 0 and opposite is not None:
-        differs = (opposite - states).abs().flatten(1).amax(1) > 0
-        pick = (differs & (t.to(differs.device) >= CONTRAST_MIN_T)).nonzero().flatten()
-        if len(pick):
-            other = predict_eps(unet, x_t[pick], t[pick].to(z.device), opposite[pick])
-            err_other = (other - eps.to(z.device)[pick]).pow(2).mean(dim=(1, 2, 3, 4))
-            hinge = F.relu(err[pick].log() - err_other.log() + CONTRAST_MARGIN)
-            loss = loss + contrast * hinge.sum() / b
-    return loss
 
 
 # --------------------------------------------------------------------------------------------------------------------

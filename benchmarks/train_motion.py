@@ -57,13 +57,14 @@ def measure(sizes=(128, 64), batches=(1, 2, 4), repeats: int = 3) -> list[dict]:
     return rows
 
 
-def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850, 700, 500, 300)) -> list[dict]:
+def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(1000, 950, 850, 700, 500, 300)) -> list[dict]:
     """Does the run read the motion words? The loss of ``clips`` moving clips (seeded, at the run's size) at each t
     in ``ts`` under their caption, under the caption played the other way (the other direction), and under "", with
     the same noise; and in how many clips the caption fits better than its reverse. ``weights``: the checkpoint's
     ``ema`` or ``live`` weights. Also in how many clips the predicted x₀'s object (``latent_track``) goes the clip's
     way under its caption and under the reversed one: a run whose words steer has the first high and the second low
-    at high t."""
+    at high t. t = 1000 (one past the schedule) is pure noise at the last step, no clip in it: the losses there
+    mean nothing, the x₀ counts everything."""
     import numpy as np
     import torch
 
@@ -98,8 +99,10 @@ def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850,
     with torch.no_grad():
         for t in ts:
             eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(t))
+            pure = t == len(parts.alphas_cumprod)  # pure noise at the last step: where every sampler starts
+            t = min(t, len(parts.alphas_cumprod) - 1)
             tt = torch.full((len(z),), t)
-            x_t = tm.add_noise(z, eps, tt, parts.alphas_cumprod)
+            x_t = eps if pure else tm.add_noise(z, eps, tt, parts.alphas_cumprod)
             loss, along = {}, {}
             a = parts.alphas_cumprod[t]
             for name, c in (("caption", caps), ("reversed", opposite), ("empty", [""] * len(caps))):
@@ -112,7 +115,7 @@ def probe(checkpoint: Path, weights: str = "ema", clips: int = 12, ts=(950, 850,
             better = int((loss["caption"] < loss["reversed"]).sum())
             rows.append(
                 {
-                    "t": t,
+                    "t": f"{t} (pure noise)" if pure else t,
                     **{k: round(float(v.mean()), 5) for k, v in loss.items()},
                     "caption_better": better,
                     # the predicted x0 moves the clip's way under its caption / under the reversed caption
@@ -132,6 +135,7 @@ def pack(adapter: Path, name: str) -> Path:
 
     import torch
     from diffusers import MotionAdapter
+    from safetensors.torch import load_file, save_file
 
     from lcm_video.models.loading import MOTION_LORA_FILE, MOTION_WORDS_FILE
     from lcm_video.models.presets import WEIGHTS
@@ -140,9 +144,11 @@ def pack(adapter: Path, name: str) -> Path:
     tmp = dest.with_name(f".{name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     MotionAdapter.from_pretrained(adapter).to(torch.float16).save_pretrained(tmp)
-    for extra in (MOTION_WORDS_FILE, MOTION_LORA_FILE):  # small (words: 10 x 64; LoRA: 27 k): kept in float32
-        if (adapter / extra).is_file():
-            shutil.copyfile(adapter / extra, tmp / extra)
+    if (adapter / MOTION_WORDS_FILE).is_file():  # 10 x 64 numbers: kept in float32
+        shutil.copyfile(adapter / MOTION_WORDS_FILE, tmp / MOTION_WORDS_FILE)
+    if (adapter / MOTION_LORA_FILE).is_file():  # float16 as the toy's own LoRA: all toy weights stay under 25 MB
+        lora = {k: v.to(torch.float16) for k, v in load_file(adapter / MOTION_LORA_FILE).items()}
+        save_file(lora, tmp / MOTION_LORA_FILE)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     size = sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file())
@@ -204,6 +210,13 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         metavar="W",
         help="weight of the track loss (the object's path in the x0 predicted from pure noise against the clip's)",
+    )
+    ap.add_argument(
+        "--separate",
+        type=float,
+        default=0.0,
+        metavar="M",
+        help="with --text-lora: push the end-of-text states of a caption and its reverse M apart, image captions kept",
     )
     ap.add_argument(
         "--snr-cap",
@@ -293,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         text_lora=args.text_lora,
         contrast=args.contrast,
         track=args.track,
+        separate=args.separate,
         snr_cap=args.snr_cap,
         init=str(args.init or ""),
         spread=args.spread,

@@ -261,6 +261,52 @@ def test_track_loss_only_on_moving_plain_clips(parts):
     assert on > plain
 
 
+def test_word_separation_pushes_only_the_end_states_of_differing_pairs():
+    """``--separate``: the hinge sees the end-of-text and padding positions (index ≥ length − 1) of pairs whose
+    captions differ, and is zero once they are ``margin`` apart; an image caption is read out of a video caption."""
+    assert tm.image_caption("a red circle on a blue background moving left") == "a red circle on a blue background"
+    assert tm.image_caption("a texture panning left") == "a texture panning left"
+    states = torch.zeros(2, 6, 3)
+    other = states.clone()
+    other[0, 4:, 0] = 1.0  # pair 0 differs, at the end positions only (its length is 5: index 4 on)
+    lengths = torch.tensor([5, 5])
+    assert float(tm.word_separation(states, other, lengths, 3.0)) == pytest.approx(2.0)  # relu(3 - 1)
+    assert float(tm.word_separation(states, other, lengths, 0.5)) == 0.0
+    other[0, 1, 0] = 100.0  # a difference before the end does not count
+    assert float(tm.word_separation(states, other, lengths, 3.0)) == pytest.approx(2.0)
+    assert float(tm.word_separation(states, states, lengths, 3.0)) == 0.0  # no differing pair
+
+
+def test_separation_trains_the_text_lora_and_keeps_image_captions(tmp_path):
+    """A few steps with ``--text-lora 4 --separate 3`` on the real toy encoder: the end states of "moving left" and
+    "moving right" move apart, an image caption's states stay (the preservation term), and a checkpoint resumes."""
+    torch.manual_seed(0)
+    parts = tm.load_toy_parts(tm.toy_motion_adapter(heads=2, max_frames=8), text_lora_rank=4)
+    pool = _small_pool(parts)
+    pool.captions[:] = ["a red circle on a blue background moving left"] * len(pool)
+    pool.reversed_captions[:] = ["a red circle on a blue background moving right"] * len(pool)
+    cfg = tm.MotionTrainConfig(size=32, batch=2, pool=2, warmup=1, heads=2, text_lora=4, separate=3.0, lr=1e-2)
+    trainer = tm.MotionTrainer(parts, cfg)
+    pair = ["a red circle on a blue background moving left", "a red circle on a blue background moving right"]
+    image = ["a red circle on a blue background"]
+
+    def gap_and_image():
+        with torch.no_grad():
+            s = tm.encode_text(parts.text_encoder, parts.tokenizer, pair)
+            return float((s[0] - s[1])[11:].norm(dim=-1).mean()), tm.encode_text(
+                parts.text_encoder, parts.tokenizer, image
+            )
+
+    gap0, image0 = gap_and_image()
+    for _ in range(6):
+        trainer.train_step(pool)
+    gap, image_now = gap_and_image()
+    moved = float((image_now - image0).norm(dim=-1).mean())  # an image caption's states, a position's mean change
+    print(f"gap {gap0:.3f} -> {gap:.3f}; image caption moved {moved:.3f}")
+    assert gap > 2 * gap0, (gap0, gap)
+    assert moved < 0.2 * gap, (moved, gap)
+
+
 def test_text_lora_exports_and_loads_with_the_adapter(tmp_path):
     """A ``--text-lora`` run's text-encoder LoRA goes into the adapter's LoRA file beside the spatial one, and
     ``load_models`` fuses it: the loaded text encoder gives the trained one's states."""

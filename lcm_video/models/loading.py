@@ -158,7 +158,7 @@ def load_motion_adapter(source: str, dtype: torch.dtype, unet=None) -> MotionAda
     if preset is not None and preset.adapter == "builtin:tiny":
         channels = tuple(unet.config.block_out_channels) if unet is not None else (32, 64)
         return tiny_motion_adapter(block_out_channels=channels).to(dtype=dtype)
-    source = preset.adapter if preset else source
+    source = preset_path(preset.adapter) if preset else source
     path = Path(source)
     hub_file = None if path.exists() else _HUB_FILE.match(source)
     if hub_file is None:

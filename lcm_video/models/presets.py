@@ -370,6 +370,22 @@ MOTION_PRESETS: dict[str, MotionPreset] = {
         MotionPreset(
             "tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny", licence=HERE
         ),
+        MotionPreset(
+            "toy-motion-teacher",
+            "weights:toy-motion-teacher",
+            "toy motion module trained here on the toy-teacher (64 px clips; motion words and a spatial LoRA beside "
+            "it); 25 DDIM steps",
+            base="toy-teacher",
+            licence=HERE,
+        ),
+        MotionPreset(
+            "toy-motion",
+            "weights:toy-motion",
+            "toy-motion-teacher distilled into a 4-step video LCM for the toy (AnimateLCM's decoupled consistency "
+            "distillation, lcm-video distill --motion-adapter)",
+            base="toy",
+            licence=HERE,
+        ),
     )
 }
 
@@ -436,13 +452,19 @@ DEFAULT_MOTION = "animatelcm"
 DEFAULT_SDXL_MOTION = "animatediff-sdxl-beta"
 TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("builtin:"))
 SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base.startswith("weights:"))
-"""Models built or trained here, small, which pair with the ``tiny`` motion adapter (built to fit them)."""
+"""Models built or trained here, small: the tiny ones pair with the ``tiny`` motion adapter (built to fit them), the
+toy ones with their trained motion modules (``TOY_MOTION``)."""
+TOY_MOTION = {"toy": "toy-motion", "toy-teacher": "toy-motion-teacher"}
 
 
 def default_motion(model: str | None) -> str:
-    """The motion adapter generate pairs with ``model`` when none is given: ``tiny`` (built to fit them) for the
-    models built or trained here, AnimateDiff's SDXL adapter for an SDXL preset, else AnimateLCM."""
-    if (model or DEFAULT_MODEL) in SMALL_MODELS:
+    """The motion adapter generate pairs with ``model`` when none is given: the toy models' own trained modules,
+    ``tiny`` (built to fit them) for the other models built here, AnimateDiff's SDXL adapter for an SDXL preset, else
+    AnimateLCM."""
+    name = model or DEFAULT_MODEL
+    if name in TOY_MOTION:
+        return TOY_MOTION[name]
+    if name in SMALL_MODELS:
         return "tiny"
     return DEFAULT_SDXL_MOTION if model_family(model) == "sdxl" else DEFAULT_MOTION
 

@@ -42,11 +42,13 @@ from .motion_loss import (  # noqa: F401 (re-exported: the trainer's callers rea
     CONTRAST_MARGIN,
     CONTRAST_MIN_T,
     add_noise,
+    image_caption,
     latent_track,
     loss_weights,
     motion_loss,
     predict_eps,
     tracked,
+    word_separation,
 )
 
 TEACHER = WEIGHTS / "toy-teacher"
@@ -233,6 +235,7 @@ class MotionTrainConfig:
     snr_cap: float = 0.0
     contrast: float = 0.0
     track: float = 0.0
+    separate: float = 0.0
     init: str = ""
     spread: float = 1.0
     steps: int = 6000
@@ -240,7 +243,15 @@ class MotionTrainConfig:
 
     def fingerprint(self) -> dict[str, Any]:
         # fields added later are left out at their defaults, so older runs' checkpoints still resume
-        later = {"snr_cap": 0.0, "init": "", "text_lora": 0, "contrast": 0.0, "spread": 1.0, "track": 0.0}
+        later = {
+            "snr_cap": 0.0,
+            "init": "",
+            "text_lora": 0,
+            "contrast": 0.0,
+            "spread": 1.0,
+            "track": 0.0,
+            "separate": 0.0,
+        }
         return {
             k: v
             for k, v in self.__dict__.items()
@@ -265,12 +276,28 @@ class MotionTrainer:
         self.step = 0
         self.losses: list[float] = []
         self.scaling = float(parts.vae.config.scaling_factor)
+        # ``separate``: the text encoder as it was at step 0 (its LoRA at identity), what an image caption must keep
+        self.reference_text = copy.deepcopy(parts.text_encoder).requires_grad_(False) if cfg.separate > 0 else None
+
+    def separation(self, caps: list[str], opposite: list[str], states, other) -> torch.Tensor:
+        """``--separate M``: the hinge (``word_separation``) plus 10 × the mean squared change of the image captions'
+        states from the step-0 encoder's (prompts without a motion word keep their states)."""
+        parts = self.parts
+        lengths = torch.tensor([len(parts.tokenizer(c).input_ids) for c in caps])
+        hinge = word_separation(states, other, lengths, self.cfg.separate)
+        images = sorted({image_caption(c) for c in caps if c})
+        if not images:
+            return hinge
+        now = encode_text(parts.text_encoder, parts.tokenizer, images)
+        with torch.no_grad():
+            before = encode_text(self.reference_text, parts.tokenizer, images)
+        return hinge + 10 * (now - before).pow(2).mean()
 
     def train_step(self, pool: ClipPool) -> float:
         """One optimiser step on a batch drawn by ``step_generator(seed, step)``; returns the loss."""
         cfg, parts = self.cfg, self.parts
         gen = step_generator(cfg.seed, self.step)
-        if cfg.contrast > 0:
+        if cfg.contrast > 0 or cfg.separate > 0:
             z, caps, opposite = draw_batch(pool, cfg.batch, self.scaling, gen, with_opposite=True)
             both = encode_text(parts.text_encoder, parts.tokenizer, caps + opposite)
             states, other = both[: len(caps)], both[len(caps) :]
@@ -280,6 +307,8 @@ class MotionTrainer:
         loss = motion_loss(
             parts.unet, z, states, gen, parts.alphas_cumprod, cfg.snr_cap, other, cfg.contrast, cfg.track, tracked(caps)
         )
+        if cfg.separate > 0:
+            loss = loss + self.separation(caps, opposite, states, other)
         warm = min(1.0, (self.step + 1) / cfg.warmup)  # linear warm-up, then constant: a run can be extended
         for group, base in zip(self.optimizer.param_groups, (cfg.lr, cfg.words_lr), strict=True):
             group["lr"] = base * warm

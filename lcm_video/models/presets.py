@@ -454,7 +454,7 @@ TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("bu
 SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base.startswith("weights:"))
 """Models built or trained here, small: the tiny ones pair with the ``tiny`` motion adapter (built to fit them), the
 toy ones with their trained motion modules (``TOY_MOTION``)."""
-TOY_MOTION = {"toy": "toy-motion", "toy-teacher": "toy-motion-teacher"}
+TOY_MOTION: dict[str, str] = {}  # filled when the trained modules ship (weights/toy-motion*)
 
 
 def default_motion(model: str | None) -> str:

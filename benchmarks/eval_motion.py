@@ -242,8 +242,9 @@ def save_strip(frames: np.ndarray, path: Path) -> None:
 
 def summarise(rows: list[dict]) -> dict:
     def mean(key, pick=lambda r: True):
-        vals = [float(r[key]) for r in rows if key in r and pick(r)]
-        return round(float(np.mean(vals)), 3) if vals else None
+        # NaN: a clip with no pair of frames to grade (every pair a cut, e.g. an object redrawn each frame)
+        vals = [float(r[key]) for r in rows if key in r and pick(r) and not math.isnan(float(r[key]))]
+        return round(float(np.mean(vals)), 5 if key == "warp_error" else 3) if vals else None
 
     moving = lambda r: r["kind"] == "move"  # noqa: E731
     return {
@@ -257,6 +258,7 @@ def summarise(rows: list[dict]) -> dict:
         "one_object": mean("one_object"),
         "area_stable": mean("area_stable"),
         "warp_error": mean("warp_error"),
+        "warp_graded": sum(1 for r in rows if not math.isnan(float(r.get("warp_error", float("nan"))))),
         "flicker": mean("flicker"),
     }
 

@@ -81,7 +81,7 @@ def test_wide_ranges_get_a_number_box_and_generate_shows_its_motion_adapter(tmp_
     assert isinstance(widgets.component(SETTINGS["strength"], STYLIZE), gr.Slider)
     from lcm_video.ui.app import build_app
 
-    for model, adapter in ((None, "animatelcm"), ("toy", "tiny")):
+    for model, adapter in ((None, "animatelcm"), ("toy", "toy-motion"), ("tiny", "tiny")):
         demo = build_app(tmp_path / "out", model)
         shown = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "generate-motion_adapter"]
         assert len(shown) == 1 and shown[0].value == adapter

@@ -370,21 +370,16 @@ MOTION_PRESETS: dict[str, MotionPreset] = {
         MotionPreset(
             "tiny", "builtin:tiny", "random-weight motion adapter that fits the tiny models", base="tiny", licence=HERE
         ),
-        MotionPreset(
-            "toy-motion-teacher",
-            "weights:toy-motion-teacher",
-            "toy motion module trained here on the toy-teacher (64 px clips; motion words and a spatial LoRA beside "
-            "it); 25 DDIM steps",
-            base="toy-teacher",
-            licence=HERE,
-        ),
-        MotionPreset(
-            "toy-motion",
-            "weights:toy-motion",
-            "toy-motion-teacher distilled into a 4-step video LCM for the toy (AnimateLCM's decoupled consistency "
-            "distillation, lcm-video distill --motion-adapter)",
-            base="toy",
-            licence=HERE,
+        *(
+            MotionPreset(f"toy-motion{end}", f"weights:toy-motion{end}", about, base=base, licence=HERE)
+            for end, base, about in (
+                (
+                    "-teacher",
+                    "toy-teacher",
+                    "toy motion module trained here (64 px clips; its words and LoRA beside it)",
+                ),
+                ("", "toy", "toy-motion-teacher distilled here to 4 steps for the toy (distill --motion-adapter)"),
+            )
         ),
     )
 }
@@ -454,7 +449,7 @@ TINY_MODELS = tuple(name for name, p in PRESETS.items() if p.base.startswith("bu
 SMALL_MODELS = TINY_MODELS + tuple(name for name, p in PRESETS.items() if p.base.startswith("weights:"))
 """Models built or trained here, small: the tiny ones pair with the ``tiny`` motion adapter (built to fit them), the
 toy ones with their trained motion modules (``TOY_MOTION``)."""
-TOY_MOTION: dict[str, str] = {}  # filled when the trained modules ship (weights/toy-motion*)
+TOY_MOTION = {"toy": "toy-motion", "toy-teacher": "toy-motion-teacher"}  # trained here, shipped in weights/
 
 
 def default_motion(model: str | None) -> str:

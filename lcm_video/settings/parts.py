@@ -110,7 +110,8 @@ class ModelConfig:
         "motion module: preset (animatelcm, animatediff-v1-5-2, tiny), hub id, directory or file",
         derived={
             STYLIZE: "none",
-            GENERATE: "animatelcm (animatediff-sdxl-beta with SDXL presets, tiny with the tiny and toy models)",
+            GENERATE: "animatelcm (animatediff-sdxl-beta with SDXL presets, tiny with the tiny models, toy-motion / "
+            "toy-motion-teacher with toy / toy-teacher)",
         },
         metavar="NAME",
         doc="motion preset, hub id, diffusers directory or single file; for stylize it turns on motion-aware windows",

@@ -79,8 +79,9 @@ def resolve(
 
 
 def derive_generate(cfg: RenderConfig, loaded_model: str | None = None) -> RenderConfig:
-    """Fill generate's derived defaults: the motion adapter (``tiny`` for the tiny and toy models, else AnimateLCM),
-    the model (the adapter preset's base), the size (the model preset's own, else 512²)."""
+    """Fill generate's derived defaults: the motion adapter (``presets.default_motion``: the toy models' own,
+    ``tiny`` for the tiny ones, else AnimateLCM), the model (the adapter preset's base), the size (the model preset's
+    own, else 512²)."""
     model = cfg.model.model or loaded_model
     adapter = cfg.model.motion_adapter or default_motion(model)
     mpreset = motion_preset(adapter)

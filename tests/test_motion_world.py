@@ -277,6 +277,7 @@ def test_word_separation_pushes_only_the_end_states_of_differing_pairs():
     assert float(tm.word_separation(states, states, lengths, 3.0)) == 0.0  # no differing pair
 
 
+@pytest.mark.slow  # 8 s (its own toy parts with a text LoRA): over the quick loop's budget, in the full suite
 def test_separation_trains_the_text_lora_and_keeps_image_captions(tmp_path):
     """A few steps with ``--text-lora 4 --separate 3`` on the real toy encoder: the end states of "moving left" and
     "moving right" move apart, an image caption's states stay (the preservation term), and a checkpoint resumes."""

@@ -279,9 +279,10 @@ class MotionTrainer:
         # ``separate``: the text encoder as it was at step 0 (its LoRA at identity), what an image caption must keep
         self.reference_text = copy.deepcopy(parts.text_encoder).requires_grad_(False) if cfg.separate > 0 else None
 
-    def separation(self, caps: list[str], opposite: list[str], states, other) -> torch.Tensor:
-        """``--separate M``: the hinge (``word_separation``) plus 10 × the mean squared change of the image captions'
-        states from the step-0 encoder's (prompts without a motion word keep their states)."""
+    def separation(self, caps: list[str], states: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """``--separate M``: the hinge (``word_separation``) between the text states of ``caps`` and of their reverses
+        (``states``, ``other``: float (b, 77, d)) plus 10 × the mean squared change of the image captions' states from
+        the step-0 encoder's (prompts without a motion word keep their states)."""
         parts = self.parts
         lengths = torch.tensor([len(parts.tokenizer(c).input_ids) for c in caps])
         hinge = word_separation(states, other, lengths, self.cfg.separate)
@@ -308,7 +309,7 @@ class MotionTrainer:
             parts.unet, z, states, gen, parts.alphas_cumprod, cfg.snr_cap, other, cfg.contrast, cfg.track, tracked(caps)
         )
         if cfg.separate > 0:
-            loss = loss + self.separation(caps, opposite, states, other)
+            loss = loss + self.separation(caps, states, other)
         warm = min(1.0, (self.step + 1) / cfg.warmup)  # linear warm-up, then constant: a run can be extended
         for group, base in zip(self.optimizer.param_groups, (cfg.lr, cfg.words_lr), strict=True):
             group["lr"] = base * warm

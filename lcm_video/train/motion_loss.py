@@ -43,6 +43,12 @@ def loss_weights(t: torch.Tensor, alphas_cumprod: torch.Tensor, snr_cap: float) 
     return torch.clamp(1 + (1 - a) / a, max=snr_cap)
 
 
+def pairs_differ(states: torch.Tensor, opposite: torch.Tensor) -> torch.Tensor:
+    """bool (b,): which pairs of text states float (b, 77, d) differ anywhere (a caption and its reverse are the same
+    for a still clip or a dropped caption)."""
+    return (opposite - states).abs().flatten(1).amax(1) > 0
+
+
 def latent_track(z: torch.Tensor) -> torch.Tensor:
     """float (b, f, 2): where the object is in each frame of clips z float (b, f, c, h, w), in latent cells (x, y),
     relative to frame 0: the centroid of each cell's squared distance from the frame's per-channel median (on a
@@ -112,7 +118,7 @@ def motion_loss(
             miss = (latent_track(x0) - latent_track(z[pick])).pow(2).sum(-1).mean(-1)
             loss = loss + track * miss.sum() / b
     if contrast > 0 and opposite is not None:
-        differs = (opposite - states).abs().flatten(1).amax(1) > 0
+        differs = pairs_differ(states, opposite)
         pick = (differs & (t.to(differs.device) >= CONTRAST_MIN_T)).nonzero().flatten()
         if len(pick):
             other = predict_eps(unet, x_t[pick], t[pick].to(z.device), opposite[pick])
@@ -138,7 +144,7 @@ def word_separation(states: torch.Tensor, opposite: torch.Tensor, lengths: torch
     frozen encoder writes a colour into them (a distance of 5.4 a position between red and green) but barely a new
     word (0.04-0.06 between left and right), so no loss on the frames can reach the motion words through it."""
     pos = torch.arange(states.shape[1], device=states.device)[None] >= (lengths.to(states.device)[:, None] - 1)
-    differs = (opposite - states).abs().flatten(1).amax(1) > 0
+    differs = pairs_differ(states, opposite)
     if not bool(differs.any()):
         return states.new_zeros(())
     dist = (states - opposite).norm(dim=-1)  # (b, 77)

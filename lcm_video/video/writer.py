@@ -164,7 +164,7 @@ class VideoWriter:
             cmd = [*self._cmd, "-f", MUXERS[self.path.suffix.lower()], str(self.tmp)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
         if self.times is not None:
-            self._nut = _NutMuxer(self._proc.stdin, self.size, self.times)
+            self._nut = _NutMuxer(_WholeWrites(self._proc.stdin.fileno()), self.size, self.times)
 
     def finish_from_input(self) -> Path:
         """Run ffmpeg on ``video_input`` (no frames are piped) and move the result into place."""
@@ -250,16 +250,37 @@ class VideoWriter:
             self.abort()
 
 
+class _WholeWrites:
+    """A pipe's file descriptor as the file object PyAV writes through, which a Ctrl-C cannot cut short.
+
+    Why: PyAV calls ``write`` from C and drops any exception that is not an ``Exception``; a KeyboardInterrupt raised
+    by the signal handler inside it (a pipe write blocks while ffmpeg encodes: where a Ctrl-C most often lands) was
+    printed and forgotten, and the run went on. Here every byte is written (a write cut by the signal wrote nothing,
+    PEP 475; it is retried) and the interrupt is remembered for the caller to raise once PyAV returns."""
+
+    def __init__(self, fd: int):
+        self.fd, self.interrupted = fd, False
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except KeyboardInterrupt:
+                self.interrupted = True
+        return len(data)
+
+
 class _NutMuxer:
     """Raw RGB frames with a timestamp each, muxed as NUT into ffmpeg's stdin by PyAV: the one way to hand the
     ffmpeg binary frames at arbitrary times through a pipe (a raw pipe only has a rate)."""
 
     TIME_BASE = Fraction(1, 1_000_000)  # the plan's times are whole microseconds
 
-    def __init__(self, pipe, size: tuple[int, int], times: tuple[Fraction, ...]):
+    def __init__(self, pipe: _WholeWrites, size: tuple[int, int], times: tuple[Fraction, ...]):
         import av
 
-        self._av, self.times, self.count = av, times, 0
+        self._av, self.pipe, self.times, self.count = av, pipe, times, 0
         self.container = av.open(pipe, mode="w", format="nut")
         self.stream = self.container.add_stream("rawvideo")
         self.stream.width, self.stream.height = size
@@ -281,6 +302,10 @@ class _NutMuxer:
                 self.container.mux(packet)
         except self._av.error.FFmpegError as exc:  # the pipe closed under it: ffmpeg has stopped
             raise BrokenPipeError(str(exc)) from None
+        finally:
+            if self.pipe.interrupted:  # a Ctrl-C during a write (``_WholeWrites``), raised now that PyAV is out
+                self.pipe.interrupted = False
+                raise KeyboardInterrupt
 
     def close(self) -> None:
         self._mux(None)

@@ -360,7 +360,22 @@ def test_generate_segments_match_a_continuous_render_with_and_without_cross_fram
     whole = generate("a fox", tmp_path / "whole.mp4", model="tiny", device="cpu", crf=0, quiet=True, **opts)
     a, b = read_frames(tmp_path / "out" / "g.mp4").astype(int), read_frames(whole.output).astype(int)
     assert a.shape == b.shape
-    assert np.array_equal(a, b)  # the whole render's window layout, warmed from one window earlier
+    assert np.array_equal(a, b)  # the whole render's window layout, warmed from earlier windows
+
+
+@pytest.mark.slow  # 30 s
+def test_generate_segments_of_a_trained_motion_module_match_a_continuous_render(tmp_path):
+    """A trained module (``toy-motion``, unlike the tiny identity one) carries each window into the next through the
+    fused overlaps, fading over windows: a segment that starts far into the clip warms up over enough of them
+    (``MOTION_WARM_WINDOWS``) to give a continuous render's frames (one window left frames up to 6/255 off)."""
+    opts = {"frames": 100, "fps": 8, "width": 64, "height": 64}
+    job = {"name": "g", "mode": "generate", "prompt": "a red circle on a white background", "output": "g.mp4", **opts}
+    defaults = {"model": "toy", "crf": 0}
+    batch.run_batch(write_jobs(tmp_path, [job], defaults), tmp_path / "out", segment_frames=72, quiet=True)
+    whole = generate("a red circle on a white background", tmp_path / "w.mp4", model="toy", crf=0, quiet=True, **opts)
+    a, b = read_frames(tmp_path / "out" / "g.mp4").astype(int), read_frames(whole.output).astype(int)
+    assert a.shape == b.shape == (100, 64, 64, 3)
+    assert np.array_equal(a, b)  # the segment from frame 72 starts 5 windows (of 16, sharing 4) into the clip
 
 
 @pytest.mark.slow  # 10 s: over the quick loop's budget (README), in the full suite

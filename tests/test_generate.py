@@ -141,7 +141,31 @@ def test_window_state_is_one_window(motion_models):
     assert all(n == 16 for n in gen.sampler.blender.carried.values())
 
 
-@pytest.mark.parametrize("fuse", ["flat", "linear", "pyramid"])
+@pytest.mark.parametrize(
+    "fuse, window, want",
+    [
+        ("flat", 8, [0.5, 0.5, 0.5]),
+        ("linear", 8, [0.25, 0.5, 0.75]),
+        ("pyramid", 8, [0.25, 0.5, 0.75]),  # the previous window's edge against this one's: 1/(1+3), 2/(2+2), 3/(3+1)
+        ("pyramid", 4, [1 / 4, 2 / 4, 2 / 3]),  # a short window's middle is its edge too: 2/(2+2), 2/(2+1)
+    ],
+)
+def test_overlap_fusion_weighs_the_shared_frames(fuse, window, want):
+    """The current window's weight on each frame it shares with the previous one, at one step (no blending)."""
+    from lcm_video.temporal.blend import TemporalBlender
+
+    b = TemporalBlender(0.0, fuse)
+    b(torch.zeros(8, 1, 1, 1), 0, range(0, 8))
+    b.end_window()
+    out = b(torch.ones(window, 1, 1, 1), 0, range(5, 5 + window))
+    assert out[:3].flatten().tolist() == pytest.approx(want)
+    assert out[3:].flatten().tolist() == [1.0] * (window - 3)
+
+
+# fusion's weights are tested above; determinism under the other two runs in the full suite only (the quick loop)
+@pytest.mark.parametrize(
+    "fuse", [pytest.param("flat", marks=pytest.mark.slow), "linear", pytest.param("pyramid", marks=pytest.mark.slow)]
+)
 def test_same_seed_same_frames(motion_models, tmp_path, fuse):
     opts = {"frames": 14, "context": 8, "overlap": 3, "fuse": fuse, "seed": 11, "crf": 0, "quiet": True}
     a = generate("a fox", tmp_path / "a.mp4", models=motion_models, **opts)

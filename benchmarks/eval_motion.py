@@ -11,10 +11,11 @@ generate``: its LCM-form sampler, PNG frames, no compression). Per clip:
 
 - adherence: the share of frames whose main object has the asked colour and shape (``lcm_video.toy.judge.classify``)
   on a border of the asked background colour;
-- motion: the object's centroid (the asked colour's largest connected region) per frame; its mean displacement a
+- motion: the object's centroid (the largest connected region not of the background's colour as drawn, whatever
+  its own colour, so a shape drawn between two palette colours is one region) per frame; its mean displacement a
   frame, in px at the generated size and scaled to 128 px; "right direction" when the displacement is within 45° of
   the captioned one and at least 1 px a frame at 128 px; still clips: under 0.5 px a frame at 128 px;
-- the object stays itself: the share of frames with exactly one region of the colour larger than 0.5 % of the frame,
+- the object stays itself: the share of frames with exactly one such region larger than 0.5 % of the frame,
   and whether every frame's area is within ±15 % of the clip's median (not for growing / shrinking);
 - temporal consistency as ``lcm-video eval`` grades a video without a source: warp error (DIS flow between the
   clip's own frames, occlusions masked) and flicker (mean absolute change between consecutive frames), RGB in [0, 1];
@@ -78,14 +79,15 @@ def measure_clip(frames: np.ndarray, spec: tv.ClipSpec, classify) -> dict:
     names = list(world.COLOURS)
     s = spec.scene
     nearest = palette_index(frames)
-    colour = names.index(s.colour)
     adhere, centres, areas, single = [], [], [], []
     for k in range(f):
         got = classify(frames[k], s.background)
         border = np.concatenate([nearest[k, 0], nearest[k, -1], nearest[k, :, 0], nearest[k, :, -1]])
-        bg_ok = np.bincount(border, minlength=len(names)).argmax() == names.index(s.background)
-        adhere.append(got == (s.colour, s.shape) and bool(bg_ok))
-        n, labels, stats, cents = cv2.connectedComponentsWithStats((nearest[k] == colour).astype(np.uint8), 4)
+        drawn_bg = np.bincount(border, minlength=len(names)).argmax()
+        adhere.append(got == (s.colour, s.shape) and bool(drawn_bg == names.index(s.background)))
+        # the object: what is not the background as drawn (the border's colour), whatever its colour; a shape drawn
+        # between two palette colours (the student's golden yellow) would split into both, its centroid jumping
+        n, labels, stats, cents = cv2.connectedComponentsWithStats((nearest[k] != drawn_bg).astype(np.uint8), 4)
         big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.005 * h * w]
         single.append(len(big) == 1)
         if big:

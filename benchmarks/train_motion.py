@@ -219,6 +219,13 @@ def main(argv: list[str] | None = None) -> None:
         help="with --text-lora: push the end-of-text states of a caption and its reverse M apart, image captions kept",
     )
     ap.add_argument(
+        "--still",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="hold a moving clip's first frame in its noisy input at high t with this probability (the target moves)",
+    )
+    ap.add_argument(
         "--snr-cap",
         type=float,
         default=0.0,
@@ -307,6 +314,7 @@ def main(argv: list[str] | None = None) -> None:
         contrast=args.contrast,
         track=args.track,
         separate=args.separate,
+        still=args.still,
         snr_cap=args.snr_cap,
         init=str(args.init or ""),
         spread=args.spread,

@@ -326,3 +326,36 @@ def test_text_lora_exports_and_loads_with_the_adapter(tmp_path):
         base = lcm_video.load_models("toy-teacher", device="cpu", dtype="float32")
     assert torch.allclose(got, want, atol=1e-5)
     assert not torch.allclose(want[:, :5], tm.encode_text(base.pipe.text_encoder, base.pipe.tokenizer, prompt)[:, :5])
+
+
+def test_still_holds_the_first_frame_in_the_input_and_keeps_the_moving_target():
+    """``--still``: a masked clip drawn at t ≥ STILL_MIN_T shows the module its first frame held (x_t from z[0]) and
+    is scored against the ε that leads to the moving clip; an unmasked clip, or ``still`` 0, is the plain loss."""
+    from types import SimpleNamespace
+
+    from einops import rearrange
+
+    seen = []
+
+    def unet(x, t, encoder_hidden_states):  # predicts ε = 0 and keeps what it was shown
+        seen.append(rearrange(x, "b c f h w -> b f c h w"))
+        return SimpleNamespace(sample=torch.zeros_like(x))
+
+    alphas = torch.linspace(0.999, 0.005, 1000)
+    first_t = lambda s: int(torch.randint(0, 1000, (1,), generator=torch.Generator().manual_seed(s)))  # noqa: E731
+    seed = next(s for s in range(100) if first_t(s) >= 700)
+    z = torch.randn(1, 4, 2, 3, 3, generator=torch.Generator().manual_seed(1))
+    states = torch.zeros(1, 77, 8)
+    loss = {}
+    for name, still, mask in (("plain", 0.0, True), ("still", 1.0, True), ("unmasked", 1.0, False)):
+        seen.clear()
+        gen = torch.Generator().manual_seed(seed)
+        loss[name] = tm.motion_loss(unet, z, states, gen, alphas, track_mask=torch.tensor([mask]), still=still)
+        gen = torch.Generator().manual_seed(seed)
+        t, eps = torch.randint(0, 1000, (1,), generator=gen), torch.randn(z.shape, generator=gen)
+        a = alphas[t]
+        signal = z[:, :1].expand_as(z) if name == "still" else z
+        assert torch.allclose(seen[0], a.sqrt() * signal + (1 - a).sqrt() * eps, atol=1e-6)
+        target = eps + (a / (1 - a)).sqrt() * (signal - z)
+        assert torch.allclose(loss[name], target.pow(2).mean(), atol=1e-6)
+    assert loss["unmasked"] == loss["plain"] and loss["still"] != loss["plain"]

@@ -236,6 +236,7 @@ class MotionTrainConfig:
     contrast: float = 0.0
     track: float = 0.0
     separate: float = 0.0
+    still: float = 0.0
     init: str = ""
     spread: float = 1.0
     steps: int = 6000
@@ -251,6 +252,7 @@ class MotionTrainConfig:
             "spread": 1.0,
             "track": 0.0,
             "separate": 0.0,
+            "still": 0.0,
         }
         return {
             k: v
@@ -306,7 +308,17 @@ class MotionTrainer:
             z, caps = draw_batch(pool, cfg.batch, self.scaling, gen)
             states, other = encode_text(parts.text_encoder, parts.tokenizer, caps), None
         loss = motion_loss(
-            parts.unet, z, states, gen, parts.alphas_cumprod, cfg.snr_cap, other, cfg.contrast, cfg.track, tracked(caps)
+            parts.unet,
+            z,
+            states,
+            gen,
+            parts.alphas_cumprod,
+            cfg.snr_cap,
+            other,
+            cfg.contrast,
+            cfg.track,
+            tracked(caps),
+            cfg.still,
         )
         if cfg.separate > 0:
             loss = loss + self.separation(caps, states, other)

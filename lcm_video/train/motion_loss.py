@@ -11,6 +11,7 @@ from einops import rearrange
 
 CONTRAST_MIN_T = 500  # ``--contrast`` scores clips from this t up: below it the noisy frames show their own motion
 CONTRAST_MARGIN = 0.05  # … and wants the clip's loss under its caption 5 % (in log) below that under its reverse
+STILL_MIN_T = 600  # ``--still`` holds a moving clip's first frame in its noisy input from this t up
 
 
 def add_noise(z: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
@@ -80,6 +81,7 @@ def motion_loss(
     contrast: float = 0.0,
     track: float = 0.0,
     track_mask: torch.Tensor | None = None,
+    still: float = 0.0,
 ) -> torch.Tensor:
     """The epsilon-prediction loss (mean squared error, weighted per clip by ``loss_weights``) of clips z float
     (b, f, c, h, w) under text states (b, 77, d): t ~ U{0 … 999} per clip, ε ~ N(0, 1) per element, both from
@@ -100,12 +102,27 @@ def motion_loss(
     √ᾱ ≈ 0.07 of the clip, and over 16 frames that shows its motion: measured at step 1000 of a 64 px run, the
     predicted x₀ moved the clip's way in 12 of 12 clips at t = 850 whether the caption or its reverse was given (the
     noise schedule's signal leak, Lin et al. 2023). So the ε loss never needs the words, and from pure noise the
-    module picks a way from the noise. With no clip signal in its input, this term can only be met through them."""
+    module picks a way from the noise. With no clip signal in its input, this term can only be met through them.
+
+    ``still`` > 0 with ``track_mask``: each masked clip drawn at t ≥ STILL_MIN_T has, with probability ``still``, its
+    first frame held in its noisy input, x_t = √ᾱ·z[0] + √(1−ᾱ)·ε, while the target stays the moving clip (the ε that
+    takes x_t to it, ε + √(ᾱ/(1−ᾱ))·(z[0] − z)). Why: what leaks of a clip into x_t shows its motion, so the ε loss is
+    met by copying the motion in; a sampler's x_t at those t holds only the little motion its first step drew. A held
+    frame shows where the object is but not where it goes: only the caption says that."""
     b = z.shape[0]
     t = torch.randint(0, len(alphas_cumprod), (b,), generator=gen)
     eps = torch.randn(z.shape, generator=gen)
-    x_t = add_noise(z, eps.to(z.device), t.to(z.device), alphas_cumprod)
-    err = (predict_eps(unet, x_t, t.to(z.device), states) - eps.to(z.device)).pow(2).mean(dim=(1, 2, 3, 4))
+    signal = z
+    if still > 0 and track_mask is not None:  # drawn only then: the recipes without it keep their random streams
+        hold = torch.rand(b, generator=gen) < still
+        held = (hold & track_mask & (t >= STILL_MIN_T)).to(z.device)
+        signal = torch.where(held.view(-1, 1, 1, 1, 1), z[:, :1].expand_as(z), z)
+    x_t = add_noise(signal, eps.to(z.device), t.to(z.device), alphas_cumprod)
+    target = eps.to(z.device)
+    if signal is not z:
+        a = alphas_cumprod.to(z.device)[t.to(z.device)].view(-1, 1, 1, 1, 1)
+        target = target + (a / (1 - a)).sqrt() * (signal - z)
+    err = (predict_eps(unet, x_t, t.to(z.device), states) - target).pow(2).mean(dim=(1, 2, 3, 4))
     loss = (err * loss_weights(t, alphas_cumprod.cpu(), snr_cap).to(err)).mean()
     if track > 0 and track_mask is not None:
         pick = track_mask.nonzero().flatten().to(z.device)
@@ -122,7 +139,7 @@ def motion_loss(
         pick = (differs & (t.to(differs.device) >= CONTRAST_MIN_T)).nonzero().flatten()
         if len(pick):
             other = predict_eps(unet, x_t[pick], t[pick].to(z.device), opposite[pick])
-            err_other = (other - eps.to(z.device)[pick]).pow(2).mean(dim=(1, 2, 3, 4))
+            err_other = (other - target[pick]).pow(2).mean(dim=(1, 2, 3, 4))
             hinge = F.relu(err[pick].log() - err_other.log() + CONTRAST_MARGIN)
             loss = loss + contrast * hinge.sum() / b
     return loss

@@ -9,10 +9,11 @@ a smooth texture 3 px a frame), restyled into "a blue square on a white/textured
 strength 0.6 and 1.0, per seed, with and without ``--control canny`` (``--controlnet``: a folder to use instead of
 the shipped toy ControlNet). Per render:
 
-- ``iou_min`` / ``iou_mean``: per-frame IoU of the output's blue region with the source's red square;
+- ``iou_min`` / ``iou_mean``: per-frame IoU of the output's object (on white: what is not the background, whatever its
+  colour; on the texture: its blue region) with the source's red square; ``colour_iou_*``: of its blue region alone;
 - ``adherence``: the share of frames whose main object is a blue square (``toy.judge.classify``; the square clip,
   on its white background);
-- ``lag``: the mean over frames of the source square's centroid x minus the output's blue region's (px; positive:
+- ``lag``: the mean over frames of the source square's centroid x minus the output object's (px; positive:
   the restyle trails the motion);
 - ``edge_f1`` (``lcm-video eval``) and, on the crossing, warp error under DIS and Farneback (``lcm_video.metrics``),
   with the same clip's ``--warp none`` render without control as the reference ratio.
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Rows
-from lcm_video.toy.judge import classify, nearest_mask, square_clip
+from lcm_video.toy.judge import classify, nearest_mask, object_mask, square_clip
 
 COLOUR = "blue"
 
@@ -51,13 +52,24 @@ def centroid_x(mask: np.ndarray) -> float:
     return float(xs.mean()) if len(xs) else float("nan")
 
 
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float (f,): per-frame IoU of bool (f, h, w) masks."""
+    return (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
+
+
 def measure(src: np.ndarray, got: np.ndarray, background: str) -> dict[str, float]:
-    a, b = nearest_mask(src, "red"), nearest_mask(got, COLOUR)
-    ious = (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
+    """On a plain background the restyled object is what is not the background (``object_mask``, whatever its
+    colour: a square drawn teal-blue is still where the source's was); ``colour_iou_*`` take the asked colour's region
+    alone. On a texture only the colour's region can be told from the background."""
+    a, colour = nearest_mask(src, "red"), nearest_mask(got, COLOUR)
+    b = colour if background == "textured" else object_mask(got)
+    ious, cious = iou(a, b), iou(a, colour)
     lags = [centroid_x(x) - centroid_x(y) for x, y in zip(a, b, strict=True)]
     row = {
         "iou_min": float(ious.min()),
         "iou_mean": float(ious.mean()),
+        "colour_iou_min": float(cious.min()),
+        "colour_iou_mean": float(cious.mean()),
         "lag": float(np.nanmean(lags)),
     }
     if background != "textured":
@@ -176,10 +188,11 @@ def summary(rows) -> list[dict]:
             if (r["clip"], r["strength"], r["control"], r.get("warp", "")) == (clip, strength, guided, warp)
         ]
         out = {"summary": clip, "strength": strength, "control": guided, "warp": warp or "default", "n": len(part)}
-        for k in ("iou_min", "iou_mean", "adherence", "lag", "edge_f1", "warp_dis", "warp_farneback"):
+        keys = ("iou_min", "iou_mean", "colour_iou_min", "colour_iou_mean", "adherence", "lag", "edge_f1")
+        for k in (*keys, "warp_dis", "warp_farneback"):
             vals = [r[k] for r in part if k in r and r[k] is not None]
             if vals:
-                out[k] = round(float(min(vals) if k == "iou_min" else np.mean(vals)), 4)
+                out[k] = round(float(min(vals) if k.endswith("iou_min") else np.mean(vals)), 4)
         out_rows.append(out)
     return out_rows
 

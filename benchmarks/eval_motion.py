@@ -41,7 +41,7 @@ import numpy as np
 
 from lcm_video.toy import video as tv
 from lcm_video.toy import world
-from lcm_video.toy.judge import classify
+from lcm_video.toy.judge import classify, object_mask
 
 KINDS = [*tv.DIRECTIONS, "still", "grow", "shrink"]
 
@@ -79,15 +79,14 @@ def measure_clip(frames: np.ndarray, spec: tv.ClipSpec, classify) -> dict:
     names = list(world.COLOURS)
     s = spec.scene
     nearest = palette_index(frames)
+    objects = object_mask(frames)  # what is not the background as drawn, whatever its colour
     adhere, centres, areas, single = [], [], [], []
     for k in range(f):
         got = classify(frames[k], s.background)
         border = np.concatenate([nearest[k, 0], nearest[k, -1], nearest[k, :, 0], nearest[k, :, -1]])
         drawn_bg = np.bincount(border, minlength=len(names)).argmax()
         adhere.append(got == (s.colour, s.shape) and bool(drawn_bg == names.index(s.background)))
-        # the object: what is not the background as drawn (the border's colour), whatever its colour; a shape drawn
-        # between two palette colours (the student's golden yellow) would split into both, its centroid jumping
-        n, labels, stats, cents = cv2.connectedComponentsWithStats((nearest[k] != drawn_bg).astype(np.uint8), 4)
+        n, labels, stats, cents = cv2.connectedComponentsWithStats(objects[k].astype(np.uint8), 4)
         big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.005 * h * w]
         single.append(len(big) == 1)
         if big:

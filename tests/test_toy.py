@@ -105,6 +105,21 @@ def test_toy_restyles_a_moving_square_where_it_is(tmp_path, fast):
     assert got["video_iou_min"] >= 0.7, got
 
 
+def test_the_object_mask_is_what_is_not_the_drawn_background_whatever_its_colour():
+    """A square drawn half yellow, half orange (as the toy student draws its golden yellow) on a background drawn
+    off-white: the object is the whole square, where the yellow region is half of it."""
+    from lcm_video.toy.judge import nearest_mask, object_mask
+    from lcm_video.toy.world import COLOURS
+
+    frame = np.full((1, 32, 32, 3), (235, 225, 240), np.uint8)  # a pale lavender: nearest to white
+    frame[0, 8:24, 8:16] = COLOURS["yellow"]
+    frame[0, 8:24, 16:24] = COLOURS["orange"]
+    square = np.zeros((1, 32, 32), bool)
+    square[0, 8:24, 8:24] = True
+    assert np.array_equal(object_mask(frame), square)
+    assert nearest_mask(frame, "yellow").sum() == square.sum() // 2
+
+
 def _object_track(frames: np.ndarray, background: str) -> tuple[np.ndarray, list[int]]:
     """The centroid (x, y) of the non-background pixels of each uint8 (f, h, w, 3) frame, float (f, 2), and each
     frame's count of connected regions of them larger than 0.5 % of the frame."""

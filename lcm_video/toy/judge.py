@@ -79,6 +79,17 @@ def nearest_mask(frames: np.ndarray, colour: str) -> np.ndarray:
     return _nearest(frames) == list(world.COLOURS).index(colour)
 
 
+def object_mask(frames: np.ndarray) -> np.ndarray:
+    """bool (f, h, w) of uint8 (f, h, w, 3) ``frames`` on plain backgrounds: the pixels whose nearest palette colour is
+    not the background's as drawn (each frame's border's most common one), whatever the object's own colour. Why: a
+    model draws an object between two palette colours (the toy student's golden yellow, a restyle's teal blue) and one
+    colour's region then splits and wanders while the object, looked at, holds its place."""
+    nearest = _nearest(frames)
+    border = np.concatenate([nearest[:, 0], nearest[:, -1], nearest[:, :, 0], nearest[:, :, -1]], axis=1)  # (f, n)
+    drawn = np.array([np.bincount(b, minlength=len(world.COLOURS)).argmax() for b in border])
+    return nearest != drawn[:, None, None]
+
+
 def square_clip(frames: int = 24, size: int = 64) -> np.ndarray:
     """uint8 (frames, size, size, 3): a red square about half the side wide, moving right over white by 1/64 of the
     side a frame (1 px at 64 px)."""

@@ -5,6 +5,7 @@ prompt typed mid-run; a stopped source; and the bad inputs, each one line with n
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import socket
@@ -366,6 +367,7 @@ def test_the_command_line_with_typed_lines_and_ctrl_c(clip, tmp_path):
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # a hang below is dumped, every thread, by SIGABRT
     )
     said: list[str] = []
     listen = threading.Thread(target=lambda: said.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)
@@ -377,8 +379,15 @@ def test_the_command_line_with_typed_lines_and_ctrl_c(clip, tmp_path):
         while "frames" not in "".join(said) and time.monotonic() < deadline:  # the live line: frames come out
             time.sleep(0.2)
         time.sleep(1.0)
+        sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=10)
+            listen.join(timeout=5)
+            pytest.fail(f"live did not stop {time.monotonic() - sent:.0f} s after Ctrl-C; its stderr:\n{''.join(said)}")
         listen.join(timeout=5)
         err = "".join(said)
     finally:

@@ -16,6 +16,7 @@ from ..errors import UserError
 from .sources import Captured, Source
 
 POLL = 0.1  # seconds between checks of a stop (Ctrl-C reaches the main thread between waits)
+STOP_WAIT = 10.0  # seconds ``stop`` waits for the reader thread to end
 
 
 class FrameFeed:
@@ -64,10 +65,12 @@ class FrameFeed:
             return item
 
     def stop(self) -> None:
+        """Stop the reader and wait for it (it ends at its next frame, or a stalled stream at its time-out: a
+        second; a busy machine can take longer), so no read is under way when the run and the process end."""
         self.source.close()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=2.0)
+        self._thread.join(timeout=STOP_WAIT)
 
 
 CONTROL_KEYS = ("prompt", "strength", "seed")

@@ -4,6 +4,7 @@ fails in a line, and yields uint8 (h, w, 3) frames at the output size with their
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
@@ -259,20 +260,33 @@ class StreamSource(Source):
             raise UserError(f"reading {self.name!r} failed: {_reason(exc)}") from None
 
     def frames(self) -> Iterator[Captured]:
-        frame, t, n = self.first, time.perf_counter(), 0
-        while frame is not None and not self.closed:
-            if (frame.width, frame.height) != self.coded:
-                raise UserError(
-                    f"{self.name!r} changed its frame size mid-stream ({self.coded[0]}x{self.coded[1]} to "
-                    f"{frame.width}x{frame.height}); restart live with the new size"
-                )
-            rgb = frame.to_ndarray(format="rgb24", width=self.cover[0], height=self.cover[1])
-            yield cover_crop(rgb, self.cover, self.size), t, n
-            frame = next(self._decoded, None)
-            t, n = time.perf_counter(), n + 1
+        self._reading = True
+        try:
+            frame, t, n = self.first, time.perf_counter(), 0
+            while frame is not None and not self.closed:
+                if (frame.width, frame.height) != self.coded:
+                    raise UserError(
+                        f"{self.name!r} changed its frame size mid-stream ({self.coded[0]}x{self.coded[1]} to "
+                        f"{frame.width}x{frame.height}); restart live with the new size"
+                    )
+                rgb = frame.to_ndarray(format="rgb24", width=self.cover[0], height=self.cover[1])
+                yield cover_crop(rgb, self.cover, self.size), t, n
+                frame = next(self._decoded, None)
+                t, n = time.perf_counter(), n + 1
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Close the container, from the thread that reads it once its reading has ended. Why: left to garbage
+        collection at exit, it was closed while the reader thread (a daemon) could still be inside a read of it, and
+        a live run stopped by Ctrl-C under load then sometimes never exited."""
+        with contextlib.suppress(self.av.error.FFmpegError, OSError):
+            self.container.close()
 
     def close(self) -> None:
         super().close()
+        if not getattr(self, "_reading", False):  # nothing reads it: close it here
+            self._release()
         if self.child is not None and self.child.poll() is None:
             self.child.kill()
             self.child.wait()

@@ -77,6 +77,21 @@ def float32_by_default():
         yield
 
 
+@pytest.fixture(autouse=True)
+def sigint_as_it_was(request):
+    """A test that leaves this process's SIGINT handler changed gets it back after it (said on stderr). Why: a
+    library that sets it to SIG_IGN in-process made every later child process start with Ctrl-C ignored (a child
+    inherits an ignored signal through exec), and the live Ctrl-C test then failed in whichever worker ran after it."""
+    import signal
+    import sys
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    if signal.getsignal(signal.SIGINT) is not before:
+        print(f"{request.node.nodeid} left SIGINT at {signal.getsignal(signal.SIGINT)}; restored", file=sys.stderr)
+        signal.signal(signal.SIGINT, before)
+
+
 STYLE = "<style image>"
 """Stands for the ``style_image`` fixture's path in a test's parametrisation (parameters are made before fixtures)."""
 

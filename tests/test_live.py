@@ -368,6 +368,9 @@ def test_the_command_line_with_typed_lines_and_ctrl_c(clip, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # a hang below is dumped, every thread, by SIGABRT
+        # Ctrl-C as a terminal's: a child inherits an ignored SIGINT through exec, and the test's worker may have had
+        # it ignored by a library (where this test hung in CI, the child went on rendering 30 s after the signal)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     said: list[str] = []
     listen = threading.Thread(target=lambda: said.extend(iter(lambda: proc.stderr.read(1), "")), daemon=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import Rows
-from lcm_video.toy.judge import classify, nearest_mask, object_mask, square_clip
+from lcm_video.toy.judge import classify, mask_iou, nearest_mask, object_mask, palette_index, square_clip
 
 COLOUR = "blue"
 
@@ -52,18 +52,13 @@ def centroid_x(mask: np.ndarray) -> float:
     return float(xs.mean()) if len(xs) else float("nan")
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """float (f,): per-frame IoU of bool (f, h, w) masks."""
-    return (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
-
-
 def measure(src: np.ndarray, got: np.ndarray, background: str) -> dict[str, float]:
     """On a plain background the restyled object is what is not the background (``object_mask``, whatever its
     colour: a square drawn teal-blue is still where the source's was); ``colour_iou_*`` take the asked colour's region
     alone. On a texture only the colour's region can be told from the background."""
     a, colour = nearest_mask(src, "red"), nearest_mask(got, COLOUR)
-    b = colour if background == "textured" else object_mask(got)
-    ious, cious = iou(a, b), iou(a, colour)
+    b = colour if background == "textured" else object_mask(palette_index(got))
+    ious, cious = mask_iou(a, b), mask_iou(a, colour)
     lags = [centroid_x(x) - centroid_x(y) for x, y in zip(a, b, strict=True)]
     row = {
         "iou_min": float(ious.min()),
@@ -161,7 +156,7 @@ def generate_rows(args) -> Rows:
                 vr = decord.VideoReader(str(out))
                 got = vr.get_batch(list(range(len(vr)))).asnumpy()
                 a, b = nearest_mask(src, "red"), nearest_mask(got, "yellow")
-                ious = (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
+                ious = mask_iou(a, b)
                 lag = float(np.nanmean([centroid_x(x) - centroid_x(y) for x, y in zip(a, b, strict=True)]))
                 rows.add({"case": "generate", "seed": seed, "control": guided, "iou_min": float(ious.min()),
                           "iou_mean": float(ious.mean()), "lag": lag,

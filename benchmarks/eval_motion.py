@@ -41,7 +41,7 @@ import numpy as np
 
 from lcm_video.toy import video as tv
 from lcm_video.toy import world
-from lcm_video.toy.judge import classify, object_mask
+from lcm_video.toy.judge import classify, drawn_background, object_mask, palette_index
 
 KINDS = [*tv.DIRECTIONS, "still", "grow", "shrink"]
 
@@ -64,13 +64,6 @@ def eval_prompts(n_kinds: int = len(KINDS), seed: int = 0) -> list[tuple[str, tv
     return out
 
 
-def palette_index(frames: np.ndarray) -> np.ndarray:
-    """int (f, h, w): each pixel's nearest toy palette colour (index into ``world.COLOURS``)."""
-    palette = np.array(list(world.COLOURS.values()), np.float32)
-    d = ((frames[..., None, :].astype(np.float32) - palette) ** 2).sum(-1)
-    return d.argmin(-1)
-
-
 def measure_clip(frames: np.ndarray, spec: tv.ClipSpec, classify) -> dict:
     """Figures of one generated clip: uint8 (f, h, w, 3) against what ``spec`` asked."""
     import cv2
@@ -79,13 +72,12 @@ def measure_clip(frames: np.ndarray, spec: tv.ClipSpec, classify) -> dict:
     names = list(world.COLOURS)
     s = spec.scene
     nearest = palette_index(frames)
-    objects = object_mask(frames)  # what is not the background as drawn, whatever its colour
+    drawn_ok = drawn_background(nearest) == names.index(s.background)
+    objects = object_mask(nearest)  # what is not the background as drawn, whatever its colour
     adhere, centres, areas, single = [], [], [], []
     for k in range(f):
         got = classify(frames[k], s.background)
-        border = np.concatenate([nearest[k, 0], nearest[k, -1], nearest[k, :, 0], nearest[k, :, -1]])
-        drawn_bg = np.bincount(border, minlength=len(names)).argmax()
-        adhere.append(got == (s.colour, s.shape) and bool(drawn_bg == names.index(s.background)))
+        adhere.append(got == (s.colour, s.shape) and bool(drawn_ok[k]))
         n, labels, stats, cents = cv2.connectedComponentsWithStats(objects[k].astype(np.uint8), 4)
         big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.005 * h * w]
         single.append(len(big) == 1)

@@ -57,7 +57,7 @@ def classify(img: np.ndarray, background: str) -> tuple[str | None, str | None]:
     import cv2
 
     names = list(world.COLOURS)
-    nearest = _nearest(img)
+    nearest = palette_index(img)
     bg = names.index(background)
     counts = np.bincount(nearest[nearest != bg].ravel(), minlength=len(names))
     if counts.sum() < 0.02 * img.shape[0] * img.shape[1]:
@@ -68,26 +68,35 @@ def classify(img: np.ndarray, background: str) -> tuple[str | None, str | None]:
     return names[colour], shape_of(labels == largest)
 
 
-def _nearest(pixels: np.ndarray) -> np.ndarray:
-    """The index into ``world.COLOURS`` of each uint8 (..., 3) pixel's nearest palette colour."""
+def palette_index(pixels: np.ndarray) -> np.ndarray:
+    """int (...): the index into ``world.COLOURS`` of each uint8 (..., 3) pixel's nearest palette colour."""
     palette = np.array(list(world.COLOURS.values()), np.float32)
     return ((pixels[..., None, :].astype(np.float32) - palette) ** 2).sum(-1).argmin(-1)
 
 
 def nearest_mask(frames: np.ndarray, colour: str) -> np.ndarray:
     """bool (f, h, w) of uint8 (f, h, w, 3) ``frames``: pixels whose nearest palette colour is ``colour``."""
-    return _nearest(frames) == list(world.COLOURS).index(colour)
+    return palette_index(frames) == list(world.COLOURS).index(colour)
 
 
-def object_mask(frames: np.ndarray) -> np.ndarray:
-    """bool (f, h, w) of uint8 (f, h, w, 3) ``frames`` on plain backgrounds: the pixels whose nearest palette colour is
-    not the background's as drawn (each frame's border's most common one), whatever the object's own colour. Why: a
-    model draws an object between two palette colours (the toy student's golden yellow, a restyle's teal blue) and one
-    colour's region then splits and wanders while the object, looked at, holds its place."""
-    nearest = _nearest(frames)
+def drawn_background(nearest: np.ndarray) -> np.ndarray:
+    """int (f,): each frame's background as drawn, the most common palette colour on its border, of palette indices
+    int (f, h, w) (``palette_index``)."""
     border = np.concatenate([nearest[:, 0], nearest[:, -1], nearest[:, :, 0], nearest[:, :, -1]], axis=1)  # (f, n)
-    drawn = np.array([np.bincount(b, minlength=len(world.COLOURS)).argmax() for b in border])
-    return nearest != drawn[:, None, None]
+    return np.array([np.bincount(b, minlength=len(world.COLOURS)).argmax() for b in border])
+
+
+def object_mask(nearest: np.ndarray) -> np.ndarray:
+    """bool (f, h, w) of palette indices int (f, h, w) (``palette_index`` of frames on plain backgrounds): the pixels
+    not of the background's colour as drawn (``drawn_background``), whatever the object's own colour. Why: a model
+    draws an object between two palette colours (the toy student's golden yellow, a restyle's teal blue) and one
+    colour's region then splits and wanders while the object, looked at, holds its place."""
+    return nearest != drawn_background(nearest)[:, None, None]
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """float (f,): per-frame IoU of bool (f, h, w) masks (0 where both are empty)."""
+    return (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
 
 
 def square_clip(frames: int = 24, size: int = 64) -> np.ndarray:
@@ -101,8 +110,7 @@ def square_clip(frames: int = 24, size: int = 64) -> np.ndarray:
 def square_iou(src: np.ndarray, got: np.ndarray, colour: str = "blue") -> dict[str, float]:
     """Per-frame IoU of ``got``'s ``colour`` region with ``src``'s red square (both uint8 (f, h, w, 3)): its minimum
     and mean over the frames."""
-    a, b = nearest_mask(src, "red"), nearest_mask(got, colour)
-    ious = (a & b).sum((1, 2)) / np.maximum(1, (a | b).sum((1, 2)))
+    ious = mask_iou(nearest_mask(src, "red"), nearest_mask(got, colour))
     return {"video_iou_min": float(ious.min()), "video_iou_mean": float(ious.mean())}
 
 
